@@ -1,0 +1,521 @@
+//! Content-addressed audio artifacts under `<data dir>/artifacts/`.
+//!
+//! Every stored file is named by the SHA-256 of its bytes
+//! (`artifacts/sha256/<hex>`), and also indexed by the hash of its decoded PCM
+//! (`artifacts/pcm/<hex>` holds the file hash), so the same audio re-wrapped in
+//! another container or encoding is still recognised. Inputs are decoded and
+//! validated before anything is written: an unreadable, empty, non-finite,
+//! over-long or oddly sampled file is refused with nothing stored.
+//!
+//! WAV is read and written with `hound`; FLAC, MP3 and Ogg Vorbis are decoded
+//! with `symphonia`.
+
+use crate::audio::Audio;
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+
+/// Longest accepted input, seconds.
+pub const DURATION_S_MAX: u64 = 20 * 60;
+/// Accepted sample rates, Hz.
+pub const SAMPLE_RATE_RANGE: std::ops::RangeInclusive<u32> = 8_000..=192_000;
+/// Most channels accepted.
+pub const CHANNELS_MAX: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("not decodable audio ({reason}); accepted: WAV (PCM or float), FLAC, MP3, Ogg Vorbis")]
+    Undecodable { reason: String },
+    #[error("the audio is empty (no samples)")]
+    Empty,
+    #[error("interleaved sample {index} is not finite (NaN or infinity)")]
+    NonFinite { index: usize },
+    #[error("the audio lasts more than {DURATION_S_MAX} s ({frames} frames at {sample_rate} Hz)")]
+    TooLong { frames: u64, sample_rate: u32 },
+    #[error("sample rate {0} Hz is outside the accepted 8000..=192000 Hz")]
+    SampleRate(u32),
+    #[error("{0} channels: accepted 1..={CHANNELS_MAX}")]
+    Channels(usize),
+    #[error("no artifact {0} in the store")]
+    NotFound(String),
+    #[error("artifact store I/O at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A stored audio artifact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Artifact {
+    /// `sha256:<hex>` of the file bytes.
+    pub file_hash: String,
+    /// `sha256:<hex>` of the decoded PCM, see [`pcm_hash`].
+    pub pcm_hash: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    /// Samples per channel.
+    pub frames: u64,
+    /// Where the bytes live in the store.
+    pub path: PathBuf,
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn file_hash(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// The hash that identifies audio independently of its container:
+/// `sha256:<hex>` of the byte string
+/// `sample_rate as u32 LE || channel count as u16 LE || samples`,
+/// where `samples` are the interleaved (frame-major) samples as IEEE-754 f32,
+/// little-endian. Integer PCM decodes to f32 as `x / 2^(bits - 1)` (so a 16-bit
+/// file and a float file holding the same values hash alike).
+pub fn pcm_hash(audio: &Audio) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(audio.sample_rate.to_le_bytes());
+    hasher.update((audio.channel_count() as u16).to_le_bytes());
+    for i in 0..audio.frames() {
+        for channel in &audio.channels {
+            hasher.update(channel[i].to_le_bytes());
+        }
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+/// Decodes and validates an audio file from disk.
+pub fn decode_file(path: &Path) -> Result<Audio, ArtifactError> {
+    let bytes = fs::read(path).map_err(|e| ArtifactError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    decode_bytes(&bytes, path.extension().and_then(|e| e.to_str()))
+}
+
+/// Decodes and validates audio bytes; `extension` is a format hint.
+pub fn decode_bytes(bytes: &[u8], extension: Option<&str>) -> Result<Audio, ArtifactError> {
+    let audio = if bytes.starts_with(b"RIFF") {
+        decode_wav(bytes)?
+    } else {
+        decode_with_symphonia(bytes, extension)?
+    };
+    validate(&audio)?;
+    Ok(audio)
+}
+
+fn check_header(
+    sample_rate: u32,
+    channels: usize,
+    frames: Option<u64>,
+) -> Result<(), ArtifactError> {
+    if !SAMPLE_RATE_RANGE.contains(&sample_rate) {
+        return Err(ArtifactError::SampleRate(sample_rate));
+    }
+    if channels == 0 || channels > CHANNELS_MAX {
+        return Err(ArtifactError::Channels(channels));
+    }
+    if let Some(frames) = frames {
+        if frames > DURATION_S_MAX * u64::from(sample_rate) {
+            return Err(ArtifactError::TooLong {
+                frames,
+                sample_rate,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn validate(audio: &Audio) -> Result<(), ArtifactError> {
+    check_header(
+        audio.sample_rate,
+        audio.channel_count(),
+        Some(audio.frames() as u64),
+    )?;
+    if audio.frames() == 0 {
+        return Err(ArtifactError::Empty);
+    }
+    for (c, channel) in audio.channels.iter().enumerate() {
+        if let Some(i) = channel.iter().position(|x| !x.is_finite()) {
+            return Err(ArtifactError::NonFinite {
+                index: i * audio.channel_count() + c,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn decode_wav(bytes: &[u8]) -> Result<Audio, ArtifactError> {
+    let undecodable = |e: hound::Error| ArtifactError::Undecodable {
+        reason: e.to_string(),
+    };
+    let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(undecodable)?;
+    let spec = reader.spec();
+    let channels = usize::from(spec.channels);
+    check_header(
+        spec.sample_rate,
+        channels,
+        Some(u64::from(reader.duration())),
+    )?;
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader
+            .into_samples::<f32>()
+            .collect::<Result<_, _>>()
+            .map_err(undecodable)?,
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            reader
+                .into_samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect::<Result<_, _>>()
+                .map_err(undecodable)?
+        }
+    };
+    Ok(Audio::from_interleaved(
+        spec.sample_rate,
+        channels,
+        &samples[..samples.len() - samples.len() % channels],
+    ))
+}
+
+fn decode_with_symphonia(bytes: &[u8], extension: Option<&str>) -> Result<Audio, ArtifactError> {
+    use symphonia::core::audio::SampleBuffer;
+    use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
+    use symphonia::core::errors::Error;
+    use symphonia::core::formats::FormatOptions;
+    use symphonia::core::io::MediaSourceStream;
+    use symphonia::core::meta::MetadataOptions;
+    use symphonia::core::probe::Hint;
+
+    let undecodable = |e: Error| ArtifactError::Undecodable {
+        reason: e.to_string(),
+    };
+    let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
+    let mut hint = Hint::new();
+    if let Some(extension) = extension {
+        hint.with_extension(extension);
+    }
+    let probed = symphonia::default::get_probe()
+        .format(
+            &hint,
+            stream,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .map_err(undecodable)?;
+    let mut format = probed.format;
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| ArtifactError::Undecodable {
+            reason: "no audio track".into(),
+        })?;
+    let track_id = track.id;
+    let sample_rate = track
+        .codec_params
+        .sample_rate
+        .ok_or_else(|| ArtifactError::Undecodable {
+            reason: "unknown sample rate".into(),
+        })?;
+    let channels = track.codec_params.channels.map(|c| c.count()).unwrap_or(0);
+    check_header(sample_rate, channels.max(1), track.codec_params.n_frames)?;
+    let frames_max = DURATION_S_MAX * u64::from(sample_rate);
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(undecodable)?;
+    let mut samples: Vec<f32> = Vec::new();
+    let mut channel_count = channels;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            Err(Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(Error::ResetRequired) => break,
+            Err(e) => return Err(undecodable(e)),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        let decoded = decoder.decode(&packet).map_err(undecodable)?;
+        let spec = *decoded.spec();
+        channel_count = spec.channels.count();
+        let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
+        buffer.copy_interleaved_ref(decoded);
+        samples.extend_from_slice(buffer.samples());
+        let frames = (samples.len() / channel_count.max(1)) as u64;
+        if frames > frames_max {
+            return Err(ArtifactError::TooLong {
+                frames,
+                sample_rate,
+            });
+        }
+    }
+    check_header(sample_rate, channel_count, None)?;
+    if samples.is_empty() {
+        return Err(ArtifactError::Empty);
+    }
+    let usable = samples.len() - samples.len() % channel_count;
+    Ok(Audio::from_interleaved(
+        sample_rate,
+        channel_count,
+        &samples[..usable],
+    ))
+}
+
+/// `audio` as a 32-bit float WAV file (lossless for the kernels' f32 output).
+pub fn encode_wav(audio: &Audio) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: audio.channel_count() as u16,
+        sample_rate: audio.sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut cursor = Cursor::new(Vec::new());
+    {
+        let mut writer =
+            hound::WavWriter::new(&mut cursor, spec).expect("a WAV header fits in memory");
+        for sample in audio.interleaved() {
+            writer
+                .write_sample(sample)
+                .expect("writing to memory succeeds");
+        }
+        writer.finalize().expect("finalising in memory succeeds");
+    }
+    cursor.into_inner()
+}
+
+/// Writes `audio` to `path` as a 32-bit float WAV file.
+pub fn write_wav_file(path: &Path, audio: &Audio) -> Result<(), ArtifactError> {
+    let io = |source| ArtifactError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = fs::File::create(path).map_err(io)?;
+    file.write_all(&encode_wav(audio)).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+/// The store in one data directory.
+#[derive(Clone, Debug)]
+pub struct ArtifactStore {
+    root: PathBuf,
+}
+
+fn hex_of(hash: &str) -> Option<&str> {
+    let hex = hash.strip_prefix("sha256:")?;
+    (hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(hex)
+}
+
+impl ArtifactStore {
+    /// Opens the store in `data_dir`, creating `artifacts/` on first use.
+    pub fn open(data_dir: &Path) -> Result<ArtifactStore, ArtifactError> {
+        let root = data_dir.join("artifacts");
+        for dir in [root.join("sha256"), root.join("pcm")] {
+            fs::create_dir_all(&dir).map_err(|source| ArtifactError::Io { path: dir, source })?;
+        }
+        Ok(ArtifactStore { root })
+    }
+
+    fn file_path(&self, hex: &str) -> PathBuf {
+        self.root.join("sha256").join(hex)
+    }
+
+    /// Writes `bytes` under `path` unless present, via a temporary file and a rename.
+    fn put(&self, path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
+        if path.exists() {
+            return Ok(());
+        }
+        let io = |source| ArtifactError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+        let mut file = fs::File::create(&temporary).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        fs::rename(&temporary, path).map_err(io)
+    }
+
+    fn store(&self, bytes: &[u8], audio: &Audio) -> Result<Artifact, ArtifactError> {
+        let file_hash = file_hash(bytes);
+        let pcm_hash = pcm_hash(audio);
+        let path = self.file_path(hex_of(&file_hash).expect("own hash"));
+        self.put(&path, bytes)?;
+        let index = self
+            .root
+            .join("pcm")
+            .join(hex_of(&pcm_hash).expect("own hash"));
+        self.put(&index, file_hash.as_bytes())?;
+        Ok(Artifact {
+            file_hash,
+            pcm_hash,
+            sample_rate: audio.sample_rate,
+            channels: audio.channel_count() as u16,
+            frames: audio.frames() as u64,
+            path,
+        })
+    }
+
+    /// Validates and stores an input file; nothing is written if it is refused.
+    pub fn ingest_file(&self, path: &Path) -> Result<Artifact, ArtifactError> {
+        let bytes = fs::read(path).map_err(|e| ArtifactError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let audio = decode_bytes(&bytes, path.extension().and_then(|e| e.to_str()))?;
+        self.store(&bytes, &audio)
+    }
+
+    /// Stores `audio` as a 32-bit float WAV.
+    pub fn write_wav(&self, audio: &Audio) -> Result<Artifact, ArtifactError> {
+        validate(audio)?;
+        self.store(&encode_wav(audio), audio)
+    }
+
+    /// Loads an artifact by its file hash or its PCM hash.
+    pub fn load(&self, hash: &str) -> Result<(Artifact, Audio), ArtifactError> {
+        let not_found = || ArtifactError::NotFound(hash.to_string());
+        let hex = hex_of(hash).ok_or_else(not_found)?;
+        let mut path = self.file_path(hex);
+        if !path.exists() {
+            let index = self.root.join("pcm").join(hex);
+            let target = fs::read_to_string(&index).map_err(|_| not_found())?;
+            path = self.file_path(hex_of(target.trim()).ok_or_else(not_found)?);
+        }
+        let bytes = fs::read(&path).map_err(|e| ArtifactError::Unreadable {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let audio = decode_bytes(&bytes, None)?;
+        let artifact = Artifact {
+            file_hash: file_hash(&bytes),
+            pcm_hash: pcm_hash(&audio),
+            sample_rate: audio.sample_rate,
+            channels: audio.channel_count() as u16,
+            frames: audio.frames() as u64,
+            path,
+        };
+        Ok((artifact, audio))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcm16_wav(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut cursor = Cursor::new(Vec::new());
+        let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
+        for &s in samples {
+            writer.write_sample(s).unwrap();
+        }
+        writer.finalize().unwrap();
+        cursor.into_inner()
+    }
+
+    fn stored_files(dir: &Path) -> usize {
+        fs::read_dir(dir.join("artifacts/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_rewrapped_file_keeps_its_pcm_hash_and_both_hashes_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(dir.path()).unwrap();
+        let samples: Vec<i16> = (0..2000).map(|i| ((i * 37) % 2000 - 1000) as i16).collect();
+        let input = dir.path().join("in.wav");
+        fs::write(&input, pcm16_wav(44_100, 2, &samples)).unwrap();
+        let first = store.ingest_file(&input).unwrap();
+        assert_eq!(
+            (first.sample_rate, first.channels, first.frames),
+            (44_100, 2, 1000)
+        );
+        assert_eq!(first.file_hash, file_hash(&fs::read(&input).unwrap()));
+
+        // The same PCM as a float WAV: new file hash, same PCM hash.
+        let (_, audio) = store.load(&first.file_hash).unwrap();
+        let second = store.write_wav(&audio).unwrap();
+        assert_ne!(first.file_hash, second.file_hash);
+        assert_eq!(first.pcm_hash, second.pcm_hash);
+        let (by_pcm, _) = store.load(&first.pcm_hash).unwrap();
+        assert_eq!(by_pcm.pcm_hash, first.pcm_hash);
+        assert!(matches!(
+            store.load("sha256:00"),
+            Err(ArtifactError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn the_pcm_hash_covers_rate_channels_and_samples() {
+        let a = Audio::new(44_100, vec![vec![0.5, -0.5]]);
+        let mut expected = Sha256::new();
+        expected.update(44_100u32.to_le_bytes());
+        expected.update(1u16.to_le_bytes());
+        expected.update(0.5f32.to_le_bytes());
+        expected.update((-0.5f32).to_le_bytes());
+        assert_eq!(
+            pcm_hash(&a),
+            format!("sha256:{}", hex::encode(expected.finalize()))
+        );
+        assert_ne!(
+            pcm_hash(&a),
+            pcm_hash(&Audio::new(48_000, vec![vec![0.5, -0.5]]))
+        );
+    }
+
+    #[test]
+    fn bad_inputs_are_refused_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(dir.path()).unwrap();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("garbage.wav", b"RIFF not really a wave file".to_vec()),
+            ("garbage.mp3", vec![0x42; 4096]),
+            ("empty.wav", pcm16_wav(44_100, 1, &[])),
+            ("slow.wav", pcm16_wav(4_000, 1, &[1, 2, 3])),
+            ("fast.wav", pcm16_wav(384_000, 1, &[1, 2, 3])),
+            (
+                "nan.wav",
+                encode_wav(&Audio::new(44_100, vec![vec![0.0, f32::NAN]])),
+            ),
+            (
+                "inf.wav",
+                encode_wav(&Audio::new(44_100, vec![vec![f32::INFINITY]])),
+            ),
+        ];
+        for (name, bytes) in cases {
+            let path = dir.path().join(name);
+            fs::write(&path, bytes).unwrap();
+            let error = store.ingest_file(&path).expect_err(name);
+            assert!(!error.to_string().is_empty());
+        }
+        assert!(matches!(
+            store.ingest_file(&dir.path().join("missing.wav")),
+            Err(ArtifactError::Unreadable { .. })
+        ));
+        assert_eq!(stored_files(dir.path()), 0);
+    }
+
+    #[test]
+    fn over_twenty_minutes_is_refused_from_the_header() {
+        // 8 kHz mono, 20 min + 1 s of 16-bit silence: 19.2 MB, refused before decoding.
+        let frames = (DURATION_S_MAX + 1) as usize * 8_000;
+        let bytes = pcm16_wav(8_000, 1, &vec![0; frames]);
+        assert!(matches!(
+            decode_bytes(&bytes, Some("wav")),
+            Err(ArtifactError::TooLong { .. })
+        ));
+    }
+}

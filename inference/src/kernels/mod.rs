@@ -1,0 +1,81 @@
+//! WGSL compute kernels, each in `NAME.wgsl` beside the Rust that dispatches
+//! it (`NAME.rs`), with a CPU twin that tests compare it against and that runs
+//! when no adapter exists.
+
+pub mod hpss;
+pub mod mix;
+pub mod phase_vocoder;
+pub mod resample;
+pub mod stft;
+pub mod yin;
+
+use crate::gpu::GpuError;
+use sha2::{Digest, Sha256};
+
+/// A kernel's WGSL text, compiled into the binary with `include_str!`.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelSource {
+    /// Stable name, also the pipeline cache key.
+    pub name: &'static str,
+    pub wgsl: &'static str,
+}
+
+impl KernelSource {
+    /// `sha256:<hex>` of the WGSL text, recorded in step events so a step
+    /// names the exact shader that produced it.
+    pub fn source_hash(&self) -> String {
+        format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(self.wgsl.as_bytes()))
+        )
+    }
+}
+
+/// Why a kernel could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+/// Signal-to-noise ratio in dB of `test` against `reference`:
+/// `10 log10(sum r^2 / sum (r - t)^2)`, infinite when they are identical.
+/// Lengths must match. This is how GPU and CPU outputs are compared.
+pub fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
+    assert_eq!(reference.len(), test.len(), "SNR needs equal lengths");
+    let (mut signal, mut noise) = (0.0f64, 0.0f64);
+    for (&r, &t) in reference.iter().zip(test) {
+        signal += f64::from(r) * f64::from(r);
+        noise += (f64::from(r) - f64::from(t)).powi(2);
+    }
+    if noise == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (signal / noise).log10()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_hash_is_sha256_of_the_wgsl_text() {
+        let kernel = KernelSource {
+            name: "t",
+            wgsl: "abc",
+        };
+        assert_eq!(
+            kernel.source_hash(),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn snr_is_infinite_for_equal_signals_and_20_db_for_a_tenth_error() {
+        assert_eq!(snr_db(&[1.0, -1.0], &[1.0, -1.0]), f64::INFINITY);
+        assert!((snr_db(&[1.0, 1.0], &[1.1, 0.9]) - 20.0).abs() < 1e-4);
+    }
+}

@@ -1,0 +1,21 @@
+//! ledgerline's server-side generation engine: real signal processing as WGSL
+//! compute kernels dispatched through wgpu, each with a CPU twin that tests
+//! compare it against and that runs when no GPU adapter exists.
+//!
+//! - [`gpu`]: the process-wide device, pipeline cache and buffer pool, and the
+//!   [`gpu::Engine`] a caller picks with [`gpu::Backend`].
+//! - [`kernels`]: one module per kernel (`stft`, `hpss`, ...), WGSL beside Rust.
+//! - [`audio`]: the planar PCM the kernels take and return.
+//! - [`artifacts`]: the content-addressed store of inputs and outputs.
+//! - [`attribution`]: energy shares as basis points summing to 10 000.
+//! - [`sample_catalog`]: synthesized multitrack songs for demos and tests.
+
+pub mod artifacts;
+pub mod attribution;
+pub mod audio;
+pub mod gpu;
+pub mod kernels;
+pub mod sample_catalog;
+
+pub use audio::Audio;
+pub use gpu::{Backend, Engine};

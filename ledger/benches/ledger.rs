@@ -1,0 +1,319 @@
+//! `scripts/bench ledger`: durable append throughput, proof latency and audit
+//! speed of the embedded store, each printed beside a baseline measured in
+//! the same run (plain SQLite inserts of the same leaf bytes, same
+//! durability, same group commit, no hashing).
+//!
+//! Options: `--events N` (size of the proof/verify log, default 1,000,000),
+//! `--seconds S` (duration of each throughput run, default 5).
+
+use ledger::store::sqlite::{SqliteConfig, SqliteStore};
+use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent};
+use rusqlite::{params, Connection};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+const WRITERS: usize = 64;
+
+struct Options {
+    events: u64,
+    seconds: f64,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        events: 1_000_000,
+        seconds: 5.0,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--events" => {
+                options.events = args[i + 1].parse().expect("--events N");
+                i += 1;
+            }
+            "--seconds" => {
+                options.seconds = args[i + 1].parse().expect("--seconds S");
+                i += 1;
+            }
+            _ => {} // cargo bench passes --bench
+        }
+        i += 1;
+    }
+    options
+}
+
+/// A realistic generation-step payload (about 400 bytes once canonical).
+fn payload(n: u64) -> serde_json::Value {
+    json!({
+        "job": format!("{:08x}-5b0a-4c8e-9d6e-2f1f3f1d8a10", n),
+        "op": "hpss",
+        "params": {"n_fft": 2048, "hop": 512, "kernel": 31, "power": 2, "margin": 1},
+        "inputs": [format!("sha256:{:064x}", n)],
+        "output": format!("sha256:{:064x}", n + 1),
+        "kernel": "sha256:5f1c3a0e0d0b4c4f8e0f0c5a3b7d9e1f2a3b4c5d6e7f8091a2b3c4d5e6f70812",
+        "backend": "cpu",
+        "adapter": null,
+        "duration_ms": 12
+    })
+}
+
+fn open_store(dir: &std::path::Path) -> Arc<SqliteStore> {
+    Arc::new(SqliteStore::open(SqliteConfig::new(dir, "bench.ledgerline.local/log")).unwrap())
+}
+
+/// Runs `writers` tasks appending single events (or batches) until time is up.
+async fn ledger_throughput(store: Arc<SqliteStore>, writers: usize, batch: usize, seconds: f64) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let (store, stop, count) = (store.clone(), stop.clone(), count.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let events = (0..batch).map(|i| NewEvent::new("generation.step", payload(n + i as u64))).collect();
+                    store
+                        .append(AppendRequest::new(format!("generation-{w}"), ExpectedVersion::Any, events))
+                        .await
+                        .unwrap();
+                    n += batch as u64;
+                    count.fetch_add(batch as u64, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The baseline: the same table layout and indexes, the same leaf bytes, WAL
+/// with synchronous=FULL, and the same group commit, but no hashing, no
+/// Merkle tree, no checkpoints.
+struct PlainSqlite {
+    sender: mpsc::Sender<(Vec<(String, Vec<u8>)>, oneshot::Sender<()>)>,
+}
+
+impl PlainSqlite {
+    fn open(path: &std::path::Path) -> PlainSqlite {
+        let mut conn = Connection::open(path).unwrap();
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).unwrap();
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL;
+             CREATE TABLE events (seq INTEGER PRIMARY KEY, id BLOB NOT NULL, stream TEXT NOT NULL,
+                                  version INTEGER NOT NULL, type TEXT NOT NULL, leaf BLOB NOT NULL);
+             CREATE UNIQUE INDEX events_by_id ON events (id);
+             CREATE UNIQUE INDEX events_by_stream ON events (stream, version);",
+        )
+        .unwrap();
+        let (sender, mut receiver) = mpsc::channel::<(Vec<(String, Vec<u8>)>, oneshot::Sender<()>)>(4096);
+        std::thread::spawn(move || {
+            let mut seq = 0i64;
+            let mut versions = std::collections::HashMap::<String, i64>::new();
+            while let Some(first) = receiver.blocking_recv() {
+                let mut batch = vec![first];
+                while let Ok(more) = receiver.try_recv() {
+                    batch.push(more);
+                }
+                let transaction = conn.transaction().unwrap();
+                {
+                    let mut insert = transaction
+                        .prepare_cached("INSERT INTO events (seq, id, stream, version, type, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                        .unwrap();
+                    for (rows, _) in &batch {
+                        for (stream, leaf) in rows {
+                            let version = versions.entry(stream.clone()).or_insert(0);
+                            insert
+                                .execute(params![seq, uuid::Uuid::new_v4().as_bytes().as_slice(), stream, *version, "generation.step", leaf])
+                                .unwrap();
+                            seq += 1;
+                            *version += 1;
+                        }
+                    }
+                }
+                transaction.commit().unwrap();
+                for (_, reply) in batch {
+                    let _ = reply.send(());
+                }
+            }
+        });
+        PlainSqlite { sender }
+    }
+
+    async fn insert(&self, rows: Vec<(String, Vec<u8>)>) {
+        let (reply, done) = oneshot::channel();
+        self.sender.send((rows, reply)).await.unwrap();
+        done.await.unwrap();
+    }
+}
+
+async fn baseline_throughput(plain: Arc<PlainSqlite>, leaves: Arc<Vec<Vec<u8>>>, writers: usize, batch: usize, seconds: f64) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let (plain, leaves, stop, count) = (plain.clone(), leaves.clone(), stop.clone(), count.clone());
+            tokio::spawn(async move {
+                let mut n = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let rows = (0..batch)
+                        .map(|i| (format!("generation-{w}"), leaves[(n + i) % leaves.len()].clone()))
+                        .collect();
+                    plain.insert(rows).await;
+                    n += batch;
+                    count.fetch_add(batch as u64, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "meets"
+    } else {
+        "MISSES"
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let options = options();
+    let scratch = tempfile::tempdir().unwrap();
+    println!(
+        "ledger bench: embedded SQLite (WAL, synchronous=FULL), {} cores, {} s per throughput run",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        options.seconds
+    );
+
+    // Throughput: ours, then the baseline on the same leaf bytes.
+    let store = open_store(&scratch.path().join("throughput"));
+    let rows: [(&str, usize, usize); 3] = [("1 writer", 1, 1), ("64 writers", WRITERS, 1), ("1 writer, batches of 100", 1, 100)];
+    let mut ours = Vec::new();
+    for (name, writers, batch) in rows {
+        let rate = ledger_throughput(store.clone(), writers, batch, options.seconds).await;
+        eprintln!("  measured ledger {name}: {rate:.0} events/s");
+        ours.push(rate);
+    }
+    let leaves: Arc<Vec<Vec<u8>>> = Arc::new(store.read_range(0, 20_000).await.unwrap().into_iter().map(|e| e.leaf).collect());
+    drop(store);
+    let plain = Arc::new(PlainSqlite::open(&scratch.path().join("plain.db")));
+    println!("{:<34} {:>14} {:>16} {:>7}", "durable appends", "ledger ev/s", "plain SQLite ev/s", "ratio");
+    for ((name, writers, batch), ours) in rows.iter().zip(&ours) {
+        let base = baseline_throughput(plain.clone(), leaves.clone(), *writers, *batch, options.seconds).await;
+        println!("{name:<34} {ours:>14.0} {base:>16.0} {:>7.2}", ours / base);
+        if *writers == WRITERS {
+            println!(
+                "  bar: >= 20,000 events/s with 64 writers: {}; >= 50% of baseline: {}",
+                verdict(*ours >= 20_000.0),
+                verdict(ours / base >= 0.5)
+            );
+        }
+    }
+
+    // A large log for proofs and the audit, filled in batches.
+    let big_dir = scratch.path().join("big");
+    let store = open_store(&big_dir);
+    let started = Instant::now();
+    let batch = 5_000u64;
+    let mut filled = 0;
+    while filled < options.events {
+        let take = batch.min(options.events - filled);
+        let events = (0..take).map(|i| NewEvent::new("generation.step", payload(filled + i))).collect();
+        store
+            .append(AppendRequest::new(format!("generation-{}", filled / batch % 1000), ExpectedVersion::Any, events))
+            .await
+            .unwrap();
+        filled += take;
+        if filled % 200_000 == 0 {
+            eprintln!("  filled {filled}/{} events", options.events);
+        }
+    }
+    let checkpoint = store.checkpoint_now().await.unwrap();
+    println!(
+        "filled a log of {} events in batches of {batch}: {:.0} events/s",
+        options.events,
+        options.events as f64 / started.elapsed().as_secs_f64()
+    );
+
+    let size = checkpoint.size;
+    let mut rng_state = 0x9e3779b97f4a7c15u64;
+    let mut next = move || {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        rng_state
+    };
+    let samples = 5_000;
+    let mut inclusion = Vec::with_capacity(samples);
+    let mut consistency = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let index = next() % size;
+        let started = Instant::now();
+        let proof = store.prove_inclusion(index, size).await.unwrap();
+        inclusion.push(started.elapsed());
+        assert_eq!(proof.root_hash, checkpoint.root);
+        let from = 1 + next() % (size - 1);
+        let started = Instant::now();
+        let proof = store.prove_consistency(from, size).await.unwrap();
+        consistency.push(started.elapsed());
+        assert_eq!(proof.to_root, checkpoint.root);
+    }
+    inclusion.sort_unstable();
+    consistency.sort_unstable();
+    // Baseline for proof reads: the plain point lookup of one event by seq.
+    let mut lookups = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let seq = next() % size;
+        let started = Instant::now();
+        store.read_range(seq, 1).await.unwrap();
+        lookups.push(started.elapsed());
+    }
+    lookups.sort_unstable();
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    println!("{:<34} {:>10} {:>10}", format!("proofs at {size} events (µs)"), "p50", "p99");
+    println!("{:<34} {:>10.0} {:>10.0}", "inclusion proof", micros(percentile(&inclusion, 0.5)), micros(percentile(&inclusion, 0.99)));
+    println!("{:<34} {:>10.0} {:>10.0}", "consistency proof", micros(percentile(&consistency, 0.5)), micros(percentile(&consistency, 0.99)));
+    println!("{:<34} {:>10.0} {:>10.0}", "baseline: read one event by seq", micros(percentile(&lookups, 0.5)), micros(percentile(&lookups, 0.99)));
+    println!("  bar: inclusion proof p99 <= 1 ms: {}", verdict(percentile(&inclusion, 0.99) <= Duration::from_millis(1)));
+
+    let verifier = store.verifier().clone();
+    let started = Instant::now();
+    let report = ledger::verify::audit(store.as_ref(), &verifier, &mut |_, _| {}).await.unwrap();
+    let verify_rate = report.events as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut read = 0u64;
+    loop {
+        let page = store.read_range(read, 16_384).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        read += page.len() as u64;
+    }
+    let read_rate = read as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "verify: {verify_rate:.0} events/s over {} events (baseline: reading them alone, {read_rate:.0} events/s, ratio {:.2})",
+        report.events,
+        verify_rate / read_rate
+    );
+    println!("  bar: verify >= 100,000 events/s: {}", verdict(verify_rate >= 100_000.0));
+}

@@ -1,0 +1,206 @@
+//! The `EventStore` trait: what every backend offers, and the types it speaks.
+//!
+//! A backend sequences appends into one gap-free global log (seq = Merkle leaf
+//! index), keeps the Merkle tree's complete-subtree hashes, signs checkpoints
+//! and serves proofs. Behaviour shared by all backends (envelope building,
+//! the Merkle frontier, checkpoint cadence, proofs) lives once in
+//! [`crate::store::sequencer`] and [`crate::merkle`]; a backend only persists.
+
+pub mod sequencer;
+pub mod sqlite;
+
+use crate::envelope::{EnvelopeError, NewEvent};
+use crate::merkle::{Hash, MerkleError};
+use async_trait::async_trait;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// The most events one append request may carry.
+pub const APPEND_EVENTS_MAX: usize = 10_000;
+
+/// Optimistic concurrency for one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream holds.
+    Any,
+    /// The stream must hold exactly this many events, so the first new event
+    /// gets this version (0 means "the stream must not exist yet").
+    Exact(u64),
+}
+
+/// Events to append to one stream, atomically.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
+impl AppendRequest {
+    pub fn new(stream: impl Into<String>, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        AppendRequest {
+            stream: stream.into(),
+            expected,
+            events,
+        }
+    }
+}
+
+/// Where one appended event landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Appended {
+    pub seq: u64,
+    pub version: u64,
+    #[serde(with = "crate::merkle::hex_hash")]
+    pub leaf_hash: Hash,
+}
+
+/// One event as stored: its exact leaf bytes and their hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub stream: String,
+    pub version: u64,
+    pub id: Uuid,
+    pub event_type: String,
+    pub leaf: Vec<u8>,
+    pub leaf_hash: Hash,
+}
+
+impl StoredEvent {
+    /// Decodes the envelope from the stored bytes.
+    pub fn envelope(&self) -> Result<crate::Envelope, EnvelopeError> {
+        crate::Envelope::from_leaf(&self.leaf)
+    }
+}
+
+/// A checkpoint as kept by the store: the signed note, byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub size: u64,
+    pub root: Hash,
+    /// The full C2SP signed note, exactly as signed.
+    pub note: String,
+}
+
+/// RFC 6962 inclusion proof of one leaf in a tree of `tree_size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InclusionProof {
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    #[serde(with = "crate::merkle::hex_hash")]
+    pub leaf_hash: Hash,
+    #[serde(with = "crate::merkle::hex_hash")]
+    pub root_hash: Hash,
+    #[serde(with = "crate::merkle::hex_hashes")]
+    pub proof: Vec<Hash>,
+}
+
+/// RFC 6962 consistency proof between two tree sizes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsistencyProof {
+    pub from_size: u64,
+    pub to_size: u64,
+    #[serde(with = "crate::merkle::hex_hash")]
+    pub from_root: Hash,
+    #[serde(with = "crate::merkle::hex_hash")]
+    pub to_root: Hash,
+    #[serde(with = "crate::merkle::hex_hashes")]
+    pub proof: Vec<Hash>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    BadEvent(#[from] EnvelopeError),
+    #[error("stream {stream:?} holds {actual} events, but the append expected {expected}: re-read the stream and retry")]
+    VersionConflict {
+        stream: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("event id {id} was already appended with different content (seq {seq}); use a new id for a new event")]
+    IdReused { id: Uuid, seq: u64 },
+    #[error("an append carries {count} events; the limit is {APPEND_EVENTS_MAX}")]
+    TooManyEvents { count: usize },
+    #[error("an append must carry at least one event")]
+    EmptyAppend,
+    #[error("the log holds {size} events; {what} is out of range")]
+    OutOfRange { what: String, size: u64 },
+    #[error("no checkpoint of size {0} is stored")]
+    NoCheckpoint(u64),
+    #[error(transparent)]
+    Merkle(#[from] MerkleError),
+    #[error("the store is closed")]
+    Closed,
+    #[error("the store was opened read-only")]
+    ReadOnly,
+    #[error("no ledgerline log exists in {0}; append an event or run `ledgerline demo` first")]
+    NoLog(String),
+    #[error("storage failed: {0}")]
+    Backend(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// True for errors caused by the request rather than the store: the CLI
+    /// maps these to exit code 2 and the API to 4xx.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            StoreError::BadEvent(_)
+                | StoreError::VersionConflict { .. }
+                | StoreError::IdReused { .. }
+                | StoreError::TooManyEvents { .. }
+                | StoreError::EmptyAppend
+                | StoreError::OutOfRange { .. }
+                | StoreError::NoCheckpoint(_)
+                | StoreError::NoLog(_)
+        )
+    }
+}
+
+/// An append-only, verifiable event log.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends each request's events to its stream, all requests or none.
+    /// Retrying with the same event ids returns the first result and writes
+    /// nothing.
+    async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<Vec<Appended>>, StoreError>;
+
+    /// Appends events to one stream atomically.
+    async fn append(&self, request: AppendRequest) -> Result<Vec<Appended>, StoreError> {
+        let mut results = self.append_all(vec![request]).await?;
+        Ok(results.pop().unwrap_or_default())
+    }
+
+    /// Number of events in the log (the current tree size).
+    async fn size(&self) -> Result<u64, StoreError>;
+    /// Events with `seq >= from`, in seq order, at most `limit`.
+    async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Events of one stream with `version >= from_version`, in order.
+    async fn read_stream(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    /// One event by id.
+    async fn read_event(&self, id: Uuid) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// The newest signed checkpoint, if any.
+    async fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError>;
+    /// The stored checkpoint of exactly this size.
+    async fn checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError>;
+    /// Every stored checkpoint, oldest first.
+    async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError>;
+    /// Signs a checkpoint covering every committed event now, rather than on
+    /// the next tick, and returns it.
+    async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError>;
+
+    /// Inclusion proof of leaf `index` in the tree of `size` leaves.
+    async fn prove_inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError>;
+    /// Consistency proof from tree size `from` to tree size `to`.
+    async fn prove_consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof, StoreError>;
+    /// The stored complete-subtree hashes at these `merkle::stored_hash_index` positions.
+    async fn read_stored_hashes(&self, indexes: Vec<u64>) -> Result<Vec<Hash>, StoreError>;
+    /// Every stored hash with `start <= index < end`, as (index, hash) in
+    /// index order; the audit compares them with what it recomputes.
+    async fn read_stored_hash_range(&self, start: u64, end: u64) -> Result<Vec<(u64, Hash)>, StoreError>;
+}

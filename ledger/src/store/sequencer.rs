@@ -1,0 +1,420 @@
+//! The single-writer sequencer that every backend shares.
+//!
+//! A backend hands the sequencer a group of client requests inside one open
+//! write transaction (group commit). The sequencer checks each client's
+//! requests against the log (expected versions, idempotent retries), assigns
+//! seq, version, time and prev, builds each canonical leaf, advances the
+//! in-memory Merkle frontier and returns what the backend must persist. Each
+//! client is all-or-nothing: a client whose request is refused leaves no
+//! trace, and the other clients of the group commit still go through.
+
+use crate::envelope::{
+    format_time, validate_data, validate_event_type, validate_stream_name, EnvelopeError,
+    LEAF_SIZE_BYTES_MAX,
+};
+use crate::merkle::{leaf_hash, Frontier, Hash};
+use crate::store::{AppendRequest, Appended, ExpectedVersion, StoreError, StoredEvent, APPEND_EVENTS_MAX};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// An event validated and canonicalized by the caller's task, so the single
+/// writer only splices it into the envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedEvent {
+    pub id: Uuid,
+    pub event_type: String,
+    pub schema: u32,
+    /// RFC 8785 bytes of the payload object.
+    pub data: Vec<u8>,
+}
+
+/// One stream's part of a client's append, validated.
+#[derive(Debug, Clone)]
+pub struct PreparedRequest {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<PreparedEvent>,
+}
+
+/// The fixed part of a leaf around the payload, at its longest: the limit on
+/// the payload leaves room for it.
+const ENVELOPE_OVERHEAD_BYTES_MAX: usize = 512;
+
+/// Validates and canonicalizes one client's requests. Runs on the caller's
+/// task, off the writer's critical path.
+pub fn prepare(requests: Vec<AppendRequest>) -> Result<Vec<PreparedRequest>, StoreError> {
+    let count: usize = requests.iter().map(|r| r.events.len()).sum();
+    if count == 0 || requests.iter().any(|r| r.events.is_empty()) {
+        return Err(StoreError::EmptyAppend);
+    }
+    if count > APPEND_EVENTS_MAX {
+        return Err(StoreError::TooManyEvents { count });
+    }
+    let mut seen_ids = std::collections::HashSet::with_capacity(count);
+    let mut seen_streams = std::collections::HashSet::with_capacity(requests.len());
+    requests
+        .into_iter()
+        .map(|request| {
+            validate_stream_name(&request.stream)?;
+            if !seen_streams.insert(request.stream.clone()) {
+                return Err(StoreError::BadEvent(EnvelopeError::BadLeaf(format!(
+                    "stream {:?} appears twice in one append; put its events in one request",
+                    request.stream
+                ))));
+            }
+            let events = request
+                .events
+                .into_iter()
+                .map(|event| {
+                    validate_event_type(&event.event_type)?;
+                    validate_data(&event.data)?;
+                    let data = serde_json_canonicalizer::to_vec(&event.data)
+                        .map_err(|e| EnvelopeError::BadLeaf(e.to_string()))?;
+                    let size_bytes = data.len() + ENVELOPE_OVERHEAD_BYTES_MAX + request.stream.len();
+                    if size_bytes > LEAF_SIZE_BYTES_MAX {
+                        return Err(EnvelopeError::TooLarge { size_bytes }.into());
+                    }
+                    let id = event.id.unwrap_or_else(Uuid::new_v4);
+                    if !seen_ids.insert(id) {
+                        return Err(StoreError::BadEvent(EnvelopeError::BadLeaf(format!(
+                            "event id {id} appears twice in one append"
+                        ))));
+                    }
+                    Ok(PreparedEvent {
+                        id,
+                        event_type: event.event_type,
+                        schema: event.schema,
+                        data,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(PreparedRequest {
+                stream: request.stream,
+                expected: request.expected,
+                events,
+            })
+        })
+        .collect()
+}
+
+/// Builds the canonical leaf. RFC 8785 orders members by their UTF-16 code
+/// units, which for these ASCII names is
+/// data, id, prev, schema, seq, stream, time, type, version. The stream and
+/// type alphabets, the UUID and the time need no escaping, and the integers
+/// are below 2^53, so splicing is exactly what a full canonicalizer would emit
+/// (a unit test holds the two side by side).
+pub fn assemble_leaf(
+    event: &PreparedEvent,
+    seq: u64,
+    stream: &str,
+    version: u64,
+    time: &str,
+    prev: Option<&Hash>,
+) -> Vec<u8> {
+    let mut leaf = Vec::with_capacity(event.data.len() + 256 + stream.len());
+    leaf.extend_from_slice(b"{\"data\":");
+    leaf.extend_from_slice(&event.data);
+    let mut tail = String::with_capacity(256);
+    let _ = write!(tail, ",\"id\":\"{}\",\"prev\":", event.id.hyphenated());
+    match prev {
+        Some(hash) => {
+            tail.push('"');
+            tail.push_str(&hex::encode(hash));
+            tail.push('"');
+        }
+        None => tail.push_str("null"),
+    }
+    let _ = write!(
+        tail,
+        ",\"schema\":{},\"seq\":{seq},\"stream\":\"{stream}\",\"time\":\"{time}\",\"type\":\"{}\",\"version\":{version}}}",
+        event.schema, event.event_type
+    );
+    leaf.extend_from_slice(tail.as_bytes());
+    leaf
+}
+
+/// What the sequencer needs to read inside the backend's write transaction.
+pub trait SequencerView {
+    /// The event with this id, if the log holds it.
+    fn event_by_id(&mut self, id: &Uuid) -> Result<Option<StoredEvent>, StoreError>;
+    /// The stream's last event as (version, leaf hash), if the stream exists.
+    fn stream_head(&mut self, stream: &str) -> Result<Option<(u64, Hash)>, StoreError>;
+}
+
+/// One client's answer: where each of its requests' events landed, or why it was refused.
+pub type ClientResult = Result<Vec<Vec<Appended>>, StoreError>;
+
+/// What one group commit must persist, and each client's answer.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub events: Vec<StoredEvent>,
+    /// New complete-subtree hashes as (stored hash index, hash), ascending.
+    pub hashes: Vec<(u64, Hash)>,
+    pub results: Vec<ClientResult>,
+}
+
+/// The writer's in-memory state: the Merkle frontier and the clock.
+#[derive(Debug, Clone)]
+pub struct Sequencer {
+    frontier: Frontier,
+    last_time: OffsetDateTime,
+}
+
+#[derive(Clone)]
+struct StreamHead {
+    next_version: u64,
+    last_hash: Option<Hash>,
+}
+
+impl Sequencer {
+    pub fn new(frontier: Frontier, last_time: OffsetDateTime) -> Self {
+        Sequencer { frontier, last_time }
+    }
+
+    pub fn frontier(&self) -> &Frontier {
+        &self.frontier
+    }
+
+    /// Sequences a group of clients' requests. The caller persists
+    /// `plan.events` and `plan.hashes` in the same transaction it read from,
+    /// and on any persistence failure discards this sequencer and reloads.
+    pub fn plan(
+        &mut self,
+        view: &mut dyn SequencerView,
+        clients: Vec<Vec<PreparedRequest>>,
+        now: OffsetDateTime,
+    ) -> Result<Plan, StoreError> {
+        // Times never go backwards along the log, even if the wall clock does.
+        self.last_time = self.last_time.max(now);
+        let time = format_time(self.last_time);
+        let mut plan = Plan::default();
+        let mut heads: HashMap<String, StreamHead> = HashMap::new();
+        // Events sequenced earlier in this group commit, by id, for retries
+        // that race their original.
+        let mut batch_ids: HashMap<Uuid, usize> = HashMap::new();
+        for requests in clients {
+            let result = self.plan_client(view, &requests, &time, &mut heads, &mut batch_ids, &mut plan)?;
+            plan.results.push(result);
+        }
+        Ok(plan)
+    }
+
+    /// Plans one client. Returns `Ok(Err(_))` when the client is refused (the
+    /// group goes on) and `Err(_)` when the store itself failed.
+    fn plan_client(
+        &mut self,
+        view: &mut dyn SequencerView,
+        requests: &[PreparedRequest],
+        time: &str,
+        heads: &mut HashMap<String, StreamHead>,
+        batch_ids: &mut HashMap<Uuid, usize>,
+        plan: &mut Plan,
+    ) -> Result<ClientResult, StoreError> {
+        match self.find_retry(view, requests, batch_ids, plan)? {
+            Retry::Original(results) => return Ok(Ok(results)),
+            Retry::Refused(error) => return Ok(Err(error)),
+            Retry::New => {}
+        }
+        // Check every stream before touching any state.
+        let mut staged: Vec<(String, StreamHead)> = Vec::with_capacity(requests.len());
+        for request in requests {
+            let head = match heads.get(&request.stream) {
+                Some(head) => head.clone(),
+                None => {
+                    let stored = view.stream_head(&request.stream)?;
+                    let head = StreamHead {
+                        next_version: stored.map_or(0, |(version, _)| version + 1),
+                        last_hash: stored.map(|(_, hash)| hash),
+                    };
+                    heads.insert(request.stream.clone(), head.clone());
+                    head
+                }
+            };
+            if let ExpectedVersion::Exact(expected) = request.expected {
+                if expected != head.next_version {
+                    return Ok(Err(StoreError::VersionConflict {
+                        stream: request.stream.clone(),
+                        expected,
+                        actual: head.next_version,
+                    }));
+                }
+            }
+            staged.push((request.stream.clone(), head));
+        }
+        let mut results = Vec::with_capacity(requests.len());
+        for (request, (stream, mut head)) in requests.iter().zip(staged) {
+            let mut appended = Vec::with_capacity(request.events.len());
+            for event in &request.events {
+                let seq = self.frontier.size();
+                let version = head.next_version;
+                let leaf = assemble_leaf(event, seq, &stream, version, time, head.last_hash.as_ref());
+                let hash = leaf_hash(&leaf);
+                self.frontier.append(hash, &mut plan.hashes);
+                batch_ids.insert(event.id, plan.events.len());
+                plan.events.push(StoredEvent {
+                    seq,
+                    stream: stream.clone(),
+                    version,
+                    id: event.id,
+                    event_type: event.event_type.clone(),
+                    leaf,
+                    leaf_hash: hash,
+                });
+                appended.push(Appended {
+                    seq,
+                    version,
+                    leaf_hash: hash,
+                });
+                head = StreamHead {
+                    next_version: version + 1,
+                    last_hash: Some(hash),
+                };
+            }
+            heads.insert(stream, head);
+            results.push(appended);
+        }
+        Ok(Ok(results))
+    }
+
+    /// Decides whether a client's request repeats an earlier append.
+    fn find_retry(
+        &self,
+        view: &mut dyn SequencerView,
+        requests: &[PreparedRequest],
+        batch_ids: &HashMap<Uuid, usize>,
+        plan: &Plan,
+    ) -> Result<Retry, StoreError> {
+        let mut found = Vec::new();
+        let mut missing = 0usize;
+        for request in requests {
+            for event in &request.events {
+                let existing = match batch_ids.get(&event.id) {
+                    Some(&index) => Some(plan.events[index].clone()),
+                    None => view.event_by_id(&event.id)?,
+                };
+                match existing {
+                    Some(stored) => found.push((request, event, stored)),
+                    None => missing += 1,
+                }
+            }
+        }
+        if found.is_empty() {
+            return Ok(Retry::New);
+        }
+        for (request, event, stored) in &found {
+            if missing > 0 || !same_event(request, event, stored) {
+                return Ok(Retry::Refused(StoreError::IdReused {
+                    id: event.id,
+                    seq: stored.seq,
+                }));
+            }
+        }
+        let mut results = Vec::with_capacity(requests.len());
+        let mut found = found.into_iter();
+        for request in requests {
+            let appended = found
+                .by_ref()
+                .take(request.events.len())
+                .map(|(_, _, stored)| Appended {
+                    seq: stored.seq,
+                    version: stored.version,
+                    leaf_hash: stored.leaf_hash,
+                })
+                .collect();
+            results.push(appended);
+        }
+        Ok(Retry::Original(results))
+    }
+}
+
+enum Retry {
+    New,
+    Original(Vec<Vec<Appended>>),
+    Refused(StoreError),
+}
+
+/// True when a stored event is what this request would have appended.
+fn same_event(request: &PreparedRequest, event: &PreparedEvent, stored: &StoredEvent) -> bool {
+    if stored.stream != request.stream || stored.event_type != event.event_type {
+        return false;
+    }
+    let Ok(envelope) = stored.envelope() else {
+        return false;
+    };
+    envelope.schema == event.schema
+        && serde_json_canonicalizer::to_vec(&envelope.data).is_ok_and(|data| data == event.data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{Envelope, NewEvent};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn spliced_leaf_equals_full_canonicalization() {
+        let prepared = prepare(vec![AppendRequest::new(
+            "catalog",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("catalog.party-registered", json!({"z": 1, "a": "é\u{1}", "m": [1.5, null]}))],
+        )])
+        .unwrap();
+        let event = &prepared[0].events[0];
+        let prev = [7u8; 32];
+        for prev in [None, Some(&prev)] {
+            let leaf = assemble_leaf(event, 12, "catalog", 3, "2026-11-26T09:00:00.000000Z", prev);
+            let envelope = Envelope::from_leaf(&leaf).unwrap();
+            assert_eq!(envelope.to_leaf().unwrap(), leaf);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn spliced_leaf_is_canonical_for_any_payload(
+            key in "[a-zA-Z\u{80}-\u{10ffff}]{0,8}",
+            text in any::<String>(),
+            number in -9_007_199_254_740_991i64..9_007_199_254_740_991i64,
+            float in -1e300f64..1e300,
+            seq in 0u64..(1 << 53),
+            version in 0u64..(1 << 53),
+        ) {
+            let data = json!({ key.clone(): [text, number, float], "n": {"b": true, "a": null} });
+            let prepared = prepare(vec![AppendRequest::new(
+                "s-1", ExpectedVersion::Any, vec![NewEvent::new("t.x", data)],
+            )]).unwrap();
+            let leaf = assemble_leaf(&prepared[0].events[0], seq, "s-1", version, "2026-01-01T00:00:00.000000Z", None);
+            let envelope = Envelope::from_leaf(&leaf).unwrap();
+            prop_assert_eq!(envelope.to_leaf().unwrap(), leaf);
+        }
+    }
+
+    #[test]
+    fn prepare_rejects_bad_requests() {
+        let event = || NewEvent::new("t", json!({}));
+        assert!(matches!(prepare(vec![]), Err(StoreError::EmptyAppend)));
+        assert!(matches!(
+            prepare(vec![AppendRequest::new("a b", ExpectedVersion::Any, vec![event()])]),
+            Err(StoreError::BadEvent(EnvelopeError::BadStreamName(_)))
+        ));
+        let id = Uuid::new_v4();
+        assert!(prepare(vec![AppendRequest::new(
+            "s",
+            ExpectedVersion::Any,
+            vec![event().with_id(id), event().with_id(id)]
+        )])
+        .is_err());
+        let many = (0..=APPEND_EVENTS_MAX).map(|_| event()).collect();
+        assert!(matches!(
+            prepare(vec![AppendRequest::new("s", ExpectedVersion::Any, many)]),
+            Err(StoreError::TooManyEvents { .. })
+        ));
+        let big = NewEvent::new("t", json!({"x": "y".repeat(LEAF_SIZE_BYTES_MAX)}));
+        assert!(matches!(
+            prepare(vec![AppendRequest::new("s", ExpectedVersion::Any, vec![big])]),
+            Err(StoreError::BadEvent(EnvelopeError::TooLarge { .. }))
+        ));
+    }
+}

@@ -1,0 +1,776 @@
+//! The embedded store: one SQLite file (WAL, `synchronous=FULL`) in the data
+//! directory, with one writer thread that drains every waiting append into
+//! one durable transaction (group commit), and a small pool of read
+//! connections that WAL lets run beside the writer.
+
+use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
+use crate::merkle::{self, Frontier, Hash, HashReader, MerkleError};
+use crate::store::sequencer::{self, ClientResult, PreparedRequest, Sequencer, SequencerView};
+use crate::store::{
+    AppendRequest, Appended, ConsistencyProof, EventStore, InclusionProof, SignedCheckpoint,
+    StoreError, StoredEvent,
+};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "ledger.db";
+/// The checkpoint signing key inside the data directory (Go note private key format, mode 0600).
+pub const KEY_FILE: &str = "checkpoint.key";
+/// The on-disk format this code writes; opening a newer one is refused.
+const FORMAT_VERSION: &str = "1";
+/// Appends waiting for the writer before callers are made to wait (backpressure).
+const WRITER_QUEUE_DEPTH: usize = 4096;
+/// The most events one group commit takes from the queue.
+const GROUP_COMMIT_EVENTS_MAX: usize = 20_000;
+/// Idle read connections kept open.
+const READERS_IDLE_MAX: usize = 16;
+
+/// How to open the embedded store.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    pub data_dir: PathBuf,
+    /// Checkpoint origin, also the signing key's name.
+    pub origin: String,
+    /// An operator-supplied signing key (Go note private key text); when
+    /// absent the key file in the data directory is used, created on first start.
+    pub signing_key: Option<String>,
+    /// At most one checkpoint per interval; a batch committed sooner is
+    /// covered by the checkpoint signed when the interval ends.
+    pub checkpoint_interval: Duration,
+}
+
+impl SqliteConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, origin: impl Into<String>) -> Self {
+        SqliteConfig {
+            data_dir: data_dir.into(),
+            origin: origin.into(),
+            signing_key: None,
+            checkpoint_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The embedded SQLite event store.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Option<mpsc::Sender<WriterMessage>>,
+    writer_thread: Option<JoinHandle<()>>,
+    readers: Arc<Readers>,
+    verifier: NoteVerifier,
+    verifier_key: String,
+}
+
+enum WriterMessage {
+    Append {
+        requests: Vec<PreparedRequest>,
+        reply: oneshot::Sender<ClientResult>,
+    },
+    CheckpointNow {
+        reply: oneshot::Sender<Result<SignedCheckpoint, StoreError>>,
+    },
+}
+
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        backend(error)
+    }
+}
+
+impl SqliteStore {
+    /// Opens the store in `config.data_dir`, creating the directory, the
+    /// database and the signing key on first use. Blocking.
+    pub fn open(config: SqliteConfig) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            backend(format!("cannot create data directory {}: {e}", config.data_dir.display()))
+        })?;
+        let signer = match &config.signing_key {
+            Some(text) => NoteSigner::from_private_key(text).map_err(backend)?,
+            None => NoteSigner::load_or_create(&config.data_dir.join(KEY_FILE), &config.origin)
+                .map_err(backend)?,
+        };
+        if signer.name() != config.origin {
+            return Err(backend(format!(
+                "the signing key is named {:?} but the log origin is {:?}; they must match",
+                signer.name(),
+                config.origin
+            )));
+        }
+        let path = config.data_dir.join(DATABASE_FILE);
+        let mut conn = open_connection(&path)?;
+        conn.execute_batch(schemas::SQLITE_DDL)?;
+        check_meta(&conn, &config.origin)?;
+
+        let size = tree_size(&conn)?;
+        let frontier = Frontier::load(size, &SqliteHashes(&conn))?;
+        let last_time = last_event_time(&conn)?.unwrap_or_else(OffsetDateTime::now_utc);
+        let mut writer = Writer {
+            sequencer: Sequencer::new(frontier, last_time),
+            latest: latest_checkpoint(&conn)?,
+            latest_at: Instant::now(),
+            signer,
+            origin: config.origin.clone(),
+            interval: config.checkpoint_interval,
+        };
+        // A log that was just created, or whose last batch committed before a
+        // crash could sign it, gets its checkpoint now.
+        if writer.latest.as_ref().map(|c| c.size) != Some(size) {
+            writer.sign_checkpoint(&mut conn)?;
+        }
+        let verifier = writer.signer.verifier();
+        let verifier_key = writer.signer.verifier_key();
+        let (sender, receiver) = mpsc::channel(WRITER_QUEUE_DEPTH);
+        let writer_thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(conn, receiver))
+            .map_err(backend)?;
+        Ok(SqliteStore {
+            readers: Arc::new(Readers {
+                path: path.clone(),
+                idle: Mutex::new(Vec::new()),
+            }),
+            path,
+            writer: Some(sender),
+            writer_thread: Some(writer_thread),
+            verifier,
+            verifier_key,
+        })
+    }
+
+    /// Opens an existing log for reading only: no writer, no signing, no
+    /// schema changes. The audit uses it, so that a damaged log can still be
+    /// examined and is never touched; so do the read commands, which may run
+    /// beside a server that owns the writer.
+    pub fn open_read_only(config: SqliteConfig) -> Result<SqliteStore, StoreError> {
+        let path = config.data_dir.join(DATABASE_FILE);
+        if !path.exists() {
+            return Err(StoreError::NoLog(config.data_dir.display().to_string()));
+        }
+        let key_path = config.data_dir.join(KEY_FILE);
+        let signer = match &config.signing_key {
+            Some(text) => NoteSigner::from_private_key(text).map_err(backend)?,
+            None if key_path.exists() => NoteSigner::load_or_create(&key_path, &config.origin).map_err(backend)?,
+            None => return Err(backend(format!("the checkpoint key {} is missing", key_path.display()))),
+        };
+        let readers = Arc::new(Readers {
+            path: path.clone(),
+            idle: Mutex::new(Vec::new()),
+        });
+        readers.with(|conn| {
+            let origin: Option<String> = conn
+                .query_row("SELECT value FROM ledger_meta WHERE key = 'origin'", [], |row| row.get(0))
+                .optional()?;
+            match origin {
+                Some(origin) if origin == config.origin => Ok(()),
+                Some(origin) => Err(backend(format!(
+                    "this log's origin is {origin:?}, not {:?}; pass --origin {origin:?}",
+                    config.origin
+                ))),
+                None => Err(StoreError::NoLog(config.data_dir.display().to_string())),
+            }
+        })?;
+        Ok(SqliteStore {
+            readers,
+            path,
+            writer: None,
+            writer_thread: None,
+            verifier: signer.verifier(),
+            verifier_key: signer.verifier_key(),
+        })
+    }
+
+    /// The SQLite database file, for read models kept in the same database.
+    pub fn database_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The checkpoint verifier of this log's own key.
+    pub fn verifier(&self) -> &NoteVerifier {
+        &self.verifier
+    }
+
+    /// The verifier key in Go note format, `name+hex8+base64(0x01||key)`.
+    pub fn verifier_key(&self) -> &str {
+        &self.verifier_key
+    }
+
+    /// Appends waiting in the writer's queue (for metrics).
+    pub fn queue_depth(&self) -> usize {
+        self.writer
+            .as_ref()
+            .map_or(0, |w| WRITER_QUEUE_DEPTH - w.capacity())
+    }
+
+    fn sender(&self) -> Result<&mpsc::Sender<WriterMessage>, StoreError> {
+        self.writer.as_ref().ok_or(StoreError::ReadOnly)
+    }
+
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(backend)?
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Closing the queue lets the writer finish what it holds and sign a
+    /// final checkpoint; waiting for it means no acknowledged append is left
+    /// unsigned by a clean exit.
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // WAL lets readers run beside the writer; FULL syncs the WAL on every
+    // commit, so an acknowledged append survives power loss.
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(backend(format!("{} refused WAL mode (got {mode})", path.display())));
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")?;
+    Ok(conn)
+}
+
+fn check_meta(conn: &Connection, origin: &str) -> Result<(), StoreError> {
+    let get = |key: &str| -> Result<Option<String>, StoreError> {
+        Ok(conn
+            .query_row("SELECT value FROM ledger_meta WHERE key = ?1", [key], |row| row.get(0))
+            .optional()?)
+    };
+    match get("format_version")? {
+        None => {
+            conn.execute(
+                "INSERT INTO ledger_meta (key, value) VALUES ('format_version', ?1), ('origin', ?2)",
+                params![FORMAT_VERSION, origin],
+            )?;
+        }
+        Some(version) if version != FORMAT_VERSION => {
+            return Err(backend(format!(
+                "the log is in format {version}; this ledgerline reads format {FORMAT_VERSION}"
+            )));
+        }
+        Some(_) => {
+            let stored = get("origin")?.unwrap_or_default();
+            if stored != origin {
+                return Err(backend(format!(
+                    "this log's origin is {stored:?}, not {origin:?}; pass --origin {stored:?} or use another data directory"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn tree_size(conn: &Connection) -> Result<u64, StoreError> {
+    let size: i64 = conn.query_row("SELECT COALESCE(MAX(seq) + 1, 0) FROM events", [], |row| row.get(0))?;
+    Ok(size as u64)
+}
+
+fn last_event_time(conn: &Connection) -> Result<Option<OffsetDateTime>, StoreError> {
+    let leaf: Option<Vec<u8>> = conn
+        .query_row("SELECT leaf FROM events ORDER BY seq DESC LIMIT 1", [], |row| row.get(0))
+        .optional()?;
+    let Some(leaf) = leaf else { return Ok(None) };
+    let envelope = crate::Envelope::from_leaf(&leaf)?;
+    let time = OffsetDateTime::parse(&envelope.time, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| StoreError::Corrupt(format!("last event has a bad time {:?}: {e}", envelope.time)))?;
+    Ok(Some(time))
+}
+
+fn latest_checkpoint(conn: &Connection) -> Result<Option<SignedCheckpoint>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1",
+            [],
+            checkpoint_row,
+        )
+        .optional()?)
+}
+
+fn checkpoint_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SignedCheckpoint> {
+    let size: i64 = row.get(0)?;
+    Ok(SignedCheckpoint {
+        size: size as u64,
+        root: hash_column(row, 1)?,
+        note: row.get(2)?,
+    })
+}
+
+fn hash_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Hash> {
+    let bytes: Vec<u8> = row.get(index)?;
+    bytes.try_into().map_err(|bytes: Vec<u8>| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Blob,
+            format!("a hash must be 32 bytes, found {}", bytes.len()).into(),
+        )
+    })
+}
+
+const EVENT_COLUMNS: &str = "seq, id, stream, version, type, leaf";
+
+fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let seq: i64 = row.get(0)?;
+    let id: Vec<u8> = row.get(1)?;
+    let version: i64 = row.get(3)?;
+    let leaf: Vec<u8> = row.get(5)?;
+    Ok(StoredEvent {
+        seq: seq as u64,
+        id: Uuid::from_slice(&id).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, Box::new(e))
+        })?,
+        stream: row.get(2)?,
+        version: version as u64,
+        event_type: row.get(4)?,
+        leaf_hash: merkle::leaf_hash(&leaf),
+        leaf,
+    })
+}
+
+/// Reads stored Merkle hashes through one connection.
+struct SqliteHashes<'a>(&'a Connection);
+
+impl HashReader for SqliteHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
+        let mut statement = self
+            .0
+            .prepare_cached("SELECT hash FROM merkle_hashes WHERE idx = ?1")
+            .map_err(|e| MerkleError::Read(e.to_string()))?;
+        indexes
+            .iter()
+            .map(|&index| {
+                let bytes: Option<Vec<u8>> = statement
+                    .query_row([index as i64], |row| row.get(0))
+                    .optional()
+                    .map_err(|e| MerkleError::Read(e.to_string()))?;
+                let bytes = bytes.ok_or(MerkleError::MissingHash(index))?;
+                bytes
+                    .try_into()
+                    .map_err(|_| MerkleError::Read(format!("stored hash {index} is not 32 bytes")))
+            })
+            .collect()
+    }
+}
+
+/// The sequencer's view of the write transaction.
+struct WriteView<'a>(&'a rusqlite::Transaction<'a>);
+
+impl SequencerView for WriteView<'_> {
+    fn event_by_id(&mut self, id: &Uuid) -> Result<Option<StoredEvent>, StoreError> {
+        let mut statement = self
+            .0
+            .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"))?;
+        Ok(statement.query_row([id.as_bytes().as_slice()], event_row).optional()?)
+    }
+
+    fn stream_head(&mut self, stream: &str) -> Result<Option<(u64, Hash)>, StoreError> {
+        let mut statement = self.0.prepare_cached(
+            "SELECT version, leaf FROM events WHERE stream = ?1 ORDER BY version DESC LIMIT 1",
+        )?;
+        Ok(statement
+            .query_row([stream], |row| {
+                let version: i64 = row.get(0)?;
+                let leaf: Vec<u8> = row.get(1)?;
+                Ok((version as u64, merkle::leaf_hash(&leaf)))
+            })
+            .optional()?)
+    }
+}
+
+/// The single writer: owns the write connection, the sequencer and the signer.
+struct Writer {
+    sequencer: Sequencer,
+    latest: Option<SignedCheckpoint>,
+    latest_at: Instant,
+    signer: NoteSigner,
+    origin: String,
+    interval: Duration,
+}
+
+impl Writer {
+    fn run(mut self, mut conn: Connection, mut receiver: mpsc::Receiver<WriterMessage>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a current-thread runtime starts");
+        runtime.block_on(async {
+            loop {
+                let first = if self.checkpoint_pending() {
+                    let deadline = tokio::time::Instant::from_std(self.latest_at + self.interval);
+                    match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                        Ok(Some(message)) => message,
+                        Ok(None) => break,
+                        Err(_elapsed) => {
+                            if let Err(e) = self.sign_checkpoint(&mut conn) {
+                                tracing::error!("checkpoint signing failed: {e}");
+                            }
+                            continue;
+                        }
+                    }
+                } else {
+                    match receiver.recv().await {
+                        Some(message) => message,
+                        None => break,
+                    }
+                };
+                let mut batch = vec![first];
+                let mut events = 0;
+                while events < GROUP_COMMIT_EVENTS_MAX {
+                    match receiver.try_recv() {
+                        Ok(message) => {
+                            if let WriterMessage::Append { requests, .. } = &message {
+                                events += requests.iter().map(|r| r.events.len()).sum::<usize>();
+                            }
+                            batch.push(message);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                self.commit_batch(&mut conn, batch);
+            }
+        });
+        if self.checkpoint_pending() {
+            if let Err(e) = self.sign_checkpoint(&mut conn) {
+                tracing::error!("final checkpoint signing failed: {e}");
+            }
+        }
+    }
+
+    fn checkpoint_pending(&self) -> bool {
+        self.latest.as_ref().map(|c| c.size) != Some(self.sequencer.frontier().size())
+    }
+
+    /// One group commit: every append in `batch`, one transaction, one fsync.
+    fn commit_batch(&mut self, conn: &mut Connection, batch: Vec<WriterMessage>) {
+        let mut clients = Vec::new();
+        let mut replies = Vec::new();
+        let mut checkpoint_waiters = Vec::new();
+        for message in batch {
+            match message {
+                WriterMessage::Append { requests, reply } => {
+                    clients.push(requests);
+                    replies.push(reply);
+                }
+                WriterMessage::CheckpointNow { reply } => checkpoint_waiters.push(reply),
+            }
+        }
+        let before = self.sequencer.clone();
+        match self.write(conn, clients, !checkpoint_waiters.is_empty()) {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                // Nothing was committed: forget what the sequencer planned.
+                self.sequencer = before;
+                tracing::error!("group commit failed: {error}");
+                let message = error.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Backend(message.clone())));
+                }
+            }
+        }
+        for reply in checkpoint_waiters {
+            let result = self.latest.clone().ok_or(StoreError::Closed);
+            let _ = reply.send(result);
+        }
+    }
+
+    fn write(
+        &mut self,
+        conn: &mut Connection,
+        clients: Vec<Vec<PreparedRequest>>,
+        checkpoint_now: bool,
+    ) -> Result<Vec<ClientResult>, StoreError> {
+        let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.catch_up(&transaction)?;
+        let plan = self
+            .sequencer
+            .plan(&mut WriteView(&transaction), clients, OffsetDateTime::now_utc())?;
+        {
+            let mut insert_event = transaction.prepare_cached(
+                "INSERT INTO events (seq, id, stream, version, type, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for event in &plan.events {
+                insert_event.execute(params![
+                    event.seq as i64,
+                    event.id.as_bytes().as_slice(),
+                    event.stream,
+                    event.version as i64,
+                    event.event_type,
+                    event.leaf
+                ])?;
+            }
+            let mut insert_hash =
+                transaction.prepare_cached("INSERT INTO merkle_hashes (idx, hash) VALUES (?1, ?2)")?;
+            for (index, hash) in &plan.hashes {
+                insert_hash.execute(params![*index as i64, hash.as_slice()])?;
+            }
+        }
+        let due = self.latest_at.elapsed() >= self.interval;
+        let checkpoint = if (checkpoint_now || due) && self.checkpoint_pending() {
+            Some(self.insert_checkpoint(&transaction)?)
+        } else {
+            None
+        };
+        transaction.commit()?;
+        if let Some(checkpoint) = checkpoint {
+            self.latest = Some(checkpoint);
+            self.latest_at = Instant::now();
+        }
+        Ok(plan.results)
+    }
+
+    /// Another process (a CLI command beside a server) may have appended
+    /// since this writer's last transaction: the write lock is held now, so
+    /// reloading the frontier from the log makes this writer current again.
+    fn catch_up(&mut self, transaction: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+        let size = tree_size(transaction)?;
+        if size != self.sequencer.frontier().size() {
+            tracing::info!(size, "the log grew in another process; reloading the Merkle frontier");
+            let frontier = Frontier::load(size, &SqliteHashes(transaction))?;
+            let last_time = last_event_time(transaction)?.unwrap_or_else(OffsetDateTime::now_utc);
+            self.sequencer = Sequencer::new(frontier, last_time);
+        }
+        Ok(())
+    }
+
+    /// Signs and stores a checkpoint of the whole committed log, in its own transaction.
+    fn sign_checkpoint(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
+        let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.catch_up(&transaction)?;
+        let checkpoint = self.insert_checkpoint(&transaction)?;
+        transaction.commit()?;
+        self.latest = Some(checkpoint);
+        self.latest_at = Instant::now();
+        Ok(())
+    }
+
+    fn insert_checkpoint(&self, transaction: &rusqlite::Transaction<'_>) -> Result<SignedCheckpoint, StoreError> {
+        let frontier = self.sequencer.frontier();
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size: frontier.size(),
+            root: frontier.root(),
+        };
+        let note = self.signer.sign(&checkpoint);
+        // Ed25519 signatures are deterministic: another process that signed
+        // this size produced the very same note, so keeping either is right.
+        transaction.execute(
+            "INSERT OR IGNORE INTO checkpoints (size, root, note) VALUES (?1, ?2, ?3)",
+            params![checkpoint.size as i64, checkpoint.root.as_slice(), note],
+        )?;
+        Ok(SignedCheckpoint {
+            size: checkpoint.size,
+            root: checkpoint.root,
+            note,
+        })
+    }
+}
+
+/// Read connections, opened on demand and kept idle for reuse.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn with<R>(&self, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let pooled = self.idle.lock().expect("reader pool lock").pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(Duration::from_secs(10))?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        let mut idle = self.idle.lock().expect("reader pool lock");
+        if idle.len() < READERS_IDLE_MAX {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+fn check_size(conn: &Connection, what: &str, size: u64) -> Result<(), StoreError> {
+    let tree_size = tree_size(conn)?;
+    if size > tree_size {
+        return Err(StoreError::OutOfRange {
+            what: format!("{what} {size}"),
+            size: tree_size,
+        });
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<Vec<Appended>>, StoreError> {
+        let requests = sequencer::prepare(requests)?;
+        let (reply, answer) = oneshot::channel();
+        self.sender()?
+            .send(WriterMessage::Append { requests, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn size(&self) -> Result<u64, StoreError> {
+        self.read(tree_size).await
+    }
+
+    async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![from as i64, limit as i64], event_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn read_stream(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let stream = stream.to_string();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"
+            ))?;
+            let rows = statement.query_map(params![stream, from_version as i64, limit as i64], event_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn read_event(&self, id: Uuid) -> Result<Option<StoredEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut statement =
+                conn.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"))?;
+            Ok(statement.query_row([id.as_bytes().as_slice()], event_row).optional()?)
+        })
+        .await
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.read(latest_checkpoint).await
+    }
+
+    async fn checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT size, root, note FROM checkpoints WHERE size = ?1",
+                    [size as i64],
+                    checkpoint_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached("SELECT size, root, note FROM checkpoints ORDER BY size")?;
+            let rows = statement.query_map([], checkpoint_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender()?
+            .send(WriterMessage::CheckpointNow { reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn prove_inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
+        self.read(move |conn| {
+            check_size(conn, "tree size", size)?;
+            if index >= size {
+                return Err(StoreError::OutOfRange {
+                    what: format!("leaf {index} in a tree of size {size}"),
+                    size,
+                });
+            }
+            let hashes = SqliteHashes(conn);
+            let leaf_hash = hashes.read_hashes(&[merkle::stored_hash_index(0, index)])?[0];
+            Ok(InclusionProof {
+                leaf_index: index,
+                tree_size: size,
+                leaf_hash,
+                root_hash: merkle::tree_hash(size, &hashes)?,
+                proof: merkle::prove_inclusion(index, size, &hashes)?,
+            })
+        })
+        .await
+    }
+
+    async fn prove_consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof, StoreError> {
+        self.read(move |conn| {
+            check_size(conn, "tree size", to)?;
+            if from > to {
+                return Err(StoreError::OutOfRange {
+                    what: format!("a consistency proof from size {from} to the smaller size {to}"),
+                    size: to,
+                });
+            }
+            let hashes = SqliteHashes(conn);
+            Ok(ConsistencyProof {
+                from_size: from,
+                to_size: to,
+                from_root: merkle::tree_hash(from, &hashes)?,
+                to_root: merkle::tree_hash(to, &hashes)?,
+                proof: merkle::prove_consistency(from, to, &hashes)?,
+            })
+        })
+        .await
+    }
+
+    async fn read_stored_hashes(&self, indexes: Vec<u64>) -> Result<Vec<Hash>, StoreError> {
+        self.read(move |conn| Ok(SqliteHashes(conn).read_hashes(&indexes)?)).await
+    }
+
+    async fn read_stored_hash_range(&self, start: u64, end: u64) -> Result<Vec<(u64, Hash)>, StoreError> {
+        self.read(move |conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT idx, hash FROM merkle_hashes WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")?;
+            let rows = statement.query_map(params![start as i64, end as i64], |row| {
+                let index: i64 = row.get(0)?;
+                Ok((index as u64, hash_column(row, 1)?))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}

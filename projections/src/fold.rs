@@ -1,0 +1,449 @@
+//! The royalty fold: one pure step per event, in seq order.
+//!
+//! [`Fold`] holds what is small and needed for every usage line (the catalog
+//! in force and the published derivatives); the usage lines themselves live
+//! in a [`LineBook`] (memory in tests, the `projection_usage_line` table in
+//! the runner). Given the same events, a fold makes the same [`Change`]s, so
+//! a rebuild from zero equals any incremental catch-up.
+
+use crate::allocation::{allocate, Allocation, ResolvedComponent, WeightedComponent};
+use crate::usage::check_line;
+use ledger::Envelope;
+use rust_decimal::Decimal;
+use schemas::catalog::{self as catalog_events, Party, Policy, Recording, VoiceModel, Work};
+use schemas::generation::{AttributionKind, DerivativePublished, DERIVATIVE_PUBLISHED};
+use schemas::usage::{UsageLine, LINE_IMPORTED};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The catalog entity kinds, as stored in `projection_catalog_entry.kind`.
+pub const KIND_PARTY: &str = "party";
+pub const KIND_WORK: &str = "work";
+pub const KIND_RECORDING: &str = "recording";
+pub const KIND_VOICE_MODEL: &str = "voice-model";
+pub const KIND_POLICY: &str = "policy";
+
+/// The catalog in force at the fold's position: the latest version of each
+/// entity, and the most recent policy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CatalogState {
+    pub parties: HashMap<String, Party>,
+    pub works: HashMap<String, Work>,
+    pub recordings: HashMap<String, Recording>,
+    pub voice_models: HashMap<String, VoiceModel>,
+    pub policy: Option<Policy>,
+}
+
+impl CatalogState {
+    /// Applies one catalog entity version (kind, payload); returns false when
+    /// the payload is not a valid entity of that kind.
+    pub fn apply_entry(&mut self, kind: &str, data: &serde_json::Value) -> bool {
+        fn parse<T: DeserializeOwned>(data: &serde_json::Value) -> Option<T> {
+            T::deserialize(data).ok()
+        }
+        match kind {
+            KIND_PARTY => parse::<Party>(data)
+                .map(|p| self.parties.insert(p.id.clone(), p))
+                .is_some(),
+            KIND_WORK => parse::<Work>(data)
+                .map(|w| self.works.insert(w.iswc.clone(), w))
+                .is_some(),
+            KIND_RECORDING => parse::<Recording>(data)
+                .map(|r| self.recordings.insert(r.isrc.clone(), r))
+                .is_some(),
+            KIND_VOICE_MODEL => parse::<VoiceModel>(data)
+                .map(|v| self.voice_models.insert(v.id.clone(), v))
+                .is_some(),
+            KIND_POLICY => parse::<Policy>(data)
+                .map(|p| self.policy = Some(p))
+                .is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// The catalog kind and entity id of a catalog event type, if it is one.
+pub fn catalog_kind(event_type: &str) -> Option<&'static str> {
+    match event_type {
+        catalog_events::PARTY_REGISTERED | catalog_events::PARTY_AMENDED => Some(KIND_PARTY),
+        catalog_events::WORK_REGISTERED | catalog_events::WORK_AMENDED => Some(KIND_WORK),
+        catalog_events::RECORDING_REGISTERED | catalog_events::RECORDING_AMENDED => {
+            Some(KIND_RECORDING)
+        }
+        catalog_events::VOICE_MODEL_REGISTERED | catalog_events::VOICE_MODEL_AMENDED => {
+            Some(KIND_VOICE_MODEL)
+        }
+        catalog_events::POLICY_SET | catalog_events::POLICY_AMENDED => Some(KIND_POLICY),
+        _ => None,
+    }
+}
+
+fn entity_id(kind: &str, data: &serde_json::Value) -> Option<String> {
+    let field = match kind {
+        KIND_WORK => "iswc",
+        KIND_RECORDING => "isrc",
+        _ => "id",
+    };
+    data.get(field)?.as_str().map(str::to_string)
+}
+
+/// A published derivative and where it was published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DerivativeRecord {
+    pub seq: u64,
+    pub stream: String,
+    pub published: DerivativePublished,
+}
+
+/// Whether a usage line counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineStatus {
+    Booked,
+    /// Not booked, and why (a duplicate line id, an unknown derivative, ...).
+    Rejected(String),
+}
+
+impl LineStatus {
+    /// The text stored in `projection_usage_line.status`.
+    pub fn to_text(&self) -> String {
+        match self {
+            LineStatus::Booked => "booked".into(),
+            LineStatus::Rejected(why) => format!("rejected: {why}"),
+        }
+    }
+
+    pub fn from_text(text: &str) -> LineStatus {
+        match text.strip_prefix("rejected: ") {
+            Some(why) => LineStatus::Rejected(why.to_string()),
+            None => LineStatus::Booked,
+        }
+    }
+}
+
+/// A usage line as the fold saw it, with its exact allocations when booked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineRecord {
+    pub seq: u64,
+    pub line: UsageLine,
+    pub status: LineStatus,
+    pub allocations: Vec<Allocation>,
+}
+
+/// What one event changed in the read model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A new version of a catalog entity, in force from `seq`.
+    CatalogEntry {
+        kind: &'static str,
+        id: String,
+        seq: u64,
+        data: serde_json::Value,
+    },
+    Derivative(DerivativeRecord),
+    UsageLine(LineRecord),
+}
+
+/// Where the fold keeps usage lines and looks them up.
+pub trait LineBook {
+    type Error;
+    /// The first line recorded with this line id, booked or not.
+    fn line(&self, line_id: &str) -> Result<Option<LineRecord>, Self::Error>;
+    /// The seq of a booked line that reverses `line_id`, if any.
+    fn reversal_of(&self, line_id: &str) -> Result<Option<u64>, Self::Error>;
+    /// Keeps a change (the fold calls this for each change it makes).
+    fn record(&mut self, change: &Change) -> Result<(), Self::Error>;
+}
+
+/// The royalty fold's in-memory state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fold {
+    pub catalog: CatalogState,
+    pub derivatives: HashMap<Uuid, DerivativeRecord>,
+}
+
+impl Fold {
+    /// Folds one event: records its change in `book` and returns it. Events
+    /// of other types, and payloads that are not valid for their type, change
+    /// nothing (the log is immutable, so the fold must not stop on them).
+    pub fn apply<B: LineBook>(
+        &mut self,
+        envelope: &Envelope,
+        book: &mut B,
+    ) -> Result<Option<Change>, B::Error> {
+        let change = if let Some(kind) = catalog_kind(&envelope.event_type) {
+            match entity_id(kind, &envelope.data) {
+                Some(id) if self.catalog.apply_entry(kind, &envelope.data) => {
+                    Some(Change::CatalogEntry {
+                        kind,
+                        id,
+                        seq: envelope.seq,
+                        data: envelope.data.clone(),
+                    })
+                }
+                _ => None,
+            }
+        } else if envelope.event_type == DERIVATIVE_PUBLISHED {
+            match DerivativePublished::deserialize(&envelope.data) {
+                Ok(published) if !self.derivatives.contains_key(&published.derivative) => {
+                    let record = DerivativeRecord {
+                        seq: envelope.seq,
+                        stream: envelope.stream.clone(),
+                        published,
+                    };
+                    self.derivatives
+                        .insert(record.published.derivative, record.clone());
+                    Some(Change::Derivative(record))
+                }
+                _ => None,
+            }
+        } else if envelope.event_type == LINE_IMPORTED {
+            match UsageLine::deserialize(&envelope.data) {
+                Ok(line) => {
+                    let (status, allocations) = match self.book_line(&line, &*book)? {
+                        Ok(allocations) => (LineStatus::Booked, allocations),
+                        Err(why) => (LineStatus::Rejected(why), Vec::new()),
+                    };
+                    Some(Change::UsageLine(LineRecord {
+                        seq: envelope.seq,
+                        line,
+                        status,
+                        allocations,
+                    }))
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        if let Some(change) = &change {
+            book.record(change)?;
+        }
+        Ok(change)
+    }
+
+    /// The exact allocations of `line` against the state in force, or why it
+    /// cannot be booked. The importer calls this to reject lines up front.
+    pub fn book_line<B: LineBook + ?Sized>(
+        &self,
+        line: &UsageLine,
+        book: &B,
+    ) -> Result<Result<Vec<Allocation>, String>, B::Error> {
+        if let Err((field, why)) = check_line(line) {
+            return Ok(Err(format!("{field}: {why}")));
+        }
+        if book.line(&line.line_id)?.is_some() {
+            return Ok(Err(format!(
+                "line_id {:?} was already imported",
+                line.line_id
+            )));
+        }
+        if let Some(original_id) = &line.reverses {
+            return self.book_reversal(line, original_id, book);
+        }
+        Ok(self.allocate_line(line))
+    }
+
+    fn book_reversal<B: LineBook + ?Sized>(
+        &self,
+        line: &UsageLine,
+        original_id: &str,
+        book: &B,
+    ) -> Result<Result<Vec<Allocation>, String>, B::Error> {
+        let original = match book.line(original_id)? {
+            Some(original) if original.status == LineStatus::Booked => original,
+            Some(_) => {
+                return Ok(Err(format!(
+                    "reverses line {original_id:?}, which was not booked"
+                )))
+            }
+            None => {
+                return Ok(Err(format!(
+                    "reverses line {original_id:?}, which is not in the log"
+                )))
+            }
+        };
+        if original.line.reverses.is_some() {
+            return Ok(Err(format!(
+                "reverses line {original_id:?}, which is itself a reversal"
+            )));
+        }
+        if original.line.derivative != line.derivative || original.line.currency != line.currency {
+            return Ok(Err(format!(
+                "reverses line {original_id:?} of derivative {} in {}; a reversal must name the same derivative and currency",
+                original.line.derivative, original.line.currency
+            )));
+        }
+        if line.gross != -original.line.gross {
+            return Ok(Err(format!(
+                "gross {} must be exactly the negated gross of line {original_id:?} ({})",
+                line.gross, original.line.gross
+            )));
+        }
+        if let Some(seq) = book.reversal_of(original_id)? {
+            return Ok(Err(format!(
+                "line {original_id:?} was already reversed at seq {seq}"
+            )));
+        }
+        Ok(Ok(original
+            .allocations
+            .iter()
+            .map(|a| Allocation {
+                amount: -a.amount,
+                ..a.clone()
+            })
+            .collect()))
+    }
+
+    fn allocate_line(&self, line: &UsageLine) -> Result<Vec<Allocation>, String> {
+        let derivative = self
+            .derivatives
+            .get(&line.derivative)
+            .ok_or_else(|| format!("derivative {} is not published in the log", line.derivative))?;
+        let policy = self
+            .catalog
+            .policy
+            .as_ref()
+            .ok_or("no royalty policy is set in the catalog")?;
+        let published = &derivative.published;
+        let mut components = Vec::with_capacity(published.attribution.len());
+        for component in &published.attribution {
+            let reference = component.reference.as_str();
+            let resolved = match component.kind {
+                AttributionKind::Recording => {
+                    let recording =
+                        self.catalog.recordings.get(reference).ok_or_else(|| {
+                            format!("recording {reference:?} is not in the catalog")
+                        })?;
+                    let work = self.catalog.works.get(&recording.work).ok_or_else(|| {
+                        format!("work {:?} is not in the catalog", recording.work)
+                    })?;
+                    ResolvedComponent::Recording {
+                        isrc: &recording.isrc,
+                        master_splits: &recording.master_splits,
+                        iswc: &work.iswc,
+                        publishing_splits: &work.publishing_splits,
+                    }
+                }
+                AttributionKind::Voice => {
+                    let model = self.catalog.voice_models.get(reference).ok_or_else(|| {
+                        format!("voice model {reference:?} is not in the catalog")
+                    })?;
+                    ResolvedComponent::Voice {
+                        id: &model.id,
+                        likeness_splits: &model.likeness_splits,
+                    }
+                }
+            };
+            components.push(WeightedComponent {
+                weight_bp: component.weight_bp,
+                component: resolved,
+            });
+        }
+        let invalid_split = |splits: &[schemas::catalog::Split]| {
+            splits.is_empty() || splits.iter().map(|s| s.share).sum::<Decimal>() != Decimal::ONE
+        };
+        for c in &components {
+            let bad = match &c.component {
+                ResolvedComponent::Recording {
+                    master_splits,
+                    publishing_splits,
+                    ..
+                } => invalid_split(master_splits) || invalid_split(publishing_splits),
+                ResolvedComponent::Voice {
+                    likeness_splits, ..
+                } => invalid_split(likeness_splits),
+            };
+            if bad {
+                return Err("a split sheet in force does not sum to 1".into());
+            }
+        }
+        allocate(line.gross, policy, &published.requested_by, &components)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A [`LineBook`] in memory: for tests, and as the overlay an import checks
+/// a file's lines against before appending them.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBook<'a, B: ?Sized = NoBook> {
+    base: Option<&'a B>,
+    lines: HashMap<String, LineRecord>,
+    reversals: HashMap<String, u64>,
+    pub changes: Vec<Change>,
+}
+
+/// A book with nothing in it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBook;
+
+impl LineBook for NoBook {
+    type Error = std::convert::Infallible;
+    fn line(&self, _: &str) -> Result<Option<LineRecord>, Self::Error> {
+        Ok(None)
+    }
+    fn reversal_of(&self, _: &str) -> Result<Option<u64>, Self::Error> {
+        Ok(None)
+    }
+    fn record(&mut self, _: &Change) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+impl MemoryBook<'static, NoBook> {
+    pub fn new() -> Self {
+        MemoryBook {
+            base: None,
+            lines: HashMap::new(),
+            reversals: HashMap::new(),
+            changes: Vec::new(),
+        }
+    }
+}
+
+impl<'a, B: LineBook + ?Sized> MemoryBook<'a, B> {
+    /// A book that sees `base` and keeps its own additions apart from it.
+    pub fn over(base: &'a B) -> Self {
+        MemoryBook {
+            base: Some(base),
+            lines: HashMap::new(),
+            reversals: HashMap::new(),
+            changes: Vec::new(),
+        }
+    }
+}
+
+impl<B: LineBook + ?Sized> LineBook for MemoryBook<'_, B> {
+    type Error = B::Error;
+    fn line(&self, line_id: &str) -> Result<Option<LineRecord>, Self::Error> {
+        if let Some(base) = self.base {
+            if let Some(record) = base.line(line_id)? {
+                return Ok(Some(record));
+            }
+        }
+        Ok(self.lines.get(line_id).cloned())
+    }
+    fn reversal_of(&self, line_id: &str) -> Result<Option<u64>, Self::Error> {
+        if let Some(base) = self.base {
+            if let Some(seq) = base.reversal_of(line_id)? {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(self.reversals.get(line_id).copied())
+    }
+    fn record(&mut self, change: &Change) -> Result<(), Self::Error> {
+        if let Change::UsageLine(record) = change {
+            if record.status == LineStatus::Booked {
+                if let Some(original) = &record.line.reverses {
+                    self.reversals.entry(original.clone()).or_insert(record.seq);
+                }
+            }
+            self.lines
+                .entry(record.line.line_id.clone())
+                .or_insert_with(|| record.clone());
+        }
+        self.changes.push(change.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,480 @@
+//! Dispute lineage: given a derivative id or an audio file, everything the
+//! log says about where it came from and who was paid for it, each cited
+//! event with an RFC 6962 inclusion proof against one signed checkpoint, so
+//! the answer can be handed to a third party and checked without us.
+//!
+//! A file is matched by the SHA-256 of its bytes, then by the SHA-256 of its
+//! decoded PCM. Acoustic-fingerprint matching (for re-encoded or trimmed
+//! copies) takes [`AudioIdentity::fingerprint`] and is not implemented yet:
+//! a file that matches neither hash gets a "no lineage" answer saying so.
+
+use crate::amount::{format_minor_units, largest_remainder, round_half_even_minor_units, ExactSum};
+use crate::currency::minor_unit_exponent;
+use crate::fold::{DerivativeRecord, LineStatus, KIND_RECORDING, KIND_VOICE_MODEL, KIND_WORK};
+use crate::runner::{ProjectionError, Projections};
+use ledger::store::{EventStore, InclusionProof, StoreError};
+use rust_decimal::Decimal;
+use schemas::generation::{generation_stream, AttributionKind, DerivativePublished};
+use schemas::ContentHash;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::Path;
+use uuid::Uuid;
+
+/// The most generation steps cited for one derivative.
+pub const GENERATION_STEPS_MAX: usize = 1_000;
+
+/// What is known about an audio file found in the wild.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AudioIdentity {
+    /// `sha256:` of the file's bytes.
+    pub file_hash: String,
+    /// `sha256:` of its decoded PCM, when it could be decoded.
+    pub pcm_hash: Option<String>,
+    /// A Chromaprint-style acoustic fingerprint, when computed.
+    pub fingerprint: Option<Vec<u32>>,
+}
+
+/// The SHA-256 content hash of a file's bytes, streamed.
+pub fn hash_file(path: &Path) -> std::io::Result<ContentHash> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(ContentHash::from_sha256(hasher.finalize().into()))
+}
+
+/// What a lineage query asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineageQuery {
+    Derivative(Uuid),
+    Audio(AudioIdentity),
+}
+
+/// The checkpoint every proof in an answer verifies against, with its note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CitedCheckpoint {
+    pub size: u64,
+    pub root_hash: String,
+    /// The C2SP signed note, verifiable with the log's public key.
+    pub note: String,
+}
+
+/// One event cited by an answer: its exact leaf bytes and their inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CitedEvent {
+    pub seq: u64,
+    pub stream: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The canonical envelope, exactly as hashed (RFC 8785 JSON).
+    pub leaf: String,
+    pub proof: InclusionProof,
+}
+
+/// A catalog entity version in force, and the event it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CatalogVersion {
+    pub seq: u64,
+    pub data: serde_json::Value,
+}
+
+/// One usage line of the derivative.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageSummary {
+    pub seq: u64,
+    pub line_id: String,
+    pub period: String,
+    pub currency: String,
+    pub gross: String,
+    pub status: String,
+}
+
+/// One party's revenue from the derivative in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartyRevenue {
+    pub party: String,
+    pub name: String,
+    /// Exact total; `amount` is it rounded by the largest-remainder method
+    /// among the derivative's parties in that currency.
+    pub exact: String,
+    pub amount: String,
+    /// Exact total per component (`master GBAYE0601498`, `likeness vm1`, ...).
+    pub components: BTreeMap<String, String>,
+}
+
+/// Revenue to date in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revenue {
+    pub currency: String,
+    pub gross: String,
+    pub parties: Vec<PartyRevenue>,
+}
+
+/// A found lineage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lineage {
+    pub found: bool,
+    /// `derivative-id`, `file-hash` or `pcm-hash`.
+    pub matched_by: String,
+    /// Other derivatives with the same content, if any (identical outputs).
+    pub also_matched: Vec<Uuid>,
+    pub as_of: u64,
+    pub derivative: DerivativePublished,
+    pub derivative_seq: u64,
+    /// Every event of the generation job's stream, in order.
+    pub generation_steps: Vec<serde_json::Value>,
+    pub recordings: BTreeMap<String, CatalogVersion>,
+    pub works: BTreeMap<String, CatalogVersion>,
+    pub voice_models: BTreeMap<String, CatalogVersion>,
+    pub usage: Vec<UsageSummary>,
+    pub revenue: Vec<Revenue>,
+    pub checkpoint: CitedCheckpoint,
+    pub cited: Vec<CitedEvent>,
+}
+
+/// The answer to a lineage query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum LineageAnswer {
+    Found(Box<Lineage>),
+    NotFound {
+        found: bool,
+        as_of: u64,
+        message: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LineageError {
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Answers a lineage query from the log prefix `0..as_of` (the whole log
+/// when `as_of` is `None`), catching the projection up first.
+pub async fn lineage(
+    store: &dyn EventStore,
+    projections: &mut Projections,
+    query: &LineageQuery,
+    as_of: Option<u64>,
+) -> Result<LineageAnswer, LineageError> {
+    let size = store.size().await?;
+    let as_of = match as_of {
+        Some(as_of) if as_of > size => {
+            return Err(ProjectionError::AsOfBeyondLog { as_of, size }.into())
+        }
+        Some(as_of) => as_of,
+        None => size,
+    };
+    if projections.position() < as_of {
+        projections.catch_up_to(store, as_of).await?;
+    }
+    let (record, matched_by, also) = match find(projections, query, as_of)? {
+        Some(found) => found,
+        None => {
+            let message = match query {
+                LineageQuery::Derivative(id) => format!("no lineage: derivative {id} was not published in this log"),
+                LineageQuery::Audio(identity) => format!(
+                    "no lineage: no derivative published in this log has file hash {}{}; acoustic fingerprint matching is not available yet",
+                    identity.file_hash,
+                    identity.pcm_hash.as_ref().map(|p| format!(" or PCM hash {p}")).unwrap_or_default()
+                ),
+            };
+            return Ok(LineageAnswer::NotFound {
+                found: false,
+                as_of,
+                message,
+            });
+        }
+    };
+    let published = record.published.clone();
+    let mut cited_seqs = BTreeSet::from([record.seq]);
+
+    let steps = store
+        .read_stream(&generation_stream(published.job), 0, GENERATION_STEPS_MAX)
+        .await?;
+    let mut generation_steps = Vec::new();
+    for step in steps.iter().filter(|s| s.seq < as_of) {
+        let envelope = step.envelope().map_err(StoreError::from)?;
+        cited_seqs.insert(step.seq);
+        generation_steps.push(serde_json::json!({
+            "seq": envelope.seq, "type": envelope.event_type, "time": envelope.time, "data": envelope.data
+        }));
+    }
+
+    let mut recordings = BTreeMap::new();
+    let mut works = BTreeMap::new();
+    let mut voice_models = BTreeMap::new();
+    let mut recording_refs = vec![published.recording.clone()];
+    recording_refs.extend(
+        published
+            .attribution
+            .iter()
+            .filter(|c| c.kind == AttributionKind::Recording)
+            .map(|c| c.reference.clone()),
+    );
+    for isrc in recording_refs {
+        if let Some((seq, data)) = projections.catalog_entry(KIND_RECORDING, &isrc, as_of)? {
+            if let Some(iswc) = data.get("work").and_then(|w| w.as_str()) {
+                if let Some((work_seq, work)) = projections.catalog_entry(KIND_WORK, iswc, as_of)? {
+                    cited_seqs.insert(work_seq);
+                    works.insert(
+                        iswc.to_string(),
+                        CatalogVersion {
+                            seq: work_seq,
+                            data: work,
+                        },
+                    );
+                }
+            }
+            cited_seqs.insert(seq);
+            recordings.insert(isrc, CatalogVersion { seq, data });
+        }
+    }
+    for component in published
+        .attribution
+        .iter()
+        .filter(|c| c.kind == AttributionKind::Voice)
+    {
+        if let Some((seq, data)) =
+            projections.catalog_entry(KIND_VOICE_MODEL, &component.reference, as_of)?
+        {
+            cited_seqs.insert(seq);
+            voice_models.insert(component.reference.clone(), CatalogVersion { seq, data });
+        }
+    }
+
+    let lines = projections.lines_of_derivative(published.derivative, as_of)?;
+    let mut usage = Vec::with_capacity(lines.len());
+    let mut by_currency: BTreeMap<String, (Decimal, BTreeMap<String, PartyTotals>)> =
+        BTreeMap::new();
+    for record in &lines {
+        cited_seqs.insert(record.seq);
+        usage.push(UsageSummary {
+            seq: record.seq,
+            line_id: record.line.line_id.clone(),
+            period: record.line.period.clone(),
+            currency: record.line.currency.clone(),
+            gross: record.line.gross.to_string(),
+            status: record.status.to_text(),
+        });
+        if record.status != LineStatus::Booked {
+            continue;
+        }
+        let entry = by_currency.entry(record.line.currency.clone()).or_default();
+        entry.0 += record.line.gross;
+        for a in &record.allocations {
+            let party = entry.1.entry(a.party.clone()).or_default();
+            party.0.add(a.amount);
+            let key = if a.reference.is_empty() {
+                a.component.as_str().to_string()
+            } else {
+                format!("{} {}", a.component.as_str(), a.reference)
+            };
+            party.1.entry(key).or_default().add(a.amount);
+        }
+    }
+    let names = projections.party_names(as_of)?;
+    // Rounded like a statement (largest remainder), so that the amounts
+    // of a currency sum to its gross rounded half-even.
+    let revenue = by_currency
+        .into_iter()
+        .map(|(currency, (gross, parties))| {
+            let exponent = minor_unit_exponent(&currency).expect("booked currencies are accepted");
+            let totals: Vec<(&str, ExactSum)> = parties
+                .iter()
+                .map(|(p, (exact, _))| (p.as_str(), *exact))
+                .collect();
+            let target = round_half_even_minor_units(&ExactSum::of(gross), exponent);
+            let units = largest_remainder(&totals, exponent, target);
+            Revenue {
+                gross: gross.to_string(),
+                parties: parties
+                    .iter()
+                    .zip(units)
+                    .map(|((party, (exact, components)), units)| PartyRevenue {
+                        party: party.clone(),
+                        name: crate::statement::party_name(&names, party),
+                        amount: format_minor_units(units, exponent),
+                        exact: exact.to_string(),
+                        components: components
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.to_string()))
+                            .collect(),
+                    })
+                    .collect(),
+                currency,
+            }
+        })
+        .collect();
+
+    let checkpoint = checkpoint_covering(store, as_of).await?;
+    let mut cited = Vec::with_capacity(cited_seqs.len());
+    for seq in cited_seqs {
+        let event = store.read_range(seq, 1).await?.pop().ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "event {seq} cited by the projection is not in the log"
+            ))
+        })?;
+        let proof = store.prove_inclusion(seq, checkpoint.size).await?;
+        cited.push(CitedEvent {
+            seq,
+            stream: event.stream,
+            event_type: event.event_type,
+            leaf: String::from_utf8_lossy(&event.leaf).into_owned(),
+            proof,
+        });
+    }
+    Ok(LineageAnswer::Found(Box::new(Lineage {
+        found: true,
+        matched_by: matched_by.to_string(),
+        also_matched: also,
+        as_of,
+        derivative_seq: record.seq,
+        derivative: published,
+        generation_steps,
+        recordings,
+        works,
+        voice_models,
+        usage,
+        revenue,
+        checkpoint,
+        cited,
+    })))
+}
+
+/// A party's exact total and its exact total per component.
+type PartyTotals = (ExactSum, BTreeMap<String, ExactSum>);
+
+type Found = (DerivativeRecord, &'static str, Vec<Uuid>);
+
+fn find(
+    projections: &Projections,
+    query: &LineageQuery,
+    as_of: u64,
+) -> Result<Option<Found>, ProjectionError> {
+    let first = |mut found: Vec<DerivativeRecord>, by: &'static str| -> Option<Found> {
+        if found.is_empty() {
+            return None;
+        }
+        let record = found.remove(0);
+        Some((
+            record,
+            by,
+            found.into_iter().map(|r| r.published.derivative).collect(),
+        ))
+    };
+    match query {
+        LineageQuery::Derivative(id) => Ok(projections
+            .derivative(*id, as_of)?
+            .map(|r| (r, "derivative-id", Vec::new()))),
+        LineageQuery::Audio(identity) => {
+            if let Some(found) = first(
+                projections.derivatives_by_output(&identity.file_hash, as_of)?,
+                "file-hash",
+            ) {
+                return Ok(Some(found));
+            }
+            if let Some(pcm) = &identity.pcm_hash {
+                if let Some(found) = first(projections.derivatives_by_pcm(pcm, as_of)?, "pcm-hash")
+                {
+                    return Ok(Some(found));
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// The latest signed checkpoint, signed now if it does not cover `size` events.
+async fn checkpoint_covering(
+    store: &dyn EventStore,
+    size: u64,
+) -> Result<CitedCheckpoint, StoreError> {
+    let checkpoint = match store.latest_checkpoint().await? {
+        Some(latest) if latest.size >= size => latest,
+        _ => store.checkpoint_now().await?,
+    };
+    Ok(CitedCheckpoint {
+        size: checkpoint.size,
+        root_hash: hex::encode(checkpoint.root),
+        note: checkpoint.note,
+    })
+}
+
+/// A plain-text summary of an answer.
+pub fn render_text(answer: &LineageAnswer) -> String {
+    let lineage = match answer {
+        LineageAnswer::NotFound { message, .. } => return format!("{message}\n"),
+        LineageAnswer::Found(lineage) => lineage,
+    };
+    let d = &lineage.derivative;
+    let mut out = format!(
+        "derivative {} (seq {}, matched by {}), requested by {}\n  output {}\n  pcm    {}\n  source recording {}\n",
+        d.derivative, lineage.derivative_seq, lineage.matched_by, d.requested_by, d.output, d.output_pcm, d.recording
+    );
+    out.push_str("attribution:\n");
+    for c in &d.attribution {
+        let kind = match c.kind {
+            AttributionKind::Recording => "recording",
+            AttributionKind::Voice => "voice",
+        };
+        out.push_str(&format!("  {kind} {} {} bp\n", c.reference, c.weight_bp));
+    }
+    out.push_str(&format!(
+        "generation steps: {}\n",
+        lineage.generation_steps.len()
+    ));
+    for step in &lineage.generation_steps {
+        out.push_str(&format!(
+            "  seq {} {}\n",
+            step["seq"],
+            step["type"].as_str().unwrap_or("")
+        ));
+    }
+    for (isrc, v) in &lineage.recordings {
+        out.push_str(&format!(
+            "recording {isrc} (seq {}): master splits {}\n",
+            v.seq, v.data["master_splits"]
+        ));
+    }
+    for (iswc, v) in &lineage.works {
+        out.push_str(&format!(
+            "work {iswc} (seq {}): publishing splits {}\n",
+            v.seq, v.data["publishing_splits"]
+        ));
+    }
+    for (id, v) in &lineage.voice_models {
+        out.push_str(&format!(
+            "voice model {id} (seq {}): consent {}, training stems {}, likeness splits {}\n",
+            v.seq, v.data["consent"], v.data["training_stems"], v.data["likeness_splits"]
+        ));
+    }
+    for r in &lineage.revenue {
+        out.push_str(&format!("revenue {} gross {}\n", r.currency, r.gross));
+        for p in &r.parties {
+            out.push_str(&format!(
+                "  {} ({}): {} (exact {})\n",
+                p.party, p.name, p.amount, p.exact
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "{} events cited with inclusion proofs against checkpoint {} ({})\n",
+        lineage.cited.len(),
+        lineage.checkpoint.size,
+        lineage.checkpoint.root_hash
+    ));
+    out
+}

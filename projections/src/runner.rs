@@ -1,0 +1,558 @@
+//! The projection runner: folds the log into `projection_*` tables of the
+//! log's own SQLite file, one transaction per batch, position included, and
+//! answers queries over those tables as of any log prefix.
+
+use crate::allocation::{Allocation, Component};
+use crate::fold::{Change, DerivativeRecord, Fold, LineBook, LineRecord, LineStatus, KIND_PARTY};
+use ledger::store::{EventStore, StoreError};
+use ledger::Envelope;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rust_decimal::Decimal;
+use schemas::generation::DerivativePublished;
+use schemas::usage::UsageLine;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The name of the royalty projection in `projection_position`.
+pub const ROYALTIES: &str = "royalties";
+/// Events read and folded per transaction while catching up.
+pub const CATCH_UP_BATCH_EVENTS: usize = 10_000;
+/// How long a query waits for another process's projection transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("projection database failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("projection tables are inconsistent: {0}")]
+    Corrupt(String),
+    #[error("the events to fold start at seq {got}, but the projection is at seq {expected}")]
+    Gap { expected: u64, got: u64 },
+    #[error("--as-of {as_of} is beyond the log, which holds {size} events")]
+    AsOfBeyondLog { as_of: u64, size: u64 },
+}
+
+/// How far a catch-up went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUp {
+    pub from: u64,
+    pub to: u64,
+}
+
+/// The royalty projection over one SQLite database file.
+pub struct Projections {
+    conn: Connection,
+    fold: Fold,
+    position: u64,
+}
+
+impl Projections {
+    /// Opens the projection tables in `database` (the log's SQLite file, or
+    /// any SQLite file in tests), creating them on first use.
+    pub fn open(database: &Path) -> Result<Projections, ProjectionError> {
+        let conn = Connection::open(database)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // A larger page cache than SQLite's 2 MiB default keeps the usage
+        // line indexes in memory while a catch-up inserts into them.
+        // The read model can always be rebuilt from the log, so its commits
+        // need not wait for fsync (WAL with synchronous=NORMAL stays
+        // consistent: position and rows commit together or not at all).
+        conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA synchronous = NORMAL;")?;
+        conn.execute_batch(schemas::PROJECTIONS_SQLITE_DDL)?;
+        let mut projections = Projections {
+            conn,
+            fold: Fold::default(),
+            position: 0,
+        };
+        projections.reload()?;
+        Ok(projections)
+    }
+
+    /// The next seq to fold: every event below it is folded.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The in-memory fold state at the current position.
+    pub fn fold(&self) -> &Fold {
+        &self.fold
+    }
+
+    /// Rebuilds the in-memory fold state from the tables.
+    fn reload(&mut self) -> Result<(), ProjectionError> {
+        let (fold, position) = load_state(&self.conn)?;
+        self.fold = fold;
+        self.position = position;
+        Ok(())
+    }
+
+    /// Folds `envelopes` (consecutive, in seq order) in one transaction with
+    /// the new position. Events below the stored position are skipped, so two
+    /// processes catching up the same database never fold an event twice.
+    pub fn apply(&mut self, envelopes: &[Envelope]) -> Result<(), ProjectionError> {
+        let outcome = self.apply_in_transaction(envelopes);
+        if outcome.is_err() {
+            // The batch rolled back; the in-memory state may hold part of it.
+            self.reload()?;
+        }
+        outcome
+    }
+
+    fn apply_in_transaction(&mut self, envelopes: &[Envelope]) -> Result<(), ProjectionError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let stored_position = read_position(&tx)?;
+        if stored_position != self.position {
+            // Another process folded events since: start from its state.
+            let (fold, position) = load_state(&tx)?;
+            self.fold = fold;
+            self.position = position;
+        }
+        let start = self.position;
+        let mut position = start;
+        let mut book = SqlBook { conn: &tx };
+        for envelope in envelopes.iter().filter(|e| e.seq >= start) {
+            if envelope.seq != position {
+                return Err(ProjectionError::Gap {
+                    expected: position,
+                    got: envelope.seq,
+                });
+            }
+            self.fold.apply(envelope, &mut book)?;
+            position += 1;
+        }
+        tx.execute(
+            "INSERT INTO projection_position (projection, next_seq) VALUES (?1, ?2)
+             ON CONFLICT (projection) DO UPDATE SET next_seq = excluded.next_seq",
+            params![ROYALTIES, position as i64],
+        )?;
+        tx.commit()?;
+        self.position = position;
+        Ok(())
+    }
+
+    /// Folds every event the store holds beyond the position.
+    pub async fn catch_up(&mut self, store: &dyn EventStore) -> Result<CatchUp, ProjectionError> {
+        let size = store.size().await?;
+        self.catch_up_to(store, size).await
+    }
+
+    /// Folds events up to (not including) seq `size`.
+    pub async fn catch_up_to(
+        &mut self,
+        store: &dyn EventStore,
+        size: u64,
+    ) -> Result<CatchUp, ProjectionError> {
+        let from = self.position;
+        while self.position < size {
+            let limit = CATCH_UP_BATCH_EVENTS.min((size - self.position) as usize);
+            let events = store.read_range(self.position, limit).await?;
+            if events.is_empty() {
+                break;
+            }
+            let envelopes = events
+                .iter()
+                .map(|e| e.envelope().map_err(StoreError::from))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.apply(&envelopes)?;
+        }
+        Ok(CatchUp {
+            from,
+            to: self.position,
+        })
+    }
+
+    /// Empties the projection tables and position, in one transaction:
+    /// the tables are dropped and created again, which is much faster than
+    /// deleting their rows one index entry at a time.
+    pub fn reset(&mut self) -> Result<(), ProjectionError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(
+            "DROP TABLE IF EXISTS projection_usage_line; DROP TABLE IF EXISTS projection_derivative;
+             DROP TABLE IF EXISTS projection_catalog_entry; DROP TABLE IF EXISTS projection_position;",
+        )?;
+        tx.execute_batch(schemas::PROJECTIONS_SQLITE_DDL)?;
+        tx.commit()?;
+        self.fold = Fold::default();
+        self.position = 0;
+        Ok(())
+    }
+
+    /// Folds the whole log again from seq 0.
+    pub async fn rebuild(&mut self, store: &dyn EventStore) -> Result<CatchUp, ProjectionError> {
+        self.reset()?;
+        self.catch_up(store).await
+    }
+
+    /// A [`LineBook`] reading the committed usage lines.
+    pub fn book(&self) -> impl LineBook<Error = rusqlite::Error> + '_ {
+        SqlBook { conn: &self.conn }
+    }
+
+    /// The booked lines of one period and currency with seq < `size`: each
+    /// line's gross and exact allocations, in seq order.
+    pub fn booked_lines(
+        &self,
+        period: &str,
+        currency: &str,
+        size: u64,
+    ) -> Result<Vec<LineRecord>, ProjectionError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT seq, data, status, allocations FROM projection_usage_line
+             WHERE period = ?1 AND currency = ?2 AND seq < ?3 AND status = 'booked' ORDER BY seq",
+        )?;
+        let rows = statement.query_map(params![period, currency, size as i64], line_from_row)?;
+        rows.map(|row| row?.map_err(ProjectionError::Corrupt))
+            .collect()
+    }
+
+    /// The currencies with booked lines in `period` below seq `size`.
+    pub fn currencies(&self, period: &str, size: u64) -> Result<Vec<String>, ProjectionError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT DISTINCT currency FROM projection_usage_line
+             WHERE period = ?1 AND seq < ?2 AND status = 'booked' ORDER BY currency",
+        )?;
+        let rows = statement.query_map(params![period, size as i64], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every usage line of a derivative below seq `size`, booked or not.
+    pub fn lines_of_derivative(
+        &self,
+        derivative: Uuid,
+        size: u64,
+    ) -> Result<Vec<LineRecord>, ProjectionError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT seq, data, status, allocations FROM projection_usage_line
+             WHERE derivative = ?1 AND seq < ?2 ORDER BY seq",
+        )?;
+        let rows =
+            statement.query_map(params![derivative.to_string(), size as i64], line_from_row)?;
+        rows.map(|row| row?.map_err(ProjectionError::Corrupt))
+            .collect()
+    }
+
+    /// Party names in force below seq `size`, by id.
+    pub fn party_names(&self, size: u64) -> Result<BTreeMap<String, String>, ProjectionError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT id, data FROM projection_catalog_entry WHERE kind = ?1 AND seq < ?2 ORDER BY seq",
+        )?;
+        let rows = statement.query_map(params![KIND_PARTY, size as i64], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        let mut names = BTreeMap::new();
+        for row in rows {
+            let (id, data) = row?;
+            let value: serde_json::Value =
+                serde_json::from_str(&data).map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+            if let Some(name) = value.get("name").and_then(|n| n.as_str()) {
+                names.insert(id, name.to_string());
+            }
+        }
+        Ok(names)
+    }
+
+    /// The version of a catalog entity in force below seq `size`: its seq and payload.
+    pub fn catalog_entry(
+        &self,
+        kind: &str,
+        id: &str,
+        size: u64,
+    ) -> Result<Option<(u64, serde_json::Value)>, ProjectionError> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, data FROM projection_catalog_entry
+                 WHERE kind = ?1 AND id = ?2 AND seq < ?3 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row(params![kind, id, size as i64], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        row.map(|(seq, data)| {
+            serde_json::from_str(&data)
+                .map(|value| (seq as u64, value))
+                .map_err(|e| ProjectionError::Corrupt(e.to_string()))
+        })
+        .transpose()
+    }
+
+    /// A derivative published below seq `size`.
+    pub fn derivative(
+        &self,
+        derivative: Uuid,
+        size: u64,
+    ) -> Result<Option<DerivativeRecord>, ProjectionError> {
+        self.derivatives_where("derivative = ?1", &derivative.to_string(), size)
+            .map(|mut found| found.pop())
+    }
+
+    /// Derivatives published below seq `size` whose file bytes hash to `hash`.
+    pub fn derivatives_by_output(
+        &self,
+        hash: &str,
+        size: u64,
+    ) -> Result<Vec<DerivativeRecord>, ProjectionError> {
+        self.derivatives_where("output_hash = ?1", hash, size)
+    }
+
+    /// Derivatives published below seq `size` whose decoded PCM hashes to `hash`.
+    pub fn derivatives_by_pcm(
+        &self,
+        hash: &str,
+        size: u64,
+    ) -> Result<Vec<DerivativeRecord>, ProjectionError> {
+        self.derivatives_where("pcm_hash = ?1", hash, size)
+    }
+
+    fn derivatives_where(
+        &self,
+        condition: &str,
+        value: &str,
+        size: u64,
+    ) -> Result<Vec<DerivativeRecord>, ProjectionError> {
+        let sql = format!(
+            "SELECT seq, stream, data FROM projection_derivative WHERE {condition} AND seq < ?2 ORDER BY seq"
+        );
+        let mut statement = self.conn.prepare_cached(&sql)?;
+        let rows = statement.query_map(params![value, size as i64], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut found = Vec::new();
+        for row in rows {
+            let (seq, stream, data) = row?;
+            let published: DerivativePublished =
+                serde_json::from_str(&data).map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+            found.push(DerivativeRecord {
+                seq: seq as u64,
+                stream,
+                published,
+            });
+        }
+        Ok(found)
+    }
+}
+
+fn read_position(conn: &Connection) -> Result<u64, ProjectionError> {
+    let position: Option<i64> = conn
+        .query_row(
+            "SELECT next_seq FROM projection_position WHERE projection = ?1",
+            params![ROYALTIES],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(position.unwrap_or(0) as u64)
+}
+
+/// The fold's in-memory state, from the tables: catalog versions replayed in
+/// seq order, and every published derivative.
+fn load_state(conn: &Connection) -> Result<(Fold, u64), ProjectionError> {
+    let position = read_position(conn)?;
+    let mut fold = Fold::default();
+    let mut statement =
+        conn.prepare("SELECT kind, data FROM projection_catalog_entry ORDER BY seq")?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (kind, data) = row?;
+        let value: serde_json::Value =
+            serde_json::from_str(&data).map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+        if !fold.catalog.apply_entry(&kind, &value) {
+            return Err(ProjectionError::Corrupt(format!(
+                "catalog entry of kind {kind:?} does not parse"
+            )));
+        }
+    }
+    let mut statement =
+        conn.prepare("SELECT seq, stream, data FROM projection_derivative ORDER BY seq")?;
+    let rows = statement.query_map([], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (seq, stream, data) = row?;
+        let published: DerivativePublished =
+            serde_json::from_str(&data).map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+        fold.derivatives.insert(
+            published.derivative,
+            DerivativeRecord {
+                seq: seq as u64,
+                stream,
+                published,
+            },
+        );
+    }
+    Ok((fold, position))
+}
+
+/// Usage lines in the projection tables, seen through one connection (inside
+/// the runner's transaction, so a batch sees its own earlier lines).
+struct SqlBook<'c> {
+    conn: &'c Connection,
+}
+
+impl LineBook for SqlBook<'_> {
+    type Error = rusqlite::Error;
+
+    fn line(&self, line_id: &str) -> Result<Option<LineRecord>, rusqlite::Error> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT seq, data, status, allocations FROM projection_usage_line
+             WHERE line_id = ?1 ORDER BY seq LIMIT 1",
+        )?;
+        let record = statement
+            .query_row(params![line_id], line_from_row)
+            .optional()?;
+        record
+            .map(|r| r.map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into())))
+            .transpose()
+    }
+
+    fn reversal_of(&self, line_id: &str) -> Result<Option<u64>, rusqlite::Error> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT seq FROM projection_usage_line
+             WHERE reverses = ?1 AND status = 'booked' ORDER BY seq LIMIT 1",
+        )?;
+        let seq: Option<i64> = statement
+            .query_row(params![line_id], |row| row.get(0))
+            .optional()?;
+        Ok(seq.map(|s| s as u64))
+    }
+
+    fn record(&mut self, change: &Change) -> Result<(), rusqlite::Error> {
+        match change {
+            Change::CatalogEntry {
+                kind,
+                id,
+                seq,
+                data,
+            } => {
+                self.conn
+                    .prepare_cached("INSERT INTO projection_catalog_entry (kind, id, seq, data) VALUES (?1, ?2, ?3, ?4)")?
+                    .execute(params![kind, id, *seq as i64, data.to_string()])?;
+            }
+            Change::Derivative(record) => {
+                let data =
+                    serde_json::to_string(&record.published).expect("a derivative serializes");
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO projection_derivative (derivative, seq, stream, output_hash, pcm_hash, data)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        record.published.derivative.to_string(),
+                        record.seq as i64,
+                        record.stream,
+                        record.published.output.as_str(),
+                        record.published.output_pcm.as_str(),
+                        data
+                    ])?;
+            }
+            Change::UsageLine(record) => {
+                let line = &record.line;
+                let data = serde_json::to_string(line).expect("a usage line serializes");
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO projection_usage_line
+                         (seq, line_id, derivative, period, currency, gross, reverses, status, data, allocations)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )?
+                    .execute(params![
+                        record.seq as i64,
+                        line.line_id,
+                        line.derivative.to_string(),
+                        line.period,
+                        line.currency,
+                        line.gross.to_string(),
+                        line.reverses,
+                        record.status.to_text(),
+                        data,
+                        encode_allocations(&record.allocations),
+                    ])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Allocations as stored: `[[party, component, reference, amount], ...]`.
+fn encode_allocations(allocations: &[Allocation]) -> String {
+    let rows: Vec<[&str; 4]> = allocations
+        .iter()
+        .map(|a| {
+            [
+                a.party.as_str(),
+                a.component.as_str(),
+                a.reference.as_str(),
+                "",
+            ]
+        })
+        .collect();
+    let amounts: Vec<String> = allocations.iter().map(|a| a.amount.to_string()).collect();
+    let rows: Vec<[&str; 4]> = rows
+        .into_iter()
+        .zip(&amounts)
+        .map(|(mut row, amount)| {
+            row[3] = amount;
+            row
+        })
+        .collect();
+    serde_json::to_string(&rows).expect("strings serialize")
+}
+
+fn decode_allocations(text: &str) -> Result<Vec<Allocation>, String> {
+    let rows: Vec<[String; 4]> =
+        serde_json::from_str(text).map_err(|e| format!("allocations do not parse: {e}"))?;
+    rows.into_iter()
+        .map(|[party, component, reference, amount]| {
+            let component = match component.as_str() {
+                "platform" => Component::Platform,
+                "creator" => Component::Creator,
+                "master" => Component::Master,
+                "publishing" => Component::Publishing,
+                "likeness" => Component::Likeness,
+                other => return Err(format!("unknown component {other:?}")),
+            };
+            let amount =
+                Decimal::from_str(&amount).map_err(|e| format!("amount {amount:?}: {e}"))?;
+            Ok(Allocation {
+                party,
+                component,
+                reference,
+                amount,
+            })
+        })
+        .collect()
+}
+
+fn line_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LineRecord, String>> {
+    let seq: i64 = row.get(0)?;
+    let data: String = row.get(1)?;
+    let status: String = row.get(2)?;
+    let allocations: String = row.get(3)?;
+    Ok((|| {
+        let line: UsageLine =
+            serde_json::from_str(&data).map_err(|e| format!("usage line at seq {seq}: {e}"))?;
+        Ok(LineRecord {
+            seq: seq as u64,
+            line,
+            status: LineStatus::from_text(&status),
+            allocations: decode_allocations(&allocations)?,
+        })
+    })())
+}

@@ -1,0 +1,302 @@
+//! Royalty statements: per (period, currency), each party's exact total
+//! rounded to the currency's minor unit by the largest-remainder method, so
+//! the payouts sum exactly to the period's gross rounded half-even. Every
+//! statement cites the checkpoint (tree size and root hash) it was computed
+//! from.
+
+use crate::amount::{format_minor_units, largest_remainder, round_half_even_minor_units, ExactSum};
+use crate::currency::{accepted_currencies, minor_unit_exponent};
+use crate::fold::LineRecord;
+use crate::identifiers::is_valid_period;
+use crate::runner::{ProjectionError, Projections};
+use ledger::store::EventStore;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The checkpoint a statement cites: the log prefix `0..size` and its RFC 6962 root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointRef {
+    pub size: u64,
+    /// Lowercase hex of the Merkle tree hash of the first `size` events.
+    pub root_hash: String,
+}
+
+/// One party's payout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatementLine {
+    pub party: String,
+    pub name: String,
+    /// Rounded to the currency's minor unit, e.g. `12.34` (USD) or `1234` (JPY).
+    pub amount: String,
+    /// The exact sum of the party's allocations.
+    pub exact: String,
+}
+
+/// A royalty statement for one period and currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Statement {
+    pub period: String,
+    pub currency: String,
+    pub checkpoint: CheckpointRef,
+    /// The period's gross, rounded half-even to the minor unit: the sum of `lines`.
+    pub total: String,
+    pub lines: Vec<StatementLine>,
+}
+
+/// One usage line component behind a party's amount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatementDetail {
+    pub seq: u64,
+    pub line_id: String,
+    pub derivative: String,
+    pub component: String,
+    pub reference: String,
+    pub amount: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatementError {
+    #[error("period {0:?} is not valid: use YYYY-MM")]
+    BadPeriod(String),
+    #[error("currency {0:?} is not accepted; accepted: {1}")]
+    BadCurrency(String, String),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error("no checkpoint is signed yet; append an event first")]
+    NoCheckpoint,
+}
+
+/// Computes the statement of `period` and `currency` from booked lines (all
+/// in that period and currency), naming parties with `names`.
+///
+/// Asserts the two invariants: the exact allocations sum to the exact gross,
+/// and the rounded payouts sum to the rounded gross.
+pub fn compute_statement(
+    period: &str,
+    currency: &str,
+    checkpoint: CheckpointRef,
+    lines: &[LineRecord],
+    names: &BTreeMap<String, String>,
+) -> Result<Statement, StatementError> {
+    let exponent = minor_unit_exponent(currency)
+        .ok_or_else(|| StatementError::BadCurrency(currency.to_string(), accepted_currencies()))?;
+    let mut gross = ExactSum::ZERO;
+    let mut parties: BTreeMap<&str, ExactSum> = BTreeMap::new();
+    for record in lines {
+        assert!(record.line.period == period && record.line.currency == currency);
+        gross.add(record.line.gross);
+        for allocation in &record.allocations {
+            parties
+                .entry(&allocation.party)
+                .or_default()
+                .add(allocation.amount);
+        }
+    }
+    let mut allocated = ExactSum::ZERO;
+    for total in parties.values() {
+        allocated.add_sum(total);
+    }
+    assert_eq!(
+        allocated, gross,
+        "exact allocations of {period} {currency} sum to its gross"
+    );
+
+    let total_units = round_half_even_minor_units(&gross, exponent);
+    let totals: Vec<(&str, ExactSum)> = parties.iter().map(|(p, t)| (*p, *t)).collect();
+    let payouts = largest_remainder(&totals, exponent, total_units);
+    let lines = totals
+        .iter()
+        .zip(payouts)
+        .map(|((party, exact), units)| StatementLine {
+            party: party.to_string(),
+            name: party_name(names, party),
+            amount: format_minor_units(units, exponent),
+            exact: exact.to_string(),
+        })
+        .collect();
+    Ok(Statement {
+        period: period.to_string(),
+        currency: currency.to_string(),
+        checkpoint,
+        total: format_minor_units(total_units, exponent),
+        lines,
+    })
+}
+
+/// A party's registered name; the platform is "Platform" unless registered;
+/// anyone else unregistered (a subscriber) is named by id.
+pub fn party_name(names: &BTreeMap<String, String>, party: &str) -> String {
+    match names.get(party) {
+        Some(name) => name.clone(),
+        None if party == schemas::catalog::PLATFORM_PARTY => "Platform".to_string(),
+        None => party.to_string(),
+    }
+}
+
+/// The components behind one party's amount: each usage line and component,
+/// with its seq.
+pub fn statement_detail(lines: &[LineRecord], party: &str) -> Vec<StatementDetail> {
+    lines
+        .iter()
+        .flat_map(|record| {
+            record
+                .allocations
+                .iter()
+                .filter(|a| a.party == party)
+                .map(move |a| StatementDetail {
+                    seq: record.seq,
+                    line_id: record.line.line_id.clone(),
+                    derivative: record.line.derivative.to_string(),
+                    component: a.component.as_str().to_string(),
+                    reference: a.reference.clone(),
+                    amount: a.amount.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// The checkpoint for log prefix `0..size`: the latest signed checkpoint
+/// (signed now if events were appended since) when `as_of` is absent, otherwise the root of the first `as_of` events, proven
+/// consistent with the latest checkpoint by the store.
+pub async fn checkpoint_for(
+    store: &dyn EventStore,
+    as_of: Option<u64>,
+) -> Result<CheckpointRef, StatementError> {
+    // A log whose newest events are not signed yet gets its checkpoint now, so
+    // that a statement covers everything imported before it was asked for.
+    let size = store.size().await.map_err(ProjectionError::from)?;
+    let wanted = as_of.unwrap_or(size);
+    if wanted > size {
+        return Err(ProjectionError::AsOfBeyondLog {
+            as_of: wanted,
+            size,
+        }
+        .into());
+    }
+    let latest = match store
+        .latest_checkpoint()
+        .await
+        .map_err(ProjectionError::from)?
+    {
+        Some(latest) if latest.size >= wanted => latest,
+        _ => store
+            .checkpoint_now()
+            .await
+            .map_err(ProjectionError::from)?,
+    };
+    root_of(
+        store,
+        if as_of.is_some() { wanted } else { latest.size },
+        &latest,
+    )
+    .await
+}
+
+async fn root_of(
+    store: &dyn EventStore,
+    size: u64,
+    signed: &ledger::store::SignedCheckpoint,
+) -> Result<CheckpointRef, StatementError> {
+    let root = if size == signed.size {
+        signed.root
+    } else if let Some(stored) = store
+        .checkpoint(size)
+        .await
+        .map_err(ProjectionError::from)?
+    {
+        stored.root
+    } else if size == 0 {
+        ledger::merkle::tree_hash(0, &ledger::merkle::MemoryHashes(Vec::new()))
+            .map_err(|e| ProjectionError::Store(e.into()))?
+    } else {
+        store
+            .prove_consistency(size, signed.size)
+            .await
+            .map_err(ProjectionError::from)?
+            .from_root
+    };
+    Ok(CheckpointRef {
+        size,
+        root_hash: hex::encode(root),
+    })
+}
+
+/// Catches the projection up to the checkpoint and computes the statements
+/// of `period`: for `currency`, or for every currency with usage in it.
+pub async fn statements(
+    store: &dyn EventStore,
+    projections: &mut Projections,
+    period: &str,
+    currency: Option<&str>,
+    as_of: Option<u64>,
+) -> Result<Vec<Statement>, StatementError> {
+    if !is_valid_period(period) {
+        return Err(StatementError::BadPeriod(period.to_string()));
+    }
+    if let Some(currency) = currency {
+        if minor_unit_exponent(currency).is_none() {
+            return Err(StatementError::BadCurrency(
+                currency.to_string(),
+                accepted_currencies(),
+            ));
+        }
+    }
+    let checkpoint = checkpoint_for(store, as_of).await?;
+    if projections.position() < checkpoint.size {
+        projections.catch_up_to(store, checkpoint.size).await?;
+    }
+    let currencies = match currency {
+        Some(currency) => vec![currency.to_string()],
+        None => projections.currencies(period, checkpoint.size)?,
+    };
+    let names = projections.party_names(checkpoint.size)?;
+    let mut statements = Vec::with_capacity(currencies.len());
+    for currency in currencies {
+        let lines = projections.booked_lines(period, &currency, checkpoint.size)?;
+        statements.push(compute_statement(
+            period,
+            &currency,
+            checkpoint.clone(),
+            &lines,
+            &names,
+        )?);
+    }
+    Ok(statements)
+}
+
+/// The CSV form: a header, then one row per party and statement.
+pub fn render_csv(statements: &[Statement]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record([
+            "period",
+            "currency",
+            "checkpoint_size",
+            "checkpoint_root_hash",
+            "total",
+            "party",
+            "name",
+            "amount",
+            "exact",
+        ])
+        .expect("writing to memory succeeds");
+    for s in statements {
+        for line in &s.lines {
+            writer
+                .write_record([
+                    s.period.as_str(),
+                    &s.currency,
+                    &s.checkpoint.size.to_string(),
+                    &s.checkpoint.root_hash,
+                    &s.total,
+                    &line.party,
+                    &line.name,
+                    &line.amount,
+                    &line.exact,
+                ])
+                .expect("writing to memory succeeds");
+        }
+    }
+    String::from_utf8(writer.into_inner().expect("flushing to memory succeeds"))
+        .expect("CSV of UTF-8 fields is UTF-8")
+}

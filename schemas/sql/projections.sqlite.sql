@@ -1,0 +1,56 @@
+-- Projection tables of ledgerline, kept in the same SQLite file as the log.
+-- Every row is derived from the log by a pure fold in seq order; the fold's
+-- position is updated in the same transaction as the rows, and
+-- `ledgerline projections rebuild` drops and refills all of them.
+
+-- How far the fold has read: every event with seq < next_seq is folded.
+CREATE TABLE IF NOT EXISTS projection_position (
+    projection TEXT PRIMARY KEY,
+    next_seq INTEGER NOT NULL
+) STRICT;
+
+-- Every version of every catalog entity, in force from its seq on.
+-- kind: party | work | recording | voice-model | policy.
+CREATE TABLE IF NOT EXISTS projection_catalog_entry (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (kind, id, seq)
+) STRICT;
+CREATE INDEX IF NOT EXISTS projection_catalog_entry_seq ON projection_catalog_entry (kind, seq);
+
+-- Published derivatives, looked up by id or by content hash (lineage).
+CREATE TABLE IF NOT EXISTS projection_derivative (
+    derivative TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    output_hash TEXT NOT NULL,
+    pcm_hash TEXT NOT NULL,
+    data TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS projection_derivative_output ON projection_derivative (output_hash);
+CREATE INDEX IF NOT EXISTS projection_derivative_pcm ON projection_derivative (pcm_hash);
+
+-- Every usage line event, in seq order. status is 'booked' or
+-- 'rejected: <why>' (a duplicate line id, an unknown derivative, ...), and
+-- allocations the exact allocations of a booked line as a JSON array of
+-- [party, component, reference, amount] (component: platform | creator |
+-- master | publishing | likeness; reference: the ISRC, ISWC or voice model
+-- id behind it, '' for platform and creator; amount: exact decimal string).
+CREATE TABLE IF NOT EXISTS projection_usage_line (
+    seq INTEGER PRIMARY KEY,
+    line_id TEXT NOT NULL,
+    derivative TEXT NOT NULL,
+    period TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    gross TEXT NOT NULL,
+    reverses TEXT,
+    status TEXT NOT NULL,
+    data TEXT NOT NULL,
+    allocations TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS projection_usage_line_id ON projection_usage_line (line_id);
+CREATE INDEX IF NOT EXISTS projection_usage_line_reverses ON projection_usage_line (reverses) WHERE reverses IS NOT NULL;
+CREATE INDEX IF NOT EXISTS projection_usage_line_statement ON projection_usage_line (period, currency, seq);
+CREATE INDEX IF NOT EXISTS projection_usage_line_derivative ON projection_usage_line (derivative, seq);

@@ -1,0 +1,277 @@
+//! `ledgerline audio ...`: runs one inference kernel by hand on files, so a
+//! generation step can be reproduced and inspected. Each subcommand takes
+//! `--backend gpu|cpu|auto` and prints a JSON line describing the step
+//! (op, backend, adapter, kernel source hashes, input and output hashes,
+//! duration); `f0` prints CSV instead.
+
+use inference::artifacts::{self, ArtifactError};
+use inference::gpu::{Backend, Engine};
+use inference::kernels::{
+    hpss, mix, phase_vocoder, resample, stft, yin, KernelError, KernelSource,
+};
+use inference::Audio;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(clap::Subcommand)]
+pub enum AudioCommand {
+    /// Split into harmonic and percussive parts (librosa.effects.hpss defaults).
+    Hpss {
+        input: PathBuf,
+        #[arg(long)]
+        harmonic: PathBuf,
+        #[arg(long)]
+        percussive: PathBuf,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Shift pitch by semitones, keeping duration (phase vocoder + resampling).
+    PitchShift {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long, allow_hyphen_values = true)]
+        semitones: f64,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Change duration by a rate (2 = twice as fast), keeping pitch.
+    TimeStretch {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long)]
+        rate: f64,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Track the fundamental frequency (YIN); prints CSV time_s,f0_hz,confidence.
+    F0 {
+        input: PathBuf,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Mix stems given as IN:GAIN_DB, normalised to a target integrated loudness.
+    Mix {
+        output: PathBuf,
+        #[arg(required = true, value_name = "IN:GAIN_DB", allow_hyphen_values = true)]
+        inputs: Vec<String>,
+        /// Integrated loudness target (EBU R128), LUFS.
+        #[arg(long, default_value_t = -14.0, allow_hyphen_values = true)]
+        target_lufs: f64,
+        /// Keep the gain-scaled sum as it is.
+        #[arg(long)]
+        no_normalize: bool,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct BackendArg {
+    /// Where the kernels run: gpu, cpu, or auto (gpu when an adapter exists).
+    #[arg(long, default_value = "auto")]
+    backend: Backend,
+}
+
+/// Runs an audio subcommand on a blocking thread (GPU waits block).
+pub async fn run(command: AudioCommand) -> anyhow::Result<ExitCode> {
+    tokio::task::spawn_blocking(move || run_blocking(command)).await?
+}
+
+fn run_blocking(command: AudioCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AudioCommand::Hpss {
+            input,
+            harmonic,
+            percussive,
+            backend,
+        } => {
+            let (engine, audio, started) = prepare(&input, backend)?;
+            let parts = hpss::separate(&engine, &audio, &hpss::HpssParams::default())
+                .map_err(kernel_error)?;
+            let outputs = [
+                write(&harmonic, &parts.harmonic)?,
+                write(&percussive, &parts.percussive)?,
+            ];
+            report(
+                "hpss",
+                &engine,
+                &[stft::SOURCE, hpss::SOURCE],
+                &input,
+                &audio,
+                &outputs,
+                json!({}),
+                started,
+            );
+        }
+        AudioCommand::PitchShift {
+            input,
+            output,
+            semitones,
+            backend,
+        } => {
+            let (engine, audio, started) = prepare(&input, backend)?;
+            let shifted =
+                resample::pitch_shift(&engine, &audio, semitones).map_err(kernel_error)?;
+            let outputs = [write(&output, &shifted)?];
+            let kernels = [stft::SOURCE, phase_vocoder::SOURCE, resample::SOURCE];
+            report(
+                "pitch-shift",
+                &engine,
+                &kernels,
+                &input,
+                &audio,
+                &outputs,
+                json!({"semitones": semitones}),
+                started,
+            );
+        }
+        AudioCommand::TimeStretch {
+            input,
+            output,
+            rate,
+            backend,
+        } => {
+            let (engine, audio, started) = prepare(&input, backend)?;
+            let stretched =
+                phase_vocoder::time_stretch(&engine, &audio, rate).map_err(kernel_error)?;
+            let outputs = [write(&output, &stretched)?];
+            let kernels = [stft::SOURCE, phase_vocoder::SOURCE];
+            report(
+                "time-stretch",
+                &engine,
+                &kernels,
+                &input,
+                &audio,
+                &outputs,
+                json!({"rate": rate}),
+                started,
+            );
+        }
+        AudioCommand::F0 { input, backend } => {
+            let (engine, audio, _) = prepare(&input, backend)?;
+            let frames =
+                yin::track(&engine, &audio, &yin::YinParams::default()).map_err(kernel_error)?;
+            println!("time_s,f0_hz,confidence");
+            for frame in frames {
+                println!(
+                    "{:.6},{:.3},{:.4}",
+                    frame.time_s, frame.f0_hz, frame.confidence
+                );
+            }
+        }
+        AudioCommand::Mix {
+            output,
+            inputs,
+            target_lufs,
+            no_normalize,
+            backend,
+        } => {
+            let engine = select(backend)?;
+            let started = Instant::now();
+            let mut stems = Vec::with_capacity(inputs.len());
+            for spec in &inputs {
+                let (path, gain) = spec.rsplit_once(':').ok_or_else(|| {
+                    super::bad_input(format!(
+                        "stem {spec:?}: expected IN:GAIN_DB, e.g. drums.wav:-3"
+                    ))
+                })?;
+                let gain_db: f64 = gain.parse().map_err(|_| {
+                    super::bad_input(format!(
+                        "stem {spec:?}: gain {gain:?} is not a number of dB"
+                    ))
+                })?;
+                stems.push((PathBuf::from(path), load(Path::new(path))?, gain_db));
+            }
+            let inputs_for_mix: Vec<mix::StemInput<'_>> = stems
+                .iter()
+                .map(|(_, audio, gain_db)| mix::StemInput {
+                    audio,
+                    gain_db: *gain_db,
+                })
+                .collect();
+            let target = (!no_normalize).then_some(target_lufs);
+            let mixed = mix::mixdown(&engine, &inputs_for_mix, target).map_err(kernel_error)?;
+            let written = write(&output, &mixed.audio)?;
+            let line = json!({
+                "op": "mix",
+                "backend": engine.backend_name(),
+                "adapter": engine.adapter().map(ToString::to_string),
+                "kernels": {"mix": mix::SOURCE.source_hash()},
+                "inputs": stems.iter().zip(&mixed.attribution_bp).map(|((path, audio, gain_db), bp)| json!({
+                    "path": path,
+                    "pcm_hash": artifacts::pcm_hash(audio),
+                    "gain_db": gain_db,
+                    "weight_bp": bp,
+                })).collect::<Vec<_>>(),
+                "outputs": [written],
+                "loudness_lufs": mixed.loudness_lufs,
+                "normalization_gain_db": mixed.normalization_gain_db,
+                "peak": mixed.peak,
+                "duration_ms": started.elapsed().as_millis() as u64,
+            });
+            println!("{line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn select(backend: BackendArg) -> anyhow::Result<Engine> {
+    Ok(Engine::select(backend.backend)?)
+}
+
+fn load(path: &Path) -> anyhow::Result<Audio> {
+    artifacts::decode_file(path).map_err(|e| match e {
+        ArtifactError::Io { .. } => anyhow::Error::new(e),
+        other => super::bad_input(format!("{}: {other}", path.display())),
+    })
+}
+
+fn prepare(input: &Path, backend: BackendArg) -> anyhow::Result<(Engine, Audio, Instant)> {
+    let engine = select(backend)?;
+    let audio = load(input)?;
+    Ok((engine, audio, Instant::now()))
+}
+
+fn kernel_error(error: KernelError) -> anyhow::Error {
+    match error {
+        KernelError::InvalidParameter(message) => super::bad_input(message),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// Writes a 32-bit float WAV and describes it.
+fn write(path: &Path, audio: &Audio) -> anyhow::Result<serde_json::Value> {
+    let bytes = artifacts::encode_wav(audio);
+    std::fs::write(path, &bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    Ok(json!({
+        "path": path,
+        "file_hash": artifacts::file_hash(&bytes),
+        "pcm_hash": artifacts::pcm_hash(audio),
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    op: &str,
+    engine: &Engine,
+    kernels: &[KernelSource],
+    input: &Path,
+    audio: &Audio,
+    outputs: &[serde_json::Value],
+    parameters: serde_json::Value,
+    started: Instant,
+) {
+    let line = json!({
+        "op": op,
+        "parameters": parameters,
+        "backend": engine.backend_name(),
+        "adapter": engine.adapter().map(ToString::to_string),
+        "kernels": kernels.iter().map(|k| (k.name.to_string(), json!(k.source_hash()))).collect::<serde_json::Map<_, _>>(),
+        "inputs": [{"path": input, "pcm_hash": artifacts::pcm_hash(audio)}],
+        "outputs": outputs,
+        "duration_ms": started.elapsed().as_millis() as u64,
+    });
+    println!("{line}");
+}

@@ -1,0 +1,79 @@
+//! The `ledgerline` binary: thin CLI and HTTP glue over the `ledger`,
+//! `inference` and `projections` libraries.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ledgerline", version, about = "A verifiable ledger for licensed AI covers and remixes.")]
+struct Args {
+    /// Data directory holding the embedded store, the checkpoint key and
+    /// artifacts. Given before the subcommand (`ledgerline --data DIR append
+    /// --data JSON`): `append` has a `--data` of its own.
+    #[arg(long = "data", value_name = "DIR", env = "LEDGERLINE_DATA", default_value = "./ledgerline-data")]
+    data: PathBuf,
+    /// Checkpoint origin (and signing key name) used when the log is created.
+    #[arg(long, global = true, env = "LEDGERLINE_ORIGIN", default_value = ledger::checkpoint::DEFAULT_ORIGIN)]
+    origin: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Log(cli::log::LogCommand),
+    /// Run one inference kernel on audio files (reproduce a generation step by hand).
+    #[command(subcommand)]
+    Audio(cli::audio::AudioCommand),
+    /// Import the catalog (parties, works, recordings, voice models, policy).
+    #[command(subcommand)]
+    Catalog(cli::catalog::CatalogCommand),
+    /// Import usage reports (CSV).
+    #[command(subcommand)]
+    Usage(cli::usage::UsageCommand),
+    /// Royalty statements for a period, citing a checkpoint.
+    Statements(cli::statements::StatementsArgs),
+    /// Compare a label's statement with ours (exit 1 on any difference).
+    Reconcile(cli::reconcile::ReconcileArgs),
+    /// Lineage of an audio file or derivative, with inclusion proofs.
+    Lineage(cli::lineage::LineageArgs),
+    /// Maintain the projection tables (rebuild, catch-up).
+    #[command(subcommand)]
+    Projections(cli::projections::ProjectionsCommand),
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(cli::EXIT_BAD_INPUT) } else { ExitCode::SUCCESS };
+        }
+    };
+    cli::init_tracing();
+    let context = cli::Context {
+        data_dir: args.data,
+        origin: args.origin,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    let outcome = runtime.block_on(async {
+        match args.command {
+            Command::Log(command) => cli::log::run(command, &context).await,
+            Command::Audio(command) => cli::audio::run(command).await,
+            Command::Catalog(command) => cli::catalog::run(command, &context).await,
+            Command::Usage(command) => cli::usage::run(command, &context).await,
+            Command::Statements(args) => cli::statements::run(args, &context).await,
+            Command::Reconcile(args) => cli::reconcile::run(args, &context).await,
+            Command::Lineage(args) => cli::lineage::run(args, &context).await,
+            Command::Projections(command) => cli::projections::run(command, &context).await,
+        }
+    });
+    cli::finish(outcome)
+}
