@@ -1,6 +1,7 @@
 //! The `ledgerline` binary: thin CLI and HTTP glue over the `ledger`,
 //! `inference` and `projections` libraries.
 
+mod api;
 mod cli;
 
 use clap::{Parser, Subcommand};
@@ -8,12 +9,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ledgerline", version, about = "A verifiable ledger for licensed AI covers and remixes.")]
+#[command(
+    name = "ledgerline",
+    version,
+    about = "A verifiable ledger for licensed AI covers and remixes."
+)]
 struct Args {
     /// Data directory holding the embedded store, the checkpoint key and
     /// artifacts. Given before the subcommand (`ledgerline --data DIR append
     /// --data JSON`): `append` has a `--data` of its own.
-    #[arg(long = "data", value_name = "DIR", env = "LEDGERLINE_DATA", default_value = "./ledgerline-data")]
+    #[arg(
+        long = "data",
+        value_name = "DIR",
+        env = "LEDGERLINE_DATA",
+        default_value = "./ledgerline-data"
+    )]
     data: PathBuf,
     /// Checkpoint origin (and signing key name) used when the log is created.
     #[arg(long, global = true, env = "LEDGERLINE_ORIGIN", default_value = ledger::checkpoint::DEFAULT_ORIGIN)]
@@ -23,7 +33,10 @@ struct Args {
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
+    /// Run the main job end to end on the embedded store: sample catalog,
+    /// generation, usage, statements, lineage, proofs and the audit.
+    Demo(cli::demo::DemoArgs),
     #[command(flatten)]
     Log(cli::log::LogCommand),
     /// Run one inference kernel on audio files (reproduce a generation step by hand).
@@ -44,6 +57,11 @@ enum Command {
     /// Maintain the projection tables (rebuild, catch-up).
     #[command(subcommand)]
     Projections(cli::projections::ProjectionsCommand),
+    /// Serve the HTTP API on the data directory until SIGTERM or ctrl-c.
+    Serve(cli::serve::ServeArgs),
+    /// Manage the HTTP API's keys (create, list, revoke).
+    #[command(subcommand)]
+    Keys(cli::keys::KeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -51,7 +69,11 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(cli::EXIT_BAD_INPUT) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(cli::EXIT_BAD_INPUT)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     cli::init_tracing();
@@ -63,17 +85,23 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    let outcome = runtime.block_on(async {
-        match args.command {
-            Command::Log(command) => cli::log::run(command, &context).await,
-            Command::Audio(command) => cli::audio::run(command).await,
-            Command::Catalog(command) => cli::catalog::run(command, &context).await,
-            Command::Usage(command) => cli::usage::run(command, &context).await,
-            Command::Statements(args) => cli::statements::run(args, &context).await,
-            Command::Reconcile(args) => cli::reconcile::run(args, &context).await,
-            Command::Lineage(args) => cli::lineage::run(args, &context).await,
-            Command::Projections(command) => cli::projections::run(command, &context).await,
-        }
-    });
+    let outcome = runtime.block_on(dispatch(args.command, &context));
     cli::finish(outcome)
+}
+
+/// Runs one subcommand (the demo runs several through here, as a user would).
+pub(crate) async fn dispatch(command: Command, context: &cli::Context) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Log(command) => cli::log::run(command, context).await,
+        Command::Audio(command) => cli::audio::run(command).await,
+        Command::Catalog(command) => cli::catalog::run(command, context).await,
+        Command::Usage(command) => cli::usage::run(command, context).await,
+        Command::Statements(args) => cli::statements::run(args, context).await,
+        Command::Reconcile(args) => cli::reconcile::run(args, context).await,
+        Command::Lineage(args) => cli::lineage::run(args, context).await,
+        Command::Projections(command) => cli::projections::run(command, context).await,
+        Command::Demo(args) => cli::demo::run(args, context).await,
+        Command::Serve(args) => cli::serve::run(args, context).await,
+        Command::Keys(command) => cli::keys::run(command, context).await,
+    }
 }

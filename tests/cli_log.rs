@@ -10,7 +10,10 @@ use ledger::NoteVerifier;
 use serde_json::Value;
 
 fn hash(value: &Value) -> Hash {
-    hex::decode(value.as_str().unwrap()).unwrap().try_into().unwrap()
+    hex::decode(value.as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
 }
 
 fn event_count(data: &std::path::Path) -> usize {
@@ -21,29 +24,64 @@ fn event_count(data: &std::path::Path) -> usize {
 fn appended_events_are_provable_with_public_formats() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let first = ok_json(data, &["append", "--stream", "recording-GBAYE0601498", "--type", "catalog.test", "--data", r#"{"title":"Yesterday"}"#]);
+    let first = ok_json(
+        data,
+        &[
+            "append",
+            "--stream",
+            "recording-GBAYE0601498",
+            "--type",
+            "catalog.test",
+            "--data",
+            r#"{"title":"Yesterday"}"#,
+        ],
+    );
     assert_eq!(first["seq"], 0);
     assert_eq!(first["version"], 0);
     let checkpoint_one = ok(data, &["checkpoint"]);
     let file = data.join("payload.json");
     std::fs::write(&file, r#"{"b": 2, "a": [1, "x"]}"#).unwrap();
-    let second = ok_json(data, &["append", "--stream", "recording-GBAYE0601498", "--type", "catalog.test", "--data", &format!("@{}", file.display()), "--expected-version", "1"]);
+    let second = ok_json(
+        data,
+        &[
+            "append",
+            "--stream",
+            "recording-GBAYE0601498",
+            "--type",
+            "catalog.test",
+            "--data",
+            &format!("@{}", file.display()),
+            "--expected-version",
+            "1",
+        ],
+    );
     assert_eq!(second["version"], 1);
-    let stdin = run_with_stdin(data, &["append", "--stream", "other", "--type", "t", "--data", "-"], br#"{"from":"stdin"}"#);
+    let stdin = run_with_stdin(
+        data,
+        &["append", "--stream", "other", "--type", "t", "--data", "-"],
+        br#"{"from":"stdin"}"#,
+    );
     assert!(stdin.status.success());
 
     // Events carry their exact leaf bytes; the leaf hash is recomputable.
-    let events: Vec<Value> = ok(data, &["events"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<Value> = ok(data, &["events"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(events.len(), 3);
     for event in &events {
-        let leaf = base64::engine::general_purpose::STANDARD.decode(event["leaf"].as_str().unwrap()).unwrap();
+        let leaf = base64::engine::general_purpose::STANDARD
+            .decode(event["leaf"].as_str().unwrap())
+            .unwrap();
         assert_eq!(leaf_hash(&leaf), hash(&event["leaf_hash"]));
         let envelope: Value = serde_json::from_slice(&leaf).unwrap();
         assert_eq!(envelope["seq"], event["seq"]);
         assert_eq!(envelope["stream"], event["stream"]);
     }
     let leaf1: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::STANDARD.decode(events[1]["leaf"].as_str().unwrap()).unwrap(),
+        &base64::engine::general_purpose::STANDARD
+            .decode(events[1]["leaf"].as_str().unwrap())
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(leaf1["prev"], events[0]["leaf_hash"], "stream hash chain");
@@ -65,18 +103,48 @@ fn appended_events_are_provable_with_public_formats() {
         assert_eq!(proof["tree_size"], 3);
         assert_eq!(proof["leaf_hash"], event["leaf_hash"]);
         assert_eq!(hash(&proof["root_hash"]), checkpoint.root);
-        let path: Vec<Hash> = proof["proof"].as_array().unwrap().iter().map(hash).collect();
-        verify_inclusion(seq as u64, 3, &hash(&event["leaf_hash"]), &path, &checkpoint.root).unwrap();
+        let path: Vec<Hash> = proof["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(hash)
+            .collect();
+        verify_inclusion(
+            seq as u64,
+            3,
+            &hash(&event["leaf_hash"]),
+            &path,
+            &checkpoint.root,
+        )
+        .unwrap();
     }
     let old = verifier.verify_checkpoint(&checkpoint_one).unwrap();
     assert_eq!(ok(data, &["checkpoint", "--size", "1"]), checkpoint_one);
     let consistency = ok_json(data, &["proof", "consistency", "--from", "1"]);
-    assert_eq!((consistency["from_size"].as_u64(), consistency["to_size"].as_u64()), (Some(1), Some(3)));
-    let path: Vec<Hash> = consistency["proof"].as_array().unwrap().iter().map(hash).collect();
+    assert_eq!(
+        (
+            consistency["from_size"].as_u64(),
+            consistency["to_size"].as_u64()
+        ),
+        (Some(1), Some(3))
+    );
+    let path: Vec<Hash> = consistency["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(hash)
+        .collect();
     verify_consistency(1, 3, &path, &old.root, &checkpoint.root).unwrap();
 
     let verified = ok(data, &["verify"]);
-    assert_eq!(verified.trim(), format!("ok 3 events, {} checkpoints, root {}", verified.split(' ').nth(3).unwrap(), hex::encode(checkpoint.root)));
+    assert_eq!(
+        verified.trim(),
+        format!(
+            "ok 3 events, {} checkpoints, root {}",
+            verified.split(' ').nth(3).unwrap(),
+            hex::encode(checkpoint.root)
+        )
+    );
     assert!(ok(data, &["verify", "--key", key.trim()]).starts_with("ok 3 events"));
 }
 
@@ -84,11 +152,34 @@ fn appended_events_are_provable_with_public_formats() {
 fn retries_with_the_same_id_append_once() {
     let dir = tempfile::tempdir().unwrap();
     let id = "5b0a5c36-7a43-4c8e-9d6e-2f1f3f1d8a10";
-    let args = ["append", "--stream", "s", "--type", "t", "--data", r#"{"n":1}"#, "--id", id];
+    let args = [
+        "append",
+        "--stream",
+        "s",
+        "--type",
+        "t",
+        "--data",
+        r#"{"n":1}"#,
+        "--id",
+        id,
+    ];
     let first = ok(dir.path(), &args);
     assert_eq!(ok(dir.path(), &args), first);
     assert_eq!(event_count(dir.path()), 1);
-    let reused = run(dir.path(), &["append", "--stream", "s", "--type", "t", "--data", r#"{"n":2}"#, "--id", id]);
+    let reused = run(
+        dir.path(),
+        &[
+            "append",
+            "--stream",
+            "s",
+            "--type",
+            "t",
+            "--data",
+            r#"{"n":2}"#,
+            "--id",
+            id,
+        ],
+    );
     assert_eq!(reused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&reused.stderr).contains("already appended"));
 }
@@ -97,19 +188,45 @@ fn retries_with_the_same_id_append_once() {
 fn bad_input_exits_2_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    ok(data, &["append", "--stream", "s", "--type", "t", "--data", "{}"]);
+    ok(
+        data,
+        &["append", "--stream", "s", "--type", "t", "--data", "{}"],
+    );
     let big = data.join("big.json");
     std::fs::write(&big, format!(r#"{{"x":"{}"}}"#, "y".repeat(1 << 20))).unwrap();
     let latin1 = data.join("latin1.json");
     std::fs::write(&latin1, b"{\"name\":\"caf\xe9\"}").unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["--data".into(), "{not json".into()], "not valid JSON"),
-        (vec!["--data".into(), "[1,2]".into()], "must be a JSON object"),
-        (vec!["--data".into(), "{}".into(), "--expected-version".into(), "7".into()], "holds 1 events"),
-        (vec!["--data".into(), format!("@{}", big.display())], "1 MiB"),
-        (vec!["--data".into(), format!("@{}", latin1.display())], "not UTF-8"),
-        (vec!["--data".into(), "{}".into(), "--id".into(), "nope".into()], "not a UUID"),
-        (vec!["--data".into(), "@/no/such/file".into()], "cannot read"),
+        (
+            vec!["--data".into(), "[1,2]".into()],
+            "must be a JSON object",
+        ),
+        (
+            vec![
+                "--data".into(),
+                "{}".into(),
+                "--expected-version".into(),
+                "7".into(),
+            ],
+            "holds 1 events",
+        ),
+        (
+            vec!["--data".into(), format!("@{}", big.display())],
+            "1 MiB",
+        ),
+        (
+            vec!["--data".into(), format!("@{}", latin1.display())],
+            "not UTF-8",
+        ),
+        (
+            vec!["--data".into(), "{}".into(), "--id".into(), "nope".into()],
+            "not a UUID",
+        ),
+        (
+            vec!["--data".into(), "@/no/such/file".into()],
+            "cannot read",
+        ),
     ];
     for (extra, message) in cases {
         let mut args = vec!["append", "--stream", "s", "--type", "t"];
@@ -120,7 +237,18 @@ fn bad_input_exits_2_and_writes_nothing() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "one sentence: {stderr}");
     }
-    let bad_stream = run(data, &["append", "--stream", "has space", "--type", "t", "--data", "{}"]);
+    let bad_stream = run(
+        data,
+        &[
+            "append",
+            "--stream",
+            "has space",
+            "--type",
+            "t",
+            "--data",
+            "{}",
+        ],
+    );
     assert_eq!(bad_stream.status.code(), Some(2));
     let usage = run(data, &["append", "--stream", "s"]);
     assert_eq!(usage.status.code(), Some(2));
@@ -137,7 +265,11 @@ fn verify_names_the_first_bad_seq_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let lines: String = (0..20).map(|n| format!("{{\"n\":{n}}}\n")).collect();
-    let bulk = run_with_stdin(data, &["append", "--stream", "s", "--type", "t", "--jsonl", "-"], lines.as_bytes());
+    let bulk = run_with_stdin(
+        data,
+        &["append", "--stream", "s", "--type", "t", "--jsonl", "-"],
+        lines.as_bytes(),
+    );
     assert!(bulk.status.success());
     assert_eq!(String::from_utf8_lossy(&bulk.stdout).lines().count(), 20);
     assert!(ok(data, &["verify"]).starts_with("ok 20 events"));
@@ -147,5 +279,9 @@ fn verify_names_the_first_bad_seq_and_exits_1() {
     drop(conn);
     let output = run(data, &["verify"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("seq 13"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("seq 13"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

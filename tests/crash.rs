@@ -16,7 +16,10 @@ const ROUNDS: u64 = 6;
 
 #[test]
 fn sigkill_never_loses_an_acknowledged_append() {
-    let seed: u64 = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| rand::thread_rng().gen());
+    let seed: u64 = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
     eprintln!("crash test seed {seed} (rerun with CRASH_SEED={seed})");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -26,7 +29,15 @@ fn sigkill_never_loses_an_acknowledged_append() {
 
     for round in 0..ROUNDS {
         let mut child = ledgerline(data)
-            .args(["append", "--stream", &format!("crash-{round}"), "--type", "test.tick", "--jsonl", "-"])
+            .args([
+                "append",
+                "--stream",
+                &format!("crash-{round}"),
+                "--type",
+                "test.tick",
+                "--jsonl",
+                "-",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -45,7 +56,9 @@ fn sigkill_never_loses_an_acknowledged_append() {
             BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
-                .map(|line| serde_json::from_str::<Value>(&line).expect("acks are whole JSON lines"))
+                .map(|line| {
+                    serde_json::from_str::<Value>(&line).expect("acks are whole JSON lines")
+                })
                 .collect::<Vec<_>>()
         });
         // Let it get going, then kill it at a random point.
@@ -55,11 +68,21 @@ fn sigkill_never_loses_an_acknowledged_append() {
         child.wait().unwrap();
         let acks = reader.join().unwrap();
         feeder.join().unwrap();
-        eprintln!("round {round}: killed after {:?} with {} acknowledged", started.elapsed(), acks.len());
+        eprintln!(
+            "round {round}: killed after {:?} with {} acknowledged",
+            started.elapsed(),
+            acks.len()
+        );
         for ack in acks {
             // Line numbers start at 1; payload n = line - 1.
             let n = ack["line"].as_u64().unwrap() - 1;
-            acknowledged.insert((round, n), (ack["seq"].as_u64().unwrap(), ack["leaf_hash"].as_str().unwrap().to_string()));
+            acknowledged.insert(
+                (round, n),
+                (
+                    ack["seq"].as_u64().unwrap(),
+                    ack["leaf_hash"].as_str().unwrap().to_string(),
+                ),
+            );
         }
 
         // After each crash: the audit passes and every acknowledged append is there.
@@ -73,12 +96,21 @@ fn sigkill_never_loses_an_acknowledged_append() {
             })
             .collect();
         for ((r, n), (seq, leaf_hash)) in &acknowledged {
-            let event = stored.get(seq).unwrap_or_else(|| panic!("acknowledged seq {seq} (round {r}, n {n}) is lost"));
+            let event = stored
+                .get(seq)
+                .unwrap_or_else(|| panic!("acknowledged seq {seq} (round {r}, n {n}) is lost"));
             assert_eq!(event["leaf_hash"].as_str().unwrap(), leaf_hash);
             assert_eq!(event["stream"], format!("crash-{r}"));
         }
         let total: usize = stored.len();
-        assert_eq!(stored.keys().max().map_or(0, |m| m + 1) as usize, total, "no gaps");
+        assert_eq!(
+            stored.keys().max().map_or(0, |m| m + 1) as usize,
+            total,
+            "no gaps"
+        );
     }
-    assert!(acknowledged.len() as u64 >= ROUNDS, "the test must actually append something");
+    assert!(
+        acknowledged.len() as u64 >= ROUNDS,
+        "the test must actually append something"
+    );
 }

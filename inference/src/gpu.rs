@@ -94,7 +94,9 @@ pub struct Gpu {
     queue: wgpu::Queue,
     adapter: AdapterSummary,
     limits: wgpu::Limits,
-    pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
+    /// Keyed by kernel name, entry point and override constants.
+    #[allow(clippy::type_complexity)]
+    pipelines: Mutex<HashMap<(&'static str, &'static str, String), Arc<wgpu::ComputePipeline>>>,
     pool: Mutex<Vec<wgpu::Buffer>>,
 }
 
@@ -162,9 +164,21 @@ impl Gpu {
         kernel: &KernelSource,
         entry: &'static str,
     ) -> Arc<wgpu::ComputePipeline> {
+        self.pipeline_with_constants(kernel, entry, &[])
+    }
+
+    /// The pipeline for `entry` with WGSL `override` constants set, compiled
+    /// once per distinct set of values.
+    pub fn pipeline_with_constants(
+        &self,
+        kernel: &KernelSource,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> Arc<wgpu::ComputePipeline> {
+        let key = (kernel.name, entry, format!("{constants:?}"));
         let mut cache = self.pipelines.lock().expect("pipeline cache lock");
         cache
-            .entry((kernel.name, entry))
+            .entry(key)
             .or_insert_with(|| {
                 let module = self
                     .device
@@ -179,7 +193,10 @@ impl Gpu {
                             layout: None,
                             module: &module,
                             entry_point: Some(entry),
-                            compilation_options: Default::default(),
+                            compilation_options: wgpu::PipelineCompilationOptions {
+                                constants,
+                                ..Default::default()
+                            },
                             cache: None,
                         }),
                 )

@@ -66,7 +66,12 @@ fn open_store(dir: &std::path::Path) -> Arc<SqliteStore> {
 }
 
 /// Runs `writers` tasks appending single events (or batches) until time is up.
-async fn ledger_throughput(store: Arc<SqliteStore>, writers: usize, batch: usize, seconds: f64) -> f64 {
+async fn ledger_throughput(
+    store: Arc<SqliteStore>,
+    writers: usize,
+    batch: usize,
+    seconds: f64,
+) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -76,9 +81,15 @@ async fn ledger_throughput(store: Arc<SqliteStore>, writers: usize, batch: usize
             tokio::spawn(async move {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let events = (0..batch).map(|i| NewEvent::new("generation.step", payload(n + i as u64))).collect();
+                    let events = (0..batch)
+                        .map(|i| NewEvent::new("generation.step", payload(n + i as u64)))
+                        .collect();
                     store
-                        .append(AppendRequest::new(format!("generation-{w}"), ExpectedVersion::Any, events))
+                        .append(AppendRequest::new(
+                            format!("generation-{w}"),
+                            ExpectedVersion::Any,
+                            events,
+                        ))
                         .await
                         .unwrap();
                     n += batch as u64;
@@ -98,23 +109,29 @@ async fn ledger_throughput(store: Arc<SqliteStore>, writers: usize, batch: usize
 /// The baseline: the same table layout and indexes, the same leaf bytes, WAL
 /// with synchronous=FULL, and the same group commit, but no hashing, no
 /// Merkle tree, no checkpoints.
+/// Rows of (stream, leaf) for one insert, and where to say it is durable.
+type PlainInsert = (Vec<(String, Vec<u8>)>, oneshot::Sender<()>);
+
 struct PlainSqlite {
-    sender: mpsc::Sender<(Vec<(String, Vec<u8>)>, oneshot::Sender<()>)>,
+    sender: mpsc::Sender<PlainInsert>,
 }
 
 impl PlainSqlite {
     fn open(path: &std::path::Path) -> PlainSqlite {
         let mut conn = Connection::open(path).unwrap();
-        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).unwrap();
-        conn.execute_batch(
-            "PRAGMA synchronous=FULL;
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous=FULL; PRAGMA cache_size=-{};
              CREATE TABLE events (seq INTEGER PRIMARY KEY, id BLOB NOT NULL, stream TEXT NOT NULL,
                                   version INTEGER NOT NULL, type TEXT NOT NULL, leaf BLOB NOT NULL);
              CREATE UNIQUE INDEX events_by_id ON events (id);
              CREATE UNIQUE INDEX events_by_stream ON events (stream, version);",
-        )
+            ledger::store::sqlite::CACHE_KIB
+        ))
         .unwrap();
-        let (sender, mut receiver) = mpsc::channel::<(Vec<(String, Vec<u8>)>, oneshot::Sender<()>)>(4096);
+        let (sender, mut receiver) =
+            mpsc::channel::<PlainInsert>(4096);
         std::thread::spawn(move || {
             let mut seq = 0i64;
             let mut versions = std::collections::HashMap::<String, i64>::new();
@@ -132,7 +149,14 @@ impl PlainSqlite {
                         for (stream, leaf) in rows {
                             let version = versions.entry(stream.clone()).or_insert(0);
                             insert
-                                .execute(params![seq, uuid::Uuid::new_v4().as_bytes().as_slice(), stream, *version, "generation.step", leaf])
+                                .execute(params![
+                                    seq,
+                                    uuid::Uuid::new_v4().as_bytes().as_slice(),
+                                    stream,
+                                    *version,
+                                    "generation.step",
+                                    leaf
+                                ])
                                 .unwrap();
                             seq += 1;
                             *version += 1;
@@ -155,18 +179,30 @@ impl PlainSqlite {
     }
 }
 
-async fn baseline_throughput(plain: Arc<PlainSqlite>, leaves: Arc<Vec<Vec<u8>>>, writers: usize, batch: usize, seconds: f64) -> f64 {
+async fn baseline_throughput(
+    plain: Arc<PlainSqlite>,
+    leaves: Arc<Vec<Vec<u8>>>,
+    writers: usize,
+    batch: usize,
+    seconds: f64,
+) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
-            let (plain, leaves, stop, count) = (plain.clone(), leaves.clone(), stop.clone(), count.clone());
+            let (plain, leaves, stop, count) =
+                (plain.clone(), leaves.clone(), stop.clone(), count.clone());
             tokio::spawn(async move {
                 let mut n = w;
                 while !stop.load(Ordering::Relaxed) {
                     let rows = (0..batch)
-                        .map(|i| (format!("generation-{w}"), leaves[(n + i) % leaves.len()].clone()))
+                        .map(|i| {
+                            (
+                                format!("generation-{w}"),
+                                leaves[(n + i) % leaves.len()].clone(),
+                            )
+                        })
                         .collect();
                     plain.insert(rows).await;
                     n += batch;
@@ -207,19 +243,41 @@ async fn main() {
 
     // Throughput: ours, then the baseline on the same leaf bytes.
     let store = open_store(&scratch.path().join("throughput"));
-    let rows: [(&str, usize, usize); 3] = [("1 writer", 1, 1), ("64 writers", WRITERS, 1), ("1 writer, batches of 100", 1, 100)];
+    let rows: [(&str, usize, usize); 3] = [
+        ("1 writer", 1, 1),
+        ("64 writers", WRITERS, 1),
+        ("1 writer, batches of 100", 1, 100),
+    ];
     let mut ours = Vec::new();
     for (name, writers, batch) in rows {
         let rate = ledger_throughput(store.clone(), writers, batch, options.seconds).await;
         eprintln!("  measured ledger {name}: {rate:.0} events/s");
         ours.push(rate);
     }
-    let leaves: Arc<Vec<Vec<u8>>> = Arc::new(store.read_range(0, 20_000).await.unwrap().into_iter().map(|e| e.leaf).collect());
+    let leaves: Arc<Vec<Vec<u8>>> = Arc::new(
+        store
+            .read_range(0, 20_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.leaf)
+            .collect(),
+    );
     drop(store);
     let plain = Arc::new(PlainSqlite::open(&scratch.path().join("plain.db")));
-    println!("{:<34} {:>14} {:>16} {:>7}", "durable appends", "ledger ev/s", "plain SQLite ev/s", "ratio");
+    println!(
+        "{:<34} {:>14} {:>16} {:>7}",
+        "durable appends", "ledger ev/s", "plain SQLite ev/s", "ratio"
+    );
     for ((name, writers, batch), ours) in rows.iter().zip(&ours) {
-        let base = baseline_throughput(plain.clone(), leaves.clone(), *writers, *batch, options.seconds).await;
+        let base = baseline_throughput(
+            plain.clone(),
+            leaves.clone(),
+            *writers,
+            *batch,
+            options.seconds,
+        )
+        .await;
         println!("{name:<34} {ours:>14.0} {base:>16.0} {:>7.2}", ours / base);
         if *writers == WRITERS {
             println!(
@@ -238,9 +296,15 @@ async fn main() {
     let mut filled = 0;
     while filled < options.events {
         let take = batch.min(options.events - filled);
-        let events = (0..take).map(|i| NewEvent::new("generation.step", payload(filled + i))).collect();
+        let events = (0..take)
+            .map(|i| NewEvent::new("generation.step", payload(filled + i)))
+            .collect();
         store
-            .append(AppendRequest::new(format!("generation-{}", filled / batch % 1000), ExpectedVersion::Any, events))
+            .append(AppendRequest::new(
+                format!("generation-{}", filled / batch % 1000),
+                ExpectedVersion::Any,
+                events,
+            ))
             .await
             .unwrap();
         filled += take;
@@ -290,15 +354,40 @@ async fn main() {
     }
     lookups.sort_unstable();
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
-    println!("{:<34} {:>10} {:>10}", format!("proofs at {size} events (µs)"), "p50", "p99");
-    println!("{:<34} {:>10.0} {:>10.0}", "inclusion proof", micros(percentile(&inclusion, 0.5)), micros(percentile(&inclusion, 0.99)));
-    println!("{:<34} {:>10.0} {:>10.0}", "consistency proof", micros(percentile(&consistency, 0.5)), micros(percentile(&consistency, 0.99)));
-    println!("{:<34} {:>10.0} {:>10.0}", "baseline: read one event by seq", micros(percentile(&lookups, 0.5)), micros(percentile(&lookups, 0.99)));
-    println!("  bar: inclusion proof p99 <= 1 ms: {}", verdict(percentile(&inclusion, 0.99) <= Duration::from_millis(1)));
+    println!(
+        "{:<34} {:>10} {:>10}",
+        format!("proofs at {size} events (µs)"),
+        "p50",
+        "p99"
+    );
+    println!(
+        "{:<34} {:>10.0} {:>10.0}",
+        "inclusion proof",
+        micros(percentile(&inclusion, 0.5)),
+        micros(percentile(&inclusion, 0.99))
+    );
+    println!(
+        "{:<34} {:>10.0} {:>10.0}",
+        "consistency proof",
+        micros(percentile(&consistency, 0.5)),
+        micros(percentile(&consistency, 0.99))
+    );
+    println!(
+        "{:<34} {:>10.0} {:>10.0}",
+        "baseline: read one event by seq",
+        micros(percentile(&lookups, 0.5)),
+        micros(percentile(&lookups, 0.99))
+    );
+    println!(
+        "  bar: inclusion proof p99 <= 1 ms: {}",
+        verdict(percentile(&inclusion, 0.99) <= Duration::from_millis(1))
+    );
 
     let verifier = store.verifier().clone();
     let started = Instant::now();
-    let report = ledger::verify::audit(store.as_ref(), &verifier, &mut |_, _| {}).await.unwrap();
+    let report = ledger::verify::audit(store.as_ref(), &verifier, &mut |_, _| {})
+        .await
+        .unwrap();
     let verify_rate = report.events as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut read = 0u64;
@@ -315,5 +404,8 @@ async fn main() {
         report.events,
         verify_rate / read_rate
     );
-    println!("  bar: verify >= 100,000 events/s: {}", verdict(verify_rate >= 100_000.0));
+    println!(
+        "  bar: verify >= 100,000 events/s: {}",
+        verdict(verify_rate >= 100_000.0)
+    );
 }

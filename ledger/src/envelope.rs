@@ -163,7 +163,8 @@ fn check_numbers(value: &Value) -> Result<(), EnvelopeError> {
 impl Envelope {
     /// The canonical leaf bytes (RFC 8785), size-checked.
     pub fn to_leaf(&self) -> Result<Vec<u8>, EnvelopeError> {
-        let value = serde_json::to_value(self).map_err(|e| EnvelopeError::BadLeaf(e.to_string()))?;
+        let value =
+            serde_json::to_value(self).map_err(|e| EnvelopeError::BadLeaf(e.to_string()))?;
         let leaf = serde_json_canonicalizer::to_vec(&value)
             .map_err(|e| EnvelopeError::BadLeaf(e.to_string()))?;
         if leaf.len() > LEAF_SIZE_BYTES_MAX {
@@ -258,7 +259,10 @@ mod tests {
             validate_data(&json!({"n": [9007199254740992u64]})),
             Err(EnvelopeError::UnsafeNumber("9007199254740992".into()))
         );
-        assert_eq!(validate_data(&json!([1])), Err(EnvelopeError::DataNotObject));
+        assert_eq!(
+            validate_data(&json!([1])),
+            Err(EnvelopeError::DataNotObject)
+        );
     }
 
     #[test]

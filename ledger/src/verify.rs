@@ -72,33 +72,54 @@ pub async fn audit(
     let mut streams: HashMap<String, StreamTip> = HashMap::new();
     let mut produced: Vec<(u64, Hash)> = Vec::with_capacity(AUDIT_CHUNK_EVENTS * 2);
     let mut produced_by: Vec<u64> = Vec::with_capacity(AUDIT_CHUNK_EVENTS * 2);
+    // A chunk ends at the next checkpoint, so that each signed root is
+    // compared with the tree of exactly its size.
+    let chunk_limit = |from: u64| -> usize {
+        let next = checkpoints.partition_point(|c| c.size <= from);
+        checkpoints.get(next).map_or(AUDIT_CHUNK_EVENTS, |c| {
+            (c.size - from).min(AUDIT_CHUNK_EVENTS as u64) as usize
+        })
+    };
 
+    let mut from = 0;
+    let mut events = store.read_range(from, chunk_limit(from)).await?;
     loop {
         // Checkpoints that the recomputed tree has reached.
         while let Some(checkpoint) = pending.next_if(|c| c.size <= frontier.size()) {
             check_checkpoint(store, verifier, checkpoint, previous, &frontier).await?;
             previous = Some(checkpoint);
         }
-        // A chunk ends at the next checkpoint, so that each signed root is
-        // compared with the tree of exactly its size.
-        let from = frontier.size();
-        let limit = match pending.peek() {
-            Some(next) => (next.size - from).min(AUDIT_CHUNK_EVENTS as u64) as usize,
-            None => AUDIT_CHUNK_EVENTS,
-        };
-        let events = store.read_range(from, limit).await?;
         if events.is_empty() {
             break;
         }
+        let next_from = from + events.len() as u64;
         produced.clear();
         produced_by.clear();
-        // Stored hashes are compared a chunk at a time, so a problem found in
-        // the leaves is held until the hashes before it have been compared:
-        // the earlier seq is the one reported.
-        let found = check_events(&events, &mut frontier, &mut streams, &mut produced, &mut produced_by);
-        check_stored_hashes(store, &produced, &produced_by).await?;
+        // The next chunk and this chunk's stored hashes are read while this
+        // chunk's leaves are hashed (the reads run on blocking threads).
+        let (next_events, stored, found) = tokio::join!(
+            store.read_range(next_from, chunk_limit(next_from)),
+            store.read_stored_hash_range(
+                merkle::stored_hash_count(from),
+                merkle::stored_hash_count(next_from)
+            ),
+            async {
+                check_events(
+                    &events,
+                    &mut frontier,
+                    &mut streams,
+                    &mut produced,
+                    &mut produced_by,
+                )
+            }
+        );
+        // A problem found in the leaves is held until the hashes before it
+        // have been compared: the earlier seq is the one reported.
+        check_stored_hashes(&stored?, &produced, &produced_by)?;
         found?;
         progress(frontier.size(), total);
+        events = next_events?;
+        from = next_from;
     }
 
     if let Some(checkpoint) = pending.next() {
@@ -124,70 +145,70 @@ fn check_events(
     produced: &mut Vec<(u64, Hash)>,
     produced_by: &mut Vec<u64>,
 ) -> Result<(), AuditFailure> {
-        for event in events {
-            let seq = frontier.size();
-            if event.seq != seq {
-                return Err(AuditFailure::Event {
-                    seq,
-                    problem: format!(
-                        "the event is missing (deleted): the next stored event is seq {}",
-                        event.seq
-                    ),
-                });
-            }
-            let bad = |problem: String| AuditFailure::Event { seq, problem };
-            let header = LeafHeader::from_leaf(&event.leaf).map_err(|e| bad(e.to_string()))?;
-            if header.seq != seq {
-                return Err(bad(format!(
-                    "the leaf says seq {}: an event was inserted, moved or reordered",
-                    header.seq
-                )));
-            }
-            if header.stream != event.stream || header.version != event.version {
-                return Err(bad(format!(
-                    "the row says stream {:?} version {} but the leaf says stream {:?} version {}",
-                    event.stream, event.version, header.stream, header.version
-                )));
-            }
-            let hash = merkle::leaf_hash(&event.leaf);
-            match streams.get_mut(header.stream.as_ref()) {
-                Some(tip) => {
-                    if header.version != tip.next_version {
-                        return Err(bad(format!(
+    for event in events {
+        let seq = frontier.size();
+        if event.seq != seq {
+            return Err(AuditFailure::Event {
+                seq,
+                problem: format!(
+                    "the event is missing (deleted): the next stored event is seq {}",
+                    event.seq
+                ),
+            });
+        }
+        let bad = |problem: String| AuditFailure::Event { seq, problem };
+        let header = LeafHeader::from_leaf(&event.leaf).map_err(|e| bad(e.to_string()))?;
+        if header.seq != seq {
+            return Err(bad(format!(
+                "the leaf says seq {}: an event was inserted, moved or reordered",
+                header.seq
+            )));
+        }
+        if header.stream != event.stream || header.version != event.version {
+            return Err(bad(format!(
+                "the row says stream {:?} version {} but the leaf says stream {:?} version {}",
+                event.stream, event.version, header.stream, header.version
+            )));
+        }
+        let hash = merkle::leaf_hash(&event.leaf);
+        match streams.get_mut(header.stream.as_ref()) {
+            Some(tip) => {
+                if header.version != tip.next_version {
+                    return Err(bad(format!(
                             "stream {:?} jumps to version {} after version {}: an event of the stream was deleted, inserted or reordered",
                             header.stream,
                             header.version,
                             tip.next_version - 1
                         )));
-                    }
-                    if !prev_matches(header.prev.as_deref(), &tip.last_hash) {
-                        return Err(bad(format!(
+                }
+                if !prev_matches(header.prev.as_deref(), &tip.last_hash) {
+                    return Err(bad(format!(
                             "prev does not match the leaf hash {} of the stream's previous event: an event was modified or replaced",
                             hex::encode(tip.last_hash)
                         )));
-                    }
-                    tip.next_version += 1;
-                    tip.last_hash = hash;
                 }
-                None => {
-                    if header.version != 0 || header.prev.is_some() {
-                        return Err(bad(format!(
+                tip.next_version += 1;
+                tip.last_hash = hash;
+            }
+            None => {
+                if header.version != 0 || header.prev.is_some() {
+                    return Err(bad(format!(
                             "stream {:?} starts at version {} (prev {:?}): its earlier events are missing",
                             header.stream, header.version, header.prev
                         )));
-                    }
-                    streams.insert(
-                        header.stream.into_owned(),
-                        StreamTip {
-                            next_version: 1,
-                            last_hash: hash,
-                        },
-                    );
                 }
+                streams.insert(
+                    header.stream.into_owned(),
+                    StreamTip {
+                        next_version: 1,
+                        last_hash: hash,
+                    },
+                );
             }
-            frontier.append(hash, produced);
-            produced_by.resize(produced.len(), seq);
         }
+        frontier.append(hash, produced);
+        produced_by.resize(produced.len(), seq);
+    }
     Ok(())
 }
 
@@ -197,19 +218,17 @@ fn prev_matches(prev: Option<&str>, expected: &Hash) -> bool {
 }
 
 /// Compares what the audit recomputed with the store's stored Merkle hashes.
-async fn check_stored_hashes(
-    store: &dyn EventStore,
+fn check_stored_hashes(
+    stored: &[(u64, Hash)],
     produced: &[(u64, Hash)],
     produced_by: &[u64],
 ) -> Result<(), AuditFailure> {
-    let (Some(first), Some(last)) = (produced.first(), produced.last()) else {
-        return Ok(());
-    };
-    let stored = store.read_stored_hash_range(first.0, last.0 + 1).await?;
     let mut stored = stored.iter().peekable();
     for ((index, hash), seq) in produced.iter().zip(produced_by) {
         let problem = match stored.next_if(|(i, _)| i <= index) {
-            Some((i, _)) if i < index => format!("an unexpected Merkle hash is stored at index {i}"),
+            Some((i, _)) if i < index => {
+                format!("an unexpected Merkle hash is stored at index {i}")
+            }
             Some((_, stored_hash)) if stored_hash == hash => continue,
             Some(_) => format!(
                 "the stored Merkle hash {index} differs from the one recomputed from the leaves: the event (or the hash table) was modified after it was appended"
@@ -256,13 +275,19 @@ async fn check_checkpoint(
     // extends it), so the check starts from the first non-empty checkpoint.
     if let Some(previous) = previous.filter(|p| p.size > 0) {
         let proof = store.prove_consistency(previous.size, size).await?;
-        merkle::verify_consistency(previous.size, size, &proof.proof, &previous.root, &signed.root)
-            .map_err(|e| {
-                bad(format!(
-                    "the store's consistency proof from size {} does not verify: {e}",
-                    previous.size
-                ))
-            })?;
+        merkle::verify_consistency(
+            previous.size,
+            size,
+            &proof.proof,
+            &previous.root,
+            &signed.root,
+        )
+        .map_err(|e| {
+            bad(format!(
+                "the store's consistency proof from size {} does not verify: {e}",
+                previous.size
+            ))
+        })?;
     }
     Ok(())
 }

@@ -41,14 +41,21 @@ fn tamper(dir: &tempfile::TempDir, sql: &str) {
 
 fn leaf(dir: &tempfile::TempDir, seq: u64) -> Vec<u8> {
     let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
-    conn.query_row("SELECT leaf FROM events WHERE seq = ?1", [seq as i64], |r| r.get(0))
-        .unwrap()
+    conn.query_row(
+        "SELECT leaf FROM events WHERE seq = ?1",
+        [seq as i64],
+        |r| r.get(0),
+    )
+    .unwrap()
 }
 
 fn set_leaf(dir: &tempfile::TempDir, seq: u64, leaf: &[u8]) {
     let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
-    conn.execute("UPDATE events SET leaf = ?1 WHERE seq = ?2", params![leaf, seq as i64])
-        .unwrap();
+    conn.execute(
+        "UPDATE events SET leaf = ?1 WHERE seq = ?2",
+        params![leaf, seq as i64],
+    )
+    .unwrap();
 }
 
 #[tokio::test]
@@ -63,7 +70,9 @@ async fn an_untouched_log_passes() {
 #[tokio::test]
 async fn a_modified_event_is_named() {
     let dir = build_log().await;
-    let modified = String::from_utf8(leaf(&dir, 17)).unwrap().replace("\"n\":17", "\"n\":71");
+    let modified = String::from_utf8(leaf(&dir, 17))
+        .unwrap()
+        .replace("\"n\":17", "\"n\":71");
     set_leaf(&dir, 17, modified.as_bytes());
     let failure = audit_dir(&dir).await.unwrap_err();
     assert_eq!(failure.seq(), Some(17), "{failure}");
@@ -72,7 +81,9 @@ async fn a_modified_event_is_named() {
 #[tokio::test]
 async fn a_modified_event_with_rewritten_hashes_breaks_the_signed_root() {
     let dir = build_log().await;
-    let modified = String::from_utf8(leaf(&dir, 38)).unwrap().replace("\"n\":38", "\"n\":83");
+    let modified = String::from_utf8(leaf(&dir, 38))
+        .unwrap()
+        .replace("\"n\":38", "\"n\":83");
     set_leaf(&dir, 38, modified.as_bytes());
     // Recompute every stored hash as a careful forger would.
     let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
@@ -89,13 +100,22 @@ async fn a_modified_event_with_rewritten_hashes_breaks_the_signed_root() {
         frontier.append(ledger::merkle::leaf_hash(leaf), &mut hashes);
     }
     for (index, hash) in hashes {
-        conn.execute("UPDATE merkle_hashes SET hash = ?1 WHERE idx = ?2", params![hash.as_slice(), index as i64])
-            .unwrap();
+        conn.execute(
+            "UPDATE merkle_hashes SET hash = ?1 WHERE idx = ?2",
+            params![hash.as_slice(), index as i64],
+        )
+        .unwrap();
     }
     drop(conn);
     let failure = audit_dir(&dir).await.unwrap_err();
-    assert!(matches!(failure, AuditFailure::Checkpoint { size: 40, .. }), "{failure}");
-    assert!(failure.to_string().contains("between seq 30 and 39"), "{failure}");
+    assert!(
+        matches!(failure, AuditFailure::Checkpoint { size: 40, .. }),
+        "{failure}"
+    );
+    assert!(
+        failure.to_string().contains("between seq 30 and 39"),
+        "{failure}"
+    );
 }
 
 #[tokio::test]
@@ -118,7 +138,9 @@ async fn an_inserted_event_is_named() {
     );
     // A forgery consistent with its stream: same seq, version and prev as
     // the event it displaces, different payload.
-    let forged = String::from_utf8(leaf(&dir, 21)).unwrap().replace("\"n\":20", "\"n\":2000");
+    let forged = String::from_utf8(leaf(&dir, 21))
+        .unwrap()
+        .replace("\"n\":20", "\"n\":2000");
     let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
     conn.execute(
         "INSERT INTO events (seq, id, stream, version, type, leaf) VALUES (20, x'00112233445566778899aabbccddeeff', 'stream-0', 1005, 'test.tick', ?1)",
@@ -150,7 +172,13 @@ async fn a_truncated_log_is_detected() {
     );
     let failure = audit_dir(&dir).await.unwrap_err();
     assert!(
-        matches!(failure, AuditFailure::Truncated { checkpoint_size: 40, events: 35 }),
+        matches!(
+            failure,
+            AuditFailure::Truncated {
+                checkpoint_size: 40,
+                events: 35
+            }
+        ),
         "{failure}"
     );
     assert_eq!(failure.seq(), Some(35));
@@ -162,24 +190,38 @@ async fn a_forged_checkpoint_is_detected() {
     // Signed by another key under the same name.
     let forger = NoteSigner::generate(ORIGIN).unwrap();
     let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
-    let root: Vec<u8> = conn.query_row("SELECT root FROM checkpoints WHERE size = 30", [], |r| r.get(0)).unwrap();
+    let root: Vec<u8> = conn
+        .query_row("SELECT root FROM checkpoints WHERE size = 30", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     let note = forger.sign(&Checkpoint {
         origin: ORIGIN.into(),
         size: 30,
         root: root.try_into().unwrap(),
     });
-    conn.execute("UPDATE checkpoints SET note = ?1 WHERE size = 30", [note]).unwrap();
+    conn.execute("UPDATE checkpoints SET note = ?1 WHERE size = 30", [note])
+        .unwrap();
     drop(conn);
     let failure = audit_dir(&dir).await.unwrap_err();
-    assert!(matches!(failure, AuditFailure::Checkpoint { size: 30, .. }), "{failure}");
+    assert!(
+        matches!(failure, AuditFailure::Checkpoint { size: 30, .. }),
+        "{failure}"
+    );
 }
 
 #[tokio::test]
 async fn a_checkpoint_row_that_disagrees_with_its_note_is_detected() {
     let dir = build_log().await;
-    tamper(&dir, "UPDATE checkpoints SET root = zeroblob(32) WHERE size = 20");
+    tamper(
+        &dir,
+        "UPDATE checkpoints SET root = zeroblob(32) WHERE size = 20",
+    );
     let failure = audit_dir(&dir).await.unwrap_err();
-    assert!(matches!(failure, AuditFailure::Checkpoint { size: 20, .. }), "{failure}");
+    assert!(
+        matches!(failure, AuditFailure::Checkpoint { size: 20, .. }),
+        "{failure}"
+    );
 }
 
 #[tokio::test]
@@ -188,5 +230,8 @@ async fn a_verifier_key_from_elsewhere_is_honoured() {
     let store = SqliteStore::open_read_only(SqliteConfig::new(dir.path(), ORIGIN)).unwrap();
     let stranger = NoteSigner::generate(ORIGIN).unwrap().verifier();
     let failure = audit(&store, &stranger, &mut |_, _| {}).await.unwrap_err();
-    assert!(matches!(failure, AuditFailure::Checkpoint { size: 0, .. }), "{failure}");
+    assert!(
+        matches!(failure, AuditFailure::Checkpoint { size: 0, .. }),
+        "{failure}"
+    );
 }

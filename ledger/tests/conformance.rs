@@ -55,11 +55,21 @@ fn one(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> Append
 async fn appends_assign_seq_version_and_prev(backend: &dyn Backend) {
     let store = backend.open();
     let a = store
-        .append(one("a", ExpectedVersion::Exact(0), vec![event(0), event(1), event(2)]))
+        .append(one(
+            "a",
+            ExpectedVersion::Exact(0),
+            vec![event(0), event(1), event(2)],
+        ))
         .await
         .unwrap();
-    let b = store.append(one("b", ExpectedVersion::Any, vec![event(3)])).await.unwrap();
-    let a2 = store.append(one("a", ExpectedVersion::Exact(3), vec![event(4)])).await.unwrap();
+    let b = store
+        .append(one("b", ExpectedVersion::Any, vec![event(3)]))
+        .await
+        .unwrap();
+    let a2 = store
+        .append(one("a", ExpectedVersion::Exact(3), vec![event(4)]))
+        .await
+        .unwrap();
     let seqs: Vec<u64> = a.iter().chain(&b).chain(&a2).map(|x| x.seq).collect();
     assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
     assert_eq!(a2[0].version, 3);
@@ -85,7 +95,10 @@ async fn appends_assign_seq_version_and_prev(backend: &dyn Backend) {
 
 async fn version_conflicts_write_nothing(backend: &dyn Backend) {
     let store = backend.open();
-    store.append(one("s", ExpectedVersion::Exact(0), vec![event(0)])).await.unwrap();
+    store
+        .append(one("s", ExpectedVersion::Exact(0), vec![event(0)]))
+        .await
+        .unwrap();
     for expected in [0, 2, 99] {
         let error = store
             .append(one("s", ExpectedVersion::Exact(expected), vec![event(1)]))
@@ -102,7 +115,10 @@ async fn version_conflicts_write_nothing(backend: &dyn Backend) {
 
 async fn batches_are_atomic_across_streams(backend: &dyn Backend) {
     let store = backend.open();
-    store.append(one("x", ExpectedVersion::Any, vec![event(0)])).await.unwrap();
+    store
+        .append(one("x", ExpectedVersion::Any, vec![event(0)]))
+        .await
+        .unwrap();
     let error = store
         .append_all(vec![
             one("y", ExpectedVersion::Exact(0), vec![event(1), event(2)]),
@@ -120,14 +136,23 @@ async fn batches_are_atomic_across_streams(backend: &dyn Backend) {
         ])
         .await
         .unwrap();
-    assert_eq!(results[0].iter().map(|a| a.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        results[0].iter().map(|a| a.seq).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     assert_eq!(results[1][0].seq, 3);
 }
 
 async fn retries_are_idempotent(backend: &dyn Backend) {
     let store = backend.open();
     let (id1, id2) = (Uuid::new_v4(), Uuid::new_v4());
-    let request = || one("r", ExpectedVersion::Exact(0), vec![event(1).with_id(id1), event(2).with_id(id2)]);
+    let request = || {
+        one(
+            "r",
+            ExpectedVersion::Exact(0),
+            vec![event(1).with_id(id1), event(2).with_id(id2)],
+        )
+    };
     let first = store.append(request()).await.unwrap();
     // The retry's expected version is stale, yet it returns the original result.
     let again = store.append(request()).await.unwrap();
@@ -138,10 +163,17 @@ async fn retries_are_idempotent(backend: &dyn Backend) {
         .append(one("r", ExpectedVersion::Any, vec![event(9).with_id(id1)]))
         .await
         .unwrap_err();
-    assert!(matches!(error, StoreError::IdReused { seq: 0, .. }), "{error}");
+    assert!(
+        matches!(error, StoreError::IdReused { seq: 0, .. }),
+        "{error}"
+    );
     // A retry that adds a new event is not a retry: refused.
     let error = store
-        .append(one("r", ExpectedVersion::Any, vec![event(1).with_id(id1), event(3)]))
+        .append(one(
+            "r",
+            ExpectedVersion::Any,
+            vec![event(1).with_id(id1), event(3)],
+        ))
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::IdReused { .. }));
@@ -154,10 +186,26 @@ async fn bad_events_are_refused_with_nothing_written(backend: &dyn Backend) {
     let store = backend.open();
     let cases = vec![
         one("bad stream", ExpectedVersion::Any, vec![event(0)]),
-        one("s", ExpectedVersion::Any, vec![NewEvent::new("9type", json!({}))]),
-        one("s", ExpectedVersion::Any, vec![NewEvent::new("t", json!([1, 2]))]),
-        one("s", ExpectedVersion::Any, vec![NewEvent::new("t", json!({"n": 1u64 << 60}))]),
-        one("s", ExpectedVersion::Any, vec![NewEvent::new("t", json!({"x": "y".repeat(1 << 20)}))]),
+        one(
+            "s",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("9type", json!({}))],
+        ),
+        one(
+            "s",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("t", json!([1, 2]))],
+        ),
+        one(
+            "s",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("t", json!({"n": 1u64 << 60}))],
+        ),
+        one(
+            "s",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("t", json!({"x": "y".repeat(1 << 20)}))],
+        ),
         one("s", ExpectedVersion::Any, vec![]),
     ];
     for request in cases {
@@ -175,7 +223,11 @@ async fn concurrent_writers_share_group_commits(backend: &dyn Backend) {
             let mut seqs = Vec::new();
             for i in 0..20 {
                 let appended = store
-                    .append(one(&format!("w{w}"), ExpectedVersion::Exact(i), vec![event(w * 100 + i)]))
+                    .append(one(
+                        &format!("w{w}"),
+                        ExpectedVersion::Exact(i),
+                        vec![event(w * 100 + i)],
+                    ))
                     .await
                     .unwrap();
                 seqs.push(appended[0].seq);
@@ -188,7 +240,11 @@ async fn concurrent_writers_share_group_commits(backend: &dyn Backend) {
         seqs.extend(writer.await.unwrap());
     }
     seqs.sort_unstable();
-    assert_eq!(seqs, (0..1280).collect::<Vec<_>>(), "gap-free, no duplicates");
+    assert_eq!(
+        seqs,
+        (0..1280).collect::<Vec<_>>(),
+        "gap-free, no duplicates"
+    );
     let checkpoint = store.checkpoint_now().await.unwrap();
     assert_eq!(checkpoint.size, 1280);
     let report = ledger::verify::audit(store.as_ref(), &backend.verifier(), &mut |_, _| {})
@@ -203,23 +259,53 @@ async fn proofs_verify_against_signed_checkpoints(backend: &dyn Backend) {
     let verifier = backend.verifier();
     let mut checkpoints = vec![store.checkpoint_now().await.unwrap()];
     for n in 0..23u64 {
-        store.append(one(&format!("p{}", n % 3), ExpectedVersion::Any, vec![event(n)])).await.unwrap();
+        store
+            .append(one(
+                &format!("p{}", n % 3),
+                ExpectedVersion::Any,
+                vec![event(n)],
+            ))
+            .await
+            .unwrap();
         checkpoints.push(store.checkpoint_now().await.unwrap());
     }
     let events = store.read_range(0, 100).await.unwrap();
     for checkpoint in &checkpoints {
         let signed = verifier.verify_checkpoint(&checkpoint.note).unwrap();
-        assert_eq!((signed.size, signed.root), (checkpoint.size, checkpoint.root));
+        assert_eq!(
+            (signed.size, signed.root),
+            (checkpoint.size, checkpoint.root)
+        );
         for event in &events[..checkpoint.size as usize] {
-            let proof = store.prove_inclusion(event.seq, checkpoint.size).await.unwrap();
+            let proof = store
+                .prove_inclusion(event.seq, checkpoint.size)
+                .await
+                .unwrap();
             assert_eq!(proof.leaf_hash, merkle::leaf_hash(&event.leaf));
             assert_eq!(proof.root_hash, checkpoint.root);
-            verify_inclusion(event.seq, checkpoint.size, &proof.leaf_hash, &proof.proof, &signed.root).unwrap();
+            verify_inclusion(
+                event.seq,
+                checkpoint.size,
+                &proof.leaf_hash,
+                &proof.proof,
+                &signed.root,
+            )
+            .unwrap();
         }
         for older in &checkpoints[..] {
             if older.size > 0 && older.size <= checkpoint.size {
-                let proof = store.prove_consistency(older.size, checkpoint.size).await.unwrap();
-                verify_consistency(older.size, checkpoint.size, &proof.proof, &older.root, &checkpoint.root).unwrap();
+                let proof = store
+                    .prove_consistency(older.size, checkpoint.size)
+                    .await
+                    .unwrap();
+                verify_consistency(
+                    older.size,
+                    checkpoint.size,
+                    &proof.proof,
+                    &older.root,
+                    &checkpoint.root,
+                )
+                .unwrap();
             }
         }
     }
@@ -227,24 +313,40 @@ async fn proofs_verify_against_signed_checkpoints(backend: &dyn Backend) {
     assert_eq!(stored.last(), checkpoints.last());
     assert_eq!(store.checkpoint(5).await.unwrap().unwrap().size, 5);
     assert!(store.prove_inclusion(23, 23).await.is_err());
-    assert!(store.prove_inclusion(0, 24).await.unwrap_err().is_client_error());
+    assert!(store
+        .prove_inclusion(0, 24)
+        .await
+        .unwrap_err()
+        .is_client_error());
     assert!(store.prove_consistency(5, 4).await.is_err());
 }
 
 async fn restart_keeps_the_log_and_its_chains(backend: &dyn Backend) {
     let root = {
         let store = backend.open();
-        store.append(one("k", ExpectedVersion::Any, vec![event(0), event(1)])).await.unwrap();
-        store.append(one("m", ExpectedVersion::Any, vec![event(2)])).await.unwrap();
+        store
+            .append(one("k", ExpectedVersion::Any, vec![event(0), event(1)]))
+            .await
+            .unwrap();
+        store
+            .append(one("m", ExpectedVersion::Any, vec![event(2)]))
+            .await
+            .unwrap();
         store.checkpoint_now().await.unwrap().root
     };
     let store = backend.open();
     assert_eq!(store.size().await.unwrap(), 3);
     assert_eq!(store.latest_checkpoint().await.unwrap().unwrap().root, root);
-    let appended = store.append(one("k", ExpectedVersion::Exact(2), vec![event(3)])).await.unwrap();
+    let appended = store
+        .append(one("k", ExpectedVersion::Exact(2), vec![event(3)]))
+        .await
+        .unwrap();
     assert_eq!((appended[0].seq, appended[0].version), (3, 2));
     let k = store.read_stream("k", 0, 10).await.unwrap();
-    assert_eq!(k[2].envelope().unwrap().prev, Some(hex::encode(k[1].leaf_hash)));
+    assert_eq!(
+        k[2].envelope().unwrap().prev,
+        Some(hex::encode(k[1].leaf_hash))
+    );
     drop(store);
     // A clean close signs a checkpoint covering every acknowledged append.
     let store = backend.open();

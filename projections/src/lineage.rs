@@ -12,13 +12,15 @@ use crate::amount::{format_minor_units, largest_remainder, round_half_even_minor
 use crate::currency::minor_unit_exponent;
 use crate::fold::{DerivativeRecord, LineStatus, KIND_RECORDING, KIND_VOICE_MODEL, KIND_WORK};
 use crate::runner::{ProjectionError, Projections};
-use ledger::store::{EventStore, InclusionProof, StoreError};
+use ledger::merkle::{self, Hash, HashReader, MerkleError};
+use ledger::store::{EventStore, InclusionProof, StoreError, StoredEvent};
 use rust_decimal::Decimal;
 use schemas::generation::{generation_stream, AttributionKind, DerivativePublished};
 use schemas::ContentHash;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::path::Path;
 use uuid::Uuid;
@@ -319,23 +321,21 @@ pub async fn lineage(
         })
         .collect();
 
-    let checkpoint = checkpoint_covering(store, as_of).await?;
-    let mut cited = Vec::with_capacity(cited_seqs.len());
-    for seq in cited_seqs {
-        let event = store.read_range(seq, 1).await?.pop().ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "event {seq} cited by the projection is not in the log"
-            ))
-        })?;
-        let proof = store.prove_inclusion(seq, checkpoint.size).await?;
-        cited.push(CitedEvent {
-            seq,
+    let (checkpoint, root) = checkpoint_covering(store, as_of).await?;
+    let seqs: Vec<u64> = cited_seqs.into_iter().collect();
+    let events = read_events(store, &seqs).await?;
+    let proofs = prove_all(store, &events, checkpoint.size, root).await?;
+    let cited = events
+        .into_iter()
+        .zip(proofs)
+        .map(|(event, proof)| CitedEvent {
+            seq: event.seq,
             stream: event.stream,
             event_type: event.event_type,
             leaf: String::from_utf8_lossy(&event.leaf).into_owned(),
             proof,
-        });
-    }
+        })
+        .collect();
     Ok(LineageAnswer::Found(Box::new(Lineage {
         found: true,
         matched_by: matched_by.to_string(),
@@ -401,16 +401,104 @@ fn find(
 async fn checkpoint_covering(
     store: &dyn EventStore,
     size: u64,
-) -> Result<CitedCheckpoint, StoreError> {
+) -> Result<(CitedCheckpoint, Hash), StoreError> {
     let checkpoint = match store.latest_checkpoint().await? {
         Some(latest) if latest.size >= size => latest,
         _ => store.checkpoint_now().await?,
     };
-    Ok(CitedCheckpoint {
+    let cited = CitedCheckpoint {
         size: checkpoint.size,
         root_hash: hex::encode(checkpoint.root),
         note: checkpoint.note,
-    })
+    };
+    Ok((cited, checkpoint.root))
+}
+
+/// The events at `seqs` (ascending), reading each run of consecutive seqs at once.
+async fn read_events(store: &dyn EventStore, seqs: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut events = Vec::with_capacity(seqs.len());
+    let mut start = 0;
+    while start < seqs.len() {
+        let mut end = start + 1;
+        while end < seqs.len() && seqs[end] == seqs[end - 1] + 1 {
+            end += 1;
+        }
+        let run = store.read_range(seqs[start], end - start).await?;
+        if run.len() != end - start || run.iter().zip(&seqs[start..end]).any(|(e, s)| e.seq != *s) {
+            return Err(StoreError::Corrupt(format!(
+                "events {}..{} cited by the projection are not all in the log",
+                seqs[start],
+                seqs[end - 1] + 1
+            )));
+        }
+        events.extend(run);
+        start = end;
+    }
+    Ok(events)
+}
+
+/// Records which stored hashes the proof functions ask for.
+struct IndexRecorder(RefCell<Vec<u64>>);
+
+impl HashReader for IndexRecorder {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
+        self.0.borrow_mut().extend_from_slice(indexes);
+        Ok(vec![[0; 32]; indexes.len()])
+    }
+}
+
+/// Stored hashes fetched ahead.
+struct Prefetched(HashMap<u64, Hash>);
+
+impl HashReader for Prefetched {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
+        indexes
+            .iter()
+            .map(|i| self.0.get(i).copied().ok_or(MerkleError::MissingHash(*i)))
+            .collect()
+    }
+}
+
+/// RFC 9162 inclusion proofs of `events` in the tree of `size` leaves with
+/// root `root`, computed by the shared proof code ([`ledger::merkle`]) from
+/// one batched read of the stored hashes they need, rather than one store
+/// round trip per proof.
+async fn prove_all(
+    store: &dyn EventStore,
+    events: &[StoredEvent],
+    size: u64,
+    root: Hash,
+) -> Result<Vec<InclusionProof>, StoreError> {
+    let recorder = IndexRecorder(RefCell::new(Vec::new()));
+    for event in events {
+        merkle::prove_inclusion(event.seq, size, &recorder)?;
+    }
+    let mut indexes = recorder.0.into_inner();
+    indexes.sort_unstable();
+    indexes.dedup();
+    let hashes = store.read_stored_hashes(indexes.clone()).await?;
+    let prefetched = Prefetched(indexes.into_iter().zip(hashes).collect());
+    events
+        .iter()
+        .map(|event| {
+            let proof = merkle::prove_inclusion(event.seq, size, &prefetched)?;
+            debug_assert!(merkle::verify_inclusion(
+                event.seq,
+                size,
+                &event.leaf_hash,
+                &proof,
+                &root
+            )
+            .is_ok());
+            Ok(InclusionProof {
+                leaf_index: event.seq,
+                tree_size: size,
+                leaf_hash: event.leaf_hash,
+                root_hash: root,
+                proof,
+            })
+        })
+        .collect()
 }
 
 /// A plain-text summary of an answer.

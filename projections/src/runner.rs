@@ -18,6 +18,11 @@ use uuid::Uuid;
 
 /// The name of the royalty projection in `projection_position`.
 pub const ROYALTIES: &str = "royalties";
+/// The `projection_position` row that records the tables' layout version.
+const LAYOUT: &str = "table-layout";
+/// Bumped whenever the projection tables change shape: tables of another
+/// layout are dropped and folded again from the log on open.
+pub const TABLE_LAYOUT_VERSION: u64 = 1;
 /// Events read and folded per transaction while catching up.
 pub const CATCH_UP_BATCH_EVENTS: usize = 10_000;
 /// How long a query waits for another process's projection transaction.
@@ -69,8 +74,25 @@ impl Projections {
             fold: Fold::default(),
             position: 0,
         };
+        if projections.stored_layout()? != Some(TABLE_LAYOUT_VERSION) {
+            // Tables of another layout (or none yet): start them afresh; the
+            // next catch-up folds the log from seq 0.
+            projections.reset()?;
+        }
         projections.reload()?;
         Ok(projections)
+    }
+
+    fn stored_layout(&self) -> Result<Option<u64>, ProjectionError> {
+        let version: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT next_seq FROM projection_position WHERE projection = ?1",
+                params![LAYOUT],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(version.map(|v| v as u64))
     }
 
     /// The next seq to fold: every event below it is folded.
@@ -180,6 +202,10 @@ impl Projections {
              DROP TABLE IF EXISTS projection_catalog_entry; DROP TABLE IF EXISTS projection_position;",
         )?;
         tx.execute_batch(schemas::PROJECTIONS_SQLITE_DDL)?;
+        tx.execute(
+            "INSERT INTO projection_position (projection, next_seq) VALUES (?1, ?2)",
+            params![LAYOUT, TABLE_LAYOUT_VERSION as i64],
+        )?;
         tx.commit()?;
         self.fold = Fold::default();
         self.position = 0;
@@ -206,7 +232,7 @@ impl Projections {
         size: u64,
     ) -> Result<Vec<LineRecord>, ProjectionError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT seq, data, status, allocations FROM projection_usage_line
+            "SELECT seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, allocations FROM projection_usage_line
              WHERE period = ?1 AND currency = ?2 AND seq < ?3 AND status = 'booked' ORDER BY seq",
         )?;
         let rows = statement.query_map(params![period, currency, size as i64], line_from_row)?;
@@ -231,7 +257,7 @@ impl Projections {
         size: u64,
     ) -> Result<Vec<LineRecord>, ProjectionError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT seq, data, status, allocations FROM projection_usage_line
+            "SELECT seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, allocations FROM projection_usage_line
              WHERE derivative = ?1 AND seq < ?2 ORDER BY seq",
         )?;
         let rows =
@@ -412,7 +438,7 @@ impl LineBook for SqlBook<'_> {
 
     fn line(&self, line_id: &str) -> Result<Option<LineRecord>, rusqlite::Error> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT seq, data, status, allocations FROM projection_usage_line
+            "SELECT seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, allocations FROM projection_usage_line
              WHERE line_id = ?1 ORDER BY seq LIMIT 1",
         )?;
         let record = statement
@@ -465,23 +491,23 @@ impl LineBook for SqlBook<'_> {
             }
             Change::UsageLine(record) => {
                 let line = &record.line;
-                let data = serde_json::to_string(line).expect("a usage line serializes");
                 self.conn
                     .prepare_cached(
                         "INSERT INTO projection_usage_line
-                         (seq, line_id, derivative, period, currency, gross, reverses, status, data, allocations)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                         (seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, allocations)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     )?
                     .execute(params![
                         record.seq as i64,
                         line.line_id,
                         line.derivative.to_string(),
                         line.period,
+                        line.territory,
                         line.currency,
+                        line.streams as i64,
                         line.gross.to_string(),
                         line.reverses,
                         record.status.to_text(),
-                        data,
                         encode_allocations(&record.allocations),
                     ])?;
             }
@@ -540,19 +566,44 @@ fn decode_allocations(text: &str) -> Result<Vec<Allocation>, String> {
         .collect()
 }
 
+/// A usage line from a `SELECT seq, line_id, derivative, period, territory,
+/// currency, streams, gross, reverses, status, allocations` row.
 fn line_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LineRecord, String>> {
     let seq: i64 = row.get(0)?;
-    let data: String = row.get(1)?;
-    let status: String = row.get(2)?;
-    let allocations: String = row.get(3)?;
-    Ok((|| {
-        let line: UsageLine =
-            serde_json::from_str(&data).map_err(|e| format!("usage line at seq {seq}: {e}"))?;
-        Ok(LineRecord {
+    let derivative: String = row.get(2)?;
+    let gross: String = row.get(7)?;
+    let status: String = row.get(9)?;
+    let allocations: String = row.get(10)?;
+    let line = UsageLine {
+        line_id: row.get(1)?,
+        derivative: match Uuid::parse_str(&derivative) {
+            Ok(id) => id,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "usage line at seq {seq}: derivative {derivative:?}: {e}"
+                )))
+            }
+        },
+        period: row.get(3)?,
+        territory: row.get(4)?,
+        currency: row.get(5)?,
+        streams: row.get::<_, i64>(6)? as u64,
+        gross: match Decimal::from_str(&gross) {
+            Ok(gross) => gross,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "usage line at seq {seq}: gross {gross:?}: {e}"
+                )))
+            }
+        },
+        reverses: row.get(8)?,
+    };
+    Ok(
+        decode_allocations(&allocations).map(|allocations| LineRecord {
             seq: seq as u64,
             line,
             status: LineStatus::from_text(&status),
-            allocations: decode_allocations(&allocations)?,
-        })
-    })())
+            allocations,
+        }),
+    )
 }

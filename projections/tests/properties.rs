@@ -287,3 +287,33 @@ fn a_failed_batch_leaves_the_committed_state() {
     projections.apply(&envelopes[5..]).unwrap();
     assert_eq!(projections.fold().catalog.parties.len(), 8);
 }
+
+#[test]
+fn tables_of_another_layout_are_folded_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let events = vec![(
+        "party-p0".to_string(),
+        "catalog.party-registered".to_string(),
+        json!({"id": "p0", "name": "P", "role": "other"}),
+    )];
+    let mut projections = Projections::open(&path).unwrap();
+    projections.apply(&envelopes(&events)).unwrap();
+    drop(projections);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE projection_position SET next_seq = 0 WHERE projection = 'table-layout'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let reopened = Projections::open(&path).unwrap();
+    assert_eq!(
+        reopened.position(),
+        0,
+        "an old layout is dropped and folded again"
+    );
+    assert!(reopened.fold().catalog.parties.is_empty());
+    let again = Projections::open(&path).unwrap();
+    assert_eq!(again.position(), 0);
+}

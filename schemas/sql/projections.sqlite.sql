@@ -4,6 +4,7 @@
 -- `ledgerline projections rebuild` drops and refills all of them.
 
 -- How far the fold has read: every event with seq < next_seq is folded.
+-- The row 'table-layout' holds the layout version of these tables instead.
 CREATE TABLE IF NOT EXISTS projection_position (
     projection TEXT PRIMARY KEY,
     next_seq INTEGER NOT NULL
@@ -43,11 +44,12 @@ CREATE TABLE IF NOT EXISTS projection_usage_line (
     line_id TEXT NOT NULL,
     derivative TEXT NOT NULL,
     period TEXT NOT NULL,
+    territory TEXT NOT NULL,
     currency TEXT NOT NULL,
+    streams INTEGER NOT NULL,
     gross TEXT NOT NULL,
     reverses TEXT,
     status TEXT NOT NULL,
-    data TEXT NOT NULL,
     allocations TEXT NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS projection_usage_line_id ON projection_usage_line (line_id);

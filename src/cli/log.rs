@@ -129,7 +129,8 @@ pub fn read_json_argument(argument: &str) -> anyhow::Result<serde_json::Value> {
         }
         _ if argument.starts_with('@') => {
             let path = &argument[1..];
-            let bytes = std::fs::read(path).map_err(|e| bad_input(format!("cannot read --data file {path}: {e}")))?;
+            let bytes = std::fs::read(path)
+                .map_err(|e| bad_input(format!("cannot read --data file {path}: {e}")))?;
             (bytes, path.to_string())
         }
         _ => (argument.as_bytes().to_vec(), "--data".to_string()),
@@ -141,8 +142,12 @@ pub fn read_json_argument(argument: &str) -> anyhow::Result<serde_json::Value> {
             ledger::envelope::LEAF_SIZE_BYTES_MAX
         )));
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|e| bad_input(format!("{origin} is not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to())))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        bad_input(format!(
+            "{origin} is not UTF-8 (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
     serde_json::from_str(&text).map_err(|e| bad_input(format!("{origin} is not valid JSON: {e}")))
 }
 
@@ -154,9 +159,14 @@ async fn append(args: AppendArgs, context: &Context) -> anyhow::Result<ExitCode>
     let id = args
         .id
         .as_deref()
-        .map(|text| uuid::Uuid::parse_str(text).map_err(|e| bad_input(format!("--id {text:?} is not a UUID: {e}"))))
+        .map(|text| {
+            uuid::Uuid::parse_str(text)
+                .map_err(|e| bad_input(format!("--id {text:?} is not a UUID: {e}")))
+        })
         .transpose()?;
-    let expected = args.expected_version.map_or(ExpectedVersion::Any, ExpectedVersion::Exact);
+    let expected = args
+        .expected_version
+        .map_or(ExpectedVersion::Any, ExpectedVersion::Exact);
     let event = NewEvent {
         id,
         event_type: args.event_type,
@@ -164,7 +174,9 @@ async fn append(args: AppendArgs, context: &Context) -> anyhow::Result<ExitCode>
         data,
     };
     let store = context.open_store().await?;
-    let appended = store.append(AppendRequest::new(args.stream, expected, vec![event])).await?;
+    let appended = store
+        .append(AppendRequest::new(args.stream, expected, vec![event]))
+        .await?;
     let appended = appended[0];
     println!(
         "{}",
@@ -267,7 +279,9 @@ async fn events(args: EventsArgs, context: &Context) -> anyhow::Result<ExitCode>
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     while remaining > 0 {
-        let page = store.read_range(next, EVENTS_PAGE.min(remaining as usize)).await?;
+        let page = store
+            .read_range(next, EVENTS_PAGE.min(remaining as usize))
+            .await?;
         let Some(last) = page.last() else { break };
         next = last.seq + 1;
         remaining -= page.len() as u64;
@@ -325,7 +339,9 @@ async fn proof(command: ProofCommand, context: &Context) -> anyhow::Result<ExitC
 async fn verify(args: VerifyArgs, context: &Context) -> anyhow::Result<ExitCode> {
     let store = context.open_store_read_only().await?;
     let verifier = match &args.key {
-        Some(key) => NoteVerifier::from_verifier_key(key).map_err(|e| bad_input(format!("--key: {e}")))?,
+        Some(key) => {
+            NoteVerifier::from_verifier_key(key).map_err(|e| bad_input(format!("--key: {e}")))?
+        }
         None => store.verifier().clone(),
     };
     let started = Instant::now();

@@ -3,10 +3,13 @@
 
 pub mod audio;
 pub mod catalog;
+pub mod demo;
+pub mod keys;
 pub mod lineage;
 pub mod log;
 pub mod projections;
 pub mod reconcile;
+pub mod serve;
 pub mod statements;
 pub mod usage;
 
@@ -41,7 +44,8 @@ impl Context {
     /// writes), so read commands never change a log, even a damaged one.
     pub async fn open_store_read_only(&self) -> anyhow::Result<Arc<SqliteStore>> {
         let config = ledger::store::sqlite::SqliteConfig::new(&self.data_dir, &self.origin);
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open_read_only(config)).await??;
+        let store =
+            tokio::task::spawn_blocking(move || SqliteStore::open_read_only(config)).await??;
         Ok(Arc::new(store))
     }
 }

@@ -56,3 +56,174 @@ pub fn ok(data: &Path, args: &[&str]) -> String {
 pub fn ok_json(data: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok(data, args)).unwrap()
 }
+
+/// A `ledgerline serve` process on a free loopback port, and an HTTP client for it.
+pub mod server {
+    use std::io::{BufRead, BufReader};
+    use std::path::Path;
+    use std::process::{Child, ChildStdout, ExitStatus, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Attempts to find a free port and start the server on it.
+    const START_ATTEMPTS: usize = 5;
+    /// How long the server may take to print its listening line.
+    const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+    /// A response, read whole.
+    pub struct Reply {
+        pub status: u16,
+        pub content_type: String,
+        pub request_id: Option<String>,
+        pub body: String,
+    }
+
+    impl Reply {
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_str(&self.body)
+                .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+        }
+
+        /// The `error.code` of an error body, asserting the error shape.
+        pub fn error_code(&self) -> String {
+            let body = self.json();
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty()),
+                "error bodies carry a message: {body}"
+            );
+            body["error"]["code"].as_str().unwrap().to_string()
+        }
+    }
+
+    pub struct Server {
+        child: Child,
+        _stdout: BufReader<ChildStdout>,
+        pub base: String,
+        agent: ureq::Agent,
+    }
+
+    /// A port that was free a moment ago: bind :0, read the port, release it.
+    fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    impl Server {
+        /// Starts `ledgerline --data DATA serve` on a free loopback port,
+        /// retrying with another port if the one picked was taken meanwhile.
+        pub fn start(data: &Path) -> Server {
+            for _ in 0..START_ATTEMPTS {
+                let port = free_port();
+                let mut child = super::ledgerline(data)
+                    .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("ledgerline serve starts");
+                let mut stdout = BufReader::new(child.stdout.take().unwrap());
+                let (sender, receiver) = mpsc::channel();
+                let reader = std::thread::spawn(move || {
+                    let mut line = String::new();
+                    let _ = stdout.read_line(&mut line);
+                    let _ = sender.send(line);
+                    stdout
+                });
+                let line = receiver.recv_timeout(START_TIMEOUT).unwrap_or_default();
+                let Some(base) = line.trim().strip_prefix("listening on ") else {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    continue;
+                };
+                let base = base.to_string();
+                let stdout = reader.join().unwrap();
+                let agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(30)))
+                    .build()
+                    .new_agent();
+                return Server {
+                    child,
+                    _stdout: stdout,
+                    base,
+                    agent,
+                };
+            }
+            panic!("ledgerline serve did not start in {START_ATTEMPTS} attempts");
+        }
+
+        /// The host:port the server listens on.
+        pub fn address(&self) -> &str {
+            self.base.strip_prefix("http://").unwrap()
+        }
+
+        fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+            let mut response = response.expect("the server answers");
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_string())
+            };
+            let content_type = header("content-type").unwrap_or_default();
+            let request_id = header("x-request-id");
+            Reply {
+                status: response.status().as_u16(),
+                content_type,
+                request_id,
+                body: response.body_mut().read_to_string().unwrap(),
+            }
+        }
+
+        /// GET `path` with an optional bearer token.
+        pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+            let mut request = self.agent.get(format!("{}{path}", self.base));
+            if let Some(token) = token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            Self::reply(request.call())
+        }
+
+        /// POST `body` to `path` with extra headers (content type included).
+        pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+            let mut request = self.agent.post(format!("{}{path}", self.base));
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            Self::reply(request.send(body))
+        }
+
+        /// POST a JSON value with a bearer token.
+        pub fn post_json(&self, path: &str, token: &str, body: &serde_json::Value) -> Reply {
+            let authorization = format!("Bearer {token}");
+            self.post(
+                path,
+                &[
+                    ("authorization", &authorization),
+                    ("content-type", "application/json"),
+                ],
+                body.to_string().as_bytes(),
+            )
+        }
+
+        /// Sends SIGTERM and waits for the server to exit.
+        pub fn stop(mut self) -> ExitStatus {
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill -TERM works");
+            self.child.wait().unwrap()
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            if let Ok(None) = self.child.try_wait() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}

@@ -189,8 +189,7 @@ struct HpssGpuParams {
     frames_total: u32,
     core_offset: u32,
     core_frames: u32,
-    kernel_harmonic: u32,
-    kernel_percussive: u32,
+    reserved: [u32; 2],
     power: f32,
     margin_harmonic: f32,
     margin_percussive: f32,
@@ -233,7 +232,14 @@ pub(crate) fn separate_gpu_in_segments(
     let frames_total = config.frames(len);
     let channels: Vec<&[f32]> = audio.channels.iter().map(Vec::as_slice).collect();
     let stft = StftGpu::new(gpu, config)?;
-    let separate = gpu.pipeline(&SOURCE, "separate");
+    let separate = gpu.pipeline_with_constants(
+        &SOURCE,
+        "separate",
+        &[
+            ("KERNEL_HARMONIC", params.kernel_harmonic as f64),
+            ("KERNEL_PERCUSSIVE", params.kernel_percussive as f64),
+        ],
+    );
     let mut harmonic = (0..planes)
         .map(|_| Vec::with_capacity(len))
         .collect::<Vec<Vec<f32>>>();
@@ -263,8 +269,7 @@ pub(crate) fn separate_gpu_in_segments(
             frames_total: frames_total as u32,
             core_offset: (core.start - context.start) as u32,
             core_frames: core.len() as u32,
-            kernel_harmonic: params.kernel_harmonic as u32,
-            kernel_percussive: params.kernel_percussive as u32,
+            reserved: [0; 2],
             power: params.power,
             margin_harmonic: params.margin_harmonic,
             margin_percussive: params.margin_percussive,
@@ -375,10 +380,27 @@ mod tests {
         let params = HpssParams::default();
         let cpu = separate_cpu(&mix, &params).expect("CPU HPSS");
         // 16-frame segments exercise the segment seams; the default is one segment here.
-        for separated in [
-            separate_gpu(gpu, &mix, &params).expect("GPU HPSS"),
-            separate_gpu_in_segments(gpu, &mix, &params, 16).expect("segmented GPU HPSS"),
-        ] {
+        let mut runs = vec![
+            (
+                cpu.clone(),
+                separate_gpu(gpu, &mix, &params).expect("GPU HPSS"),
+            ),
+            (
+                cpu,
+                separate_gpu_in_segments(gpu, &mix, &params, 16).expect("segmented GPU HPSS"),
+            ),
+        ];
+        // Other median lengths compile their own pipeline constants.
+        let other = HpssParams {
+            kernel_harmonic: 17,
+            kernel_percussive: 9,
+            ..HpssParams::default()
+        };
+        runs.push((
+            separate_cpu(&mix, &other).expect("CPU HPSS"),
+            separate_gpu(gpu, &mix, &other).expect("GPU HPSS"),
+        ));
+        for (cpu, separated) in runs {
             let snr_h = channel_snr(&cpu.harmonic, &separated.harmonic);
             let snr_p = channel_snr(&cpu.percussive, &separated.percussive);
             assert!(

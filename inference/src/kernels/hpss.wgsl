@@ -5,6 +5,10 @@
 
 const WG: u32 = 256u;
 const KERNEL_MAX: u32 = 63u;
+// Median lengths (odd, <= KERNEL_MAX), fixed per pipeline so that the
+// loops below have constant trip counts and compile to straight-line code.
+override KERNEL_HARMONIC: u32 = 31u;
+override KERNEL_PERCUSSIVE: u32 = 31u;
 const TINY: f32 = 1.1754944e-38;
 
 struct HpssParams {
@@ -20,8 +24,8 @@ struct HpssParams {
     core_offset: u32,
     // Frames per plane to separate.
     core_frames: u32,
-    kernel_harmonic: u32,
-    kernel_percussive: u32,
+    _reserved_0: u32,
+    _reserved_1: u32,
     power: f32,
     margin_harmonic: f32,
     margin_percussive: f32,
@@ -45,21 +49,24 @@ fn reflect(i: i32, n: i32) -> i32 {
     return m;
 }
 
+// The middle order statistic by ranking: element i is the median when
+// exactly `count / 2` elements precede it (smaller, or equal with a lower
+// index). With `count` a pipeline constant every index is static, which
+// SIMD-per-lane backends (lavapipe) run much faster than a sort's
+// data-dependent swaps.
 fn median(values: ptr<function, array<f32, KERNEL_MAX>>, count: u32) -> f32 {
-    // Partial selection sort up to the middle element.
     let mid = count / 2u;
-    for (var i = 0u; i <= mid; i++) {
-        var best = i;
-        for (var j = i + 1u; j < count; j++) {
-            if ((*values)[j] < (*values)[best]) {
-                best = j;
-            }
+    var result = 0.0;
+    for (var i = 0u; i < count; i++) {
+        let v = (*values)[i];
+        var rank = 0u;
+        for (var j = 0u; j < count; j++) {
+            let w = (*values)[j];
+            rank += select(0u, 1u, w < v || (w == v && j < i));
         }
-        let t = (*values)[i];
-        (*values)[i] = (*values)[best];
-        (*values)[best] = t;
+        result = select(result, v, rank == mid);
     }
-    return (*values)[mid];
+    return result;
 }
 
 // r^power for r in [0, 1]; WGSL leaves pow(0, y) undefined.
@@ -96,21 +103,21 @@ fn separate(@builtin(workgroup_id) wid: vec3<u32>,
     let plane_base = plane * p.frames * p.bins;
 
     var values: array<f32, KERNEL_MAX>;
-    let half_h = i32(p.kernel_harmonic / 2u);
+    let half_h = i32(KERNEL_HARMONIC / 2u);
     for (var d = -half_h; d <= half_h; d++) {
         let g = reflect(global_frame + d, i32(p.frames_total));
         let local = u32(g - i32(p.frame_base));
         values[u32(d + half_h)] = length(spectrum[plane_base + local * p.bins + bin]);
     }
-    let harmonic = median(&values, p.kernel_harmonic);
+    let harmonic = median(&values, KERNEL_HARMONIC);
 
-    let half_p = i32(p.kernel_percussive / 2u);
+    let half_p = i32(KERNEL_PERCUSSIVE / 2u);
     let row = plane_base + local_frame * p.bins;
     for (var d = -half_p; d <= half_p; d++) {
         let k = u32(reflect(i32(bin) + d, i32(p.bins)));
         values[u32(d + half_p)] = length(spectrum[row + k]);
     }
-    let percussive = median(&values, p.kernel_percussive);
+    let percussive = median(&values, KERNEL_PERCUSSIVE);
 
     let mask_h = softmask(harmonic, percussive * p.margin_harmonic, p.power);
     let mask_p = softmask(percussive, harmonic * p.margin_percussive, p.power);

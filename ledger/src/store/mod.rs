@@ -37,7 +37,11 @@ pub struct AppendRequest {
 }
 
 impl AppendRequest {
-    pub fn new(stream: impl Into<String>, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+    pub fn new(
+        stream: impl Into<String>,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Self {
         AppendRequest {
             stream: stream.into(),
             expected,
@@ -167,7 +171,10 @@ pub trait EventStore: Send + Sync {
     /// Appends each request's events to its stream, all requests or none.
     /// Retrying with the same event ids returns the first result and writes
     /// nothing.
-    async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<Vec<Appended>>, StoreError>;
+    async fn append_all(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Vec<Appended>>, StoreError>;
 
     /// Appends events to one stream atomically.
     async fn append(&self, request: AppendRequest) -> Result<Vec<Appended>, StoreError> {
@@ -180,7 +187,12 @@ pub trait EventStore: Send + Sync {
     /// Events with `seq >= from`, in seq order, at most `limit`.
     async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
     /// Events of one stream with `version >= from_version`, in order.
-    async fn read_stream(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
     /// One event by id.
     async fn read_event(&self, id: Uuid) -> Result<Option<StoredEvent>, StoreError>;
 
@@ -202,5 +214,9 @@ pub trait EventStore: Send + Sync {
     async fn read_stored_hashes(&self, indexes: Vec<u64>) -> Result<Vec<Hash>, StoreError>;
     /// Every stored hash with `start <= index < end`, as (index, hash) in
     /// index order; the audit compares them with what it recomputes.
-    async fn read_stored_hash_range(&self, start: u64, end: u64) -> Result<Vec<(u64, Hash)>, StoreError>;
+    async fn read_stored_hash_range(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError>;
 }

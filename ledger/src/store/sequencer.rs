@@ -13,7 +13,9 @@ use crate::envelope::{
     LEAF_SIZE_BYTES_MAX,
 };
 use crate::merkle::{leaf_hash, Frontier, Hash};
-use crate::store::{AppendRequest, Appended, ExpectedVersion, StoreError, StoredEvent, APPEND_EVENTS_MAX};
+use crate::store::{
+    AppendRequest, Appended, ExpectedVersion, StoreError, StoredEvent, APPEND_EVENTS_MAX,
+};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use time::OffsetDateTime;
@@ -24,6 +26,9 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedEvent {
     pub id: Uuid,
+    /// True when the client chose the id (a retry may repeat it); ids the
+    /// server makes are random v4 UUIDs that no earlier event can hold.
+    pub id_given: bool,
     pub event_type: String,
     pub schema: u32,
     /// RFC 8785 bytes of the payload object.
@@ -72,10 +77,12 @@ pub fn prepare(requests: Vec<AppendRequest>) -> Result<Vec<PreparedRequest>, Sto
                     validate_data(&event.data)?;
                     let data = serde_json_canonicalizer::to_vec(&event.data)
                         .map_err(|e| EnvelopeError::BadLeaf(e.to_string()))?;
-                    let size_bytes = data.len() + ENVELOPE_OVERHEAD_BYTES_MAX + request.stream.len();
+                    let size_bytes =
+                        data.len() + ENVELOPE_OVERHEAD_BYTES_MAX + request.stream.len();
                     if size_bytes > LEAF_SIZE_BYTES_MAX {
                         return Err(EnvelopeError::TooLarge { size_bytes }.into());
                     }
+                    let id_given = event.id.is_some();
                     let id = event.id.unwrap_or_else(Uuid::new_v4);
                     if !seen_ids.insert(id) {
                         return Err(StoreError::BadEvent(EnvelopeError::BadLeaf(format!(
@@ -84,6 +91,7 @@ pub fn prepare(requests: Vec<AppendRequest>) -> Result<Vec<PreparedRequest>, Sto
                     }
                     Ok(PreparedEvent {
                         id,
+                        id_given,
                         event_type: event.event_type,
                         schema: event.schema,
                         data,
@@ -170,7 +178,10 @@ struct StreamHead {
 
 impl Sequencer {
     pub fn new(frontier: Frontier, last_time: OffsetDateTime) -> Self {
-        Sequencer { frontier, last_time }
+        Sequencer {
+            frontier,
+            last_time,
+        }
     }
 
     pub fn frontier(&self) -> &Frontier {
@@ -195,7 +206,14 @@ impl Sequencer {
         // that race their original.
         let mut batch_ids: HashMap<Uuid, usize> = HashMap::new();
         for requests in clients {
-            let result = self.plan_client(view, &requests, &time, &mut heads, &mut batch_ids, &mut plan)?;
+            let result = self.plan_client(
+                view,
+                &requests,
+                &time,
+                &mut heads,
+                &mut batch_ids,
+                &mut plan,
+            )?;
             plan.results.push(result);
         }
         Ok(plan)
@@ -249,7 +267,8 @@ impl Sequencer {
             for event in &request.events {
                 let seq = self.frontier.size();
                 let version = head.next_version;
-                let leaf = assemble_leaf(event, seq, &stream, version, time, head.last_hash.as_ref());
+                let leaf =
+                    assemble_leaf(event, seq, &stream, version, time, head.last_hash.as_ref());
                 let hash = leaf_hash(&leaf);
                 self.frontier.append(hash, &mut plan.hashes);
                 batch_ids.insert(event.id, plan.events.len());
@@ -289,7 +308,11 @@ impl Sequencer {
         let mut found = Vec::new();
         let mut missing = 0usize;
         for request in requests {
-            for event in &request.events {
+            for event in request.events.iter() {
+                if !event.id_given {
+                    missing += 1;
+                    continue;
+                }
                 let existing = match batch_ids.get(&event.id) {
                     Some(&index) => Some(plan.events[index].clone()),
                     None => view.event_by_id(&event.id)?,
@@ -359,7 +382,10 @@ mod tests {
         let prepared = prepare(vec![AppendRequest::new(
             "catalog",
             ExpectedVersion::Any,
-            vec![NewEvent::new("catalog.party-registered", json!({"z": 1, "a": "é\u{1}", "m": [1.5, null]}))],
+            vec![NewEvent::new(
+                "catalog.party-registered",
+                json!({"z": 1, "a": "é\u{1}", "m": [1.5, null]}),
+            )],
         )])
         .unwrap();
         let event = &prepared[0].events[0];
@@ -396,7 +422,11 @@ mod tests {
         let event = || NewEvent::new("t", json!({}));
         assert!(matches!(prepare(vec![]), Err(StoreError::EmptyAppend)));
         assert!(matches!(
-            prepare(vec![AppendRequest::new("a b", ExpectedVersion::Any, vec![event()])]),
+            prepare(vec![AppendRequest::new(
+                "a b",
+                ExpectedVersion::Any,
+                vec![event()]
+            )]),
             Err(StoreError::BadEvent(EnvelopeError::BadStreamName(_)))
         ));
         let id = Uuid::new_v4();
@@ -413,7 +443,11 @@ mod tests {
         ));
         let big = NewEvent::new("t", json!({"x": "y".repeat(LEAF_SIZE_BYTES_MAX)}));
         assert!(matches!(
-            prepare(vec![AppendRequest::new("s", ExpectedVersion::Any, vec![big])]),
+            prepare(vec![AppendRequest::new(
+                "s",
+                ExpectedVersion::Any,
+                vec![big]
+            )]),
             Err(StoreError::BadEvent(EnvelopeError::TooLarge { .. }))
         ));
     }

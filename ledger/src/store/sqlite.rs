@@ -30,6 +30,9 @@ const FORMAT_VERSION: &str = "1";
 const WRITER_QUEUE_DEPTH: usize = 4096;
 /// The most events one group commit takes from the queue.
 const GROUP_COMMIT_EVENTS_MAX: usize = 20_000;
+/// Page cache per connection, in KiB: the id and stream indexes of a log
+/// of millions of events stay in memory.
+pub const CACHE_KIB: u32 = 65_536;
 /// Idle read connections kept open.
 const READERS_IDLE_MAX: usize = 16;
 
@@ -93,7 +96,10 @@ impl SqliteStore {
     /// database and the signing key on first use. Blocking.
     pub fn open(config: SqliteConfig) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            backend(format!("cannot create data directory {}: {e}", config.data_dir.display()))
+            backend(format!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            ))
         })?;
         let signer = match &config.signing_key {
             Some(text) => NoteSigner::from_private_key(text).map_err(backend)?,
@@ -160,8 +166,15 @@ impl SqliteStore {
         let key_path = config.data_dir.join(KEY_FILE);
         let signer = match &config.signing_key {
             Some(text) => NoteSigner::from_private_key(text).map_err(backend)?,
-            None if key_path.exists() => NoteSigner::load_or_create(&key_path, &config.origin).map_err(backend)?,
-            None => return Err(backend(format!("the checkpoint key {} is missing", key_path.display()))),
+            None if key_path.exists() => {
+                NoteSigner::load_or_create(&key_path, &config.origin).map_err(backend)?
+            }
+            None => {
+                return Err(backend(format!(
+                    "the checkpoint key {} is missing",
+                    key_path.display()
+                )))
+            }
         };
         let readers = Arc::new(Readers {
             path: path.clone(),
@@ -169,7 +182,11 @@ impl SqliteStore {
         });
         readers.with(|conn| {
             let origin: Option<String> = conn
-                .query_row("SELECT value FROM ledger_meta WHERE key = 'origin'", [], |row| row.get(0))
+                .query_row(
+                    "SELECT value FROM ledger_meta WHERE key = 'origin'",
+                    [],
+                    |row| row.get(0),
+                )
                 .optional()?;
             match origin {
                 Some(origin) if origin == config.origin => Ok(()),
@@ -247,16 +264,25 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     // commit, so an acknowledged append survives power loss.
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(backend(format!("{} refused WAL mode (got {mode})", path.display())));
+        return Err(backend(format!(
+            "{} refused WAL mode (got {mode})",
+            path.display()
+        )));
     }
-    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF; PRAGMA cache_size=-{CACHE_KIB};"
+    ))?;
     Ok(conn)
 }
 
 fn check_meta(conn: &Connection, origin: &str) -> Result<(), StoreError> {
     let get = |key: &str| -> Result<Option<String>, StoreError> {
         Ok(conn
-            .query_row("SELECT value FROM ledger_meta WHERE key = ?1", [key], |row| row.get(0))
+            .query_row(
+                "SELECT value FROM ledger_meta WHERE key = ?1",
+                [key],
+                |row| row.get(0),
+            )
             .optional()?)
     };
     match get("format_version")? {
@@ -284,18 +310,32 @@ fn check_meta(conn: &Connection, origin: &str) -> Result<(), StoreError> {
 }
 
 fn tree_size(conn: &Connection) -> Result<u64, StoreError> {
-    let size: i64 = conn.query_row("SELECT COALESCE(MAX(seq) + 1, 0) FROM events", [], |row| row.get(0))?;
+    let size: i64 = conn.query_row("SELECT COALESCE(MAX(seq) + 1, 0) FROM events", [], |row| {
+        row.get(0)
+    })?;
     Ok(size as u64)
 }
 
 fn last_event_time(conn: &Connection) -> Result<Option<OffsetDateTime>, StoreError> {
     let leaf: Option<Vec<u8>> = conn
-        .query_row("SELECT leaf FROM events ORDER BY seq DESC LIMIT 1", [], |row| row.get(0))
+        .query_row(
+            "SELECT leaf FROM events ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
         .optional()?;
     let Some(leaf) = leaf else { return Ok(None) };
     let envelope = crate::Envelope::from_leaf(&leaf)?;
-    let time = OffsetDateTime::parse(&envelope.time, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| StoreError::Corrupt(format!("last event has a bad time {:?}: {e}", envelope.time)))?;
+    let time = OffsetDateTime::parse(
+        &envelope.time,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|e| {
+        StoreError::Corrupt(format!(
+            "last event has a bad time {:?}: {e}",
+            envelope.time
+        ))
+    })?;
     Ok(Some(time))
 }
 
@@ -382,7 +422,9 @@ impl SequencerView for WriteView<'_> {
         let mut statement = self
             .0
             .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"))?;
-        Ok(statement.query_row([id.as_bytes().as_slice()], event_row).optional()?)
+        Ok(statement
+            .query_row([id.as_bytes().as_slice()], event_row)
+            .optional()?)
     }
 
     fn stream_head(&mut self, stream: &str) -> Result<Option<(u64, Hash)>, StoreError> {
@@ -507,9 +549,11 @@ impl Writer {
     ) -> Result<Vec<ClientResult>, StoreError> {
         let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         self.catch_up(&transaction)?;
-        let plan = self
-            .sequencer
-            .plan(&mut WriteView(&transaction), clients, OffsetDateTime::now_utc())?;
+        let plan = self.sequencer.plan(
+            &mut WriteView(&transaction),
+            clients,
+            OffsetDateTime::now_utc(),
+        )?;
         {
             let mut insert_event = transaction.prepare_cached(
                 "INSERT INTO events (seq, id, stream, version, type, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -524,8 +568,8 @@ impl Writer {
                     event.leaf
                 ])?;
             }
-            let mut insert_hash =
-                transaction.prepare_cached("INSERT INTO merkle_hashes (idx, hash) VALUES (?1, ?2)")?;
+            let mut insert_hash = transaction
+                .prepare_cached("INSERT INTO merkle_hashes (idx, hash) VALUES (?1, ?2)")?;
             for (index, hash) in &plan.hashes {
                 insert_hash.execute(params![*index as i64, hash.as_slice()])?;
             }
@@ -550,7 +594,10 @@ impl Writer {
     fn catch_up(&mut self, transaction: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
         let size = tree_size(transaction)?;
         if size != self.sequencer.frontier().size() {
-            tracing::info!(size, "the log grew in another process; reloading the Merkle frontier");
+            tracing::info!(
+                size,
+                "the log grew in another process; reloading the Merkle frontier"
+            );
             let frontier = Frontier::load(size, &SqliteHashes(transaction))?;
             let last_time = last_event_time(transaction)?.unwrap_or_else(OffsetDateTime::now_utc);
             self.sequencer = Sequencer::new(frontier, last_time);
@@ -569,7 +616,10 @@ impl Writer {
         Ok(())
     }
 
-    fn insert_checkpoint(&self, transaction: &rusqlite::Transaction<'_>) -> Result<SignedCheckpoint, StoreError> {
+    fn insert_checkpoint(
+        &self,
+        transaction: &rusqlite::Transaction<'_>,
+    ) -> Result<SignedCheckpoint, StoreError> {
         let frontier = self.sequencer.frontier();
         let checkpoint = Checkpoint {
             origin: self.origin.clone(),
@@ -598,14 +648,18 @@ struct Readers {
 }
 
 impl Readers {
-    fn with<R>(&self, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let pooled = self.idle.lock().expect("reader pool lock").pop();
         let conn = match pooled {
             Some(conn) => conn,
             None => {
                 let conn = Connection::open_with_flags(
                     &self.path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 conn.busy_timeout(Duration::from_secs(10))?;
                 conn
@@ -633,7 +687,10 @@ fn check_size(conn: &Connection, what: &str, size: u64) -> Result<(), StoreError
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<Vec<Appended>>, StoreError> {
+    async fn append_all(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Vec<Appended>>, StoreError> {
         let requests = sequencer::prepare(requests)?;
         let (reply, answer) = oneshot::channel();
         self.sender()?
@@ -658,7 +715,12 @@ impl EventStore for SqliteStore {
         .await
     }
 
-    async fn read_stream(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let stream = stream.to_string();
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(&format!(
@@ -674,7 +736,9 @@ impl EventStore for SqliteStore {
         self.read(move |conn| {
             let mut statement =
                 conn.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"))?;
-            Ok(statement.query_row([id.as_bytes().as_slice()], event_row).optional()?)
+            Ok(statement
+                .query_row([id.as_bytes().as_slice()], event_row)
+                .optional()?)
         })
         .await
     }
@@ -698,7 +762,8 @@ impl EventStore for SqliteStore {
 
     async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
         self.read(|conn| {
-            let mut statement = conn.prepare_cached("SELECT size, root, note FROM checkpoints ORDER BY size")?;
+            let mut statement =
+                conn.prepare_cached("SELECT size, root, note FROM checkpoints ORDER BY size")?;
             let rows = statement.query_map([], checkpoint_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
@@ -758,13 +823,19 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_stored_hashes(&self, indexes: Vec<u64>) -> Result<Vec<Hash>, StoreError> {
-        self.read(move |conn| Ok(SqliteHashes(conn).read_hashes(&indexes)?)).await
+        self.read(move |conn| Ok(SqliteHashes(conn).read_hashes(&indexes)?))
+            .await
     }
 
-    async fn read_stored_hash_range(&self, start: u64, end: u64) -> Result<Vec<(u64, Hash)>, StoreError> {
+    async fn read_stored_hash_range(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError> {
         self.read(move |conn| {
-            let mut statement =
-                conn.prepare_cached("SELECT idx, hash FROM merkle_hashes WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")?;
+            let mut statement = conn.prepare_cached(
+                "SELECT idx, hash FROM merkle_hashes WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+            )?;
             let rows = statement.query_map(params![start as i64, end as i64], |row| {
                 let index: i64 = row.get(0)?;
                 Ok((index as u64, hash_column(row, 1)?))

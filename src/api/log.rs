@@ -1,0 +1,616 @@
+//! The log over HTTP: checkpoints, the verifier key and proofs (public),
+//! events and streams (auditors and admins), and appends (ingest and admins).
+//! Formats match the CLI's (`ledgerline checkpoint`, `events`, `proof`), so
+//! an outside verifier can use either.
+
+use super::auth::{authorize, Action, Principal};
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::AppState;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent, SignedCheckpoint, StoreError};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// Events returned by one page of `/v1/events` or `/v1/streams/{stream}` when
+/// no `limit` is given.
+const PAGE_EVENTS_DEFAULT: usize = 1000;
+/// The most events one page may return.
+pub const PAGE_EVENTS_MAX: usize = 10_000;
+/// The longest `Idempotency-Key` accepted.
+const IDEMPOTENCY_KEY_BYTES_MAX: usize = 200;
+/// UUID v5 namespace for event ids derived from an `Idempotency-Key`, so a
+/// retried request carries the same ids and the ledger's own idempotency
+/// returns the first result (never change it: old keys would stop matching).
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6467_6572_4c69_8e3a_1f0d_5b2c_9a47);
+
+/// One event, exactly as `ledgerline events` prints it. The API builds it
+/// with the CLI's own `event_json`; this type documents it in the OpenAPI
+/// document, and a test holds the two to the same members.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used.
+pub struct Event {
+    /// Index in the global log (the Merkle leaf index).
+    seq: u64,
+    stream: String,
+    /// Position in its stream.
+    version: u64,
+    id: Uuid,
+    #[serde(rename = "type")]
+    event_type: String,
+    /// Base64 (standard alphabet) of the exact leaf bytes (RFC 8785 JSON envelope).
+    leaf: String,
+    /// Hex SHA-256(0x00 || leaf), RFC 6962 section 2.1.
+    leaf_hash: String,
+}
+
+/// A page of events in seq (or stream version) order.
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    #[schema(value_type = Vec<Event>)]
+    events: Vec<serde_json::Value>,
+    /// Pass as `from` to read the next page (the seq, or for a stream the
+    /// version, after the last event returned).
+    next: u64,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CheckpointQuery {
+    /// Tree size of a stored checkpoint (default: the latest).
+    size: Option<u64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// First seq (for a stream: first version) to return. Default 0.
+    from: Option<u64>,
+    /// Most events to return: default 1000, at most 10000.
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InclusionQuery {
+    /// Leaf index (the event's seq).
+    seq: u64,
+    /// Tree size (default: the latest checkpoint's).
+    size: Option<u64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyQuery {
+    /// The smaller tree size.
+    from: u64,
+    /// The larger tree size (default: the latest checkpoint's).
+    to: Option<u64>,
+}
+
+/// The checkpoint verifier key.
+#[derive(Serialize, ToSchema)]
+pub struct VerifierKey {
+    /// Go note verifier key: `name+hex8+base64(0x01 || Ed25519 public key)`.
+    key: String,
+}
+
+/// RFC 6962 inclusion proof (section 2.1.1), hashes in hex: the same JSON as
+/// `ledgerline proof inclusion`.
+#[derive(Serialize, ToSchema)]
+pub struct InclusionProof {
+    leaf_index: u64,
+    tree_size: u64,
+    leaf_hash: String,
+    root_hash: String,
+    proof: Vec<String>,
+}
+
+/// RFC 6962 consistency proof (section 2.1.2), hashes in hex: the same JSON
+/// as `ledgerline proof consistency`.
+#[derive(Serialize, ToSchema)]
+pub struct ConsistencyProof {
+    from_size: u64,
+    to_size: u64,
+    from_root: String,
+    to_root: String,
+    proof: Vec<String>,
+}
+
+/// One event to append.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEventBody {
+    /// Event type, e.g. `catalog.recording-registered`.
+    #[serde(rename = "type")]
+    event_type: String,
+    /// The payload: a JSON object.
+    #[schema(value_type = Object)]
+    data: serde_json::Value,
+    /// Number of events the stream must already hold (0: it must be new).
+    /// Only on the first event of a request.
+    expected_version: Option<u64>,
+    /// Event id for idempotent retries (default: derived from the
+    /// `Idempotency-Key`, or random).
+    id: Option<Uuid>,
+    /// Version of the payload's schema (default 1).
+    schema: Option<u32>,
+}
+
+/// An append request: one event, or a list appended atomically.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum AppendBody {
+    One(NewEventBody),
+    Many(Vec<NewEventBody>),
+}
+
+/// Where one appended event landed.
+#[derive(Serialize, ToSchema)]
+pub struct Appended {
+    seq: u64,
+    version: u64,
+    /// Hex RFC 6962 leaf hash.
+    leaf_hash: String,
+}
+
+/// The events of one append, in request order.
+#[derive(Serialize, ToSchema)]
+pub struct AppendResult {
+    events: Vec<Appended>,
+}
+
+/// The latest signed checkpoint, or a stored one by size, byte for byte as
+/// `ledgerline checkpoint` prints it (C2SP tlog-checkpoint, signed note).
+#[utoipa::path(
+    get,
+    path = "/v1/checkpoint",
+    tag = "log",
+    params(CheckpointQuery),
+    responses(
+        (status = 200, description = "The signed note", body = String, content_type = "text/plain"),
+        (status = 400, description = "Bad query", body = super::error::ErrorBody),
+        (status = 404, description = "No checkpoint of that size", body = super::error::ErrorBody),
+    )
+)]
+pub async fn checkpoint(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<CheckpointQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query?;
+    let checkpoint = match query.size {
+        Some(size) => state.store.checkpoint(size).await?.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no checkpoint of size {size} is stored; omit size for the latest"
+            ))
+        })?,
+        None => latest(&state).await?,
+    };
+    Ok((
+        [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+        checkpoint.note,
+    ))
+}
+
+async fn latest(state: &AppState) -> Result<SignedCheckpoint, ApiError> {
+    state
+        .store
+        .latest_checkpoint()
+        .await?
+        .ok_or_else(|| ApiError::Internal("the log has no checkpoint yet".into()))
+}
+
+/// The verifier key of the checkpoint signatures.
+#[utoipa::path(
+    get,
+    path = "/v1/key",
+    tag = "log",
+    responses((status = 200, description = "The verifier key", body = VerifierKey))
+)]
+pub async fn key(State(state): State<Arc<AppState>>) -> Json<VerifierKey> {
+    Json(VerifierKey {
+        key: state.store.verifier_key().to_string(),
+    })
+}
+
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(PAGE_EVENTS_DEFAULT),
+        Some(limit) if limit <= PAGE_EVENTS_MAX => Ok(limit),
+        Some(limit) => Err(ApiError::BadRequest(format!(
+            "limit is {limit}; it must be at most {PAGE_EVENTS_MAX}"
+        ))),
+    }
+}
+
+/// Events in seq order, the same objects as `ledgerline events` (admin and
+/// auditor keys).
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "log",
+    params(PageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = EventPage),
+        (status = 400, description = "Bad query", body = super::error::ErrorBody),
+        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
+        (status = 403, description = "Role may not read the log", body = super::error::ErrorBody),
+    )
+)]
+pub async fn events(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<EventPage>, ApiError> {
+    authorize(&principal, Action::ReadLog, None)?;
+    let Query(query) = query?;
+    let from = query.from.unwrap_or(0);
+    let limit = page_limit(query.limit)?;
+    let events = if limit == 0 {
+        Vec::new()
+    } else {
+        state.store.read_range(from, limit).await?
+    };
+    let next = events.last().map_or(from, |e| e.seq + 1);
+    Ok(Json(EventPage {
+        events: events.iter().map(crate::cli::log::event_json).collect(),
+        next,
+    }))
+}
+
+/// One stream's events in version order (admin and auditor keys).
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{stream}",
+    tag = "log",
+    params(("stream" = String, Path, description = "Stream name"), PageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of the stream's events", body = EventPage),
+        (status = 400, description = "Bad stream name or query", body = super::error::ErrorBody),
+        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
+        (status = 403, description = "Role may not read the log", body = super::error::ErrorBody),
+        (status = 404, description = "No such stream", body = super::error::ErrorBody),
+    )
+)]
+pub async fn stream(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<EventPage>, ApiError> {
+    authorize(&principal, Action::ReadLog, None)?;
+    let Path(stream) = path?;
+    let Query(query) = query?;
+    ledger::envelope::validate_stream_name(&stream)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let from = query.from.unwrap_or(0);
+    let limit = page_limit(query.limit)?;
+    let events = state.store.read_stream(&stream, from, limit.max(1)).await?;
+    if events.is_empty() && from == 0 {
+        return Err(ApiError::NotFound(format!(
+            "stream {stream:?} has no events"
+        )));
+    }
+    let events = &events[..limit.min(events.len())];
+    let next = events.last().map_or(from, |e| e.version + 1);
+    Ok(Json(EventPage {
+        events: events.iter().map(crate::cli::log::event_json).collect(),
+        next,
+    }))
+}
+
+/// Inclusion proof of the event at `seq` in the tree of `size` leaves.
+#[utoipa::path(
+    get,
+    path = "/v1/proofs/inclusion",
+    tag = "log",
+    params(InclusionQuery),
+    responses(
+        (status = 200, description = "The proof", body = InclusionProof),
+        (status = 400, description = "Missing or out-of-range seq or size", body = super::error::ErrorBody),
+    )
+)]
+pub async fn inclusion_proof(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<InclusionQuery>, QueryRejection>,
+) -> Result<Json<InclusionProof>, ApiError> {
+    let Query(query) = query?;
+    let size = match query.size {
+        Some(size) => size,
+        None => latest(&state).await?.size,
+    };
+    let proof = state.store.prove_inclusion(query.seq, size).await?;
+    Ok(Json(InclusionProof {
+        leaf_index: proof.leaf_index,
+        tree_size: proof.tree_size,
+        leaf_hash: hex::encode(proof.leaf_hash),
+        root_hash: hex::encode(proof.root_hash),
+        proof: proof.proof.iter().map(hex::encode).collect(),
+    }))
+}
+
+/// Consistency proof between tree sizes `from` and `to`.
+#[utoipa::path(
+    get,
+    path = "/v1/proofs/consistency",
+    tag = "log",
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "The proof", body = ConsistencyProof),
+        (status = 400, description = "Missing or out-of-range sizes", body = super::error::ErrorBody),
+    )
+)]
+pub async fn consistency_proof(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Result<Json<ConsistencyProof>, ApiError> {
+    let Query(query) = query?;
+    let to = match query.to {
+        Some(to) => to,
+        None => latest(&state).await?.size,
+    };
+    let proof = state.store.prove_consistency(query.from, to).await?;
+    Ok(Json(ConsistencyProof {
+        from_size: proof.from_size,
+        to_size: proof.to_size,
+        from_root: hex::encode(proof.from_root),
+        to_root: hex::encode(proof.to_root),
+        proof: proof.proof.iter().map(hex::encode).collect(),
+    }))
+}
+
+/// Parses an append body: one event object or a list of them. Errors name
+/// the event (by index in a list) and the field.
+fn parse_append_body(value: serde_json::Value) -> Result<AppendBody, ApiError> {
+    match value {
+        serde_json::Value::Array(items) => {
+            let events = items
+                .into_iter()
+                .enumerate()
+                .map(|(index, item)| parse_event(item, &format!("event [{index}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(AppendBody::Many(events))
+        }
+        value @ serde_json::Value::Object(_) => {
+            Ok(AppendBody::One(parse_event(value, "the event")?))
+        }
+        _ => Err(ApiError::BadRequest(
+            "the body must be an event object {\"type\",\"data\",...} or a list of them".into(),
+        )),
+    }
+}
+
+/// Parses one event object, field by field, so that every error names its field.
+fn parse_event(value: serde_json::Value, at: &str) -> Result<NewEventBody, ApiError> {
+    use serde_json::Value;
+    let bad =
+        |field: &str, want: &str| ApiError::BadRequest(format!("{at}: field `{field}` {want}"));
+    let Value::Object(mut members) = value else {
+        return Err(ApiError::BadRequest(format!(
+            "{at} must be an object {{\"type\",\"data\",...}}"
+        )));
+    };
+    let event_type = match members.remove("type") {
+        Some(Value::String(text)) => text,
+        Some(_) => return Err(bad("type", "must be a string")),
+        None => return Err(bad("type", "is missing")),
+    };
+    let data = members
+        .remove("data")
+        .ok_or_else(|| bad("data", "is missing"))?;
+    let expected_version = match members.remove("expected_version") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_u64()
+                .ok_or_else(|| bad("expected_version", "must be a non-negative integer"))?,
+        ),
+    };
+    let id = match members.remove("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => {
+            Some(Uuid::parse_str(&text).map_err(|e| bad("id", &format!("must be a UUID: {e}")))?)
+        }
+        Some(_) => return Err(bad("id", "must be a UUID string")),
+    };
+    let schema = match members.remove("schema") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| bad("schema", "must be an integer from 0 to 4294967295"))?,
+        ),
+    };
+    if let Some(unknown) = members.keys().next() {
+        return Err(bad(
+            unknown,
+            "is not an event field; use type, data, expected_version, id, schema",
+        ));
+    }
+    Ok(NewEventBody {
+        event_type,
+        data,
+        expected_version,
+        id,
+        schema,
+    })
+}
+
+/// The `Idempotency-Key` header, if present: 1 to 200 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_BYTES_MAX)
+        .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_string()))
+}
+
+/// Appends one event, or a list atomically, to a stream (admin and ingest
+/// keys). With an `Idempotency-Key`, a retry returns the first response and
+/// appends nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/streams/{stream}/events",
+    tag = "log",
+    params(
+        ("stream" = String, Path, description = "Stream name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first response"),
+    ),
+    request_body(content = AppendBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Durably appended", body = AppendResult),
+        (status = 400, description = "Malformed body; the message names the field", body = super::error::ErrorBody),
+        (status = 401, description = "No valid API key", body = super::error::ErrorBody),
+        (status = 403, description = "Role may not append", body = super::error::ErrorBody),
+        (status = 409, description = "Version conflict (typed in `error.conflict`), or an id or Idempotency-Key reused for other content", body = super::error::ErrorBody),
+        (status = 413, description = "Body over 8 MiB", body = super::error::ErrorBody),
+        (status = 415, description = "Body is not application/json", body = super::error::ErrorBody),
+        (status = 422, description = "Event refused by the ledger (bad type, data not an object, over 1 MiB, unsafe number)", body = super::error::ErrorBody),
+    )
+)]
+pub async fn append(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<AppendResult>), ApiError> {
+    authorize(&principal, Action::AppendEvents, None)?;
+    let Path(stream) = path?;
+    ledger::envelope::validate_stream_name(&stream)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let bodies = match parse_append_body(body)? {
+        AppendBody::One(event) => vec![event],
+        AppendBody::Many(events) => events,
+    };
+    let expected = match bodies.first() {
+        Some(first) => first
+            .expected_version
+            .map_or(ExpectedVersion::Any, ExpectedVersion::Exact),
+        None => ExpectedVersion::Any,
+    };
+    if let Some(index) = bodies
+        .iter()
+        .skip(1)
+        .position(|e| e.expected_version.is_some())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "event [{}]: expected_version may only be given on the first event of a request",
+            index + 1
+        )));
+    }
+    let events = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(index, body)| NewEvent {
+            id: body.id.or_else(|| {
+                idempotency_key.as_ref().map(|key| {
+                    let name = format!("{}\n{key}\n{index}", principal.key_id);
+                    Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, name.as_bytes())
+                })
+            }),
+            event_type: body.event_type,
+            schema: body.schema.unwrap_or(1),
+            data: body.data,
+        })
+        .collect();
+    let started = Instant::now();
+    let result = state
+        .store
+        .append(AppendRequest::new(stream, expected, events))
+        .await;
+    let appended = match result {
+        Ok(appended) => appended,
+        Err(error) => {
+            state.metrics.record_append_failure();
+            return Err(match (&error, &idempotency_key) {
+                (StoreError::IdReused { .. }, Some(key)) => ApiError::Reused(format!(
+                    "Idempotency-Key {key:?} was first used for a different request ({error}); use a new key for a new request"
+                )),
+                _ => error.into(),
+            });
+        }
+    };
+    state
+        .metrics
+        .record_append(appended.len(), started.elapsed());
+    let events = appended
+        .iter()
+        .map(|a| Appended {
+            seq: a.seq,
+            version: a.version,
+            leaf_hash: hex::encode(a.leaf_hash),
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(AppendResult { events })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    /// The documented `Event` schema names exactly the members the CLI's
+    /// `event_json` writes, so the OpenAPI document cannot drift from it.
+    #[test]
+    fn event_schema_matches_the_cli_objects() {
+        let event = ledger::StoredEvent {
+            seq: 3,
+            stream: "s".into(),
+            version: 0,
+            id: Uuid::nil(),
+            event_type: "t".into(),
+            leaf: b"{}".to_vec(),
+            leaf_hash: [0; 32],
+        };
+        let json = crate::cli::log::event_json(&event);
+        let mut members: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+        members.sort();
+        let schema = serde_json::to_value(Event::schema()).unwrap();
+        let mut documented: Vec<_> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        documented.sort();
+        assert_eq!(members, documented);
+    }
+
+    #[test]
+    fn append_bodies_are_one_event_or_a_list() {
+        let body = serde_json::json!([{"type": "t", "data": {}}, {"type": "t", "data": {}, "expected_version": 1}]);
+        let AppendBody::Many(events) = parse_append_body(body).unwrap() else {
+            panic!("a list parses as many events");
+        };
+        assert_eq!(events.len(), 2);
+        assert!(matches!(
+            parse_append_body(serde_json::json!("text")),
+            Err(ApiError::BadRequest(_))
+        ));
+        let missing = parse_append_body(serde_json::json!({"data": {}}));
+        assert!(matches!(missing, Err(ApiError::BadRequest(m)) if m.contains("type")));
+    }
+}

@@ -1,0 +1,158 @@
+//! The HTTP API: the ledger as a service (`ledgerline serve`).
+//!
+//! One [`router`] over an [`AppState`] shared in an `Arc`; one file per
+//! endpoint group ([`log`], [`health`], [`metrics`], [`openapi`]); one error
+//! type ([`error::ApiError`]); one access table ([`auth`]). Every request gets
+//! an `x-request-id` (the caller's, if it sent a usable one) that tags its log
+//! lines and comes back on the response.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod health;
+pub mod log;
+pub mod metrics;
+pub mod openapi;
+
+use crate::cli::Context;
+use anyhow::Context as _;
+use auth::KeyStore;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use error::ApiError;
+use ledger::store::sqlite::SqliteStore;
+use ledger::EventStore;
+use metrics::Metrics;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// The request id header, echoed on every response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The longest caller-supplied request id kept; longer ones are replaced.
+const REQUEST_ID_BYTES_MAX: usize = 128;
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Arc<SqliteStore>,
+    pub keys: Arc<KeyStore>,
+    pub metrics: Metrics,
+}
+
+/// Every route, with request ids, logs, metrics and the body limit.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/checkpoint", get(log::checkpoint))
+        .route("/v1/key", get(log::key))
+        .route("/v1/events", get(log::events))
+        .route("/v1/streams/{stream}", get(log::stream))
+        .route("/v1/streams/{stream}/events", post(log::append))
+        .route("/v1/proofs/inclusion", get(log::inclusion_proof))
+        .route("/v1/proofs/consistency", get(log::consistency_proof))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body::JSON_BODY_BYTES_MAX))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound(format!(
+        "no endpoint at {}; GET /openapi.json lists them",
+        request.uri().path()
+    ))
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+/// Gives the request its id and span, logs its outcome and counts it.
+async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= REQUEST_ID_BYTES_MAX)
+        .filter(|id| id.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |path| path.as_str())
+        .to_string();
+    let span = tracing::info_span!(
+        "request",
+        id = %request_id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        route = %route,
+        key = tracing::field::Empty,
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.record_request(status, elapsed);
+    tracing::info!(parent: &span, status, elapsed_us = elapsed.as_micros() as u64, "served");
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// Serves the API on `listen` over the data directory's log until SIGTERM or
+/// ctrl-c; then finishes in-flight requests, signs a checkpoint covering
+/// every acknowledged append and closes the store.
+pub async fn serve(listen: SocketAddr, context: &Context) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    let store = context.open_store().await?;
+    let data_dir = context.data_dir.clone();
+    let keys = tokio::task::spawn_blocking(move || KeyStore::open(&data_dir)).await??;
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        keys: Arc::new(keys),
+        metrics: Metrics::default(),
+    });
+    tracing::info!(%address, "listening");
+    // Tests and scripts wait for this line before sending requests.
+    println!("listening on http://{address}");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let checkpoint = store.checkpoint_now().await?;
+    tracing::info!(size = checkpoint.size, "final checkpoint signed");
+    // Dropping the last handle closes the writer and waits for it (blocking).
+    match Arc::try_unwrap(store) {
+        Ok(store) => tokio::task::spawn_blocking(move || drop(store)).await?,
+        Err(_) => tracing::warn!("the store is still shared at shutdown; closing it at exit"),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT. The handlers are installed before the
+/// server listens, so an early signal is never fatal.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+}

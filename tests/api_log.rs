@@ -1,0 +1,505 @@
+//! End to end over HTTP: the real `ledgerline serve` answers the log
+//! endpoints with exactly what the CLI prints, appends durably and
+//! idempotently, refuses bad input with the one error shape and writes
+//! nothing, and on SIGTERM leaves a log covered by a final checkpoint.
+
+mod common;
+
+use common::server::Server;
+use common::{ok, ok_json, run};
+use ledger::merkle::{verify_consistency, verify_inclusion, Hash};
+use ledger::NoteVerifier;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn hash(value: &Value) -> Hash {
+    hex::decode(value.as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+fn hashes(value: &Value) -> Vec<Hash> {
+    value.as_array().unwrap().iter().map(hash).collect()
+}
+
+fn admin_token(data: &Path) -> String {
+    let created = ok_json(data, &["keys", "create", "--role", "admin"]);
+    created["token"].as_str().unwrap().to_string()
+}
+
+/// Events in the log, as the server counts them.
+fn event_count(server: &Server) -> u64 {
+    let health = server.get("/healthz", None);
+    assert_eq!(health.status, 200, "{}", health.body);
+    health.json()["events"].as_u64().unwrap()
+}
+
+#[test]
+fn log_endpoints_serve_what_the_cli_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let token = admin_token(data);
+    let server = Server::start(data);
+
+    // The checkpoint and the key, byte for byte as the CLI prints them.
+    let note = server.get("/v1/checkpoint", None);
+    assert_eq!(note.status, 200);
+    assert!(
+        note.content_type.starts_with("text/plain"),
+        "{}",
+        note.content_type
+    );
+    assert_eq!(note.body, ok(data, &["checkpoint"]));
+    let key = server.get("/v1/key", None).json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(key, ok(data, &["key"]).trim());
+    let verifier = NoteVerifier::from_verifier_key(&key).unwrap();
+    assert_eq!(verifier.verify_checkpoint(&note.body).unwrap().size, 0);
+
+    let one = server.post_json(
+        "/v1/streams/recording-1/events",
+        &token,
+        &json!({"type": "catalog.test", "data": {"title": "Yesterday"}, "expected_version": 0}),
+    );
+    assert_eq!(one.status, 201, "{}", one.body);
+    assert_eq!(one.json()["events"][0]["seq"], 0);
+    let two = server.post_json(
+        "/v1/streams/recording-2/events",
+        &token,
+        &json!([{"type": "catalog.test", "data": {"n": 1}}, {"type": "catalog.test", "data": {"n": 2}}]),
+    );
+    assert_eq!(two.status, 201, "{}", two.body);
+    let appended = two.json()["events"].clone();
+    assert_eq!(
+        (appended[0]["seq"].as_u64(), appended[1]["seq"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        (
+            appended[0]["version"].as_u64(),
+            appended[1]["version"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+
+    // A stale expected version: 409 with the typed conflict, nothing written.
+    let conflict = server.post_json(
+        "/v1/streams/recording-1/events",
+        &token,
+        &json!({"type": "catalog.test", "data": {}, "expected_version": 0}),
+    );
+    assert_eq!(conflict.status, 409);
+    assert_eq!(conflict.error_code(), "version_conflict");
+    assert_eq!(
+        conflict.json()["error"]["conflict"],
+        json!({"stream": "recording-1", "expected_version": 0, "actual_version": 1})
+    );
+    assert_eq!(event_count(&server), 3);
+
+    // Events: the same objects as `ledgerline events`, paged by seq.
+    let cli_events: Vec<Value> = ok(data, &["events"])
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let page = server.get("/v1/events", Some(&token)).json();
+    assert_eq!(page["events"], Value::Array(cli_events.clone()));
+    assert_eq!(page["next"], 3);
+    assert_eq!(page["events"][1]["leaf_hash"], appended[0]["leaf_hash"]);
+    let page = server.get("/v1/events?from=1&limit=1", Some(&token)).json();
+    assert_eq!(page["events"], json!([cli_events[1]]));
+    assert_eq!(page["next"], 2);
+
+    // Streams, paged by version.
+    let stream = server.get("/v1/streams/recording-2", Some(&token)).json();
+    assert_eq!(stream["events"], json!([cli_events[1], cli_events[2]]));
+    let stream = server
+        .get("/v1/streams/recording-2?from=1", Some(&token))
+        .json();
+    assert_eq!(stream["events"], json!([cli_events[2]]));
+    assert_eq!(stream["next"], 2);
+    let missing = server.get("/v1/streams/recording-9", Some(&token));
+    assert_eq!(
+        (missing.status, missing.error_code().as_str()),
+        (404, "not_found")
+    );
+    let bad_name = server.get("/v1/streams/bad%20name", Some(&token));
+    assert_eq!(
+        (bad_name.status, bad_name.error_code().as_str()),
+        (400, "bad_request")
+    );
+    let too_many = server.get("/v1/events?limit=10001", Some(&token));
+    assert_eq!(too_many.status, 400);
+    assert!(too_many.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("limit"));
+    let not_a_number = server.get("/v1/events?from=x", Some(&token));
+    assert_eq!(not_a_number.status, 400);
+    assert!(not_a_number.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("from"));
+
+    // Proofs: the CLI's JSON, and they verify with the RFC 6962 checks.
+    let inclusion = server.get("/v1/proofs/inclusion?seq=1&size=3", None);
+    assert_eq!(inclusion.status, 200, "{}", inclusion.body);
+    let inclusion = inclusion.json();
+    assert_eq!(
+        inclusion,
+        ok_json(data, &["proof", "inclusion", "--seq", "1", "--size", "3"])
+    );
+    let root = hash(&inclusion["root_hash"]);
+    verify_inclusion(
+        1,
+        3,
+        &hash(&cli_events[1]["leaf_hash"]),
+        &hashes(&inclusion["proof"]),
+        &root,
+    )
+    .unwrap();
+    let consistency = server
+        .get("/v1/proofs/consistency?from=1&to=3", None)
+        .json();
+    assert_eq!(
+        consistency,
+        ok_json(data, &["proof", "consistency", "--from", "1", "--to", "3"])
+    );
+    verify_consistency(
+        1,
+        3,
+        &hashes(&consistency["proof"]),
+        &hash(&consistency["from_root"]),
+        &root,
+    )
+    .unwrap();
+    for bad in [
+        "/v1/proofs/inclusion?size=3",
+        "/v1/proofs/inclusion?seq=3&size=3",
+        "/v1/proofs/inclusion?seq=0&size=99",
+        "/v1/proofs/consistency?from=3&to=1",
+        "/v1/proofs/consistency?from=1&to=99",
+        "/v1/proofs/consistency",
+    ] {
+        let reply = server.get(bad, None);
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (400, "bad_request"),
+            "{bad}"
+        );
+    }
+
+    // The writer signs within a second of the last batch: that checkpoint
+    // is the root the proofs lead to.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let latest = loop {
+        let checkpoint = verifier
+            .verify_checkpoint(&server.get("/v1/checkpoint", None).body)
+            .unwrap();
+        if checkpoint.size == 3 || Instant::now() > deadline {
+            break checkpoint;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((latest.size, latest.root), (3, root));
+    let first = server.get("/v1/checkpoint?size=0", None);
+    assert_eq!(first.body, ok(data, &["checkpoint", "--size", "0"]));
+    // Events 1 and 2 were one atomic batch: no checkpoint can have size 2.
+    let absent = server.get("/v1/checkpoint?size=2", None);
+    assert_eq!(
+        (absent.status, absent.error_code().as_str()),
+        (404, "not_found")
+    );
+
+    // SIGTERM: a clean exit whose final checkpoint covers every append.
+    let status = server.stop();
+    assert!(status.success(), "serve exits cleanly on SIGTERM: {status}");
+    let note = ok(data, &["checkpoint"]);
+    assert_eq!(verifier.verify_checkpoint(&note).unwrap().size, 3);
+    let verified = run(data, &["verify"]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
+#[test]
+fn appends_are_idempotent_and_bad_input_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let token = admin_token(data);
+    let server = Server::start(data);
+    let authorization = format!("Bearer {token}");
+    let path = "/v1/streams/usage-2026-11/events";
+    let post = |headers: &[(&str, &str)], body: &str| {
+        let mut all = vec![("authorization", authorization.as_str())];
+        all.extend_from_slice(headers);
+        server.post(path, &all, body.as_bytes())
+    };
+    let json_type = ("content-type", "application/json");
+
+    // Idempotency-Key: the retry gets the first response and appends nothing.
+    let body = r#"[{"type":"usage.reported","data":{"plays":1}},{"type":"usage.reported","data":{"plays":2}}]"#;
+    let first = post(&[json_type, ("idempotency-key", "retry-1")], body);
+    assert_eq!(first.status, 201, "{}", first.body);
+    let retry = post(&[json_type, ("idempotency-key", "retry-1")], body);
+    assert_eq!(
+        (retry.status, retry.body.as_str()),
+        (201, first.body.as_str())
+    );
+    assert_eq!(event_count(&server), 2);
+    // The same key for a different request is refused, not applied.
+    let reused = post(
+        &[json_type, ("idempotency-key", "retry-1")],
+        r#"{"type":"usage.reported","data":{"plays":3}}"#,
+    );
+    assert_eq!(
+        (reused.status, reused.error_code().as_str()),
+        (409, "id_reused")
+    );
+    assert!(reused.body.contains("Idempotency-Key"));
+    // A new key is a new append; so is no key at all.
+    let other = post(&[json_type, ("idempotency-key", "retry-2")], body);
+    assert_eq!(other.status, 201);
+    assert_ne!(other.body, first.body);
+    // A client-chosen event id is idempotent too.
+    let with_id = r#"{"type":"usage.reported","data":{"plays":4},"id":"7b0b6c55-4c8e-4c39-9d43-2a4f0f1f0a01"}"#;
+    let by_id = post(&[json_type], with_id);
+    assert_eq!(by_id.status, 201);
+    assert_eq!(post(&[json_type], with_id).body, by_id.body);
+    assert_eq!(event_count(&server), 5);
+
+    // Bad input: the one error shape, the right status, nothing written.
+    let cases: &[(&[(&str, &str)], &str, u16, &str, &str)] = &[
+        (
+            &[],
+            r#"{"type":"t","data":{}}"#,
+            415,
+            "unsupported_media_type",
+            "application/json",
+        ),
+        (
+            &[("content-type", "text/plain")],
+            r#"{"type":"t","data":{}}"#,
+            415,
+            "unsupported_media_type",
+            "text/plain",
+        ),
+        (&[json_type], "{not json", 400, "bad_request", "JSON"),
+        (
+            &[json_type],
+            r#"{"data":{}}"#,
+            400,
+            "bad_request",
+            "`type` is missing",
+        ),
+        (
+            &[json_type],
+            r#"{"type":"t","data":{},"colour":1}"#,
+            400,
+            "bad_request",
+            "`colour` is not an event field",
+        ),
+        (
+            &[json_type],
+            r#"[{"type":"t","data":{}},{"type":"t","data":{},"expected_version":1}]"#,
+            400,
+            "bad_request",
+            "event [1]: expected_version",
+        ),
+        (
+            &[json_type],
+            r#"{"type":"t","data":{},"id":"nope"}"#,
+            400,
+            "bad_request",
+            "field `id` must be a UUID",
+        ),
+        (&[json_type], "42", 400, "bad_request", "list"),
+        (&[json_type], "[]", 400, "bad_request", "at least one"),
+        (
+            &[json_type, ("idempotency-key", "")],
+            r#"{"type":"t","data":{}}"#,
+            400,
+            "bad_request",
+            "Idempotency-Key",
+        ),
+        (
+            &[json_type],
+            r#"{"type":"t","data":[1]}"#,
+            422,
+            "unprocessable",
+            "object",
+        ),
+        (
+            &[json_type],
+            r#"{"type":"9 bad","data":{}}"#,
+            422,
+            "unprocessable",
+            "event type",
+        ),
+        (
+            &[json_type],
+            r#"{"type":"t","data":{"n":9007199254740993}}"#,
+            422,
+            "unprocessable",
+            "string",
+        ),
+    ];
+    for (headers, body, status, code, mentions) in cases {
+        let reply = post(headers, body);
+        assert_eq!(reply.status, *status, "{body}: {}", reply.body);
+        assert_eq!(reply.error_code(), *code, "{body}");
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            message.contains(mentions),
+            "{body}: {message:?} should mention {mentions:?}"
+        );
+    }
+    let bad_stream = server.post_json(
+        "/v1/streams/bad%20name/events",
+        &token,
+        &json!({"type": "t", "data": {}}),
+    );
+    assert_eq!(
+        (bad_stream.status, bad_stream.error_code().as_str()),
+        (400, "bad_request")
+    );
+
+    // Over the body limit: refused from the declared length, before the body is read.
+    let mut socket = std::net::TcpStream::connect(server.address()).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        socket,
+        "POST {path} HTTP/1.1\r\nhost: {}\r\nauthorization: {authorization}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n[",
+        server.address(),
+        (8 << 20) + 1
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("payload_too_large") {
+        let read = socket.read(&mut buffer).unwrap();
+        assert!(
+            read > 0,
+            "the server answered: {}",
+            String::from_utf8_lossy(&response)
+        );
+        response.extend_from_slice(&buffer[..read]);
+    }
+    assert!(
+        response.starts_with(b"HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    assert_eq!(event_count(&server), 5);
+
+    // Unknown paths and methods get the error shape too.
+    let unknown = server.get("/v2/nothing", None);
+    assert_eq!(
+        (unknown.status, unknown.error_code().as_str()),
+        (404, "not_found")
+    );
+    let wrong_method = server.post("/v1/checkpoint", &[json_type], b"{}");
+    assert_eq!(
+        (wrong_method.status, wrong_method.error_code().as_str()),
+        (405, "method_not_allowed")
+    );
+
+    // Request ids: the caller's is echoed, otherwise one is made.
+    let echoed = server.post("/v1/key", &[("x-request-id", "trace-42")], b"");
+    assert_eq!(echoed.request_id.as_deref(), Some("trace-42"));
+    let made = server.get("/healthz", None).request_id.unwrap();
+    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+
+    // Metrics count what happened, in the Prometheus text format.
+    let metrics = server.get("/metrics", Some(&token));
+    assert_eq!(metrics.status, 200);
+    assert!(metrics
+        .content_type
+        .starts_with("text/plain; version=0.0.4"));
+    let value = |name: &str| -> f64 {
+        metrics
+            .body
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} missing:\n{}", metrics.body))
+            .parse()
+            .unwrap()
+    };
+    // Five successful requests (8 events, retries included); the five
+    // refused by the ledger (reused key, empty list, three 422s) are failures.
+    assert_eq!(value("ledgerline_append_batch_events_count"), 5.0);
+    assert_eq!(value("ledgerline_append_events_total"), 8.0);
+    assert_eq!(value("ledgerline_append_failures_total"), 5.0);
+    assert_eq!(value("ledgerline_writer_queue_depth"), 0.0);
+    assert!(value("ledgerline_http_requests_total{class=\"4xx\"}") >= 15.0);
+
+    assert!(server.stop().success());
+}
+
+#[test]
+fn openapi_documents_every_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let reply = server.get("/openapi.json", None);
+    assert_eq!(reply.status, 200);
+    let document = reply.json();
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        document["openapi"]
+    );
+    let mut documented: Vec<String> = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {
+                documented.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    documented.sort();
+    let mut served = vec![
+        "GET /healthz",
+        "GET /metrics",
+        "GET /openapi.json",
+        "GET /v1/checkpoint",
+        "GET /v1/events",
+        "GET /v1/key",
+        "GET /v1/proofs/consistency",
+        "GET /v1/proofs/inclusion",
+        "GET /v1/streams/{stream}",
+        "POST /v1/streams/{stream}/events",
+    ];
+    served.sort();
+    assert_eq!(documented, served);
+    // Every documented path answers something other than 404/405.
+    for entry in &served {
+        let (method, path) = entry.split_once(' ').unwrap();
+        let path = path.replace("{stream}", "s");
+        let reply = match method {
+            "GET" => server.get(&path, None),
+            _ => server.post(&path, &[], b""),
+        };
+        assert!(
+            ![404, 405].contains(&reply.status),
+            "{entry}: {}",
+            reply.status
+        );
+    }
+    let schemes = &document["components"]["securitySchemes"]["bearer"];
+    assert_eq!(schemes["scheme"], "bearer");
+    let errors = &document["components"]["schemas"]["ErrorBody"];
+    assert!(errors.is_object(), "the error shape is documented");
+    assert!(server.stop().success());
+}
