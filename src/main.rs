@@ -28,6 +28,11 @@ struct Args {
     /// Checkpoint origin (and signing key name) used when the log is created.
     #[arg(long, global = true, env = "LEDGERLINE_ORIGIN", default_value = ledger::checkpoint::DEFAULT_ORIGIN)]
     origin: String,
+    /// A checkpoint signing key supplied by the operator (a file holding a Go
+    /// note private key, `PRIVATE+KEY+name+hex8+base64`), instead of the key
+    /// kept in the data directory.
+    #[arg(long, global = true, value_name = "FILE", env = "LEDGERLINE_SIGNING_KEY_FILE")]
+    signing_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
     let context = cli::Context {
         data_dir: args.data,
         origin: args.origin,
+        signing_key: args.signing_key,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -228,6 +228,10 @@ fn log_endpoints_serve_what_the_cli_prints() {
     );
 }
 
+/// A refused append: headers, body, then the status, error code and a
+/// phrase the message must contain.
+type BadAppend<'a> = (&'a [(&'a str, &'a str)], &'a str, u16, &'a str, &'a str);
+
 #[test]
 fn appends_are_idempotent_and_bad_input_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -275,7 +279,7 @@ fn appends_are_idempotent_and_bad_input_writes_nothing() {
     assert_eq!(event_count(&server), 5);
 
     // Bad input: the one error shape, the right status, nothing written.
-    let cases: &[(&[(&str, &str)], &str, u16, &str, &str)] = &[
+    let cases: &[BadAppend] = &[
         (
             &[],
             r#"{"type":"t","data":{}}"#,

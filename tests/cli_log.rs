@@ -285,3 +285,31 @@ fn verify_names_the_first_bad_seq_and_exits_1() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn an_operator_supplied_signing_key_signs_the_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = ledger::NoteSigner::generate("audit.example/log").unwrap();
+    let key_file = dir.path().join("operator.key");
+    std::fs::write(&key_file, signer.private_key()).unwrap();
+    let data = dir.path().join("data");
+    let with_key = |args: &[&str]| {
+        let mut all = vec![
+            "--origin",
+            "audit.example/log",
+            "--signing-key",
+            key_file.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        ok(&data, &all)
+    };
+    with_key(&["append", "--stream", "s", "--type", "t", "--data", "{}"]);
+    assert_eq!(with_key(&["key"]).trim(), signer.verifier_key());
+    assert!(
+        !data.join("checkpoint.key").exists(),
+        "no key of its own is made"
+    );
+    let note = with_key(&["checkpoint"]);
+    assert_eq!(signer.verifier().verify_checkpoint(&note).unwrap().size, 1);
+    assert!(with_key(&["verify"]).starts_with("ok 1 events"));
+}

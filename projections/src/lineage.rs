@@ -10,7 +10,9 @@
 
 use crate::amount::{format_minor_units, largest_remainder, round_half_even_minor_units, ExactSum};
 use crate::currency::minor_unit_exponent;
-use crate::fold::{DerivativeRecord, LineStatus, KIND_RECORDING, KIND_VOICE_MODEL, KIND_WORK};
+use crate::fold::{
+    DerivativeRecord, LineStatus, KIND_PARTY, KIND_RECORDING, KIND_VOICE_MODEL, KIND_WORK,
+};
 use crate::runner::{ProjectionError, Projections};
 use ledger::merkle::{self, Hash, HashReader, MerkleError};
 use ledger::store::{EventStore, InclusionProof, StoreError, StoredEvent};
@@ -287,7 +289,18 @@ pub async fn lineage(
             party.1.entry(key).or_default().add(a.amount);
         }
     }
-    let names = projections.party_names(as_of)?;
+    let mut names = BTreeMap::new();
+    for parties in by_currency.values().map(|(_, parties)| parties.keys()) {
+        for party in parties {
+            if !names.contains_key(party) {
+                if let Some((_, data)) = projections.catalog_entry(KIND_PARTY, party, as_of)? {
+                    if let Some(name) = data.get("name").and_then(|n| n.as_str()) {
+                        names.insert(party.clone(), name.to_string());
+                    }
+                }
+            }
+        }
+    }
     // Rounded like a statement (largest remainder), so that the amounts
     // of a currency sum to its gross rounded half-even.
     let revenue = by_currency

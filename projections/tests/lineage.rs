@@ -94,6 +94,14 @@ async fn lineage_answers_with_verifiable_proofs() {
     // derivative, 2 steps, recording, work, voice model, 2 usage lines.
     assert_eq!(found.cited.len(), 8);
     for cited in &found.cited {
+        assert_eq!(
+            cited.proof,
+            f.store
+                .prove_inclusion(cited.seq, checkpoint.size)
+                .await
+                .unwrap(),
+            "the batched proof is the store's"
+        );
         let leaf_hash = ledger::merkle::leaf_hash(cited.leaf.as_bytes());
         assert_eq!(leaf_hash, cited.proof.leaf_hash);
         ledger::merkle::verify_inclusion(

@@ -13,7 +13,7 @@ pub mod serve;
 pub mod statements;
 pub mod usage;
 
-use ledger::store::sqlite::SqliteStore;
+use ledger::store::sqlite::{SqliteConfig, SqliteStore};
 use ledger::StoreError;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,22 +28,33 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 pub struct Context {
     pub data_dir: PathBuf,
     pub origin: String,
+    /// File holding an operator-supplied signing key, if any.
+    pub signing_key: Option<PathBuf>,
 }
 
 impl Context {
+    fn store_config(&self) -> anyhow::Result<SqliteConfig> {
+        let mut config = SqliteConfig::new(&self.data_dir, &self.origin);
+        if let Some(path) = &self.signing_key {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                bad_input(format!("cannot read --signing-key {}: {e}", path.display()))
+            })?;
+            config.signing_key = Some(text.trim().to_string());
+        }
+        Ok(config)
+    }
+
     /// Opens (creating on first use) the embedded store in the data directory.
     pub async fn open_store(&self) -> anyhow::Result<Arc<SqliteStore>> {
-        let config = ledger::store::sqlite::SqliteConfig::new(&self.data_dir, &self.origin);
+        let config = self.store_config()?;
         let store = tokio::task::spawn_blocking(move || SqliteStore::open(config)).await??;
         Ok(Arc::new(store))
     }
-}
 
-impl Context {
     /// Opens the existing embedded store for reading only (no signing, no
     /// writes), so read commands never change a log, even a damaged one.
     pub async fn open_store_read_only(&self) -> anyhow::Result<Arc<SqliteStore>> {
-        let config = ledger::store::sqlite::SqliteConfig::new(&self.data_dir, &self.origin);
+        let config = self.store_config()?;
         let store =
             tokio::task::spawn_blocking(move || SqliteStore::open_read_only(config)).await??;
         Ok(Arc::new(store))
