@@ -67,33 +67,24 @@ fn open_store(dir: &std::path::Path) -> Arc<SqliteStore> {
     Arc::new(SqliteStore::open(SqliteConfig::new(dir, "bench.ledgerline.local/log")).unwrap())
 }
 
-/// Runs `writers` tasks appending single events (or batches) until time is up.
-async fn ledger_throughput(
-    store: Arc<SqliteStore>,
-    writers: usize,
-    batch: usize,
-    seconds: f64,
-) -> f64 {
+/// Runs `writers` concurrent tasks, each calling `append(writer, n)` (which
+/// durably writes `batch` events numbered from `n`) until time is up, and
+/// returns events per second.
+async fn throughput<F, Fut>(writers: usize, batch: usize, seconds: f64, append: F) -> f64
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
-            let (store, stop, count) = (store.clone(), stop.clone(), count.clone());
+            let (append, stop, count) = (append.clone(), stop.clone(), count.clone());
             tokio::spawn(async move {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let events = (0..batch)
-                        .map(|i| NewEvent::new("generation.step", payload(n + i as u64)))
-                        .collect();
-                    store
-                        .append(AppendRequest::new(
-                            format!("generation-{w}"),
-                            ExpectedVersion::Any,
-                            events,
-                        ))
-                        .await
-                        .unwrap();
+                    append(w, n).await;
                     n += batch as u64;
                     count.fetch_add(batch as u64, Ordering::Relaxed);
                 }
@@ -106,6 +97,27 @@ async fn ledger_throughput(
         task.await.unwrap();
     }
     count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Appends through the ledger: canonical envelopes, hashing, Merkle tree, checkpoints.
+async fn ledger_throughput(
+    store: Arc<SqliteStore>,
+    writers: usize,
+    batch: usize,
+    seconds: f64,
+) -> f64 {
+    throughput(writers, batch, seconds, move |w, n| {
+        let store = store.clone();
+        async move {
+            let events = (0..batch)
+                .map(|i| NewEvent::new("generation.step", payload(n + i as u64)))
+                .collect();
+            let request =
+                AppendRequest::new(format!("generation-{w}"), ExpectedVersion::Any, events);
+            store.append(request).await.unwrap();
+        }
+    })
+    .await
 }
 
 /// The baseline: the same table layout and indexes, the same leaf bytes, WAL
@@ -187,37 +199,21 @@ async fn baseline_throughput(
     batch: usize,
     seconds: f64,
 ) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let (plain, leaves, stop, count) =
-                (plain.clone(), leaves.clone(), stop.clone(), count.clone());
-            tokio::spawn(async move {
-                let mut n = w;
-                while !stop.load(Ordering::Relaxed) {
-                    let rows = (0..batch)
-                        .map(|i| {
-                            (
-                                format!("generation-{w}"),
-                                leaves[(n + i) % leaves.len()].clone(),
-                            )
-                        })
-                        .collect();
-                    plain.insert(rows).await;
-                    n += batch;
-                    count.fetch_add(batch as u64, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        task.await.unwrap();
-    }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    throughput(writers, batch, seconds, move |w, n| {
+        let (plain, leaves) = (plain.clone(), leaves.clone());
+        async move {
+            let rows = (0..batch)
+                .map(|i| {
+                    (
+                        format!("generation-{w}"),
+                        leaves[(w + n as usize + i) % leaves.len()].clone(),
+                    )
+                })
+                .collect();
+            plain.insert(rows).await;
+        }
+    })
+    .await
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
