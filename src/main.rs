@@ -31,7 +31,12 @@ struct Args {
     /// A checkpoint signing key supplied by the operator (a file holding a Go
     /// note private key, `PRIVATE+KEY+name+hex8+base64`), instead of the key
     /// kept in the data directory.
-    #[arg(long, global = true, value_name = "FILE", env = "LEDGERLINE_SIGNING_KEY_FILE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "LEDGERLINE_SIGNING_KEY_FILE"
+    )]
     signing_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,

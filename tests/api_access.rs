@@ -47,7 +47,7 @@ fn keys_are_created_listed_revoked_and_never_stored_in_plain_text() {
             "list never shows a token: {entry}"
         );
     }
-    let stored = std::fs::read(data.join("api-keys.db")).unwrap();
+    let stored = std::fs::read(data.join("api.db")).unwrap();
     for token in [&admin, &label] {
         let secret = token.trim_start_matches("llk_").as_bytes();
         assert!(

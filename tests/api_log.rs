@@ -482,15 +482,22 @@ fn openapi_documents_every_endpoint() {
         "GET /v1/key",
         "GET /v1/proofs/consistency",
         "GET /v1/proofs/inclusion",
+        "GET /v1/lineage/{derivative}",
+        "GET /v1/statements/{period}",
         "GET /v1/streams/{stream}",
         "POST /v1/streams/{stream}/events",
+        "POST /v1/catalog",
+        "POST /v1/usage",
     ];
     served.sort();
     assert_eq!(documented, served);
     // Every documented path answers something other than 404/405.
     for entry in &served {
         let (method, path) = entry.split_once(' ').unwrap();
-        let path = path.replace("{stream}", "s");
+        let path = path
+            .replace("{stream}", "s")
+            .replace("{period}", "2026-03")
+            .replace("{derivative}", "6f1c1c1e-1111-4a4a-8b8b-000000000001");
         let reply = match method {
             "GET" => server.get(&path, None),
             _ => server.post(&path, &[], b""),

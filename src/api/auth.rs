@@ -1,8 +1,8 @@
 //! Who may call what: bearer API keys, their roles, and the one access table.
 //!
-//! Keys live in their own SQLite file in the data directory (`api-keys.db`),
-//! apart from the log, so that managing keys never touches the audited
-//! ledger. Only the SHA-256 of each token is stored: a token is 256 random
+//! Keys live in the API's own SQLite file in the data directory (`api.db`,
+//! table `api_keys`), apart from the log, so that managing keys never
+//! touches the audited ledger. Only the SHA-256 of each token is stored: a token is 256 random
 //! bits, so a hash is as good as a slow password hash and a stolen key file
 //! yields no usable token.
 
@@ -18,8 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 
-/// The key database inside the data directory.
-pub const KEYS_FILE: &str = "api-keys.db";
 /// Tokens start with this, so that a leaked one is recognisable in logs and scanners.
 const TOKEN_PREFIX: &str = "llk_";
 /// Random bytes in a token (256 bits).
@@ -39,7 +37,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 ";
 
 /// What a key may do. `Label` keys are bound to one party id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything.
@@ -97,6 +95,14 @@ pub enum Action {
     AppendEvents,
     /// Read the server's metrics.
     ReadMetrics,
+    /// Read royalty statements: a label only its own party's.
+    ReadStatement,
+    /// Import a usage report.
+    ImportUsage,
+    /// Import a catalog document.
+    ImportCatalog,
+    /// Read a derivative's lineage: a label only derivatives that paid it.
+    ReadLineage,
 }
 
 /// Which roles may perform each action. A `label` appears only beside
@@ -105,6 +111,16 @@ const ACCESS: &[(Action, &[Role])] = &[
     (Action::ReadLog, &[Role::Admin, Role::Auditor]),
     (Action::AppendEvents, &[Role::Admin, Role::Ingest]),
     (Action::ReadMetrics, &[Role::Admin, Role::Auditor]),
+    (
+        Action::ReadStatement,
+        &[Role::Admin, Role::Auditor, Role::Label],
+    ),
+    (Action::ImportUsage, &[Role::Admin, Role::Ingest]),
+    (Action::ImportCatalog, &[Role::Admin, Role::Ingest]),
+    (
+        Action::ReadLineage,
+        &[Role::Admin, Role::Auditor, Role::Label],
+    ),
 ];
 
 /// Whose data a permitted request may see.
@@ -203,7 +219,7 @@ pub struct KeyStore {
 impl KeyStore {
     /// Opens (creating on first use) the key database in `data_dir`. Blocking.
     pub fn open(data_dir: &Path) -> Result<KeyStore, KeyError> {
-        let path = data_dir.join(KEYS_FILE);
+        let path = data_dir.join(super::API_DATABASE_FILE);
         let storage = |e: &dyn std::fmt::Display| KeyError::Storage {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -438,6 +454,30 @@ mod tests {
     }
 
     #[test]
+    fn a_label_is_pinned_to_its_own_party() {
+        let label = principal(Role::Label, Some("party-a"));
+        let own = Scope::Party("party-a".into());
+        assert_eq!(authorize(&label, Action::ReadStatement, None).unwrap(), own);
+        assert_eq!(
+            authorize(&label, Action::ReadStatement, Some("party-a")).unwrap(),
+            own
+        );
+        assert!(matches!(
+            authorize(&label, Action::ReadStatement, Some("party-b")),
+            Err(ApiError::Forbidden(_))
+        ));
+        let admin = principal(Role::Admin, None);
+        assert_eq!(
+            authorize(&admin, Action::ReadStatement, None).unwrap(),
+            Scope::All
+        );
+        assert_eq!(
+            authorize(&admin, Action::ReadStatement, Some("party-b")).unwrap(),
+            Scope::Party("party-b".into())
+        );
+    }
+
+    #[test]
     fn keys_are_stored_hashed_and_revocable() {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyStore::open(dir.path()).unwrap();
@@ -446,7 +486,7 @@ mod tests {
         let found = keys.authenticate(&created.token).unwrap().unwrap();
         assert_eq!(found.role, Role::Label);
         assert_eq!(found.party.as_deref(), Some("party-a"));
-        let file = std::fs::read(dir.path().join(KEYS_FILE)).unwrap();
+        let file = std::fs::read(dir.path().join(crate::api::API_DATABASE_FILE)).unwrap();
         let secret = created.token.as_bytes();
         assert!(
             !file.windows(secret.len()).any(|w| w == secret),

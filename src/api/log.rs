@@ -6,9 +6,10 @@
 use super::auth::{authorize, Action, Principal};
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::idempotency::idempotency_key;
 use super::AppState;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -25,8 +26,6 @@ use uuid::Uuid;
 const PAGE_EVENTS_DEFAULT: usize = 1000;
 /// The most events one page may return.
 pub const PAGE_EVENTS_MAX: usize = 10_000;
-/// The longest `Idempotency-Key` accepted.
-const IDEMPOTENCY_KEY_BYTES_MAX: usize = 200;
 /// UUID v5 namespace for event ids derived from an `Idempotency-Key`, so a
 /// retried request carries the same ids and the ledger's own idempotency
 /// returns the first result (never change it: old keys would stop matching).
@@ -447,24 +446,6 @@ fn parse_event(value: serde_json::Value, at: &str) -> Result<NewEventBody, ApiEr
     })
 }
 
-/// The `Idempotency-Key` header, if present: 1 to 200 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_BYTES_MAX)
-        .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} visible ASCII characters"
-            ))
-        })?;
-    Ok(Some(key.to_string()))
-}
-
 /// Appends one event, or a list atomically, to a stream (admin and ingest
 /// keys). With an `Idempotency-Key`, a retry returns the first response and
 /// appends nothing.
@@ -494,13 +475,15 @@ pub async fn append(
     principal: Principal,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody,
+    request: Request,
 ) -> Result<(StatusCode, Json<AppendResult>), ApiError> {
+    // The role and the path are checked before a byte of the body is read.
     authorize(&principal, Action::AppendEvents, None)?;
     let Path(stream) = path?;
     ledger::envelope::validate_stream_name(&stream)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let idempotency_key = idempotency_key(&headers)?;
+    let JsonBody(body) = JsonBody::from_request(request, &()).await?;
     let bodies = match parse_append_body(body)? {
         AppendBody::One(event) => vec![event],
         AppendBody::Many(events) => events,

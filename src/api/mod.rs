@@ -1,18 +1,24 @@
 //! The HTTP API: the ledger as a service (`ledgerline serve`).
 //!
 //! One [`router`] over an [`AppState`] shared in an `Arc`; one file per
-//! endpoint group ([`log`], [`health`], [`metrics`], [`openapi`]); one error
-//! type ([`error::ApiError`]); one access table ([`auth`]). Every request gets
-//! an `x-request-id` (the caller's, if it sent a usable one) that tags its log
+//! endpoint group ([`log`], [`catalog`], [`usage`], [`statements`],
+//! [`lineage`], [`health`], [`metrics`], [`openapi`]); one error type
+//! ([`error::ApiError`]); one access table ([`auth`]). Every request gets an
+//! `x-request-id` (the caller's, if it sent a usable one) that tags its log
 //! lines and comes back on the response.
 
 pub mod auth;
 pub mod body;
+pub mod catalog;
 pub mod error;
 pub mod health;
+pub mod idempotency;
+pub mod lineage;
 pub mod log;
 pub mod metrics;
 pub mod openapi;
+pub mod statements;
+pub mod usage;
 
 use crate::cli::Context;
 use anyhow::Context as _;
@@ -32,8 +38,12 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
+/// The API's own database in the data directory: keys and idempotency records.
+pub const API_DATABASE_FILE: &str = "api.db";
 /// The request id header, echoed on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// How long shutdown waits for finished connections to release the store.
+const STORE_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The longest caller-supplied request id kept; longer ones are replaced.
 const REQUEST_ID_BYTES_MAX: usize = 128;
 
@@ -41,7 +51,10 @@ const REQUEST_ID_BYTES_MAX: usize = 128;
 pub struct AppState {
     pub store: Arc<SqliteStore>,
     pub keys: Arc<KeyStore>,
+    pub idempotency: Arc<idempotency::IdempotencyStore>,
     pub metrics: Metrics,
+    /// The royalty read model in the log's database; one request folds at a time.
+    pub projections: tokio::sync::Mutex<projections::runner::Projections>,
 }
 
 /// Every route, with request ids, logs, metrics and the body limit.
@@ -54,12 +67,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/streams/{stream}/events", post(log::append))
         .route("/v1/proofs/inclusion", get(log::inclusion_proof))
         .route("/v1/proofs/consistency", get(log::consistency_proof))
+        .route("/v1/statements/{period}", get(statements::statement))
+        .route("/v1/lineage/{derivative}", get(lineage::derivative))
+        .route("/v1/catalog", post(catalog::import))
+        .route("/v1/usage", post(usage::import))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body::JSON_BODY_BYTES_MAX))
+        .layer(DefaultBodyLimit::max(body::BODY_BYTES_MAX))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -121,10 +138,21 @@ pub async fn serve(listen: SocketAddr, context: &Context) -> anyhow::Result<()> 
     let store = context.open_store().await?;
     let data_dir = context.data_dir.clone();
     let keys = tokio::task::spawn_blocking(move || KeyStore::open(&data_dir)).await??;
+    let data_dir = context.data_dir.clone();
+    let idempotency =
+        tokio::task::spawn_blocking(move || idempotency::IdempotencyStore::open(&data_dir))
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let database = store.database_path().to_path_buf();
+    let projections =
+        tokio::task::spawn_blocking(move || projections::runner::Projections::open(&database))
+            .await??;
     let state = Arc::new(AppState {
         store: store.clone(),
         keys: Arc::new(keys),
+        idempotency: Arc::new(idempotency),
         metrics: Metrics::default(),
+        projections: tokio::sync::Mutex::new(projections),
     });
     tracing::info!(%address, "listening");
     // Tests and scripts wait for this line before sending requests.
@@ -134,10 +162,25 @@ pub async fn serve(listen: SocketAddr, context: &Context) -> anyhow::Result<()> 
         .await?;
     let checkpoint = store.checkpoint_now().await?;
     tracing::info!(size = checkpoint.size, "final checkpoint signed");
-    // Dropping the last handle closes the writer and waits for it (blocking).
-    match Arc::try_unwrap(store) {
-        Ok(store) => tokio::task::spawn_blocking(move || drop(store)).await?,
-        Err(_) => tracing::warn!("the store is still shared at shutdown; closing it at exit"),
+    // Dropping the last handle closes the writer and waits for it. Connection
+    // tasks release their handles just after the server stops; give them a moment.
+    let mut store = store;
+    let deadline = Instant::now() + STORE_RELEASE_WAIT;
+    loop {
+        match Arc::try_unwrap(store) {
+            Ok(owned) => {
+                tokio::task::spawn_blocking(move || drop(owned)).await?;
+                break;
+            }
+            Err(shared) if Instant::now() < deadline => {
+                store = shared;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(_) => {
+                tracing::warn!("the store is still shared at shutdown; it closes at exit");
+                break;
+            }
+        }
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the
 //! handlers' `#[utoipa::path]` attributes and the types they speak.
 
-use super::{error, health, log, metrics};
+use super::{catalog, error, health, lineage, log, metrics, statements, usage};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -20,6 +20,10 @@ use utoipa::{Modify, OpenApi};
         log::append,
         log::inclusion_proof,
         log::consistency_proof,
+        catalog::import,
+        statements::statement,
+        lineage::derivative,
+        usage::import,
         health::healthz,
         metrics::metrics,
         openapi_json,
@@ -28,6 +32,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerScheme),
     tags(
         (name = "log", description = "The append-only log: events, checkpoints, proofs"),
+        (name = "money", description = "Catalog, usage reports, royalty statements and lineage"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]

@@ -178,9 +178,18 @@ pub mod server {
 
         /// GET `path` with an optional bearer token.
         pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+            let authorization = token.map(|token| format!("Bearer {token}"));
+            match &authorization {
+                Some(value) => self.get_with(path, &[("authorization", value)]),
+                None => self.get_with(path, &[]),
+            }
+        }
+
+        /// GET `path` with these headers.
+        pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
             let mut request = self.agent.get(format!("{}{path}", self.base));
-            if let Some(token) = token {
-                request = request.header("authorization", format!("Bearer {token}"));
+            for (name, value) in headers {
+                request = request.header(*name, *value);
             }
             Self::reply(request.call())
         }

@@ -1,0 +1,199 @@
+//! `Idempotency-Key` for writes whose result the ledger cannot replay by
+//! itself (catalog and usage imports): the first successful response is kept
+//! in the API database, and a retry with the same key and the same request
+//! gets it back without running again. (Appends need no record: their event
+//! ids are derived from the key, so the ledger's own idempotency answers.)
+
+use super::error::ApiError;
+use super::API_DATABASE_FILE;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use time::OffsetDateTime;
+
+/// The longest `Idempotency-Key` accepted.
+const KEY_BYTES_MAX: usize = 200;
+
+const IDEMPOTENCY_DDL: &str = "
+CREATE TABLE IF NOT EXISTS api_idempotency (
+    api_key_id       TEXT NOT NULL,
+    idempotency_key  TEXT NOT NULL,
+    request_sha256   BLOB NOT NULL,
+    status           INTEGER NOT NULL,
+    body             TEXT NOT NULL,
+    created_unix     INTEGER NOT NULL,
+    PRIMARY KEY (api_key_id, idempotency_key)
+) STRICT;
+";
+
+/// The `Idempotency-Key` header, if present: 1 to 200 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= KEY_BYTES_MAX)
+        .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "Idempotency-Key must be 1 to {KEY_BYTES_MAX} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_string()))
+}
+
+/// A response kept for replay.
+pub struct KeptResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+impl IntoResponse for KeptResponse {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        (status, [(CONTENT_TYPE, "application/json")], self.body).into_response()
+    }
+}
+
+/// Kept first responses, per API key and idempotency key. Blocking calls:
+/// run them on a blocking thread.
+pub struct IdempotencyStore {
+    conn: Mutex<Connection>,
+}
+
+fn internal(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(format!("the idempotency store failed: {error}"))
+}
+
+/// What identifies "the same request": method, path and body.
+pub fn request_hash(method: &str, path: &str, body: &[u8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+impl IdempotencyStore {
+    /// Opens (creating on first use) the table in the data directory's API database.
+    pub fn open(data_dir: &Path) -> Result<IdempotencyStore, ApiError> {
+        let conn = Connection::open(data_dir.join(API_DATABASE_FILE)).map_err(internal)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(internal)?;
+        conn.execute_batch(IDEMPOTENCY_DDL).map_err(internal)?;
+        Ok(IdempotencyStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The kept response for this key, if any; 409 if the key was first used
+    /// for a different request.
+    pub fn find(
+        &self,
+        api_key_id: &str,
+        key: &str,
+        request: &[u8; 32],
+    ) -> Result<Option<KeptResponse>, ApiError> {
+        let conn = self.conn.lock().expect("idempotency store lock");
+        let row = conn
+            .query_row(
+                "SELECT request_sha256, status, body FROM api_idempotency
+                 WHERE api_key_id = ?1 AND idempotency_key = ?2",
+                params![api_key_id, key],
+                |row| {
+                    Ok((
+                        row.get::<_, Vec<u8>>(0)?,
+                        row.get::<_, u16>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(internal)?;
+        match row {
+            None => Ok(None),
+            Some((hash, status, body)) if hash == request => {
+                Ok(Some(KeptResponse { status, body }))
+            }
+            Some(_) => Err(ApiError::Reused(format!(
+                "Idempotency-Key {key:?} was first used for a different request; use a new key for a new request"
+            ))),
+        }
+    }
+
+    /// Keeps a first response; if a concurrent request with the same key
+    /// kept one first, returns that one instead.
+    pub fn keep(
+        &self,
+        api_key_id: &str,
+        key: &str,
+        request: &[u8; 32],
+        response: KeptResponse,
+    ) -> Result<KeptResponse, ApiError> {
+        {
+            let conn = self.conn.lock().expect("idempotency store lock");
+            conn.execute(
+                "INSERT INTO api_idempotency
+                   (api_key_id, idempotency_key, request_sha256, status, body, created_unix)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO NOTHING",
+                params![
+                    api_key_id,
+                    key,
+                    request.to_vec(),
+                    response.status,
+                    response.body,
+                    OffsetDateTime::now_utc().unix_timestamp()
+                ],
+            )
+            .map_err(internal)?;
+        }
+        Ok(self.find(api_key_id, key, request)?.unwrap_or(response))
+    }
+}
+
+/// Before running a write: the kept response of an earlier request with the
+/// same key, if there is one.
+pub async fn replay(
+    store: &Arc<IdempotencyStore>,
+    api_key_id: &str,
+    key: Option<&str>,
+    request: [u8; 32],
+) -> Result<Option<KeptResponse>, ApiError> {
+    let Some(key) = key else { return Ok(None) };
+    let (store, api_key_id, key) = (store.clone(), api_key_id.to_string(), key.to_string());
+    tokio::task::spawn_blocking(move || store.find(&api_key_id, &key, &request))
+        .await
+        .map_err(internal)?
+}
+
+/// After a successful write: keeps its response under the key (if any) and
+/// answers with the response kept first.
+pub async fn respond(
+    store: &Arc<IdempotencyStore>,
+    api_key_id: &str,
+    key: Option<&str>,
+    request: [u8; 32],
+    status: StatusCode,
+    body: &impl serde::Serialize,
+) -> Result<Response, ApiError> {
+    let response = KeptResponse {
+        status: status.as_u16(),
+        body: serde_json::to_string(body).map_err(internal)?,
+    };
+    let Some(key) = key else {
+        return Ok(response.into_response());
+    };
+    let (store, api_key_id, key) = (store.clone(), api_key_id.to_string(), key.to_string());
+    let kept =
+        tokio::task::spawn_blocking(move || store.keep(&api_key_id, &key, &request, response))
+            .await
+            .map_err(internal)??;
+    Ok(kept.into_response())
+}
