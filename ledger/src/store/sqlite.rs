@@ -746,6 +746,19 @@ impl Readers {
     }
 }
 
+/// The root of the tree of `size` leaves: a signed checkpoint's root when
+/// one of that size is stored (one row), else computed from stored hashes.
+fn root_at(conn: &Connection, size: u64) -> Result<Hash, StoreError> {
+    let mut statement = conn.prepare_cached("SELECT root FROM checkpoints WHERE size = ?1")?;
+    let stored = statement
+        .query_row([size as i64], |row| hash_column(row, 0))
+        .optional()?;
+    match stored {
+        Some(root) => Ok(root),
+        None => Ok(merkle::tree_hash(size, &SqliteHashes(conn))?),
+    }
+}
+
 fn check_size(conn: &Connection, what: &str, size: u64) -> Result<(), StoreError> {
     let tree_size = tree_size(conn)?;
     if size > tree_size {
@@ -866,7 +879,7 @@ impl EventStore for SqliteStore {
                 leaf_index: index,
                 tree_size: size,
                 leaf_hash,
-                root_hash: merkle::tree_hash(size, &hashes)?,
+                root_hash: root_at(conn, size)?,
                 proof: merkle::prove_inclusion(index, size, &hashes)?,
             })
         })
@@ -886,8 +899,8 @@ impl EventStore for SqliteStore {
             Ok(ConsistencyProof {
                 from_size: from,
                 to_size: to,
-                from_root: merkle::tree_hash(from, &hashes)?,
-                to_root: merkle::tree_hash(to, &hashes)?,
+                from_root: root_at(conn, from)?,
+                to_root: root_at(conn, to)?,
                 proof: merkle::prove_consistency(from, to, &hashes)?,
             })
         })
