@@ -200,32 +200,18 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
     println!(
         "\n== 5. Royalty statements for {PERIOD}, exact to the minor unit, citing a checkpoint"
     );
-    run_command(
-        context,
-        &[
+    for currency in ["USD", "JPY"] {
+        let args = [
             "statements",
             "--period",
             PERIOD,
             "--currency",
-            "USD",
+            currency,
             "--format",
             "csv",
-        ],
-    )
-    .await?;
-    run_command(
-        context,
-        &[
-            "statements",
-            "--period",
-            PERIOD,
-            "--currency",
-            "JPY",
-            "--format",
-            "csv",
-        ],
-    )
-    .await?;
+        ];
+        run_command(context, &args).await?;
+    }
 
     println!("\n== 6. A dispute: where did this file come from, and who was paid for it?");
     run_command(
