@@ -5,11 +5,11 @@
 use super::auth::{authorize, Action, Principal};
 use super::body::JsonText;
 use super::error::ApiError;
-use super::idempotency::{idempotency_key, replay, request_hash, respond};
+use super::idempotency::{idempotency_key, once, request_hash};
 use super::AppState;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use projections::catalog::{CatalogDocument, CatalogError};
 use schemas::ContentHash;
 use serde::Serialize;
@@ -72,36 +72,26 @@ pub async fn import(
     let key = idempotency_key(&headers)?;
     let JsonText(text) = JsonText::from_request(request, &()).await?;
     let fingerprint = request_hash("POST", "/v1/catalog", text.as_bytes());
-    let kept = replay(
+    once(
         &state.idempotency,
         &principal.key_id,
         key.as_deref(),
         fingerprint,
-    )
-    .await?;
-    if let Some(kept) = kept {
-        return Ok(kept.into_response());
-    }
-    let document = CatalogDocument::from_json(&text)?;
-    let mut resolve = |stem: &str| {
-        ContentHash::parse(stem)
-            .map_err(|e| format!("{e}; over HTTP a stem is the content hash of its audio"))
-    };
-    let catalog = document.validate(&mut resolve)?;
-    let summary = catalog.import(state.store.as_ref()).await?;
-    let imported = CatalogImported {
-        registered: summary.registered,
-        amended: summary.amended,
-        unchanged: summary.unchanged,
-        seqs: summary.seqs,
-    };
-    respond(
-        &state.idempotency,
-        &principal.key_id,
-        key.as_deref(),
-        fingerprint,
-        StatusCode::OK,
-        &imported,
+        async {
+            let document = CatalogDocument::from_json(&text)?;
+            let mut resolve = |stem: &str| {
+                ContentHash::parse(stem)
+                    .map_err(|e| format!("{e}; over HTTP a stem is the content hash of its audio"))
+            };
+            let catalog = document.validate(&mut resolve)?;
+            let summary = catalog.import(state.store.as_ref()).await?;
+            Ok(CatalogImported {
+                registered: summary.registered,
+                amended: summary.amended,
+                unchanged: summary.unchanged,
+                seqs: summary.seqs,
+            })
+        },
     )
     .await
 }

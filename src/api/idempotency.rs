@@ -160,7 +160,7 @@ impl IdempotencyStore {
 
 /// Before running a write: the kept response of an earlier request with the
 /// same key, if there is one.
-pub async fn replay(
+async fn replay(
     store: &Arc<IdempotencyStore>,
     api_key_id: &str,
     key: Option<&str>,
@@ -175,7 +175,7 @@ pub async fn replay(
 
 /// After a successful write: keeps its response under the key (if any) and
 /// answers with the response kept first.
-pub async fn respond(
+async fn respond(
     store: &Arc<IdempotencyStore>,
     api_key_id: &str,
     key: Option<&str>,
@@ -196,4 +196,21 @@ pub async fn respond(
             .await
             .map_err(internal)??;
     Ok(kept.into_response())
+}
+
+/// Runs `work` once per `Idempotency-Key`: a retry with the same key and the
+/// same request gets the first response back without running `work` again.
+/// Without a key, `work` simply runs.
+pub async fn once<T: serde::Serialize>(
+    store: &Arc<IdempotencyStore>,
+    api_key_id: &str,
+    key: Option<&str>,
+    request: [u8; 32],
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<Response, ApiError> {
+    if let Some(kept) = replay(store, api_key_id, key, request).await? {
+        return Ok(kept.into_response());
+    }
+    let body = work.await?;
+    respond(store, api_key_id, key, request, StatusCode::OK, &body).await
 }

@@ -4,11 +4,11 @@
 use super::auth::{authorize, Action, Principal};
 use super::body::CsvBody;
 use super::error::ApiError;
-use super::idempotency::{idempotency_key, replay, request_hash, respond};
+use super::idempotency::{idempotency_key, once, request_hash};
 use super::AppState;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use projections::usage::{import_usage, parse_usage_csv, UsageError, UsageImportError};
 use serde::Serialize;
 use std::sync::Arc;
@@ -81,33 +81,23 @@ pub async fn import(
     let key = idempotency_key(&headers)?;
     let CsvBody(body) = CsvBody::from_request(request, &()).await?;
     let fingerprint = request_hash("POST", "/v1/usage", &body);
-    let kept = replay(
+    once(
         &state.idempotency,
         &principal.key_id,
         key.as_deref(),
         fingerprint,
-    )
-    .await?;
-    if let Some(kept) = kept {
-        return Ok(kept.into_response());
-    }
-    let lines = parse_usage_csv(&body)?;
-    let summary = {
-        let mut projections = state.projections.lock().await;
-        import_usage(state.store.as_ref(), &mut projections, lines).await?
-    };
-    let imported = UsageImported {
-        imported: summary.imported.len(),
-        seqs: summary.imported.iter().map(|(_, seq)| *seq).collect(),
-        skipped: summary.skipped,
-    };
-    respond(
-        &state.idempotency,
-        &principal.key_id,
-        key.as_deref(),
-        fingerprint,
-        StatusCode::OK,
-        &imported,
+        async {
+            let lines = parse_usage_csv(&body)?;
+            let summary = {
+                let mut projections = state.projections.lock().await;
+                import_usage(state.store.as_ref(), &mut projections, lines).await?
+            };
+            Ok(UsageImported {
+                imported: summary.imported.len(),
+                seqs: summary.imported.iter().map(|(_, seq)| *seq).collect(),
+                skipped: summary.skipped,
+            })
+        },
     )
     .await
 }
