@@ -356,24 +356,16 @@ async fn main() {
         "p50",
         "p99"
     );
-    println!(
-        "{:<34} {:>10.0} {:>10.0}",
-        "inclusion proof",
-        micros(percentile(&inclusion, 0.5)),
-        micros(percentile(&inclusion, 0.99))
-    );
-    println!(
-        "{:<34} {:>10.0} {:>10.0}",
-        "consistency proof",
-        micros(percentile(&consistency, 0.5)),
-        micros(percentile(&consistency, 0.99))
-    );
-    println!(
-        "{:<34} {:>10.0} {:>10.0}",
-        "baseline: read one event by seq",
-        micros(percentile(&lookups, 0.5)),
-        micros(percentile(&lookups, 0.99))
-    );
+    let latency_row = |name: &str, sorted: &[Duration]| {
+        println!(
+            "{name:<34} {:>10.0} {:>10.0}",
+            micros(percentile(sorted, 0.5)),
+            micros(percentile(sorted, 0.99))
+        );
+    };
+    latency_row("inclusion proof", &inclusion);
+    latency_row("consistency proof", &consistency);
+    latency_row("baseline: read one event by seq", &lookups);
     println!(
         "  bar: inclusion proof p99 <= 1 ms: {}",
         verdict(percentile(&inclusion, 0.99) <= Duration::from_millis(1))
