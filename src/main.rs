@@ -38,6 +38,16 @@ struct Args {
         env = "LEDGERLINE_SIGNING_KEY_FILE"
     )]
     signing_key: Option<PathBuf>,
+    /// The log's store: `postgres://USER@HOST:PORT/DATABASE` for the
+    /// scale-out PostgreSQL store shared by several nodes; absent, the
+    /// embedded SQLite log in the data directory.
+    #[arg(
+        long = "store",
+        global = true,
+        value_name = "URL",
+        env = "LEDGERLINE_STORE"
+    )]
+    store: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,9 +79,20 @@ pub(crate) enum Command {
     Projections(cli::projections::ProjectionsCommand),
     /// Serve the HTTP API on the data directory until SIGTERM or ctrl-c.
     Serve(cli::serve::ServeArgs),
+    /// Copy an embedded log into PostgreSQL (--from sqlite:DIR --to
+    /// postgres://...), checking the root at every checkpoint.
+    Migrate(cli::migrate::MigrateArgs),
     /// Manage the HTTP API's keys (create, list, revoke).
     #[command(subcommand)]
     Keys(cli::keys::KeysCommand),
+    /// Run a generation job (remix or cover) from a request document;
+    /// every step is recorded in the log. Exit 2 when refused.
+    Generate(cli::generate::GenerateArgs),
+    /// Rerun a recorded generation step on the CPU twin and compare (exit 1 on mismatch).
+    Replay(cli::replay::ReplayArgs),
+    /// Voice models: training on the licensed stems, recorded in the log.
+    #[command(subcommand)]
+    Voice(cli::voice::VoiceCommand),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +112,7 @@ fn main() -> ExitCode {
         data_dir: args.data,
         origin: args.origin,
         signing_key: args.signing_key,
+        store_url: args.store,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -114,5 +136,9 @@ pub(crate) async fn dispatch(command: Command, context: &cli::Context) -> anyhow
         Command::Demo(args) => cli::demo::run(args, context).await,
         Command::Serve(args) => cli::serve::run(args, context).await,
         Command::Keys(command) => cli::keys::run(command, context).await,
+        Command::Migrate(args) => cli::migrate::run(args, context).await,
+        Command::Generate(args) => cli::generate::run(args, context).await,
+        Command::Replay(args) => cli::replay::run(args, context).await,
+        Command::Voice(command) => cli::voice::run(command, context).await,
     }
 }

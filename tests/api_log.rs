@@ -487,6 +487,7 @@ fn openapi_documents_every_endpoint() {
         "GET /v1/streams/{stream}",
         "POST /v1/streams/{stream}/events",
         "POST /v1/catalog",
+        "POST /v1/reconciliations",
         "POST /v1/usage",
     ];
     served.sort();

@@ -39,7 +39,7 @@ fn catalog(stem: &str) -> Value {
 /// The catalog and a published cover, imported with the CLI.
 fn import_catalog(data: &Path, work: &Path) {
     std::fs::create_dir_all(work.join("stems")).unwrap();
-    write(work, "stems/vocals.wav", b"RIFF fake vocals");
+    write(work, "stems/vocals.wav", &common::stem_wav());
     let catalog = catalog("stems/vocals.wav");
     let catalog_file = write(work, "catalog.json", catalog.to_string().as_bytes());
     ok(data, &["catalog", "import", &catalog_file]);
@@ -224,6 +224,194 @@ fn statements_are_served_and_labels_see_only_their_own_line() {
             reply.body
         );
         assert!(reply.body.contains(mentions), "{path}: {}", reply.body);
+    }
+    assert!(server.stop().success());
+}
+
+/// A label statement CSV (party totals) from a statement's lines.
+fn label_csv(rows: &[(String, String)], currency: &str) -> String {
+    let mut csv = String::from("party,currency,amount\n");
+    for (party, amount) in rows {
+        csv.push_str(&format!("{party},{currency},{amount}\n"));
+    }
+    csv
+}
+
+#[test]
+fn label_statements_are_reconciled_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = &dir.path().join("data");
+    import_month(data, dir.path());
+    let admin = token(data, &["--role", "admin"]);
+    let ingest = token(data, &["--role", "ingest"]);
+    let label = token(data, &["--role", "label", "--party", "label"]);
+    let server = Server::start(data);
+    let post = |token: Option<&str>, query: &str, content_type: &str, body: &str| {
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", content_type)];
+        if let Some(value) = &authorization {
+            headers.push(("authorization", value.as_str()));
+        }
+        server.post(
+            &format!("/v1/reconciliations{query}"),
+            &headers,
+            body.as_bytes(),
+        )
+    };
+    let ours = parties(
+        &server
+            .get("/v1/statements/2026-03?currency=USD", Some(&admin))
+            .json()["statements"][0],
+    );
+    let matching = label_csv(&ours, "USD");
+
+    // Every party matches, and the report is the CLI's, byte for byte as JSON.
+    let reply = post(
+        Some(&admin),
+        "?period=2026-03&currency=USD",
+        "text/csv",
+        &matching,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let report = reply.json();
+    assert_eq!(report["all_match"], true, "{report}");
+    assert_eq!(report["counts"]["matched"], ours.len());
+    let file = write(dir.path(), "label-statement.csv", matching.as_bytes());
+    let cli = ok_json(
+        data,
+        &[
+            "reconcile",
+            "--statement",
+            &file,
+            "--period",
+            "2026-03",
+            "--currency",
+            "USD",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(report, cli);
+
+    // One cent off for one party: a 200 report naming that party as mismatched.
+    let mut off = ours.clone();
+    let label_row = off.iter_mut().find(|(party, _)| party == "label").unwrap();
+    label_row.1 = format!("{:.2}", label_row.1.parse::<f64>().unwrap() + 0.01);
+    let report = post(
+        Some(&admin),
+        "?period=2026-03&currency=USD",
+        "text/csv",
+        &label_csv(&off, "USD"),
+    )
+    .json();
+    assert_eq!(report["all_match"], false);
+    let mismatched: Vec<&Value> = report["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "mismatched")
+        .collect();
+    assert_eq!(mismatched.len(), 1, "{report}");
+    assert_eq!(mismatched[0]["party"], "label");
+
+    // A label reconciles its own rows and sees no other party in the report.
+    let own: Vec<(String, String)> = ours.iter().filter(|(p, _)| p == "label").cloned().collect();
+    let reply = post(
+        Some(&label),
+        "?period=2026-03&currency=USD",
+        "text/csv",
+        &label_csv(&own, "USD"),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let report = reply.json();
+    assert_eq!(report["all_match"], true, "{report}");
+    let named: Vec<&Value> = report["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["party"])
+        .collect();
+    assert_eq!(named, [&json!("label")], "{report}");
+    // ...and may not send another party's rows.
+    let reply = post(
+        Some(&label),
+        "?period=2026-03&currency=USD",
+        "text/csv",
+        &matching,
+    );
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (403, "forbidden"),
+        "{}",
+        reply.body
+    );
+
+    // Other roles, no key, wrong media type, bad CSV, bad period.
+    for (token, query, content_type, body, status, code) in [
+        (
+            Some(&ingest),
+            "?period=2026-03",
+            "text/csv",
+            matching.as_str(),
+            403,
+            "forbidden",
+        ),
+        (
+            None,
+            "?period=2026-03",
+            "text/csv",
+            matching.as_str(),
+            401,
+            "unauthorized",
+        ),
+        (
+            Some(&admin),
+            "?period=2026-03",
+            "application/json",
+            "{}",
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            Some(&admin),
+            "?period=2026-03",
+            "text/csv",
+            "who,what\nx,y\n",
+            400,
+            "bad_request",
+        ),
+        (
+            Some(&admin),
+            "?period=2026-03",
+            "text/csv",
+            "party,currency,amount\nlabel,USD,ten\n",
+            400,
+            "bad_request",
+        ),
+        (
+            Some(&admin),
+            "?period=March",
+            "text/csv",
+            matching.as_str(),
+            400,
+            "bad_request",
+        ),
+        (
+            Some(&admin),
+            "",
+            "text/csv",
+            matching.as_str(),
+            400,
+            "bad_request",
+        ),
+    ] {
+        let reply = post(token.map(String::as_str), query, content_type, body);
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (status, code),
+            "{query} {content_type}: {}",
+            reply.body
+        );
     }
     assert!(server.stop().success());
 }

@@ -38,7 +38,7 @@ fn statements_reconcile_and_lineage_from_the_command_line() {
     let data = &dir.path().join("data");
     let work = dir.path();
     std::fs::create_dir_all(work.join("stems")).unwrap();
-    write(work, "stems/vocals.wav", b"RIFF fake vocals");
+    write(work, "stems/vocals.wav", &common::stem_wav());
 
     // A bad catalog is rejected naming the field, with nothing written.
     let mut bad = catalog("0.5");
@@ -220,48 +220,19 @@ fn statements_reconcile_and_lineage_from_the_command_line() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("accepted: "));
 }
 
-/// A 16-bit mono WAV of `samples`, with an optional extra `LIST` chunk (which
-/// changes the file bytes but not the decoded PCM).
-fn wav(samples: &[i16], extra_chunk: bool) -> Vec<u8> {
-    let data_len = (samples.len() * 2) as u32;
-    let list: &[u8] = if extra_chunk {
-        b"LIST\x04\x00\x00\x00INFO"
-    } else {
-        b""
-    };
-    let mut out = Vec::new();
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + list.len() as u32 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&44_100u32.to_le_bytes());
-    out.extend_from_slice(&88_200u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(list);
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out
-}
-
 #[test]
 fn a_rewrapped_copy_is_traced_by_its_decoded_pcm() {
     let dir = tempfile::tempdir().unwrap();
     let data = &dir.path().join("data");
     let work = dir.path();
     std::fs::create_dir_all(work.join("stems")).unwrap();
-    write(work, "stems/vocals.wav", b"RIFF fake vocals");
+    write(work, "stems/vocals.wav", &common::stem_wav());
     let catalog_file = write(work, "catalog.json", catalog("0.5").to_string().as_bytes());
     ok(data, &["catalog", "import", &catalog_file]);
 
     let samples: Vec<i16> = (0..4410).map(|i| ((i * 37) % 2000 - 1000) as i16).collect();
-    let published_file = write(work, "published.wav", &wav(&samples, false));
-    let copy = write(work, "copy.wav", &wav(&samples, true));
+    let published_file = write(work, "published.wav", &common::wav(&samples, false));
+    let copy = write(work, "copy.wav", &common::wav(&samples, true));
     let audio = inference::artifacts::decode_file(Path::new(&published_file)).unwrap();
     let event = json!({
         "job": D1, "derivative": D1, "recording": "GBAYE0601498", "requested_by": "u1", "recipe": {},

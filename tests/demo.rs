@@ -1,5 +1,7 @@
 //! End to end: the main job runs on a fresh data directory, again on the same
-//! one, and leaves a log that verifies.
+//! one, and leaves a log that verifies: the voice model is trained, remixes
+//! and a cover are generated through the pipeline, an unlicensed request is
+//! refused, a step replays, and the outputs have spectrograms.
 
 mod common;
 
@@ -18,7 +20,14 @@ fn the_demo_runs_twice_and_the_log_verifies() {
         );
         for expected in [
             "\"registered\"",
+            "timbre cells learned",
+            "generation.step voice-transfer",
+            "generation.step time-stretch",
             "published at seq",
+            "{\"kind\":\"voice\",\"ref\":\"voice-mara-v1\"",
+            "recorded as generation.rejected",
+            "\"op\":\"voice-transfer\"",
+            "\"matches\":true",
             "period,currency,checkpoint_size",
             "matched by file-hash",
             "): verified",
@@ -30,17 +39,22 @@ fn the_demo_runs_twice_and_the_log_verifies() {
             );
         }
     }
-    let wavs = std::fs::read_dir(dir.path().join("demo"))
-        .unwrap()
-        .filter(|entry| {
-            entry
-                .as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|e| e == "wav")
-        })
-        .count();
-    assert_eq!(wavs, 4, "two derivatives per run");
+    let count = |extension: &str| {
+        std::fs::read_dir(dir.path().join("demo"))
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|e| e == extension)
+            })
+            .count()
+    };
+    assert_eq!(count("wav"), 6, "two remixes and a cover per run");
+    // A spectrogram per output, and one per input recording (the same
+    // files each run).
+    assert_eq!(count("png"), 8);
     assert!(ok(dir.path(), &["verify"]).starts_with("ok "));
 }

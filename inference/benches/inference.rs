@@ -6,32 +6,37 @@
 //! `scripts/bench inference`. Needs a GPU adapter (lavapipe counts).
 
 use inference::gpu::{Engine, Gpu};
+use inference::kernels::ddsp::{self, Controls};
 use inference::kernels::{hpss, mix, phase_vocoder, resample, snr_db, yin};
-use inference::sample_catalog::tracks;
+use inference::sample_catalog::{tracks, STEM_NAMES};
+use inference::voice::VoiceModel;
 use inference::Audio;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// One op under test: runs on an engine and returns the audio to compare
 /// (f0 tracks are compared as a signal of f0 values).
 type Op = fn(&Engine, &Audio, &[Audio]) -> Vec<f32>;
 
+/// An op's output as one comparable signal: the channels one after another,
+/// a plain copy, so the harness adds next to nothing to the op's time.
+fn planar(audio: Audio) -> Vec<f32> {
+    audio.channels.concat()
+}
+
 fn hpss_op(engine: &Engine, audio: &Audio, _: &[Audio]) -> Vec<f32> {
     let parts = hpss::separate(engine, audio, &hpss::HpssParams::default()).expect("hpss");
-    let mut out = parts.harmonic.interleaved();
-    out.extend(parts.percussive.interleaved());
+    let mut out = planar(parts.harmonic);
+    out.extend(planar(parts.percussive));
     out
 }
 
 fn stretch_op(engine: &Engine, audio: &Audio, _: &[Audio]) -> Vec<f32> {
-    phase_vocoder::time_stretch(engine, audio, 1.25)
-        .expect("time stretch")
-        .interleaved()
+    planar(phase_vocoder::time_stretch(engine, audio, 1.25).expect("time stretch"))
 }
 
 fn pitch_op(engine: &Engine, audio: &Audio, _: &[Audio]) -> Vec<f32> {
-    resample::pitch_shift(engine, audio, 3.0)
-        .expect("pitch shift")
-        .interleaved()
+    planar(resample::pitch_shift(engine, audio, 3.0).expect("pitch shift"))
 }
 
 fn f0_op(engine: &Engine, audio: &Audio, _: &[Audio]) -> Vec<f32> {
@@ -42,16 +47,27 @@ fn f0_op(engine: &Engine, audio: &Audio, _: &[Audio]) -> Vec<f32> {
         .collect()
 }
 
+/// The voice model and controls the ddsp row synthesizes from, prepared
+/// before timing: the row measures synthesis, not f0 tracking or training.
+static DDSP_INPUTS: OnceLock<(VoiceModel, Controls)> = OnceLock::new();
+
+/// The track's own vocal line resynthesized (mono) from its f0 and loudness.
+fn ddsp_op(engine: &Engine, audio: &Audio, _: &[Audio]) -> Vec<f32> {
+    let (model, controls) = DDSP_INPUTS.get().expect("prepared before the rows");
+    ddsp::synthesize(engine, model, controls, audio.frames()).expect("ddsp")
+}
+
 fn mix_op(engine: &Engine, _: &Audio, stems: &[Audio]) -> Vec<f32> {
     let inputs: Vec<mix::StemInput<'_>> = stems
         .iter()
         .zip([-2.0, 0.0, -4.0, 1.0])
         .map(|(audio, gain_db)| mix::StemInput { audio, gain_db })
         .collect();
-    mix::mixdown(engine, &inputs, Some(-14.0))
-        .expect("mix")
-        .audio
-        .interleaved()
+    planar(
+        mix::mixdown(engine, &inputs, Some(-14.0))
+            .expect("mix")
+            .audio,
+    )
 }
 
 fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
@@ -61,6 +77,13 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
 }
 
 fn main() {
+    // `RUST_LOG=inference::gpu=debug` shows where each GPU run's time goes.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     // `cargo bench` passes `--bench`; this harness takes no options.
     let seconds: f64 = std::env::var("INFERENCE_BENCH_SECONDS")
         .ok()
@@ -85,14 +108,39 @@ fn main() {
     let warmup_track = track.render_mixture(1.0);
     let warmup_stems: Vec<Audio> = track.render(1.0).into_iter().map(|s| s.audio).collect();
 
-    let ops: [(&str, Op); 5] = [
+    let gpu_engine = Engine::Gpu(gpu);
+    let vocals = &stems[STEM_NAMES
+        .iter()
+        .position(|&name| name == "vocals")
+        .expect("the catalog renders vocals")];
+    let (ddsp_inputs, prepare_s) = time(|| {
+        // A model from the first 20 s of the line, as an artist's stems would train it.
+        let excerpt_len = vocals.frames().min(20 * vocals.sample_rate as usize);
+        let excerpt = Audio::new(
+            vocals.sample_rate,
+            vocals
+                .channels
+                .iter()
+                .map(|c| c[..excerpt_len].to_vec())
+                .collect(),
+        );
+        let (model, _) = VoiceModel::train(&gpu_engine, &[excerpt]).expect("train voice");
+        let controls = ddsp::controls_from(&gpu_engine, vocals).expect("ddsp controls");
+        (model, controls)
+    });
+    DDSP_INPUTS
+        .set(ddsp_inputs)
+        .unwrap_or_else(|_| unreachable!("set once"));
+    println!("ddsp: voice model and controls prepared in {prepare_s:.1} s (not timed)");
+
+    let ops: [(&str, Op); 6] = [
         ("hpss", hpss_op),
         ("time-stretch x1.25", stretch_op),
         ("pitch-shift +3", pitch_op),
         ("f0 (yin)", f0_op),
         ("mix 4 stems", mix_op),
+        ("ddsp resynthesis", ddsp_op),
     ];
-    let gpu_engine = Engine::Gpu(gpu);
     println!(
         "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9} {:>10}",
         "op", "audio_s", "gpu_s", "gpu_rtf", "cpu_s", "cpu_rtf", "gpu/cpu", "snr_db"

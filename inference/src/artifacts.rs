@@ -378,6 +378,28 @@ impl ArtifactStore {
         self.store(&encode_wav(audio), audio)
     }
 
+    /// Stores bytes that are not audio (a trained voice model) by the
+    /// SHA-256 of their bytes, and returns that `sha256:<hex>` hash.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<String, ArtifactError> {
+        let hash = file_hash(bytes);
+        self.put(&self.file_path(hex_of(&hash).expect("own hash")), bytes)?;
+        Ok(hash)
+    }
+
+    /// The bytes stored under a file hash, checked against that hash.
+    pub fn load_bytes(&self, hash: &str) -> Result<Vec<u8>, ArtifactError> {
+        let not_found = || ArtifactError::NotFound(hash.to_string());
+        let path = self.file_path(hex_of(hash).ok_or_else(not_found)?);
+        let bytes = fs::read(&path).map_err(|_| not_found())?;
+        if file_hash(&bytes) != hash {
+            return Err(ArtifactError::Unreadable {
+                path,
+                reason: "the stored bytes no longer match their hash".into(),
+            });
+        }
+        Ok(bytes)
+    }
+
     /// Loads an artifact by its file hash or its PCM hash.
     pub fn load(&self, hash: &str) -> Result<(Artifact, Audio), ArtifactError> {
         let not_found = || ArtifactError::NotFound(hash.to_string());
@@ -506,6 +528,24 @@ mod tests {
             Err(ArtifactError::Unreadable { .. })
         ));
         assert_eq!(stored_files(dir.path()), 0);
+    }
+
+    #[test]
+    fn bytes_are_stored_by_hash_and_checked_when_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(dir.path()).unwrap();
+        let hash = store.put_bytes(b"LLVOICE\0 model").unwrap();
+        assert_eq!(hash, file_hash(b"LLVOICE\0 model"));
+        assert_eq!(store.load_bytes(&hash).unwrap(), b"LLVOICE\0 model");
+        fs::write(store.file_path(hex_of(&hash).unwrap()), b"other").unwrap();
+        assert!(matches!(
+            store.load_bytes(&hash),
+            Err(ArtifactError::Unreadable { .. })
+        ));
+        assert!(matches!(
+            store.load_bytes(&file_hash(b"never stored")),
+            Err(ArtifactError::NotFound(_))
+        ));
     }
 
     #[test]

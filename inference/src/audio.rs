@@ -39,9 +39,14 @@ impl Audio {
     }
 
     pub fn interleaved(&self) -> Vec<f32> {
-        let mut out = Vec::with_capacity(self.frames() * self.channel_count());
-        for i in 0..self.frames() {
-            out.extend(self.channels.iter().map(|c| c[i]));
+        let count = self.channel_count();
+        let mut out = vec![0.0; self.frames() * count];
+        // One strided pass per channel: a per-frame iterator over the
+        // channels costs more than the copy itself on minutes of audio.
+        for (c, channel) in self.channels.iter().enumerate() {
+            for (slot, &sample) in out[c..].iter_mut().step_by(count).zip(channel) {
+                *slot = sample;
+            }
         }
         out
     }

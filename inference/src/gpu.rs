@@ -297,6 +297,7 @@ impl Gpu {
         dispatches: &[Dispatch<'_>],
         reads: &[(&PooledBuffer<'_>, usize)],
     ) -> Result<Vec<Vec<T>>, GpuError> {
+        let started = std::time::Instant::now();
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
@@ -353,6 +354,7 @@ impl Gpu {
             staging.push((target, len_bytes));
         }
         self.queue.submit([encoder.finish()]);
+        let submitted = std::time::Instant::now();
 
         let (sender, receiver) = mpsc::channel();
         for (index, (target, len_bytes)) in staging.iter().enumerate() {
@@ -371,6 +373,7 @@ impl Gpu {
         for (_, result) in receiver.iter() {
             result.map_err(|e| GpuError::Readback(e.to_string()))?;
         }
+        let finished = std::time::Instant::now();
         let mut out = Vec::with_capacity(staging.len());
         for (target, len_bytes) in &staging {
             let slice = target.raw().slice(..len_bytes.next_multiple_of(4));
@@ -381,6 +384,17 @@ impl Gpu {
             drop(view);
             target.raw().unmap();
         }
+        // Where a run's time goes (RUST_LOG=inference::gpu=debug): recording
+        // and uploads, the device's work, and copying results out of mapped
+        // memory.
+        tracing::debug!(
+            dispatches = dispatches.len(),
+            readback_bytes = staging.iter().map(|(_, len)| len).sum::<u64>(),
+            encode_us = (submitted - started).as_micros() as u64,
+            device_us = (finished - submitted).as_micros() as u64,
+            readback_us = finished.elapsed().as_micros() as u64,
+            "gpu run"
+        );
         Ok(out)
     }
 

@@ -8,14 +8,22 @@
 //! - [`audio`]: the planar PCM the kernels take and return.
 //! - [`artifacts`]: the content-addressed store of inputs and outputs.
 //! - [`attribution`]: energy shares as basis points summing to 10 000.
+//! - [`pipeline`]: generation jobs and voice model training, each step an
+//!   event in the log, and the replay of a step on the CPU twin.
 //! - [`sample_catalog`]: synthesized multitrack songs for demos and tests.
+//! - [`voice`]: voice models learned from an artist's licensed vocal stems,
+//!   which drive [`kernels::ddsp`] synthesis.
+//! - [`spectrogram`]: log-magnitude spectrogram PNGs, to look at what a step did.
 
 pub mod artifacts;
 pub mod attribution;
 pub mod audio;
 pub mod gpu;
 pub mod kernels;
+pub mod pipeline;
 pub mod sample_catalog;
+pub mod spectrogram;
+pub mod voice;
 
 pub use audio::Audio;
 pub use gpu::{Backend, Engine};

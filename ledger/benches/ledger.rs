@@ -4,10 +4,15 @@
 //! durability, same group commit, no hashing).
 //!
 //! Options: `--events N` (size of the proof/verify log, default 1,000,000),
-//! `--seconds S` (duration of each throughput run, default 5).
+//! `--seconds S` (duration of each throughput run, default 5),
+//! `--store postgres://USER@HOST:PORT/DB` (also measure the PostgreSQL store
+//! from one node and from three, beside plain SQL inserts with the same
+//! durability and group commit but no hashing or sequencing; the bench makes
+//! a database of its own on that server and drops it afterwards).
 
+use ledger::store::postgres::{PostgresConfig, PostgresStore};
 use ledger::store::sqlite::{SqliteConfig, SqliteStore};
-use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent};
+use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent, NoteSigner};
 use rusqlite::{params, Connection};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,12 +27,14 @@ const THROUGHPUT_SLICES: usize = 4;
 struct Options {
     events: u64,
     seconds: f64,
+    store: Option<String>,
 }
 
 fn options() -> Options {
     let mut options = Options {
         events: 1_000_000,
         seconds: 5.0,
+        store: None,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -39,6 +46,10 @@ fn options() -> Options {
             }
             "--seconds" => {
                 options.seconds = args[i + 1].parse().expect("--seconds S");
+                i += 1;
+            }
+            "--store" => {
+                options.store = Some(args[i + 1].clone());
                 i += 1;
             }
             _ => {} // cargo bench passes --bench
@@ -101,7 +112,7 @@ where
 
 /// Appends through the ledger: canonical envelopes, hashing, Merkle tree, checkpoints.
 async fn ledger_throughput(
-    store: Arc<SqliteStore>,
+    store: Arc<dyn EventStore>,
     writers: usize,
     batch: usize,
     seconds: f64,
@@ -283,6 +294,9 @@ async fn main() {
         }
     }
     drop(store);
+    if let Some(url) = &options.store {
+        postgres_throughput(url, options.seconds).await;
+    }
 
     // A large log for proofs and the audit, filled in batches.
     let big_dir = scratch.path().join("big");
@@ -396,4 +410,189 @@ async fn main() {
         "  bar: verify >= 100,000 events/s: {}",
         verdict(verify_rate >= 100_000.0)
     );
+}
+
+/// Nodes in the multi-node rows (store instances in this process, each with
+/// its own writer connection, group commit and read pool, as separate
+/// `ledgerline` processes would have).
+const NODES: usize = 3;
+
+/// The PostgreSQL rows: 64 writers on one node, then spread over three
+/// nodes, each beside the plain-SQL baseline, in alternating slices.
+async fn postgres_throughput(server_url: &str, seconds: f64) {
+    let database = format!("ledgerline_bench_{}", uuid::Uuid::new_v4().simple());
+    admin(server_url, &format!("CREATE DATABASE {database}")).await;
+    let url = url_with_database(server_url, &database);
+    let signer = NoteSigner::generate("bench.ledgerline.local/log").unwrap();
+    let mut nodes: Vec<Arc<dyn EventStore>> = Vec::new();
+    for _ in 0..NODES {
+        let config = PostgresConfig::new(&url, signer.clone());
+        nodes.push(Arc::new(PostgresStore::open(config).await.unwrap()));
+    }
+    ledger_throughput(nodes[0].clone(), WRITERS, 1, 0.5).await; // warm-up, and leaves
+    let leaves: Arc<Vec<Vec<u8>>> = Arc::new(
+        nodes[0]
+            .read_range(0, 20_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.leaf)
+            .collect(),
+    );
+    let mut plain = Vec::new();
+    for _ in 0..NODES {
+        plain.push(Arc::new(PlainPostgres::open(&url).await));
+    }
+    println!(
+        "{:<34} {:>14} {:>16} {:>7}",
+        "PostgreSQL durable appends", "ledger ev/s", "plain SQL ev/s", "ratio"
+    );
+    let mut three_nodes = (0.0, 0.0);
+    for (name, node_count) in [
+        ("64 writers, 1 node", 1),
+        ("64 writers over 3 nodes", NODES),
+    ] {
+        let slice = seconds / THROUGHPUT_SLICES as f64;
+        let (mut ours, mut base) = (0.0, 0.0);
+        for _ in 0..THROUGHPUT_SLICES {
+            let nodes = nodes[..node_count].to_vec();
+            ours += throughput(WRITERS, 1, slice, move |w, n| {
+                let store = nodes[w % nodes.len()].clone();
+                async move {
+                    let event = NewEvent::new("generation.step", payload(n));
+                    let request = AppendRequest::new(
+                        format!("generation-{w}"),
+                        ExpectedVersion::Any,
+                        vec![event],
+                    );
+                    store.append(request).await.unwrap();
+                }
+            })
+            .await;
+            let (plain, leaves) = (plain[..node_count].to_vec(), leaves.clone());
+            base += throughput(WRITERS, 1, slice, move |w, n| {
+                let (plain, leaves) = (plain[w % plain.len()].clone(), leaves.clone());
+                async move {
+                    let leaf = leaves[(w + n as usize) % leaves.len()].clone();
+                    plain.insert(format!("generation-{w}"), leaf).await;
+                }
+            })
+            .await;
+        }
+        let (ours, base) = (
+            ours / THROUGHPUT_SLICES as f64,
+            base / THROUGHPUT_SLICES as f64,
+        );
+        println!("{name:<34} {ours:>14.0} {base:>16.0} {:>7.2}", ours / base);
+        if node_count == NODES {
+            three_nodes = (ours, base);
+        }
+    }
+    println!(
+        "  bar: >= 10,000 events/s from three nodes: {}; >= 50% of baseline: {}",
+        verdict(three_nodes.0 >= 10_000.0),
+        verdict(three_nodes.0 / three_nodes.1 >= 0.5)
+    );
+    let verifier = nodes[0].verifier().clone();
+    let report = ledger::verify::audit(nodes[0].as_ref(), &verifier, &mut |_, _| {})
+        .await
+        .unwrap();
+    println!(
+        "  the PostgreSQL log verifies: {} events, no gap",
+        report.events
+    );
+    drop(nodes);
+    drop(plain);
+    admin(
+        server_url,
+        &format!("DROP DATABASE {database} WITH (FORCE)"),
+    )
+    .await;
+}
+
+async fn admin(url: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to --store {url}: {e}"));
+    let driver = tokio::spawn(connection);
+    client.batch_execute(sql).await.unwrap();
+    drop(client);
+    let _ = driver.await;
+}
+
+fn url_with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    format!("{base}/{database}{query}")
+}
+
+/// The PostgreSQL baseline: rows like the ledger's events (same indexes:
+/// seq, id, stream and version) with the same leaf bytes, durable commits
+/// (`synchronous_commit = on`) and the same group commit on one connection
+/// per node, but no head lock, no hashing, no Merkle rows, no checkpoints.
+struct PlainPostgres {
+    sender: mpsc::Sender<(String, Vec<u8>, oneshot::Sender<()>)>,
+}
+
+impl PlainPostgres {
+    async fn open(url: &str) -> PlainPostgres {
+        let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "SET synchronous_commit = on;
+                 CREATE TABLE IF NOT EXISTS plain_events (
+                     seq bigserial PRIMARY KEY, id uuid NOT NULL UNIQUE, stream text NOT NULL,
+                     version bigint NOT NULL, leaf bytea NOT NULL, UNIQUE (stream, version))",
+            )
+            .await
+            .unwrap();
+        let insert = client
+            .prepare(
+                "INSERT INTO plain_events (id, stream, version, leaf)
+                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bytea[])",
+            )
+            .await
+            .unwrap();
+        let (sender, mut receiver) = mpsc::channel::<(String, Vec<u8>, oneshot::Sender<()>)>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = receiver.recv().await {
+                let mut batch = vec![first];
+                while let Ok(next) = receiver.try_recv() {
+                    batch.push(next);
+                }
+                let ids: Vec<uuid::Uuid> = batch.iter().map(|_| uuid::Uuid::new_v4()).collect();
+                let streams: Vec<&str> = batch.iter().map(|(s, _, _)| s.as_str()).collect();
+                // Versions unique per stream without reading: this is the
+                // part of sequencing the baseline leaves out.
+                let versions: Vec<i64> = ids.iter().map(|id| (id.as_u128() >> 66) as i64).collect();
+                let leaves: Vec<&[u8]> = batch.iter().map(|(_, l, _)| l.as_slice()).collect();
+                let transaction = client.transaction().await.unwrap();
+                transaction
+                    .execute(&insert, &[&ids, &streams, &versions, &leaves])
+                    .await
+                    .unwrap();
+                transaction.commit().await.unwrap();
+                for (_, _, reply) in batch {
+                    let _ = reply.send(());
+                }
+            }
+        });
+        PlainPostgres { sender }
+    }
+
+    async fn insert(&self, stream: String, leaf: Vec<u8>) {
+        let (reply, done) = oneshot::channel();
+        self.sender.send((stream, leaf, reply)).await.unwrap();
+        done.await.unwrap();
+    }
 }

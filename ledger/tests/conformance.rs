@@ -1,46 +1,145 @@
 //! The `EventStore` conformance suite. Every backend runs the same checks
 //! from the same code: add a backend by implementing `Backend` and adding a
 //! `backend_tests!` line.
+//!
+//! PostgreSQL runs when `LEDGERLINE_TEST_POSTGRES_URL` names a server where
+//! the suite may create databases (`scripts/test` starts one); each test gets
+//! a fresh database. Without it those tests say they were skipped, unless
+//! `LEDGERLINE_REQUIRE_POSTGRES=1`, which makes them fail instead.
 
+use async_trait::async_trait;
 use ledger::checkpoint::NoteVerifier;
 use ledger::merkle::{self, verify_consistency, verify_inclusion};
+use ledger::store::postgres::{PostgresConfig, PostgresStore};
 use ledger::store::sqlite::{SqliteConfig, SqliteStore};
-use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
+use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent, NoteSigner, StoreError};
 use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 
 /// A backend under test: `open` returns a store over the same log each time,
 /// so reopening simulates a restart.
+#[async_trait]
 trait Backend: Send + Sync {
-    fn open(&self) -> Arc<dyn EventStore>;
+    async fn open(&self) -> Arc<dyn EventStore>;
     fn verifier(&self) -> NoteVerifier;
 }
+
+const ORIGIN: &str = "conformance.test/log";
 
 struct Sqlite {
     dir: tempfile::TempDir,
 }
 
 impl Sqlite {
-    fn new() -> Self {
-        Sqlite {
+    async fn create() -> Option<Self> {
+        Some(Sqlite {
             dir: tempfile::tempdir().expect("a temporary directory"),
-        }
+        })
     }
     fn config(&self) -> SqliteConfig {
-        SqliteConfig::new(self.dir.path(), "conformance.test/log")
+        SqliteConfig::new(self.dir.path(), ORIGIN)
     }
 }
 
+#[async_trait]
 impl Backend for Sqlite {
-    fn open(&self) -> Arc<dyn EventStore> {
+    async fn open(&self) -> Arc<dyn EventStore> {
         Arc::new(SqliteStore::open(self.config()).expect("the store opens"))
     }
     fn verifier(&self) -> NoteVerifier {
         let key = self.dir.path().join(ledger::store::sqlite::KEY_FILE);
-        ledger::NoteSigner::load_or_create(&key, "conformance.test/log")
-            .unwrap()
-            .verifier()
+        NoteSigner::load_or_create(&key, ORIGIN).unwrap().verifier()
+    }
+}
+
+/// A fresh database on the test server, dropped when the test ends.
+struct Postgres {
+    admin_url: String,
+    database: String,
+    signer: NoteSigner,
+}
+
+impl Postgres {
+    /// None (after saying so) when no test server is configured.
+    async fn create() -> Option<Self> {
+        let admin_url = match std::env::var("LEDGERLINE_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                assert!(
+                    std::env::var("LEDGERLINE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                    "LEDGERLINE_REQUIRE_POSTGRES=1 but LEDGERLINE_TEST_POSTGRES_URL is unset: the PostgreSQL tests cannot run"
+                );
+                eprintln!("skipped: set LEDGERLINE_TEST_POSTGRES_URL (scripts/test does)");
+                return None;
+            }
+        };
+        let database = format!("ledgerline_test_{}", Uuid::new_v4().simple());
+        admin_execute(&admin_url, &format!("CREATE DATABASE {database}")).await;
+        Some(Postgres {
+            admin_url,
+            database,
+            signer: NoteSigner::generate(ORIGIN).unwrap(),
+        })
+    }
+
+    fn url(&self) -> String {
+        url_with_database(&self.admin_url, &self.database)
+    }
+}
+
+/// The admin URL with its database replaced.
+fn url_with_database(admin_url: &str, database: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (admin_url, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    format!("{base}/{database}{query}")
+}
+
+async fn admin_execute(admin_url: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to LEDGERLINE_TEST_POSTGRES_URL: {e}"));
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    drop(client);
+    let _ = driver.await;
+}
+
+impl Drop for Postgres {
+    /// Drops the test's database (forcing off any connection a store left).
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database);
+        // Drop runs inside the test's runtime, which cannot block on itself.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(admin_execute(&admin_url, &sql))
+        })
+        .join();
+    }
+}
+
+#[async_trait]
+impl Backend for Postgres {
+    async fn open(&self) -> Arc<dyn EventStore> {
+        let config = PostgresConfig::new(self.url(), self.signer.clone());
+        Arc::new(PostgresStore::open(config).await.expect("the store opens"))
+    }
+    fn verifier(&self) -> NoteVerifier {
+        self.signer.verifier()
     }
 }
 
@@ -53,7 +152,7 @@ fn one(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> Append
 }
 
 async fn appends_assign_seq_version_and_prev(backend: &dyn Backend) {
-    let store = backend.open();
+    let store = backend.open().await;
     let a = store
         .append(one(
             "a",
@@ -94,7 +193,7 @@ async fn appends_assign_seq_version_and_prev(backend: &dyn Backend) {
 }
 
 async fn version_conflicts_write_nothing(backend: &dyn Backend) {
-    let store = backend.open();
+    let store = backend.open().await;
     store
         .append(one("s", ExpectedVersion::Exact(0), vec![event(0)]))
         .await
@@ -114,7 +213,7 @@ async fn version_conflicts_write_nothing(backend: &dyn Backend) {
 }
 
 async fn batches_are_atomic_across_streams(backend: &dyn Backend) {
-    let store = backend.open();
+    let store = backend.open().await;
     store
         .append(one("x", ExpectedVersion::Any, vec![event(0)]))
         .await
@@ -144,7 +243,7 @@ async fn batches_are_atomic_across_streams(backend: &dyn Backend) {
 }
 
 async fn retries_are_idempotent(backend: &dyn Backend) {
-    let store = backend.open();
+    let store = backend.open().await;
     let (id1, id2) = (Uuid::new_v4(), Uuid::new_v4());
     let request = || {
         one(
@@ -183,7 +282,7 @@ async fn retries_are_idempotent(backend: &dyn Backend) {
 }
 
 async fn bad_events_are_refused_with_nothing_written(backend: &dyn Backend) {
-    let store = backend.open();
+    let store = backend.open().await;
     let cases = vec![
         one("bad stream", ExpectedVersion::Any, vec![event(0)]),
         one(
@@ -216,7 +315,7 @@ async fn bad_events_are_refused_with_nothing_written(backend: &dyn Backend) {
 }
 
 async fn concurrent_writers_share_group_commits(backend: &dyn Backend) {
-    let store = backend.open();
+    let store = backend.open().await;
     let writers = (0..64u64).map(|w| {
         let store = store.clone();
         tokio::spawn(async move {
@@ -255,7 +354,7 @@ async fn concurrent_writers_share_group_commits(backend: &dyn Backend) {
 }
 
 async fn proofs_verify_against_signed_checkpoints(backend: &dyn Backend) {
-    let store = backend.open();
+    let store = backend.open().await;
     let verifier = backend.verifier();
     let mut checkpoints = vec![store.checkpoint_now().await.unwrap()];
     for n in 0..23u64 {
@@ -323,7 +422,7 @@ async fn proofs_verify_against_signed_checkpoints(backend: &dyn Backend) {
 
 async fn restart_keeps_the_log_and_its_chains(backend: &dyn Backend) {
     let root = {
-        let store = backend.open();
+        let store = backend.open().await;
         store
             .append(one("k", ExpectedVersion::Any, vec![event(0), event(1)]))
             .await
@@ -334,7 +433,7 @@ async fn restart_keeps_the_log_and_its_chains(backend: &dyn Backend) {
             .unwrap();
         store.checkpoint_now().await.unwrap().root
     };
-    let store = backend.open();
+    let store = backend.open().await;
     assert_eq!(store.size().await.unwrap(), 3);
     assert_eq!(store.latest_checkpoint().await.unwrap().unwrap().root, root);
     let appended = store
@@ -349,12 +448,64 @@ async fn restart_keeps_the_log_and_its_chains(backend: &dyn Backend) {
     );
     drop(store);
     // A clean close signs a checkpoint covering every acknowledged append.
-    let store = backend.open();
+    let store = backend.open().await;
     assert_eq!(store.latest_checkpoint().await.unwrap().unwrap().size, 4);
     let report = ledger::verify::audit(store.as_ref(), &backend.verifier(), &mut |_, _| {})
         .await
         .unwrap();
     assert_eq!(report.unsigned_events, 0);
+}
+
+/// Two stores over one log (two processes on one SQLite file, two nodes on
+/// one PostgreSQL database) appending at once still make one gap-free log:
+/// each writer catches up with the other's appends under the write lock.
+async fn two_nodes_share_one_gap_free_log(backend: &dyn Backend) {
+    let nodes = [backend.open().await, backend.open().await];
+    let writers = (0..16u64).map(|w| {
+        let store = nodes[(w % 2) as usize].clone();
+        tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..15 {
+                // Both nodes append to the shared stream too, so expected
+                // versions and prev links must see the other node's events.
+                let appended = store
+                    .append_all(vec![
+                        one(&format!("n{w}"), ExpectedVersion::Exact(i), vec![event(i)]),
+                        one("shared", ExpectedVersion::Any, vec![event(w)]),
+                    ])
+                    .await
+                    .unwrap();
+                seqs.extend(appended.iter().flatten().map(|a| a.seq));
+            }
+            seqs
+        })
+    });
+    let mut seqs = Vec::new();
+    for writer in writers {
+        seqs.extend(writer.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (0..480).collect::<Vec<_>>(),
+        "gap-free, no duplicates"
+    );
+    let shared = nodes[1].read_stream("shared", 0, 1000).await.unwrap();
+    assert_eq!(shared.len(), 240);
+    for pair in shared.windows(2) {
+        assert_eq!(
+            pair[1].envelope().unwrap().prev,
+            Some(hex::encode(pair[0].leaf_hash))
+        );
+    }
+    // Either node signs a checkpoint covering both nodes' appends.
+    let checkpoint = nodes[0].checkpoint_now().await.unwrap();
+    assert_eq!(checkpoint.size, 480);
+    assert_eq!(nodes[1].checkpoint_now().await.unwrap(), checkpoint);
+    let report = ledger::verify::audit(nodes[1].as_ref(), &backend.verifier(), &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.root, checkpoint.root);
 }
 
 macro_rules! backend_tests {
@@ -363,38 +514,106 @@ macro_rules! backend_tests {
             use super::*;
             #[tokio::test]
             async fn appends_assign_seq_version_and_prev() {
-                super::appends_assign_seq_version_and_prev(&$backend).await
+                let Some(backend) = $backend else { return };
+                super::appends_assign_seq_version_and_prev(&backend).await
             }
             #[tokio::test]
             async fn version_conflicts_write_nothing() {
-                super::version_conflicts_write_nothing(&$backend).await
+                let Some(backend) = $backend else { return };
+                super::version_conflicts_write_nothing(&backend).await
             }
             #[tokio::test]
             async fn batches_are_atomic_across_streams() {
-                super::batches_are_atomic_across_streams(&$backend).await
+                let Some(backend) = $backend else { return };
+                super::batches_are_atomic_across_streams(&backend).await
             }
             #[tokio::test]
             async fn retries_are_idempotent() {
-                super::retries_are_idempotent(&$backend).await
+                let Some(backend) = $backend else { return };
+                super::retries_are_idempotent(&backend).await
             }
             #[tokio::test]
             async fn bad_events_are_refused_with_nothing_written() {
-                super::bad_events_are_refused_with_nothing_written(&$backend).await
+                let Some(backend) = $backend else { return };
+                super::bad_events_are_refused_with_nothing_written(&backend).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_writers_share_group_commits() {
-                super::concurrent_writers_share_group_commits(&$backend).await
+                let Some(backend) = $backend else { return };
+                super::concurrent_writers_share_group_commits(&backend).await
             }
             #[tokio::test]
             async fn proofs_verify_against_signed_checkpoints() {
-                super::proofs_verify_against_signed_checkpoints(&$backend).await
+                let Some(backend) = $backend else { return };
+                super::proofs_verify_against_signed_checkpoints(&backend).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn two_nodes_share_one_gap_free_log() {
+                let Some(backend) = $backend else { return };
+                super::two_nodes_share_one_gap_free_log(&backend).await
             }
             #[tokio::test]
             async fn restart_keeps_the_log_and_its_chains() {
-                super::restart_keeps_the_log_and_its_chains(&$backend).await
+                let Some(backend) = $backend else { return };
+                super::restart_keeps_the_log_and_its_chains(&backend).await
             }
         }
     };
 }
 
-backend_tests!(sqlite, Sqlite::new());
+backend_tests!(sqlite, Sqlite::create().await);
+backend_tests!(postgres, Postgres::create().await);
+
+/// A PostgreSQL node whose connections the server drops (as on a restart)
+/// fails the appends in flight at most, never loses an acknowledged one,
+/// and works again on new connections.
+#[tokio::test]
+async fn postgres_recovers_when_the_server_drops_its_connections() {
+    let Some(backend) = Postgres::create().await else {
+        return;
+    };
+    let store = backend.open().await;
+    let mut acknowledged = Vec::new();
+    for round in 0..3u64 {
+        let appended = store
+            .append(one("r", ExpectedVersion::Any, vec![event(round)]))
+            .await
+            .unwrap();
+        acknowledged.push(appended[0].seq);
+        admin_execute(
+            &backend.admin_url,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                backend.database
+            ),
+        )
+        .await;
+        // The first call after the drop may fail (its connection is gone);
+        // a retry with the same id then succeeds exactly once.
+        let id = Uuid::new_v4();
+        let request = || {
+            one(
+                "r",
+                ExpectedVersion::Any,
+                vec![event(100 + round).with_id(id)],
+            )
+        };
+        let appended = match store.append(request()).await {
+            Ok(appended) => appended,
+            Err(error) => {
+                assert!(matches!(error, StoreError::Backend(_)), "{error}");
+                store.append(request()).await.unwrap()
+            }
+        };
+        acknowledged.push(appended[0].seq);
+    }
+    let size = store.size().await.unwrap();
+    assert_eq!(size, 6);
+    for seq in acknowledged {
+        assert!(seq < size);
+    }
+    store.checkpoint_now().await.unwrap();
+    ledger::verify::audit(store.as_ref(), &backend.verifier(), &mut |_, _| {})
+        .await
+        .unwrap();
+}

@@ -8,7 +8,9 @@
 use crate::amount::{format_minor_units, round_half_even_minor_units, ExactSum};
 use crate::currency::minor_unit_exponent;
 use crate::fold::LineRecord;
-use crate::statement::{CheckpointRef, Statement};
+use crate::runner::Projections;
+use crate::statement::{checkpoint_for, statements, CheckpointRef, Statement, StatementError};
+use ledger::store::EventStore;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -335,6 +337,68 @@ fn compare(
         theirs: theirs.map(|t| t.to_string()),
         difference: ours.zip(theirs).map(|(o, t)| (t - o).to_string()),
     }
+}
+
+/// Reconciles a label's rows for `period` against our statements computed
+/// from the log prefix `as_of` (the whole log when `None`), as the CLI and
+/// the HTTP API both answer it.
+///
+/// `currency` limits the comparison to one currency (the label's rows in
+/// others are dropped). `party` limits ours to that party's lines, for a
+/// label reconciling its own statement: the report then names no other
+/// party. Currencies the label reports that we have no usage in still get a
+/// (possibly empty) statement of ours to compare with.
+pub async fn reconcile_with_log(
+    store: &dyn EventStore,
+    projections: &mut Projections,
+    period: &str,
+    currency: Option<&str>,
+    party: Option<&str>,
+    as_of: Option<u64>,
+    mut theirs: Vec<LabelRow>,
+) -> Result<Reconciliation, StatementError> {
+    if let Some(currency) = currency {
+        theirs.retain(|row| row.currency == currency);
+    }
+    let mut ours = statements(store, projections, period, currency, as_of).await?;
+    let checkpoint = match ours.first() {
+        Some(statement) => statement.checkpoint.clone(),
+        None => checkpoint_for(store, as_of).await?,
+    };
+    if currency.is_none() {
+        let mut missing: Vec<String> = theirs
+            .iter()
+            .map(|row| row.currency.clone())
+            .filter(|c| !ours.iter().any(|s| &s.currency == c))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        for currency in missing {
+            let more = statements(
+                store,
+                projections,
+                period,
+                Some(&currency),
+                Some(checkpoint.size),
+            )
+            .await?;
+            ours.extend(more);
+        }
+    }
+    if let Some(party) = party {
+        for statement in &mut ours {
+            statement.lines.retain(|line| line.party == party);
+        }
+    }
+    let mut lines = Vec::new();
+    for statement in &ours {
+        lines.extend(projections.booked_lines(
+            &statement.period,
+            &statement.currency,
+            checkpoint.size,
+        )?);
+    }
+    Ok(reconcile(period, checkpoint, &ours, &lines, &theirs))
 }
 
 /// A plain-text report: one line per compared row, then totals.

@@ -1,19 +1,251 @@
 //! Generation events, appended by the inference engine on stream
-//! `generation-<job uuid>`, one event per generation step.
+//! `generation-<job uuid>`: `generation.requested` first, then one
+//! `generation.step` per op, last `generation.derivative-published`. A
+//! request naming an unlicensed input gets one `generation.rejected` event
+//! on that stream and nothing else. Voice model training is recorded as
+//! `voice.model-trained` on [`voice_training_stream`].
+//!
+//! Numbers in these payloads are integers in named units (millibels, parts
+//! per million, cents, basis points, milliseconds): the log carries no
+//! floats, so every reader gets back exactly what was recorded.
 
 use crate::content_hash::ContentHash;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
+pub const GENERATION_REQUESTED: &str = "generation.requested";
+pub const GENERATION_STEP: &str = "generation.step";
+pub const GENERATION_REJECTED: &str = "generation.rejected";
 pub const DERIVATIVE_PUBLISHED: &str = "generation.derivative-published";
+pub const VOICE_MODEL_TRAINED: &str = "voice.model-trained";
 /// Schema version of [`DerivativePublished`].
 pub const DERIVATIVE_PUBLISHED_SCHEMA_VERSION: u32 = 1;
+/// Schema version of every other payload in this module.
+pub const GENERATION_SCHEMA_VERSION: u32 = 1;
 /// Attribution weights are integer basis points summing to exactly this.
 pub const WEIGHT_BP_TOTAL: u32 = 10_000;
 
 /// The stream of one generation job.
 pub fn generation_stream(job: Uuid) -> String {
     format!("generation-{job}")
+}
+
+/// The stream of a voice model's training runs. It is not the catalog's
+/// `voice-model-<id>` stream: the catalog importer compares that stream's
+/// last payload with the document, so a training event there would read as
+/// a change to the voice model.
+pub fn voice_training_stream(voice_model: &str) -> String {
+    format!("voice-training-{voice_model}")
+}
+
+/// What a generation job makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecipeKind {
+    /// The recording's own stems, re-balanced, re-timed or re-keyed.
+    Remix,
+    /// The recording's melody sung by a licensed voice model over its
+    /// instrumental stems.
+    Cover,
+}
+
+/// One stem's setting in a recipe; the default plays it as delivered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StemSetting {
+    /// Gain in millibels (hundredths of a dB).
+    pub gain_mb: i32,
+    /// A muted stem is left out of the mix.
+    pub mute: bool,
+}
+
+/// A generation recipe as recorded: the request's parameters quantized to
+/// the integers the job really ran with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub kind: RecipeKind,
+    /// Settings by stem name (`vocals`, `drums`, `bass`, `other`,
+    /// `mixture`); a stem not named plays at 0 dB.
+    pub stems: BTreeMap<String, StemSetting>,
+    /// Tempo rate in parts per million (1 000 000 keeps the tempo; above is faster).
+    pub tempo_rate_ppm: u32,
+    /// Key shift in cents (hundredths of a semitone).
+    pub semitones_cents: i32,
+    /// The voice model of a cover; `None` for a remix.
+    pub voice_model: Option<String>,
+}
+
+/// The licensed voice model a cover uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceModelUse {
+    pub id: String,
+    /// Content hash of the trained model artifact.
+    pub artifact: ContentHash,
+    /// The artist's consent reference, as the catalog records it.
+    pub consent_reference: Option<String>,
+}
+
+/// `generation.requested`: a licensed request, accepted; the job's first event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationRequested {
+    pub job: Uuid,
+    /// ISRC of the source recording.
+    pub recording: String,
+    /// Party id of the subscriber who asked for the derivative.
+    pub requested_by: String,
+    pub recipe: Recipe,
+    /// The recording's licensed stems the job reads, by name (file hashes).
+    pub stems: BTreeMap<String, ContentHash>,
+    pub voice_model: Option<VoiceModelUse>,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RejectionReason {
+    /// The ISRC is not a recording in the catalog.
+    UnknownRecording,
+    /// The voice model is not in the catalog.
+    UnknownVoiceModel,
+    /// The voice model's artist has not granted consent (or withdrew it).
+    ConsentNotGranted,
+    /// The voice model has no trained artifact for its licensed training stems.
+    VoiceModelNotTrained,
+}
+
+/// `generation.rejected`: the only event of a refused job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationRejected {
+    pub job: Uuid,
+    pub recording: String,
+    pub requested_by: String,
+    pub recipe: Recipe,
+    pub reason: RejectionReason,
+    /// The reason in words, naming the input that was refused.
+    pub message: String,
+}
+
+/// The op a generation step ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepOp {
+    /// Decode and check the licensed input files.
+    LoadStems,
+    /// Gain-scaled sum of inputs, optionally loudness-normalised.
+    Mix,
+    /// Phase-vocoder time stretch.
+    TimeStretch,
+    /// Phase vocoder plus resampling.
+    PitchShift,
+    /// f0 and loudness from a source vocal, sung by a voice model (DDSP).
+    VoiceTransfer,
+}
+
+impl StepOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepOp::LoadStems => "load-stems",
+            StepOp::Mix => "mix",
+            StepOp::TimeStretch => "time-stretch",
+            StepOp::PitchShift => "pitch-shift",
+            StepOp::VoiceTransfer => "voice-transfer",
+        }
+    }
+}
+
+/// An input or output of a step, by content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepArtifact {
+    /// The artifact's role in the step (`drums`, `bus`, `voice-model`, ...).
+    pub name: String,
+    /// Content hash of the stored file's bytes.
+    pub file: ContentHash,
+    /// Content hash of the decoded PCM, for audio artifacts.
+    pub pcm: Option<ContentHash>,
+}
+
+/// A WGSL kernel a step ran, named by the SHA-256 of its source text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelRef {
+    pub name: String,
+    pub source: ContentHash,
+}
+
+/// Where a step's kernels ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComputeBackend {
+    Gpu,
+    Cpu,
+}
+
+/// The GPU adapter that ran a step, as wgpu describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterRecord {
+    pub name: String,
+    /// Graphics API, e.g. `vulkan`.
+    pub backend: String,
+    /// e.g. `Cpu` for lavapipe, `DiscreteGpu` for a card.
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+}
+
+/// `generation.step`: one op of a job, with what it read and wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationStep {
+    pub job: Uuid,
+    /// 1-based position of the step in the job.
+    pub step: u32,
+    pub op: StepOp,
+    /// The op's parameters in integer units; enough to run it again.
+    pub params: serde_json::Value,
+    pub inputs: Vec<StepArtifact>,
+    /// Every output is stored as an artifact, so `replay` can find it.
+    pub outputs: Vec<StepArtifact>,
+    pub kernels: Vec<KernelRef>,
+    pub backend: ComputeBackend,
+    /// `None` on the CPU twins.
+    pub adapter: Option<AdapterRecord>,
+    /// What the op measured on the audio, in the units its name ends with
+    /// (e.g. `loudness_centi_lufs`, `energy_bp`).
+    pub measurements: BTreeMap<String, i64>,
+    /// Wall time of the op.
+    pub duration_ms: u64,
+}
+
+/// `voice.model-trained`: a voice model learned from a consenting artist's
+/// licensed stems, so the model's own provenance is in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceModelTrained {
+    /// The catalog's voice model id.
+    pub voice_model: String,
+    /// Party id of the artist whose voice it is.
+    pub artist: String,
+    /// The consent the training relied on, as the catalog records it.
+    pub consent_reference: Option<String>,
+    /// File hashes of the licensed training stems, in catalog order.
+    pub training_stems: Vec<ContentHash>,
+    /// Content hash of the model artifact.
+    pub artifact: ContentHash,
+    pub kernels: Vec<KernelRef>,
+    pub backend: ComputeBackend,
+    pub adapter: Option<AdapterRecord>,
+    pub frames_total: u64,
+    pub frames_voiced: u64,
+    pub cells_filled: u64,
+    pub cells_total: u64,
+    pub duration_ms: u64,
 }
 
 /// What a share of a derivative is attributed to.
@@ -88,5 +320,49 @@ mod tests {
         assert_eq!(event.weight_bp_sum(), 10_000);
         assert_eq!(event.attribution[1].kind, AttributionKind::Voice);
         assert_eq!(serde_json::to_value(&event).unwrap(), value);
+    }
+
+    #[test]
+    fn a_step_round_trips_and_unknown_fields_or_ops_are_refused() {
+        let hash = format!("sha256:{}", "2".repeat(64));
+        let value = json!({
+            "job": "6f1c1c1e-1111-4a4a-8b8b-000000000001", "step": 3, "op": "pitch-shift",
+            "params": {"cents": -200},
+            "inputs": [{"name": "instrumental", "file": hash, "pcm": hash}],
+            "outputs": [{"name": "instrumental", "file": hash, "pcm": hash}],
+            "kernels": [{"name": "resample", "source": hash}],
+            "backend": "gpu",
+            "adapter": {"name": "llvmpipe", "backend": "vulkan", "device_type": "Cpu", "driver": "llvmpipe", "driver_info": "Mesa"},
+            "measurements": {"peak_bp": 9100}, "duration_ms": 12
+        });
+        let step: GenerationStep = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(step.op, StepOp::PitchShift);
+        assert_eq!(step.op.as_str(), "pitch-shift");
+        assert_eq!(serde_json::to_value(&step).unwrap(), value);
+        let mut extra = value.clone();
+        extra["seconds"] = json!(1.5);
+        assert!(serde_json::from_value::<GenerationStep>(extra).is_err());
+        let mut op = value;
+        op["op"] = json!("upscale");
+        assert!(serde_json::from_value::<GenerationStep>(op).is_err());
+    }
+
+    #[test]
+    fn a_rejection_records_the_integer_recipe_and_the_reason() {
+        let value = json!({
+            "job": "6f1c1c1e-1111-4a4a-8b8b-000000000002", "recording": "ZZLL02600001",
+            "requested_by": "u1",
+            "recipe": {"kind": "cover", "stems": {"drums": {"gain_mb": -300, "mute": false}},
+                       "tempo_rate_ppm": 1000000, "semitones_cents": -250, "voice_model": "vm9"},
+            "reason": "consent-not-granted", "message": "no consent"
+        });
+        let rejected: GenerationRejected = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(rejected.reason, RejectionReason::ConsentNotGranted);
+        assert_eq!(rejected.recipe.stems["drums"].gain_mb, -300);
+        assert_eq!(serde_json::to_value(&rejected).unwrap(), value);
+        // Floats are not integers in the recorded recipe.
+        let mut float = value;
+        float["recipe"]["semitones_cents"] = json!(-2.5);
+        assert!(serde_json::from_value::<GenerationRejected>(float).is_err());
     }
 }

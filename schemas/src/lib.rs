@@ -13,3 +13,11 @@ pub const SQLITE_DDL: &str = include_str!("../sql/sqlite.sql");
 /// SQLite DDL of the projection tables (`projection_*`), kept in the same
 /// database file as the log and applied by the projection runner (idempotent).
 pub const PROJECTIONS_SQLITE_DDL: &str = include_str!("../sql/projections.sqlite.sql");
+
+/// PostgreSQL migrations of the scale-out store as (version, name, DDL), in
+/// order; each is applied once and recorded in `schema_migrations`.
+pub const POSTGRES_MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "0001_init",
+    include_str!("../sql/postgres/0001_init.sql"),
+)];

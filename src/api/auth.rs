@@ -103,6 +103,8 @@ pub enum Action {
     ImportCatalog,
     /// Read a derivative's lineage: a label only derivatives that paid it.
     ReadLineage,
+    /// Reconcile a statement with ours: a label only its own party's rows.
+    Reconcile,
 }
 
 /// Which roles may perform each action. A `label` appears only beside
@@ -119,6 +121,10 @@ const ACCESS: &[(Action, &[Role])] = &[
     (Action::ImportCatalog, &[Role::Admin, Role::Ingest]),
     (
         Action::ReadLineage,
+        &[Role::Admin, Role::Auditor, Role::Label],
+    ),
+    (
+        Action::Reconcile,
         &[Role::Admin, Role::Auditor, Role::Label],
     ),
 ];

@@ -4,7 +4,6 @@ use super::error::ApiError;
 use super::AppState;
 use axum::extract::State;
 use axum::Json;
-use ledger::EventStore;
 use serde::Serialize;
 use std::sync::Arc;
 use utoipa::ToSchema;

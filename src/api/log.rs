@@ -14,7 +14,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent, SignedCheckpoint, StoreError};
+use ledger::{AppendRequest, ExpectedVersion, NewEvent, SignedCheckpoint, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;

@@ -2,7 +2,7 @@
 //!
 //! One [`router`] over an [`AppState`] shared in an `Arc`; one file per
 //! endpoint group ([`log`], [`catalog`], [`usage`], [`statements`],
-//! [`lineage`], [`health`], [`metrics`], [`openapi`]); one error type
+//! [`lineage`], [`reconcile`], [`health`], [`metrics`], [`openapi`]); one error type
 //! ([`error::ApiError`]); one access table ([`auth`]). Every request gets an
 //! `x-request-id` (the caller's, if it sent a usable one) that tags its log
 //! lines and comes back on the response.
@@ -17,6 +17,7 @@ pub mod lineage;
 pub mod log;
 pub mod metrics;
 pub mod openapi;
+pub mod reconcile;
 pub mod statements;
 pub mod usage;
 
@@ -30,7 +31,6 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use error::ApiError;
-use ledger::store::sqlite::SqliteStore;
 use ledger::EventStore;
 use metrics::Metrics;
 use std::net::SocketAddr;
@@ -49,7 +49,7 @@ const REQUEST_ID_BYTES_MAX: usize = 128;
 
 /// What every handler shares.
 pub struct AppState {
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn EventStore>,
     pub keys: Arc<KeyStore>,
     pub idempotency: Arc<idempotency::IdempotencyStore>,
     pub metrics: Metrics,
@@ -69,6 +69,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proofs/consistency", get(log::consistency_proof))
         .route("/v1/statements/{period}", get(statements::statement))
         .route("/v1/lineage/{derivative}", get(lineage::derivative))
+        .route("/v1/reconciliations", post(reconcile::reconcile))
         .route("/v1/catalog", post(catalog::import))
         .route("/v1/usage", post(usage::import))
         .route("/healthz", get(health::healthz))
@@ -143,7 +144,7 @@ pub async fn serve(listen: SocketAddr, context: &Context) -> anyhow::Result<()> 
         tokio::task::spawn_blocking(move || idempotency::IdempotencyStore::open(&data_dir))
             .await?
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let database = store.database_path().to_path_buf();
+    let database = context.local_database()?;
     let projections =
         tokio::task::spawn_blocking(move || projections::runner::Projections::open(&database))
             .await??;
@@ -164,23 +165,18 @@ pub async fn serve(listen: SocketAddr, context: &Context) -> anyhow::Result<()> 
     tracing::info!(size = checkpoint.size, "final checkpoint signed");
     // Dropping the last handle closes the writer and waits for it. Connection
     // tasks release their handles just after the server stops; give them a moment.
-    let mut store = store;
     let deadline = Instant::now() + STORE_RELEASE_WAIT;
     loop {
-        match Arc::try_unwrap(store) {
-            Ok(owned) => {
-                tokio::task::spawn_blocking(move || drop(owned)).await?;
-                break;
-            }
-            Err(shared) if Instant::now() < deadline => {
-                store = shared;
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            Err(_) => {
-                tracing::warn!("the store is still shared at shutdown; it closes at exit");
-                break;
-            }
+        // The only handle left cannot be cloned by anyone else.
+        if Arc::strong_count(&store) == 1 {
+            tokio::task::spawn_blocking(move || drop(store)).await?;
+            break;
         }
+        if Instant::now() >= deadline {
+            tracing::warn!("the store is still shared at shutdown; it closes at exit");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     Ok(())
 }

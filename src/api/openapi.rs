@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the
 //! handlers' `#[utoipa::path]` attributes and the types they speak.
 
-use super::{catalog, error, health, lineage, log, metrics, statements, usage};
+use super::{catalog, error, health, lineage, log, metrics, reconcile, statements, usage};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         catalog::import,
         statements::statement,
         lineage::derivative,
+        reconcile::reconcile,
         usage::import,
         health::healthz,
         metrics::metrics,

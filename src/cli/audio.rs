@@ -2,13 +2,16 @@
 //! generation step can be reproduced and inspected. Each subcommand takes
 //! `--backend gpu|cpu|auto` and prints a JSON line describing the step
 //! (op, backend, adapter, kernel source hashes, input and output hashes,
-//! duration); `f0` prints CSV instead.
+//! duration); `f0` prints CSV instead. `train-voice` and `resynth` are the
+//! voice-model steps of a cover; `spectrogram` draws a PNG to look at.
 
 use inference::artifacts::{self, ArtifactError};
 use inference::gpu::{Backend, Engine};
 use inference::kernels::{
-    hpss, mix, phase_vocoder, resample, stft, yin, KernelError, KernelSource,
+    ddsp, hpss, mix, phase_vocoder, resample, stft, yin, KernelError, KernelSource,
 };
+use inference::spectrogram::{self, SpectrogramError};
+use inference::voice::{VoiceModel, VoiceModelError};
 use inference::Audio;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -64,6 +67,33 @@ pub enum AudioCommand {
         no_normalize: bool,
         #[command(flatten)]
         backend: BackendArg,
+    },
+    /// Learn a voice model from a consenting artist's licensed vocal stems.
+    TrainVoice {
+        /// The model file to write.
+        output: PathBuf,
+        #[arg(required = true, value_name = "STEM")]
+        stems: Vec<PathBuf>,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Sing IN's melody and dynamics (YIN f0 and loudness) in MODEL's voice
+    /// (harmonic-plus-noise synthesis); writes mono.
+    Resynth {
+        input: PathBuf,
+        model: PathBuf,
+        output: PathBuf,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Draw a log-magnitude spectrogram PNG (magma colours, 0 Hz at the bottom).
+    Spectrogram {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long, default_value_t = 1200)]
+        width: u32,
+        #[arg(long, default_value_t = 400)]
+        height: u32,
     },
 }
 
@@ -213,6 +243,88 @@ fn run_blocking(command: AudioCommand) -> anyhow::Result<ExitCode> {
             });
             println!("{line}");
         }
+        AudioCommand::TrainVoice {
+            output,
+            stems,
+            backend,
+        } => {
+            let engine = select(backend)?;
+            let audios = stems
+                .iter()
+                .map(|path| load(path))
+                .collect::<anyhow::Result<Vec<Audio>>>()?;
+            let started = Instant::now();
+            let (model, training) = VoiceModel::train(&engine, &audios).map_err(voice_error)?;
+            let bytes = model.to_bytes();
+            std::fs::write(&output, &bytes)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", output.display()))?;
+            let line = json!({
+                "op": "train-voice",
+                "backend": engine.backend_name(),
+                "adapter": engine.adapter().map(ToString::to_string),
+                "kernels": {"yin": yin::SOURCE.source_hash()},
+                "inputs": stems.iter().zip(&audios).map(|(path, audio)| json!({
+                    "path": path,
+                    "pcm_hash": artifacts::pcm_hash(audio),
+                })).collect::<Vec<_>>(),
+                "outputs": [{"path": output, "file_hash": artifacts::file_hash(&bytes)}],
+                "training": {
+                    "frames_total": training.frames_total,
+                    "frames_voiced": training.frames_voiced,
+                    "cells_filled": training.cells_filled,
+                    "cells_total": training.cells_total,
+                },
+                "duration_ms": started.elapsed().as_millis() as u64,
+            });
+            println!("{line}");
+        }
+        AudioCommand::Resynth {
+            input,
+            model,
+            output,
+            backend,
+        } => {
+            let (engine, audio, started) = prepare(&input, backend)?;
+            let model_bytes = std::fs::read(&model)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", model.display()))?;
+            let voice = VoiceModel::from_bytes(&model_bytes)
+                .map_err(|e| super::bad_input(format!("{}: {e}", model.display())))?;
+            let controls = ddsp::controls_from(&engine, &audio).map_err(kernel_error)?;
+            let samples = ddsp::synthesize(&engine, &voice, &controls, audio.frames())
+                .map_err(kernel_error)?;
+            let outputs = [write(
+                &output,
+                &Audio::new(audio.sample_rate, vec![samples]),
+            )?];
+            report(
+                "resynth",
+                &engine,
+                &[yin::SOURCE, ddsp::KERNEL],
+                &input,
+                &audio,
+                &outputs,
+                json!({"voice_model": {"path": model, "file_hash": artifacts::file_hash(&model_bytes)}}),
+                started,
+            );
+        }
+        AudioCommand::Spectrogram {
+            input,
+            output,
+            width,
+            height,
+        } => {
+            let audio = load(&input)?;
+            spectrogram::render_png(&audio, &output, width, height).map_err(|e| match e {
+                SpectrogramError::Write { .. } => anyhow::Error::new(e),
+                other => super::bad_input(other.to_string()),
+            })?;
+            let line = json!({
+                "op": "spectrogram",
+                "inputs": [{"path": input, "pcm_hash": artifacts::pcm_hash(&audio)}],
+                "outputs": [{"path": output, "width_px": width, "height_px": height}],
+            });
+            println!("{line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -238,6 +350,14 @@ fn kernel_error(error: KernelError) -> anyhow::Error {
     match error {
         KernelError::InvalidParameter(message) => super::bad_input(message),
         other => anyhow::Error::new(other),
+    }
+}
+
+/// Bad stems are the user's to fix; a failing device is not.
+fn voice_error(error: VoiceModelError) -> anyhow::Error {
+    match error {
+        VoiceModelError::Kernel(kernel) => kernel_error(kernel),
+        other => super::bad_input(other.to_string()),
     }
 }
 

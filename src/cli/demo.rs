@@ -1,30 +1,34 @@
 //! `ledgerline demo`: the main job, end to end, on the embedded store.
 //!
-//! Renders the synthesized sample catalog, imports it, runs two generation
-//! jobs on the generation engine (a remix and a two-recording mashup, each
-//! step recorded in the log with its inputs, output, kernel and backend),
-//! imports a usage report, prints royalty statements and a lineage answer,
-//! then proves one event against a signed checkpoint and audits the log.
-//! The user-facing steps run the same commands a user would type.
+//! Renders the synthesized sample catalog, imports it, trains the
+//! consenting artist's voice model, runs remixes and a cover through the
+//! generation pipeline (each step recorded in the log with its inputs,
+//! output, kernels and backend; a request for an unlicensed voice is refused
+//! and recorded), replays a step on the CPU twin, imports a usage report,
+//! prints royalty statements and a lineage answer, then proves one event
+//! against a signed checkpoint and audits the log. Output WAVs and their
+//! spectrogram PNGs land in `<data dir>/demo/`. The user-facing steps run the
+//! same commands a user would type.
 
 use super::Context;
 use anyhow::Context as _;
 use clap::{Args, Parser};
 use inference::artifacts::{Artifact, ArtifactStore};
-use inference::kernels::mix::{self, StemInput};
+use inference::pipeline::{
+    train_voice_model, GenerationRequest, Generator, LicensedInputs, PipelineError,
+};
 use inference::sample_catalog::{self, TrackSpec};
 use inference::{Audio, Backend, Engine};
-use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 use uuid::Uuid;
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Length of each rendered sample recording, in seconds.
-    #[arg(long, default_value_t = 8.0)]
+    /// Length of each rendered sample recording, in seconds (short clips
+    /// keep the demo quick on the CPU twins).
+    #[arg(long, default_value_t = 12.0)]
     seconds: f64,
     /// Where the generation kernels run: gpu, cpu or auto (GPU when an adapter exists).
     #[arg(long, default_value = "auto")]
@@ -34,8 +38,10 @@ pub struct DemoArgs {
 /// The demo's period and the party who requests the derivatives.
 const PERIOD: &str = "2026-10";
 const CREATOR: &str = "creator-sam";
-/// Loudness target of every derivative (streaming platforms' usual -14 LUFS).
-const TARGET_LUFS: f64 = -14.0;
+/// The consenting artist's voice model in the demo catalog.
+const VOICE_MODEL: &str = "voice-mara-v1";
+/// Spectrogram images: 4 px per 100 ms of a 12 s clip, 0..22 kHz in 256 rows.
+const SPECTROGRAM_PX: (u32, u32) = (480, 256);
 
 /// The catalog parties, works and voice model, with their splits.
 fn catalog_document(tracks: &[(TrackSpec, Vec<(String, Artifact)>)]) -> Value {
@@ -133,48 +139,87 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
     )
     .await?;
 
-    println!("\n== 3. Generate: a remix and a mashup, every step recorded in the log");
+    println!("\n== 3. Train the consenting artist's voice model on her licensed vocal stem");
     let (first, second) = (&tracks[0], &tracks[1]);
+    println!("$ ledgerline voice train --model {VOICE_MODEL}");
+    let store = context.open_store().await?;
+    let trained = train_voice_model(&engine, &artifacts, store.as_ref(), VOICE_MODEL)
+        .await
+        .map_err(super::generate::pipeline_error)?;
+    println!(
+        "   {VOICE_MODEL}: {} of {} frames voiced, {} of {} timbre cells learned in {} ms; model {} recorded at seq {}",
+        trained.report.frames_voiced,
+        trained.report.frames_total,
+        trained.report.cells_filled,
+        trained.report.cells_total,
+        trained.duration_ms,
+        trained.artifact,
+        trained.seq
+    );
+    drop(store);
+
+    println!("\n== 4. Generate remixes and a cover; every step is recorded in the log");
+    for (spec, _) in &tracks {
+        let input_png = demo_dir.join(format!("{}-input.png", spec.isrc));
+        render_spectrogram(&spec.render_mixture(args.seconds), &input_png);
+        println!(
+            "   input {} spectrogram: {}",
+            spec.isrc,
+            input_png.display()
+        );
+    }
     let remix = generate(
         context,
         &artifacts,
         &engine,
-        &first.0,
-        json!({"kind": "remix", "stems": {"drums": {"gain_db": -3.0}, "vocals": {"mute": true}}}),
-        first
-            .1
-            .iter()
-            .filter(|(name, _)| name != "vocals")
-            .map(|(name, a)| {
-                (
-                    first.0.isrc,
-                    name.clone(),
-                    a.clone(),
-                    if name == "drums" { -3.0 } else { 0.0 },
-                )
-            })
-            .collect(),
+        json!({"recording": first.0.isrc, "requested_by": CREATOR,
+               "recipe": {"kind": "remix", "stems": {"drums": {"gain_db": -3.0}, "vocals": {"mute": true}}}}),
         &demo_dir,
     )
     .await?;
-    let mashup = generate(
+    generate(
         context,
         &artifacts,
         &engine,
-        &first.0,
-        json!({"kind": "remix", "mashup_with": second.0.isrc, "stems": {"vocals": {"from": first.0.isrc}, "drums": {"from": second.0.isrc}}}),
-        first
-            .1
-            .iter()
-            .filter(|(name, _)| name == "vocals" || name == "chords")
-            .map(|(name, a)| (first.0.isrc, name.clone(), a.clone(), 0.0))
-            .chain(second.1.iter().filter(|(name, _)| name == "drums" || name == "bass").map(|(name, a)| (second.0.isrc, name.clone(), a.clone(), -2.0)))
-            .collect(),
+        json!({"recording": second.0.isrc, "requested_by": CREATOR,
+               "recipe": {"kind": "remix", "tempo_rate": 1.1, "semitones": 2, "stems": {"bass": {"gain_db": 2.0}}}}),
         &demo_dir,
     )
     .await?;
+    let cover = generate(
+        context,
+        &artifacts,
+        &engine,
+        json!({"recording": second.0.isrc, "requested_by": CREATOR,
+               "recipe": {"kind": "cover", "voice_model": VOICE_MODEL, "semitones": -3, "stems": {"drums": {"gain_db": -2.0}}}}),
+        &demo_dir,
+    )
+    .await?;
+    println!("   A cover in a voice the catalog does not license is refused, and the refusal is recorded:");
+    let refused = generate(
+        context,
+        &artifacts,
+        &engine,
+        json!({"recording": first.0.isrc, "requested_by": CREATOR,
+               "recipe": {"kind": "cover", "voice_model": "voice-unlicensed"}}),
+        &demo_dir,
+    )
+    .await;
+    match refused {
+        Err(error) if error.chain().any(|c| c.is::<super::BadInput>()) => {
+            println!("   {error}")
+        }
+        Err(error) => return Err(error),
+        Ok(_) => anyhow::bail!("the unlicensed voice model was not refused"),
+    }
 
-    println!("\n== 4. Import a usage report (USD and JPY, with one refund)");
+    println!("\n== 5. Replay the cover's voice transfer on the CPU twin and compare");
+    let voice_step = cover
+        .voice_step_seq
+        .context("the cover recorded no voice-transfer step")?;
+    run_command(context, &["replay", "--seq", &voice_step.to_string()]).await?;
+
+    println!("\n== 6. Import a usage report (USD and JPY, with one refund)");
     let usage_path = demo_dir.join(format!(
         "usage-{}.csv",
         &remix.job.simple().to_string()[..8]
@@ -188,7 +233,7 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
          {tag}-4,{PERIOD},{m},US,USD,40210,160.84,\n\
          {tag}-5,{PERIOD},{r},GB,USD,0,-31.337,{tag}-2\n",
         r = remix.job,
-        m = mashup.job
+        m = cover.job
     );
     std::fs::write(&usage_path, usage)?;
     run_command(
@@ -198,7 +243,7 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
     .await?;
 
     println!(
-        "\n== 5. Royalty statements for {PERIOD}, exact to the minor unit, citing a checkpoint"
+        "\n== 7. Royalty statements for {PERIOD}, exact to the minor unit, citing a checkpoint"
     );
     for currency in ["USD", "JPY"] {
         let args = [
@@ -213,7 +258,7 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
         run_command(context, &args).await?;
     }
 
-    println!("\n== 6. A dispute: where did this file come from, and who was paid for it?");
+    println!("\n== 8. A dispute: where did this file come from, and who was paid for it?");
     run_command(
         context,
         &[
@@ -225,10 +270,10 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
     )
     .await?;
 
-    println!("\n== 7. Prove the mashup's publication against the signed checkpoint");
-    prove(context, mashup.published_seq).await?;
+    println!("\n== 9. Prove the cover's publication against the signed checkpoint");
+    prove(context, cover.published_seq).await?;
 
-    println!("\n== 8. Audit the whole log");
+    println!("\n== 10. Audit the whole log");
     let code = run_command(context, &["verify"]).await?;
     println!("\nOutput audio is in {}", demo_dir.display());
     Ok(code)
@@ -255,134 +300,77 @@ async fn run_command(context: &Context, args: &[&str]) -> anyhow::Result<ExitCod
 struct Generated {
     job: Uuid,
     published_seq: u64,
+    voice_step_seq: Option<u64>,
     output_copy: PathBuf,
 }
 
-/// Gain in millibels: gains enter events as integers, never floats.
-fn millibels(gain_db: f64) -> i64 {
-    (gain_db * 100.0).round() as i64
+/// A spectrogram PNG for the listen-check; a failure to draw one is
+/// reported and the demo goes on (the audio and the log are what count).
+fn render_spectrogram(audio: &Audio, path: &Path) {
+    let (width, height) = SPECTROGRAM_PX;
+    if let Err(e) = inference::spectrogram::render_png(audio, path, width, height) {
+        println!("   (no spectrogram: {e})");
+    }
 }
 
-/// One generation job: mixdown of licensed stems (gains, loudness
-/// normalization) with attribution measured on the audio, recorded as
-/// requested, step and published events on the job's stream.
+/// One generation job through the pipeline, as `ledgerline generate
+/// --request REQ.json` runs it; the output WAV and its spectrogram are
+/// copied to the demo directory.
 async fn generate(
     context: &Context,
     artifacts: &ArtifactStore,
     engine: &Engine,
-    source: &TrackSpec,
-    recipe: Value,
-    stems: Vec<(&'static str, String, Artifact, f64)>,
+    request: Value,
     demo_dir: &Path,
 ) -> anyhow::Result<Generated> {
     let job = Uuid::new_v4();
-    let stream = schemas::generation::generation_stream(job);
+    let request_path = demo_dir.join(format!("request-{}.json", &job.simple().to_string()[..8]));
+    std::fs::write(&request_path, serde_json::to_string_pretty(&request)?)?;
+    println!("$ ledgerline generate --request {}", request_path.display());
+    let request = GenerationRequest::from_json(&request.to_string())
+        .and_then(|r| r.validate())
+        .map_err(|e| super::bad_input(e.to_string()))?;
     let store = context.open_store().await?;
-    store
-        .append(AppendRequest::new(
-            &stream,
-            ExpectedVersion::Exact(0),
-            vec![NewEvent::new(
-                "generation.requested",
-                json!({"job": job, "recording": source.isrc, "requested_by": CREATOR, "recipe": recipe}),
-            )],
-        ))
-        .await?;
-
-    let loaded: Vec<(Audio, f64)> = stems
-        .iter()
-        .map(|(_, _, artifact, gain)| Ok((artifacts.load(&artifact.file_hash)?.1, *gain)))
-        .collect::<anyhow::Result<_>>()?;
-    let inputs: Vec<StemInput<'_>> = loaded
-        .iter()
-        .map(|(audio, gain_db)| StemInput {
-            audio,
-            gain_db: *gain_db,
-        })
-        .collect();
-    let started = Instant::now();
-    let mixdown = mix::mixdown(engine, &inputs, Some(TARGET_LUFS))?;
-    let duration_ms = started.elapsed().as_millis() as u64;
-    let output = artifacts.write_wav(&mixdown.audio)?;
-
-    // Attribution: each recording's share of the output's energy.
-    let mut energy_by_recording: Vec<(&str, f64)> = Vec::new();
-    for ((isrc, _, _, _), energy) in stems.iter().zip(&mixdown.stem_energy) {
-        match energy_by_recording.iter_mut().find(|(r, _)| r == isrc) {
-            Some((_, total)) => *total += energy,
-            None => energy_by_recording.push((isrc, *energy)),
-        }
-    }
-    let weights = inference::attribution::basis_points(
-        &energy_by_recording
-            .iter()
-            .map(|(_, e)| *e)
-            .collect::<Vec<_>>(),
-    )?;
-    let attribution: Vec<Value> = energy_by_recording
-        .iter()
-        .zip(&weights)
-        .map(|((isrc, _), bp)| json!({"kind": "recording", "ref": isrc, "weight_bp": bp}))
-        .collect();
-
-    let adapter = engine.adapter().map(|a| json!({"name": a.name, "backend": a.backend, "device_type": a.device_type, "driver": a.driver}));
-    let step = json!({
-        "job": job,
-        "step": 1,
-        "op": "mix",
-        "params": {
-            "gains_mb": stems.iter().map(|(_, name, _, gain)| json!({"stem": name, "gain_mb": millibels(*gain)})).collect::<Vec<_>>(),
-            "target_lufs_centi": (TARGET_LUFS * 100.0).round() as i64,
-            "measured_lufs_centi": (mixdown.loudness_lufs * 100.0).round() as i64,
-        },
-        "inputs": stems.iter().map(|(isrc, name, artifact, _)| json!({"recording": isrc, "stem": name, "hash": artifact.file_hash})).collect::<Vec<_>>(),
-        "output": output.file_hash,
-        "output_pcm": output.pcm_hash,
-        "kernel": mix::SOURCE.source_hash(),
-        "backend": engine.backend_name(),
-        "adapter": adapter,
-        "duration_ms": duration_ms,
-    });
-    let duration_audio_ms = (mixdown.audio.duration_s() * 1000.0).round() as u64;
-    let published = json!({
-        "job": job,
-        "derivative": job,
-        "recording": source.isrc,
-        "requested_by": CREATOR,
-        "recipe": recipe,
-        "output": output.file_hash,
-        "output_pcm": output.pcm_hash,
-        "duration_ms": duration_audio_ms,
-        "attribution": attribution,
-    });
-    let appended = store
-        .append(AppendRequest::new(
-            &stream,
-            ExpectedVersion::Exact(1),
-            vec![
-                NewEvent::new("generation.step", step),
-                NewEvent::new(schemas::generation::DERIVATIVE_PUBLISHED, published),
-            ],
-        ))
-        .await?;
+    let licensed = LicensedInputs::from_log(store.as_ref(), &request).await?;
+    let generator = Generator {
+        engine: *engine,
+        artifacts,
+        store: store.as_ref(),
+    };
+    let generated = generator
+        .generate(job, &request, &licensed)
+        .await
+        .map_err(|e: PipelineError| super::generate::pipeline_error(e))?;
     drop(store);
+    for step in &generated.steps {
+        println!(
+            "   seq {:>3} generation.step {:<14} {} ms on {}",
+            step.seq,
+            step.op.as_str(),
+            step.duration_ms,
+            engine.backend_name()
+        );
+    }
     let output_copy = demo_dir.join(format!("{job}.wav"));
-    std::fs::copy(&output.path, &output_copy)?;
+    std::fs::copy(&generated.output.path, &output_copy)?;
+    let (_, audio) = artifacts.load(&generated.output.file_hash)?;
+    let png = output_copy.with_extension("png");
+    render_spectrogram(&audio, &png);
     println!(
-        "   job {job}: mix of {} stems on {} in {duration_ms} ms, {:.1} LUFS -> {TARGET_LUFS} LUFS, attribution {}",
-        stems.len(),
-        engine.backend_name(),
-        mixdown.loudness_lufs,
-        serde_json::to_string(&attribution)?
-    );
-    println!(
-        "   derivative {job} published at seq {}, output {}",
-        appended[1].seq,
-        output_copy.display()
+        "   derivative {job} published at seq {}, attribution {}\n   output {} (spectrogram {})",
+        generated.published_seq,
+        serde_json::to_string(&generated.attribution)?,
+        output_copy.display(),
+        png.display()
     );
     Ok(Generated {
         job,
-        published_seq: appended[1].seq,
+        published_seq: generated.published_seq,
+        voice_step_seq: generated
+            .steps
+            .iter()
+            .find(|s| s.op == schemas::generation::StepOp::VoiceTransfer)
+            .map(|s| s.seq),
         output_copy,
     })
 }

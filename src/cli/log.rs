@@ -4,7 +4,6 @@
 use super::{bad_input, Context};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
-use ledger::store::sqlite::SqliteStore;
 use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent, NoteVerifier, StoredEvent};
 use serde_json::json;
 use std::io::{Read, Write};
@@ -301,13 +300,13 @@ async fn checkpoint(args: CheckpointArgs, context: &Context) -> anyhow::Result<E
             .checkpoint(size)
             .await?
             .ok_or_else(|| bad_input(format!("no checkpoint of size {size} is stored")))?,
-        None => latest(&store).await?,
+        None => latest(store.as_ref()).await?,
     };
     print!("{}", checkpoint.note);
     Ok(ExitCode::SUCCESS)
 }
 
-async fn latest(store: &SqliteStore) -> anyhow::Result<ledger::SignedCheckpoint> {
+async fn latest(store: &dyn EventStore) -> anyhow::Result<ledger::SignedCheckpoint> {
     store
         .latest_checkpoint()
         .await?
@@ -320,14 +319,14 @@ async fn proof(command: ProofCommand, context: &Context) -> anyhow::Result<ExitC
         ProofCommand::Inclusion { seq, size } => {
             let size = match size {
                 Some(size) => size,
-                None => latest(&store).await?.size,
+                None => latest(store.as_ref()).await?.size,
             };
             serde_json::to_string(&store.prove_inclusion(seq, size).await?)?
         }
         ProofCommand::Consistency { from, to } => {
             let to = match to {
                 Some(to) => to,
-                None => latest(&store).await?.size,
+                None => latest(store.as_ref()).await?.size,
             };
             serde_json::to_string(&store.prove_consistency(from, to).await?)?
         }

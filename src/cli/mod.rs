@@ -4,17 +4,23 @@
 pub mod audio;
 pub mod catalog;
 pub mod demo;
+pub mod generate;
 pub mod keys;
 pub mod lineage;
 pub mod log;
+pub mod migrate;
 pub mod projections;
 pub mod reconcile;
+pub mod replay;
 pub mod serve;
 pub mod statements;
 pub mod usage;
+pub mod voice;
 
-use ledger::store::sqlite::{SqliteConfig, SqliteStore};
-use ledger::StoreError;
+use ledger::store::postgres::{self, PostgresConfig, PostgresStore};
+use ledger::store::sequencer::load_signer;
+use ledger::store::sqlite::{self, SqliteConfig, SqliteStore};
+use ledger::{EventStore, StoreError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,40 +30,105 @@ pub const EXIT_FAILURE: ExitCode = ExitCode::FAILURE;
 /// Exit status for bad usage or bad input (nothing was written).
 pub const EXIT_BAD_INPUT: u8 = 2;
 
+/// The file beside a PostgreSQL log that holds this node's read models
+/// (projections, API keys stay in their own file): the log itself is shared
+/// by every node, the read models are rebuilt from it on each.
+pub const NODE_DATABASE_FILE: &str = "node.db";
+
 /// What every subcommand gets: where the data lives.
 pub struct Context {
     pub data_dir: PathBuf,
     pub origin: String,
     /// File holding an operator-supplied signing key, if any.
     pub signing_key: Option<PathBuf>,
+    /// The log's store: a `postgres://` URL, or None for the embedded SQLite
+    /// file in the data directory.
+    pub store_url: Option<String>,
 }
 
 impl Context {
-    fn store_config(&self) -> anyhow::Result<SqliteConfig> {
+    fn signing_key_text(&self) -> anyhow::Result<Option<String>> {
+        let Some(path) = &self.signing_key else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad_input(format!("cannot read --signing-key {}: {e}", path.display())))?;
+        Ok(Some(text.trim().to_string()))
+    }
+
+    fn sqlite_config(&self) -> anyhow::Result<SqliteConfig> {
         let mut config = SqliteConfig::new(&self.data_dir, &self.origin);
-        if let Some(path) = &self.signing_key {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                bad_input(format!("cannot read --signing-key {}: {e}", path.display()))
-            })?;
-            config.signing_key = Some(text.trim().to_string());
-        }
+        config.signing_key = self.signing_key_text()?;
         Ok(config)
     }
 
-    /// Opens (creating on first use) the embedded store in the data directory.
-    pub async fn open_store(&self) -> anyhow::Result<Arc<SqliteStore>> {
-        let config = self.store_config()?;
+    /// The PostgreSQL URL of `--store`, if one was given; any other scheme is
+    /// bad input.
+    fn postgres_url(&self) -> anyhow::Result<Option<&str>> {
+        match self.store_url.as_deref() {
+            None | Some("") => Ok(None),
+            Some(url) if postgres::is_postgres_url(url) => Ok(Some(url)),
+            Some(url) => Err(bad_input(format!(
+                "--store {url:?} is not a store this ledgerline opens; give postgres://USER@HOST:PORT/DATABASE, or leave --store out for the embedded SQLite log in --data"
+            ))),
+        }
+    }
+
+    /// Every node of a PostgreSQL log signs with the same key: the
+    /// operator's (`--signing-key`), or the key file in this node's data
+    /// directory, created on first use as for the embedded store (then
+    /// copy it to the other nodes). Read-only opens never create one.
+    fn postgres_config(&self, url: &str, create_key: bool) -> anyhow::Result<PostgresConfig> {
+        let key_file = self.data_dir.join(sqlite::KEY_FILE);
+        let signing_key = self.signing_key_text()?;
+        if signing_key.is_none() && !create_key && !key_file.exists() {
+            return Err(bad_input(format!(
+                "the checkpoint key {} is missing; give the log's key with --signing-key FILE",
+                key_file.display()
+            )));
+        }
+        if signing_key.is_none() {
+            std::fs::create_dir_all(&self.data_dir)?;
+        }
+        let signer = load_signer(signing_key.as_deref(), &key_file, &self.origin)?;
+        Ok(PostgresConfig::new(url, signer))
+    }
+
+    /// Opens (creating on first use) the log: the embedded store in the data
+    /// directory, or the PostgreSQL database of `--store`.
+    pub async fn open_store(&self) -> anyhow::Result<Arc<dyn EventStore>> {
+        if let Some(url) = self.postgres_url()? {
+            let config = self.postgres_config(url, true)?;
+            return Ok(Arc::new(PostgresStore::open(config).await?));
+        }
+        let config = self.sqlite_config()?;
         let store = tokio::task::spawn_blocking(move || SqliteStore::open(config)).await??;
         Ok(Arc::new(store))
     }
 
-    /// Opens the existing embedded store for reading only (no signing, no
-    /// writes), so read commands never change a log, even a damaged one.
-    pub async fn open_store_read_only(&self) -> anyhow::Result<Arc<SqliteStore>> {
-        let config = self.store_config()?;
+    /// Opens the existing log for reading only (no signing, no writes), so
+    /// read commands never change a log, even a damaged one.
+    pub async fn open_store_read_only(&self) -> anyhow::Result<Arc<dyn EventStore>> {
+        if let Some(url) = self.postgres_url()? {
+            let config = self.postgres_config(url, false)?;
+            return Ok(Arc::new(PostgresStore::open_read_only(config).await?));
+        }
+        let config = self.sqlite_config()?;
         let store =
             tokio::task::spawn_blocking(move || SqliteStore::open_read_only(config)).await??;
         Ok(Arc::new(store))
+    }
+
+    /// The SQLite file that holds this node's read models (projections):
+    /// the log's own database for the embedded store, else a file of its own
+    /// in the data directory.
+    pub fn local_database(&self) -> anyhow::Result<PathBuf> {
+        if self.postgres_url()?.is_some() {
+            std::fs::create_dir_all(&self.data_dir)?;
+            Ok(self.data_dir.join(NODE_DATABASE_FILE))
+        } else {
+            Ok(self.data_dir.join(sqlite::DATABASE_FILE))
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 
 use super::Context;
 use clap::Subcommand;
-use ledger::store::sqlite::SqliteStore;
 use ledger::EventStore;
 use projections::runner::Projections;
 use serde_json::json;
@@ -18,10 +17,12 @@ pub enum ProjectionsCommand {
     CatchUp,
 }
 
-/// Opens the store and the projection tables in its database file.
-pub async fn open(context: &Context) -> anyhow::Result<(std::sync::Arc<SqliteStore>, Projections)> {
+/// Opens the store and the projection tables in this node's local database.
+pub async fn open(
+    context: &Context,
+) -> anyhow::Result<(std::sync::Arc<dyn EventStore>, Projections)> {
     let store = context.open_store().await?;
-    let projections = Projections::open(store.database_path())?;
+    let projections = Projections::open(&context.local_database()?)?;
     Ok((store, projections))
 }
 

@@ -10,6 +10,44 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ledgerline"))
 }
 
+/// A 16-bit mono WAV of `samples`, with an optional extra `LIST` chunk (which
+/// changes the file bytes but not the decoded PCM).
+pub fn wav(samples: &[i16], extra_chunk: bool) -> Vec<u8> {
+    let data_len = (samples.len() * 2) as u32;
+    let list: &[u8] = if extra_chunk {
+        b"LIST\x04\x00\x00\x00INFO"
+    } else {
+        b""
+    };
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + list.len() as u32 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&44_100u32.to_le_bytes());
+    out.extend_from_slice(&88_200u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(list);
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+/// A short real stem (a quarter second of a mono tone), for catalogs:
+/// `catalog import` checks every stem is audio.
+pub fn stem_wav() -> Vec<u8> {
+    let samples: Vec<i16> = (0..11_025)
+        .map(|i| ((i as f32 * 0.0627).sin() * 8_000.0) as i16)
+        .collect();
+    wav(&samples, false)
+}
+
 /// A `ledgerline` command on the data directory `data`.
 pub fn ledgerline(data: &Path) -> Command {
     let mut command = Command::new(binary());

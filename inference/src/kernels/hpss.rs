@@ -240,6 +240,7 @@ pub(crate) fn separate_gpu_in_segments(
             ("KERNEL_PERCUSSIVE", params.kernel_percussive as f64),
         ],
     );
+    let magnitudes = gpu.pipeline(&SOURCE, "magnitudes");
     let mut harmonic = (0..planes)
         .map(|_| Vec::with_capacity(len))
         .collect::<Vec<Vec<f32>>>();
@@ -257,6 +258,7 @@ pub(crate) fn separate_gpu_in_segments(
         let first_sample = (context.start * hop) as isize - config.pad() as isize;
         let samples = gpu.upload(&padded_segment(&channels, first_sample, samples_per_plane))?;
         let spectrum = gpu.storage((planes * context.len() * bins * 8) as u64)?;
+        let magnitude = gpu.storage((planes * context.len() * bins * 4) as u64)?;
         let parts = gpu.storage((2 * planes * core.len() * bins * 8) as u64)?;
         let time_frames = gpu.storage((2 * planes * core.len() * n * 4) as u64)?;
         let out_len = end - start;
@@ -283,9 +285,15 @@ pub(crate) fn separate_gpu_in_segments(
                 context.len(),
             ),
             Dispatch {
+                pipeline: magnitudes.clone(),
+                params: gpu.uniform(&block),
+                bindings: vec![(1, &spectrum), (4, &magnitude)],
+                workgroups: gpu::thread_grid((planes * context.len() * bins) as u32),
+            },
+            Dispatch {
                 pipeline: separate.clone(),
                 params: gpu.uniform(&block),
-                bindings: vec![(1, &spectrum), (2, &parts)],
+                bindings: vec![(1, &spectrum), (2, &parts), (3, &magnitude)],
                 workgroups: gpu::thread_grid((planes * core.len() * bins) as u32),
             },
             stft.inverse(&parts, &time_frames, 2 * planes, core.len()),
@@ -390,16 +398,25 @@ mod tests {
                 separate_gpu_in_segments(gpu, &mix, &params, 16).expect("segmented GPU HPSS"),
             ),
         ];
-        // Other median lengths compile their own pipeline constants.
+        // Other median lengths compile their own pipeline constants; short
+        // windows pad the sorting network.
         let other = HpssParams {
             kernel_harmonic: 17,
             kernel_percussive: 9,
             ..HpssParams::default()
         };
-        runs.push((
-            separate_cpu(&mix, &other).expect("CPU HPSS"),
-            separate_gpu(gpu, &mix, &other).expect("GPU HPSS"),
-        ));
+        // Windows longer than the 32-wide sorting network take the ranking path.
+        let long = HpssParams {
+            kernel_harmonic: 41,
+            kernel_percussive: 33,
+            ..HpssParams::default()
+        };
+        for params in [other, long] {
+            runs.push((
+                separate_cpu(&mix, &params).expect("CPU HPSS"),
+                separate_gpu(gpu, &mix, &params).expect("GPU HPSS"),
+            ));
+        }
         for (cpu, separated) in runs {
             let snr_h = channel_snr(&cpu.harmonic, &separated.harmonic);
             let snr_p = channel_snr(&cpu.percussive, &separated.percussive);

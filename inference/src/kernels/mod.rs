@@ -1,7 +1,15 @@
 //! WGSL compute kernels, each in `NAME.wgsl` beside the Rust that dispatches
 //! it (`NAME.rs`), with a CPU twin that tests compare it against and that runs
 //! when no adapter exists.
+//!
+//! - [`stft`]: STFT and inverse STFT (radix-2 FFT in workgroup memory).
+//! - [`hpss`]: harmonic/percussive separation by median filtering.
+//! - [`phase_vocoder`] and [`resample`]: time stretch and pitch shift.
+//! - [`yin`]: f0, confidence and loudness per frame.
+//! - [`ddsp`]: harmonic-plus-noise synthesis from f0, loudness and a voice model.
+//! - [`mix`]: mixdown, loudness normalisation and per-stem energy.
 
+pub mod ddsp;
 pub mod hpss;
 pub mod mix;
 pub mod phase_vocoder;
@@ -9,6 +17,7 @@ pub mod resample;
 pub mod stft;
 pub mod yin;
 
+use crate::audio::Audio;
 use crate::gpu::GpuError;
 use sha2::{Digest, Sha256};
 
@@ -38,6 +47,18 @@ pub enum KernelError {
     InvalidParameter(String),
     #[error(transparent)]
     Gpu(#[from] GpuError),
+}
+
+/// The channels of `audio` averaged into one (as YIN analyses it).
+pub fn mono_mix(audio: &Audio) -> Vec<f32> {
+    let scale = 1.0 / audio.channel_count() as f32;
+    let mut mono = vec![0.0f32; audio.frames()];
+    for channel in &audio.channels {
+        for (out, &x) in mono.iter_mut().zip(channel) {
+            *out += x * scale;
+        }
+    }
+    mono
 }
 
 /// Signal-to-noise ratio in dB of `test` against `reference`:
@@ -71,6 +92,14 @@ mod tests {
             kernel.source_hash(),
             "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn mono_mix_averages_the_channels() {
+        let stereo = Audio::new(8_000, vec![vec![1.0, 0.5, -1.0], vec![0.0, 0.5, 1.0]]);
+        assert_eq!(mono_mix(&stereo), vec![0.5, 0.5, 0.0]);
+        let mono = Audio::new(8_000, vec![vec![0.25, -0.75]]);
+        assert_eq!(mono_mix(&mono), vec![0.25, -0.75]);
     }
 
     #[test]

@@ -55,22 +55,24 @@ fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 // `sign` is 1 for the forward transform, -1 for the inverse (conjugate twiddles).
 fn fft_in_workgroup(lid: u32, sign: f32) {
     let n = p.n_fft;
-    var half = 1u;
+    // `half` is 2^stage, so divisions by it are shifts and masks: SIMD
+    // backends (lavapipe) have no vector integer division and would run a
+    // scalar divide per lane in this innermost loop.
     for (var stage = 0u; stage < p.log2_n; stage++) {
         workgroupBarrier();
-        let stride = n / (2u * half);
+        let half = 1u << stage;
+        let stride_shift = p.log2_n - 1u - stage;
         for (var b = lid; b < n / 2u; b += WG) {
-            let j = b % half;
-            let i0 = (b / half) * 2u * half + j;
+            let j = b & (half - 1u);
+            let i0 = ((b >> stage) << (stage + 1u)) + j;
             let i1 = i0 + half;
-            let t = twiddle[j * stride];
+            let t = twiddle[j << stride_shift];
             let w = vec2<f32>(t.x, sign * t.y);
             let odd = cmul(w, buf[i1]);
             let even = buf[i0];
             buf[i0] = even + odd;
             buf[i1] = even - odd;
         }
-        half *= 2u;
     }
     workgroupBarrier();
 }

@@ -6,9 +6,12 @@
 //! the Merkle frontier, checkpoint cadence, proofs) lives once in
 //! [`crate::store::sequencer`] and [`crate::merkle`]; a backend only persists.
 
+pub mod hash_cache;
+pub mod postgres;
 pub mod sequencer;
 pub mod sqlite;
 
+use crate::checkpoint::NoteVerifier;
 use crate::envelope::{EnvelopeError, NewEvent};
 use crate::merkle::{Hash, MerkleError};
 use async_trait::async_trait;
@@ -165,6 +168,30 @@ impl StoreError {
     }
 }
 
+/// The request check every backend makes before an inclusion proof, once
+/// `size` is known to be within the log: the leaf must be in that tree.
+pub(crate) fn check_inclusion_request(index: u64, size: u64) -> Result<(), StoreError> {
+    if index >= size {
+        return Err(StoreError::OutOfRange {
+            what: format!("leaf {index} in a tree of size {size}"),
+            size,
+        });
+    }
+    Ok(())
+}
+
+/// The request check every backend makes before a consistency proof, once
+/// `to` is known to be within the log: a tree is consistent with a smaller one.
+pub(crate) fn check_consistency_request(from: u64, to: u64) -> Result<(), StoreError> {
+    if from > to {
+        return Err(StoreError::OutOfRange {
+            what: format!("a consistency proof from size {from} to the smaller size {to}"),
+            size: to,
+        });
+    }
+    Ok(())
+}
+
 /// An append-only, verifiable event log.
 #[async_trait]
 pub trait EventStore: Send + Sync {
@@ -205,6 +232,13 @@ pub trait EventStore: Send + Sync {
     /// Signs a checkpoint covering every committed event now, rather than on
     /// the next tick, and returns it.
     async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError>;
+
+    /// The verifier of the key this log's checkpoints are signed with.
+    fn verifier(&self) -> &NoteVerifier;
+    /// That key in the Go note format, `name+hex8+base64(0x01||key)`.
+    fn verifier_key(&self) -> &str;
+    /// Appends waiting for this process's writer (a metric; 0 when read-only).
+    fn queue_depth(&self) -> usize;
 
     /// Inclusion proof of leaf `index` in the tree of `size` leaves.
     async fn prove_inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError>;

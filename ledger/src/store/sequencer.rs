@@ -8,17 +8,22 @@
 //! client is all-or-nothing: a client whose request is refused leaves no
 //! trace, and the other clients of the group commit still go through.
 
+use crate::checkpoint::{Checkpoint, NoteSigner};
 use crate::envelope::{
     format_time, validate_data, validate_event_type, validate_stream_name, EnvelopeError,
     LEAF_SIZE_BYTES_MAX,
 };
 use crate::merkle::{leaf_hash, Frontier, Hash};
 use crate::store::{
-    AppendRequest, Appended, ExpectedVersion, StoreError, StoredEvent, APPEND_EVENTS_MAX,
+    AppendRequest, Appended, ExpectedVersion, SignedCheckpoint, StoreError, StoredEvent,
+    APPEND_EVENTS_MAX,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// An event validated and canonicalized by the caller's task, so the single
@@ -350,6 +355,265 @@ impl Sequencer {
         }
         Ok(Retry::Original(results))
     }
+}
+
+/// What the sequencer will ask a [`SequencerView`] about a group of
+/// clients: the ids a client chose (possible retries) and the streams
+/// appended to. A backend whose reads are asynchronous fetches these in a
+/// couple of batched queries and plans over a [`PrefetchedView`].
+pub fn lookups(clients: &[Vec<PreparedRequest>]) -> (Vec<Uuid>, Vec<String>) {
+    let mut ids = Vec::new();
+    let mut streams = HashSet::new();
+    for request in clients.iter().flatten() {
+        streams.insert(request.stream.as_str());
+        ids.extend(request.events.iter().filter(|e| e.id_given).map(|e| e.id));
+    }
+    let streams = streams.into_iter().map(str::to_owned).collect();
+    (ids, streams)
+}
+
+/// A [`SequencerView`] over rows read before planning (see [`lookups`]).
+/// Valid only while the backend holds its write lock, so that nothing it
+/// holds can change before the plan commits.
+#[derive(Debug, Default)]
+pub struct PrefetchedView {
+    pub events_by_id: HashMap<Uuid, StoredEvent>,
+    /// Each existing stream's last event as (version, leaf hash); a stream
+    /// asked about and absent here does not exist.
+    pub stream_heads: HashMap<String, (u64, Hash)>,
+}
+
+impl SequencerView for PrefetchedView {
+    fn event_by_id(&mut self, id: &Uuid) -> Result<Option<StoredEvent>, StoreError> {
+        Ok(self.events_by_id.get(id).cloned())
+    }
+
+    fn stream_head(&mut self, stream: &str) -> Result<Option<(u64, Hash)>, StoreError> {
+        Ok(self.stream_heads.get(stream).copied())
+    }
+}
+
+/// The time recorded in a stored leaf: a reopened writer continues the
+/// log's clock from its last event, so times never go backwards.
+pub fn leaf_time(leaf: &[u8]) -> Result<OffsetDateTime, StoreError> {
+    let envelope = crate::Envelope::from_leaf(leaf)?;
+    OffsetDateTime::parse(
+        &envelope.time,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|e| {
+        StoreError::Corrupt(format!(
+            "event {} has a bad time {:?}: {e}",
+            envelope.seq, envelope.time
+        ))
+    })
+}
+
+/// The checkpoint signer of a writable store: the operator's key when one is
+/// supplied, else the key file (created on first start). Its name must be
+/// the log's origin.
+pub fn load_signer(
+    signing_key: Option<&str>,
+    key_file: &Path,
+    origin: &str,
+) -> Result<NoteSigner, StoreError> {
+    let signer = match signing_key {
+        Some(text) => NoteSigner::from_private_key(text),
+        None => NoteSigner::load_or_create(key_file, origin),
+    }
+    .map_err(|e| StoreError::Backend(e.to_string()))?;
+    if signer.name() != origin {
+        return Err(StoreError::Backend(format!(
+            "the signing key is named {:?} but the log origin is {origin:?}; they must match",
+            signer.name()
+        )));
+    }
+    Ok(signer)
+}
+
+/// When the single writer signs: at most one checkpoint per interval, and a
+/// batch committed sooner is covered by the one signed when the interval
+/// ends (or on request, or at close).
+pub struct CheckpointCadence {
+    signer: NoteSigner,
+    interval: Duration,
+    latest: Option<SignedCheckpoint>,
+    latest_at: Instant,
+}
+
+impl CheckpointCadence {
+    pub fn new(signer: NoteSigner, interval: Duration, latest: Option<SignedCheckpoint>) -> Self {
+        CheckpointCadence {
+            signer,
+            interval,
+            latest,
+            latest_at: Instant::now(),
+        }
+    }
+
+    pub fn signer(&self) -> &NoteSigner {
+        &self.signer
+    }
+
+    /// The newest checkpoint this writer signed or loaded.
+    pub fn latest(&self) -> Option<&SignedCheckpoint> {
+        self.latest.as_ref()
+    }
+
+    /// True when the log of `size` events has no checkpoint of its size yet.
+    pub fn pending(&self, size: u64) -> bool {
+        self.latest.as_ref().map(|c| c.size) != Some(size)
+    }
+
+    /// When the next checkpoint falls due, if one is pending for `size`.
+    pub fn deadline(&self, size: u64) -> Option<Instant> {
+        self.pending(size).then(|| self.latest_at + self.interval)
+    }
+
+    /// True when a checkpoint pending now should be signed in this commit.
+    pub fn due(&self) -> bool {
+        self.latest_at.elapsed() >= self.interval
+    }
+
+    /// Signs the tree the frontier describes; the caller stores it and,
+    /// once committed, [`record`](Self::record)s it.
+    pub fn sign(&self, frontier: &Frontier) -> SignedCheckpoint {
+        let checkpoint = Checkpoint {
+            origin: self.signer.name().to_owned(),
+            size: frontier.size(),
+            root: frontier.root(),
+        };
+        SignedCheckpoint {
+            size: checkpoint.size,
+            root: checkpoint.root,
+            note: self.signer.sign(&checkpoint),
+        }
+    }
+
+    /// After a failed signing (the database is unreachable), waits another
+    /// interval before the next try rather than retrying at once.
+    pub fn postpone(&mut self) {
+        self.latest_at = Instant::now();
+    }
+
+    /// Notes a checkpoint that is now durable.
+    pub fn record(&mut self, checkpoint: SignedCheckpoint) {
+        self.latest = Some(checkpoint);
+        self.latest_at = Instant::now();
+    }
+}
+
+/// A message to a backend's single writer task.
+pub enum WriterMessage {
+    Append {
+        requests: Vec<PreparedRequest>,
+        reply: oneshot::Sender<ClientResult>,
+    },
+    CheckpointNow {
+        reply: oneshot::Sender<Result<SignedCheckpoint, StoreError>>,
+    },
+}
+
+/// Appends waiting for a writer before callers are made to wait (backpressure).
+pub const WRITER_QUEUE_DEPTH: usize = 4096;
+/// The most events one group commit takes from the queue.
+pub const GROUP_COMMIT_EVENTS_MAX: usize = 20_000;
+
+/// The messages one group commit serves, split by kind.
+#[derive(Default)]
+pub struct Batch {
+    pub clients: Vec<Vec<PreparedRequest>>,
+    replies: Vec<oneshot::Sender<ClientResult>>,
+    checkpoint_waiters: Vec<oneshot::Sender<Result<SignedCheckpoint, StoreError>>>,
+}
+
+impl Batch {
+    /// True when a caller asked for a checkpoint covering this commit.
+    pub fn checkpoint_requested(&self) -> bool {
+        !self.checkpoint_waiters.is_empty()
+    }
+
+    /// Answers every caller: each client its own result, or, when the
+    /// commit failed (nothing was written), the failure; checkpoint callers
+    /// get `latest`.
+    pub fn answer(
+        self,
+        outcome: Result<Vec<ClientResult>, StoreError>,
+        latest: Option<&SignedCheckpoint>,
+    ) {
+        match outcome {
+            Ok(results) => {
+                for (reply, result) in self.replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for reply in self.replies {
+                    let _ = reply.send(Err(StoreError::Backend(message.clone())));
+                }
+            }
+        }
+        for reply in self.checkpoint_waiters {
+            let _ = reply.send(latest.cloned().ok_or(StoreError::Closed));
+        }
+    }
+
+    fn push(&mut self, message: WriterMessage) -> usize {
+        match message {
+            WriterMessage::Append { requests, reply } => {
+                let events = requests.iter().map(|r| r.events.len()).sum();
+                self.clients.push(requests);
+                self.replies.push(reply);
+                events
+            }
+            WriterMessage::CheckpointNow { reply } => {
+                self.checkpoint_waiters.push(reply);
+                0
+            }
+        }
+    }
+}
+
+/// What woke the writer.
+pub enum Wake {
+    /// Appends (and checkpoint requests) to commit together.
+    Batch(Batch),
+    /// A pending checkpoint's interval ended with nothing else to do.
+    CheckpointDue,
+    /// Every sender is gone: the store is closing.
+    Closed,
+}
+
+/// Waits for the next message, or until `checkpoint_deadline`, then drains
+/// every message already waiting (up to [`GROUP_COMMIT_EVENTS_MAX`] events)
+/// into one batch: the group commit.
+pub async fn next_batch(
+    receiver: &mut mpsc::Receiver<WriterMessage>,
+    checkpoint_deadline: Option<Instant>,
+) -> Wake {
+    let first = match checkpoint_deadline {
+        Some(deadline) => {
+            let deadline = tokio::time::Instant::from_std(deadline);
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(message) => message,
+                Err(_elapsed) => return Wake::CheckpointDue,
+            }
+        }
+        None => receiver.recv().await,
+    };
+    let Some(first) = first else {
+        return Wake::Closed;
+    };
+    let mut batch = Batch::default();
+    let mut events = batch.push(first);
+    while events < GROUP_COMMIT_EVENTS_MAX {
+        match receiver.try_recv() {
+            Ok(message) => events += batch.push(message),
+            Err(_) => break,
+        }
+    }
+    Wake::Batch(batch)
 }
 
 enum Retry {

@@ -3,19 +3,23 @@
 //! one durable transaction (group commit), and a small pool of read
 //! connections that WAL lets run beside the writer.
 
-use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
+use crate::checkpoint::{NoteSigner, NoteVerifier};
 use crate::merkle::{self, Frontier, Hash, HashReader, MerkleError};
-use crate::store::sequencer::{self, ClientResult, PreparedRequest, Sequencer, SequencerView};
+use crate::store::hash_cache::HashCache;
+use crate::store::sequencer::{
+    self, Batch, CheckpointCadence, ClientResult, PreparedRequest, Sequencer, SequencerView, Wake,
+    WriterMessage, WRITER_QUEUE_DEPTH,
+};
 use crate::store::{
-    AppendRequest, Appended, ConsistencyProof, EventStore, InclusionProof, SignedCheckpoint,
-    StoreError, StoredEvent,
+    check_consistency_request, check_inclusion_request, AppendRequest, Appended, ConsistencyProof,
+    EventStore, InclusionProof, SignedCheckpoint, StoreError, StoredEvent,
 };
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -26,15 +30,13 @@ pub const DATABASE_FILE: &str = "ledger.db";
 pub const KEY_FILE: &str = "checkpoint.key";
 /// The on-disk format this code writes; opening a newer one is refused.
 const FORMAT_VERSION: &str = "1";
-/// Appends waiting for the writer before callers are made to wait (backpressure).
-const WRITER_QUEUE_DEPTH: usize = 4096;
-/// The most events one group commit takes from the queue.
-const GROUP_COMMIT_EVENTS_MAX: usize = 20_000;
 /// Page cache per connection, in KiB: the id and stream indexes of a log
 /// of millions of events stay in memory.
 pub const CACHE_KIB: u32 = 65_536;
 /// Idle read connections kept open.
 const READERS_IDLE_MAX: usize = 16;
+/// Stored hashes kept in memory for proofs (40 bytes each: about 10 MiB).
+const PROOF_HASH_CACHE_ENTRIES: usize = 1 << 18;
 
 /// How to open the embedded store.
 #[derive(Debug, Clone)]
@@ -67,18 +69,10 @@ pub struct SqliteStore {
     writer: Option<mpsc::Sender<WriterMessage>>,
     writer_thread: Option<JoinHandle<()>>,
     readers: Arc<Readers>,
+    /// Stored hashes that proofs read, kept in memory (they never change).
+    proof_hashes: Arc<HashCache>,
     verifier: NoteVerifier,
     verifier_key: String,
-}
-
-enum WriterMessage {
-    Append {
-        requests: Vec<PreparedRequest>,
-        reply: oneshot::Sender<ClientResult>,
-    },
-    CheckpointNow {
-        reply: oneshot::Sender<Result<SignedCheckpoint, StoreError>>,
-    },
 }
 
 fn backend(error: impl std::fmt::Display) -> StoreError {
@@ -101,18 +95,11 @@ impl SqliteStore {
                 config.data_dir.display()
             ))
         })?;
-        let signer = match &config.signing_key {
-            Some(text) => NoteSigner::from_private_key(text).map_err(backend)?,
-            None => NoteSigner::load_or_create(&config.data_dir.join(KEY_FILE), &config.origin)
-                .map_err(backend)?,
-        };
-        if signer.name() != config.origin {
-            return Err(backend(format!(
-                "the signing key is named {:?} but the log origin is {:?}; they must match",
-                signer.name(),
-                config.origin
-            )));
-        }
+        let signer = sequencer::load_signer(
+            config.signing_key.as_deref(),
+            &config.data_dir.join(KEY_FILE),
+            &config.origin,
+        )?;
         let path = config.data_dir.join(DATABASE_FILE);
         let mut conn = open_connection(&path)?;
         conn.execute_batch(schemas::SQLITE_DDL)?;
@@ -123,19 +110,19 @@ impl SqliteStore {
         let last_time = last_event_time(&conn)?.unwrap_or_else(OffsetDateTime::now_utc);
         let mut writer = Writer {
             sequencer: Sequencer::new(frontier, last_time),
-            latest: latest_checkpoint(&conn)?,
-            latest_at: Instant::now(),
-            signer,
-            origin: config.origin.clone(),
-            interval: config.checkpoint_interval,
+            cadence: CheckpointCadence::new(
+                signer,
+                config.checkpoint_interval,
+                latest_checkpoint(&conn)?,
+            ),
         };
         // A log that was just created, or whose last batch committed before a
         // crash could sign it, gets its checkpoint now.
-        if writer.latest.as_ref().map(|c| c.size) != Some(size) {
+        if writer.cadence.pending(size) {
             writer.sign_checkpoint(&mut conn)?;
         }
-        let verifier = writer.signer.verifier();
-        let verifier_key = writer.signer.verifier_key();
+        let verifier = writer.cadence.signer().verifier();
+        let verifier_key = writer.cadence.signer().verifier_key();
         let (sender, receiver) = mpsc::channel(WRITER_QUEUE_DEPTH);
         let writer_thread = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -149,6 +136,7 @@ impl SqliteStore {
             path,
             writer: Some(sender),
             writer_thread: Some(writer_thread),
+            proof_hashes: Arc::new(HashCache::new(PROOF_HASH_CACHE_ENTRIES)),
             verifier,
             verifier_key,
         })
@@ -202,6 +190,7 @@ impl SqliteStore {
             path,
             writer: None,
             writer_thread: None,
+            proof_hashes: Arc::new(HashCache::new(PROOF_HASH_CACHE_ENTRIES)),
             verifier: signer.verifier(),
             verifier_key: signer.verifier_key(),
         })
@@ -324,19 +313,7 @@ fn last_event_time(conn: &Connection) -> Result<Option<OffsetDateTime>, StoreErr
             |row| row.get(0),
         )
         .optional()?;
-    let Some(leaf) = leaf else { return Ok(None) };
-    let envelope = crate::Envelope::from_leaf(&leaf)?;
-    let time = OffsetDateTime::parse(
-        &envelope.time,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_err(|e| {
-        StoreError::Corrupt(format!(
-            "last event has a bad time {:?}: {e}",
-            envelope.time
-        ))
-    })?;
-    Ok(Some(time))
+    leaf.map(|leaf| sequencer::leaf_time(&leaf)).transpose()
 }
 
 fn latest_checkpoint(conn: &Connection) -> Result<Option<SignedCheckpoint>, StoreError> {
@@ -444,11 +421,7 @@ impl SequencerView for WriteView<'_> {
 /// The single writer: owns the write connection, the sequencer and the signer.
 struct Writer {
     sequencer: Sequencer,
-    latest: Option<SignedCheckpoint>,
-    latest_at: Instant,
-    signer: NoteSigner,
-    origin: String,
-    interval: Duration,
+    cadence: CheckpointCadence,
 }
 
 impl Writer {
@@ -460,38 +433,16 @@ impl Writer {
             .expect("a current-thread runtime starts");
         runtime.block_on(async {
             loop {
-                let first = if self.checkpoint_pending() {
-                    let deadline = tokio::time::Instant::from_std(self.latest_at + self.interval);
-                    match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                        Ok(Some(message)) => message,
-                        Ok(None) => break,
-                        Err(_elapsed) => {
-                            if let Err(e) = self.sign_checkpoint(&mut conn) {
-                                tracing::error!("checkpoint signing failed: {e}");
-                            }
-                            continue;
+                let deadline = self.cadence.deadline(self.sequencer.frontier().size());
+                match sequencer::next_batch(&mut receiver, deadline).await {
+                    Wake::Batch(batch) => self.commit_batch(&mut conn, batch),
+                    Wake::CheckpointDue => {
+                        if let Err(e) = self.sign_checkpoint(&mut conn) {
+                            tracing::error!("checkpoint signing failed: {e}");
                         }
                     }
-                } else {
-                    match receiver.recv().await {
-                        Some(message) => message,
-                        None => break,
-                    }
-                };
-                let mut batch = vec![first];
-                let mut events = 0;
-                while events < GROUP_COMMIT_EVENTS_MAX {
-                    match receiver.try_recv() {
-                        Ok(message) => {
-                            if let WriterMessage::Append { requests, .. } = &message {
-                                events += requests.iter().map(|r| r.events.len()).sum::<usize>();
-                            }
-                            batch.push(message);
-                        }
-                        Err(_) => break,
-                    }
+                    Wake::Closed => break,
                 }
-                self.commit_batch(&mut conn, batch);
             }
         });
         if self.checkpoint_pending() {
@@ -503,44 +454,20 @@ impl Writer {
     }
 
     fn checkpoint_pending(&self) -> bool {
-        self.latest.as_ref().map(|c| c.size) != Some(self.sequencer.frontier().size())
+        self.cadence.pending(self.sequencer.frontier().size())
     }
 
     /// One group commit: every append in `batch`, one transaction, one fsync.
-    fn commit_batch(&mut self, conn: &mut Connection, batch: Vec<WriterMessage>) {
-        let mut clients = Vec::new();
-        let mut replies = Vec::new();
-        let mut checkpoint_waiters = Vec::new();
-        for message in batch {
-            match message {
-                WriterMessage::Append { requests, reply } => {
-                    clients.push(requests);
-                    replies.push(reply);
-                }
-                WriterMessage::CheckpointNow { reply } => checkpoint_waiters.push(reply),
-            }
-        }
+    fn commit_batch(&mut self, conn: &mut Connection, mut batch: Batch) {
+        let clients = std::mem::take(&mut batch.clients);
         let before = self.sequencer.clone();
-        match self.write(conn, clients, !checkpoint_waiters.is_empty()) {
-            Ok(results) => {
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
-                }
-            }
-            Err(error) => {
-                // Nothing was committed: forget what the sequencer planned.
-                self.sequencer = before;
-                tracing::error!("group commit failed: {error}");
-                let message = error.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Backend(message.clone())));
-                }
-            }
+        let outcome = self.write(conn, clients, batch.checkpoint_requested());
+        if let Err(error) = &outcome {
+            // Nothing was committed: forget what the sequencer planned.
+            self.sequencer = before;
+            tracing::error!("group commit failed: {error}");
         }
-        for reply in checkpoint_waiters {
-            let result = self.latest.clone().ok_or(StoreError::Closed);
-            let _ = reply.send(result);
-        }
+        batch.answer(outcome, self.cadence.latest());
     }
 
     fn write(
@@ -576,16 +503,14 @@ impl Writer {
                 insert_hash.execute(params![*index as i64, hash.as_slice()])?;
             }
         }
-        let due = self.latest_at.elapsed() >= self.interval;
-        let checkpoint = if (checkpoint_now || due) && self.checkpoint_pending() {
+        let checkpoint = if (checkpoint_now || self.cadence.due()) && self.checkpoint_pending() {
             Some(self.insert_checkpoint(&transaction)?)
         } else {
             None
         };
         transaction.commit()?;
         if let Some(checkpoint) = checkpoint {
-            self.latest = Some(checkpoint);
-            self.latest_at = Instant::now();
+            self.cadence.record(checkpoint);
         }
         Ok(plan.results)
     }
@@ -613,8 +538,7 @@ impl Writer {
         self.catch_up(&transaction)?;
         let checkpoint = self.insert_checkpoint(&transaction)?;
         transaction.commit()?;
-        self.latest = Some(checkpoint);
-        self.latest_at = Instant::now();
+        self.cadence.record(checkpoint);
         Ok(())
     }
 
@@ -622,24 +546,18 @@ impl Writer {
         &self,
         transaction: &rusqlite::Transaction<'_>,
     ) -> Result<SignedCheckpoint, StoreError> {
-        let frontier = self.sequencer.frontier();
-        let checkpoint = Checkpoint {
-            origin: self.origin.clone(),
-            size: frontier.size(),
-            root: frontier.root(),
-        };
-        let note = self.signer.sign(&checkpoint);
+        let checkpoint = self.cadence.sign(self.sequencer.frontier());
         // Ed25519 signatures are deterministic: another process that signed
         // this size produced the very same note, so keeping either is right.
         transaction.execute(
             "INSERT OR IGNORE INTO checkpoints (size, root, note) VALUES (?1, ?2, ?3)",
-            params![checkpoint.size as i64, checkpoint.root.as_slice(), note],
+            params![
+                checkpoint.size as i64,
+                checkpoint.root.as_slice(),
+                checkpoint.note
+            ],
         )?;
-        Ok(SignedCheckpoint {
-            size: checkpoint.size,
-            root: checkpoint.root,
-            note,
-        })
+        Ok(checkpoint)
     }
 }
 
@@ -748,14 +666,14 @@ impl Readers {
 
 /// The root of the tree of `size` leaves: a signed checkpoint's root when
 /// one of that size is stored (one row), else computed from stored hashes.
-fn root_at(conn: &Connection, size: u64) -> Result<Hash, StoreError> {
+fn root_at(conn: &Connection, size: u64, hashes: &impl HashReader) -> Result<Hash, StoreError> {
     let mut statement = conn.prepare_cached("SELECT root FROM checkpoints WHERE size = ?1")?;
     let stored = statement
         .query_row([size as i64], |row| hash_column(row, 0))
         .optional()?;
     match stored {
         Some(root) => Ok(root),
-        None => Ok(merkle::tree_hash(size, &SqliteHashes(conn))?),
+        None => Ok(merkle::tree_hash(size, hashes)?),
     }
 }
 
@@ -864,22 +782,31 @@ impl EventStore for SqliteStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    fn verifier(&self) -> &NoteVerifier {
+        SqliteStore::verifier(self)
+    }
+
+    fn verifier_key(&self) -> &str {
+        SqliteStore::verifier_key(self)
+    }
+
+    fn queue_depth(&self) -> usize {
+        SqliteStore::queue_depth(self)
+    }
+
     async fn prove_inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
+        let cache = self.proof_hashes.clone();
         self.read(move |conn| {
             check_size(conn, "tree size", size)?;
-            if index >= size {
-                return Err(StoreError::OutOfRange {
-                    what: format!("leaf {index} in a tree of size {size}"),
-                    size,
-                });
-            }
-            let hashes = SqliteHashes(conn);
+            check_inclusion_request(index, size)?;
+            let stored = SqliteHashes(conn);
+            let hashes = cache.reader(&stored);
             let leaf_hash = hashes.read_hashes(&[merkle::stored_hash_index(0, index)])?[0];
             Ok(InclusionProof {
                 leaf_index: index,
                 tree_size: size,
                 leaf_hash,
-                root_hash: root_at(conn, size)?,
+                root_hash: root_at(conn, size, &hashes)?,
                 proof: merkle::prove_inclusion(index, size, &hashes)?,
             })
         })
@@ -887,20 +814,17 @@ impl EventStore for SqliteStore {
     }
 
     async fn prove_consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof, StoreError> {
+        let cache = self.proof_hashes.clone();
         self.read(move |conn| {
             check_size(conn, "tree size", to)?;
-            if from > to {
-                return Err(StoreError::OutOfRange {
-                    what: format!("a consistency proof from size {from} to the smaller size {to}"),
-                    size: to,
-                });
-            }
-            let hashes = SqliteHashes(conn);
+            check_consistency_request(from, to)?;
+            let stored = SqliteHashes(conn);
+            let hashes = cache.reader(&stored);
             Ok(ConsistencyProof {
                 from_size: from,
                 to_size: to,
-                from_root: root_at(conn, from)?,
-                to_root: root_at(conn, to)?,
+                from_root: root_at(conn, from, &hashes)?,
+                to_root: root_at(conn, to, &hashes)?,
                 proof: merkle::prove_consistency(from, to, &hashes)?,
             })
         })

@@ -1,0 +1,466 @@
+//! Pipeline tests on a real SQLite log and artifact store, with a short
+//! sample song: the job's event sequence and payloads, refusals that write
+//! only the rejection, cover attribution, training provenance, replay.
+
+use super::*;
+use crate::artifacts::ArtifactStore;
+use crate::gpu::Engine;
+use crate::sample_catalog;
+use ledger::store::sqlite::{SqliteConfig, SqliteStore};
+use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent};
+use schemas::catalog::{self, Consent, Recording, Split, Stems, VoiceModel};
+use schemas::generation::{
+    generation_stream, AttributionKind, DerivativePublished, GenerationRejected,
+    GenerationRequested, GenerationStep, RejectionReason, StepOp, VoiceModelTrained,
+};
+use schemas::ContentHash;
+use serde_json::json;
+use uuid::Uuid;
+
+const ISRC: &str = "ZZLL02600001";
+const VOICE: &str = "voice-test-v1";
+/// Long enough for several phase-vocoder frames and voiced notes, short
+/// enough for the CPU twins in a debug test run.
+const SECONDS: f64 = 1.5;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: SqliteStore,
+    artifacts: ArtifactStore,
+}
+
+fn hash(text: &str) -> ContentHash {
+    ContentHash::parse(text).unwrap()
+}
+
+async fn append(store: &SqliteStore, stream: &str, event_type: &str, data: serde_json::Value) {
+    store
+        .append(AppendRequest::new(
+            stream,
+            ExpectedVersion::Any,
+            vec![NewEvent::new(event_type, data)],
+        ))
+        .await
+        .unwrap();
+}
+
+/// A log holding one recording of the sample song (stems in the artifact
+/// store) and one voice model trained on nothing yet, with consent as given.
+async fn fixture(consent: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteConfig::new(
+        dir.path(),
+        ledger::checkpoint::DEFAULT_ORIGIN,
+    ))
+    .unwrap();
+    let artifacts = ArtifactStore::open(dir.path()).unwrap();
+    let spec = &sample_catalog::tracks()[0];
+    let mut stems = Stems::default();
+    for stem in spec.render(SECONDS) {
+        let stored = hash(&artifacts.write_wav(&stem.audio).unwrap().file_hash);
+        match stem.name {
+            "drums" => stems.drums = Some(stored),
+            "bass" => stems.bass = Some(stored),
+            "chords" => stems.other = Some(stored),
+            "vocals" => stems.vocals = Some(stored),
+            other => panic!("unexpected stem {other}"),
+        }
+    }
+    let vocals = stems.vocals.clone().unwrap();
+    let split = vec![Split {
+        party: "artist".into(),
+        share: 1.into(),
+    }];
+    let recording = Recording {
+        isrc: ISRC.into(),
+        title: spec.title.into(),
+        work: "T-034524680-1".into(),
+        master_splits: split.clone(),
+        stems,
+    };
+    append(
+        &store,
+        &catalog::recording_stream(ISRC),
+        catalog::RECORDING_REGISTERED,
+        serde_json::to_value(&recording).unwrap(),
+    )
+    .await;
+    let voice = VoiceModel {
+        id: VOICE.into(),
+        artist: "artist".into(),
+        consent: Consent {
+            granted: consent,
+            reference: Some("consent/1".into()),
+        },
+        training_stems: vec![vocals],
+        likeness_splits: split,
+    };
+    append(
+        &store,
+        &catalog::voice_model_stream(VOICE),
+        catalog::VOICE_MODEL_REGISTERED,
+        serde_json::to_value(&voice).unwrap(),
+    )
+    .await;
+    Fixture {
+        _dir: dir,
+        store,
+        artifacts,
+    }
+}
+
+fn request(recipe: serde_json::Value) -> ValidRequest {
+    GenerationRequest::from_json(
+        &json!({"recording": ISRC, "requested_by": "creator", "recipe": recipe}).to_string(),
+    )
+    .unwrap()
+    .validate()
+    .unwrap()
+}
+
+impl Fixture {
+    fn generator(&self) -> Generator<'_> {
+        Generator {
+            engine: Engine::Cpu,
+            artifacts: &self.artifacts,
+            store: &self.store,
+        }
+    }
+
+    async fn run(&self, request: &ValidRequest) -> Result<Generated, PipelineError> {
+        let licensed = LicensedInputs::from_log(&self.store, request)
+            .await
+            .unwrap();
+        self.generator()
+            .generate(Uuid::new_v4(), request, &licensed)
+            .await
+    }
+
+    async fn events(&self, stream: &str) -> Vec<ledger::Envelope> {
+        self.store
+            .read_stream(stream, 0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.envelope().unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_remix_records_every_step_and_publishes_the_whole_to_the_recording() {
+    let f = fixture(true).await;
+    let request = request(json!({"kind": "remix",
+        "stems": {"drums": {"gain_db": -3.0}, "vocals": {"mute": true}},
+        "tempo_rate": 1.25, "semitones": 2}));
+    let generated = f.run(&request).await.unwrap();
+    let events = f.events(&generation_stream(generated.job)).await;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "generation.requested",
+            "generation.step",
+            "generation.step",
+            "generation.step",
+            "generation.step",
+            "generation.step",
+            "generation.derivative-published"
+        ]
+    );
+    let requested: GenerationRequested = serde_json::from_value(events[0].data.clone()).unwrap();
+    assert_eq!(requested.recording, ISRC);
+    assert_eq!(requested.recipe.tempo_rate_ppm, 1_250_000);
+    assert_eq!(requested.recipe.semitones_cents, 200);
+    // Muted vocals are not read at all.
+    assert_eq!(
+        requested.stems.keys().collect::<Vec<_>>(),
+        ["bass", "drums", "other"]
+    );
+
+    let steps: Vec<GenerationStep> = events[1..6]
+        .iter()
+        .map(|e| serde_json::from_value(e.data.clone()).unwrap())
+        .collect();
+    let ops: Vec<StepOp> = steps.iter().map(|s| s.op).collect();
+    assert_eq!(
+        ops,
+        [
+            StepOp::LoadStems,
+            StepOp::Mix,
+            StepOp::TimeStretch,
+            StepOp::PitchShift,
+            StepOp::Mix
+        ]
+    );
+    for (index, step) in steps.iter().enumerate() {
+        assert_eq!(step.step as usize, index + 1);
+        assert_eq!(step.job, generated.job);
+        assert_eq!(step.backend, schemas::generation::ComputeBackend::Cpu);
+        assert!(step.adapter.is_none());
+        // Every output is in the artifact store, by file and by PCM hash.
+        for output in &step.outputs {
+            f.artifacts.load(output.file.as_str()).unwrap();
+            f.artifacts
+                .load(output.pcm.as_ref().unwrap().as_str())
+                .unwrap();
+        }
+    }
+    // Each step reads what the one before it wrote.
+    for pair in steps[1..].windows(2) {
+        assert_eq!(pair[1].inputs, pair[0].outputs);
+    }
+    let drums = steps[1]
+        .inputs
+        .iter()
+        .position(|i| i.name == "drums")
+        .unwrap();
+    assert_eq!(steps[1].params["gains_mb"][drums], json!(-300));
+    assert_eq!(steps[1].params["target_centi_lufs"], json!(null));
+    assert_eq!(steps[2].params, json!({"rate_ppm": 1_250_000}));
+    assert_eq!(steps[3].params, json!({"cents": 200}));
+    assert_eq!(steps[4].params["target_centi_lufs"], json!(-1400));
+    let kernel_names =
+        |s: &GenerationStep| s.kernels.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
+    assert_eq!(kernel_names(&steps[0]), Vec::<String>::new());
+    assert_eq!(
+        kernel_names(&steps[3]),
+        ["stft", "phase_vocoder", "resample"]
+    );
+    assert_eq!(
+        steps[3].kernels[2].source.as_str(),
+        crate::kernels::resample::SOURCE.source_hash()
+    );
+
+    let published: DerivativePublished = serde_json::from_value(events[6].data.clone()).unwrap();
+    assert_eq!(published.derivative, generated.job);
+    assert_eq!(published.output.as_str(), generated.output.file_hash);
+    assert_eq!(published.output, steps[4].outputs[0].file);
+    assert_eq!(published.attribution, generated.attribution);
+    assert_eq!(published.weight_bp_sum(), 10_000);
+    assert_eq!(published.attribution[0].kind, AttributionKind::Recording);
+    // A 1.25x faster remix is 1.5 s / 1.25 = 1.2 s long.
+    assert_eq!(published.duration_ms, 1_200);
+    assert_eq!(
+        published.recipe,
+        serde_json::to_value(&request.recipe).unwrap()
+    );
+
+    // Every step replays on the CPU twin and matches its record exactly.
+    for step in &generated.steps {
+        let report = replay(&f.store, &f.artifacts, step.seq).await.unwrap();
+        assert!(report.matches, "{report:?}");
+        assert_eq!(report.snr_db, replay::SNR_DB_IDENTICAL);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_request_appends_only_its_rejection() {
+    let f = fixture(false).await;
+    let cases = [
+        (
+            json!({"recording": "ZZLL09999999", "requested_by": "creator", "recipe": {"kind": "remix"}}),
+            RejectionReason::UnknownRecording,
+        ),
+        (
+            json!({"recording": ISRC, "requested_by": "creator", "recipe": {"kind": "cover", "voice_model": "nobody"}}),
+            RejectionReason::UnknownVoiceModel,
+        ),
+        (
+            json!({"recording": ISRC, "requested_by": "creator", "recipe": {"kind": "cover", "voice_model": VOICE}}),
+            RejectionReason::ConsentNotGranted,
+        ),
+    ];
+    for (document, reason) in cases {
+        let request = GenerationRequest::from_json(&document.to_string())
+            .unwrap()
+            .validate()
+            .unwrap();
+        let size = f.store.size().await.unwrap();
+        let artifacts_before = std::fs::read_dir(f._dir.path().join("artifacts/sha256"))
+            .unwrap()
+            .count();
+        let job = Uuid::new_v4();
+        let licensed = LicensedInputs::from_log(&f.store, &request).await.unwrap();
+        let error = f
+            .generator()
+            .generate(job, &request, &licensed)
+            .await
+            .unwrap_err();
+        let PipelineError::Refused { refusal, seq } = &error else {
+            panic!("expected a refusal, got {error}");
+        };
+        assert!(error.is_client_error());
+        assert_eq!(refusal.reason, reason);
+        assert_eq!(*seq, size);
+        assert_eq!(f.store.size().await.unwrap(), size + 1, "one event only");
+        let events = f.events(&generation_stream(job)).await;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event_type, "generation.rejected");
+        let rejected: GenerationRejected = serde_json::from_value(events[0].data.clone()).unwrap();
+        assert_eq!((rejected.reason, rejected.job), (reason, job));
+        assert_eq!(rejected.recipe, request.recipe);
+        let artifacts_after = std::fs::read_dir(f._dir.path().join("artifacts/sha256"))
+            .unwrap()
+            .count();
+        assert_eq!(artifacts_after, artifacts_before, "no artifact written");
+    }
+
+    // Training a model without consent is refused with nothing written.
+    let size = f.store.size().await.unwrap();
+    let error = train_voice_model(&Engine::Cpu, &f.artifacts, &f.store, VOICE)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        PipelineError::NotLicensed(Refusal {
+            reason: RejectionReason::ConsentNotGranted,
+            ..
+        })
+    ));
+    assert_eq!(f.store.size().await.unwrap(), size);
+}
+
+#[tokio::test]
+async fn a_request_that_does_not_fit_the_recording_writes_nothing() {
+    let f = fixture(true).await;
+    let size = f.store.size().await.unwrap();
+    let muted = request(json!({"kind": "remix", "stems": {
+        "drums": {"mute": true}, "bass": {"mute": true}, "other": {"mute": true}, "vocals": {"mute": true}}}));
+    let mixture = request(json!({"kind": "remix", "stems": {"mixture": {"gain_db": 1.0}}}));
+    for request in [muted, mixture] {
+        let error = f.run(&request).await.unwrap_err();
+        assert!(matches!(error, PipelineError::Request(_)), "{error}");
+    }
+    // A cover of a model never trained is refused (recorded).
+    let cover = request(json!({"kind": "cover", "voice_model": VOICE}));
+    let error = f.run(&cover).await.unwrap_err();
+    assert!(
+        matches!(&error, PipelineError::Refused { refusal, .. } if refusal.reason == RejectionReason::VoiceModelNotTrained),
+        "{error}"
+    );
+    assert_eq!(f.store.size().await.unwrap(), size + 1);
+}
+
+#[tokio::test]
+async fn a_cover_is_attributed_to_the_recording_and_the_voice() {
+    let f = fixture(true).await;
+    let trained = train_voice_model(&Engine::Cpu, &f.artifacts, &f.store, VOICE)
+        .await
+        .unwrap();
+    let events = f
+        .events(&schemas::generation::voice_training_stream(VOICE))
+        .await;
+    assert_eq!(events.len(), 1);
+    let record: VoiceModelTrained = serde_json::from_value(events[0].data.clone()).unwrap();
+    assert_eq!(record.artifact, trained.artifact);
+    assert_eq!(record.consent_reference.as_deref(), Some("consent/1"));
+    assert_eq!(record.training_stems.len(), 1);
+    assert!(record.frames_voiced > 0 && record.frames_voiced <= record.frames_total);
+    // The model artifact is stored by the hash the event names.
+    crate::voice::VoiceModel::from_bytes(
+        &f.artifacts.load_bytes(trained.artifact.as_str()).unwrap(),
+    )
+    .unwrap();
+
+    let request = request(
+        json!({"kind": "cover", "voice_model": VOICE, "semitones": -3,
+                                 "stems": {"drums": {"gain_db": -6.0}}}),
+    );
+    let generated = f.run(&request).await.unwrap();
+    let events = f.events(&generation_stream(generated.job)).await;
+    let requested: GenerationRequested = serde_json::from_value(events[0].data.clone()).unwrap();
+    assert_eq!(requested.voice_model.unwrap().artifact, trained.artifact);
+    let ops: Vec<StepOp> = events[1..events.len() - 1]
+        .iter()
+        .map(|e| {
+            serde_json::from_value::<GenerationStep>(e.data.clone())
+                .unwrap()
+                .op
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            StepOp::LoadStems,
+            StepOp::Mix,
+            StepOp::PitchShift,
+            StepOp::VoiceTransfer,
+            StepOp::Mix
+        ]
+    );
+    let published: DerivativePublished =
+        serde_json::from_value(events.last().unwrap().data.clone()).unwrap();
+    assert_eq!(published.weight_bp_sum(), 10_000);
+    let kinds: Vec<(AttributionKind, &str)> = published
+        .attribution
+        .iter()
+        .map(|c| (c.kind, c.reference.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (AttributionKind::Recording, ISRC),
+            (AttributionKind::Voice, VOICE)
+        ]
+    );
+    // Both sources are audible in the output.
+    assert!(
+        published.attribution.iter().all(|c| c.weight_bp >= 500),
+        "{:?}",
+        published.attribution
+    );
+
+    // The voice transfer replays on the CPU twin.
+    let voice_step = generated
+        .steps
+        .iter()
+        .find(|s| s.op == StepOp::VoiceTransfer)
+        .unwrap();
+    let report = replay(&f.store, &f.artifacts, voice_step.seq)
+        .await
+        .unwrap();
+    assert!(report.matches, "{report:?}");
+}
+
+#[tokio::test]
+async fn replay_refuses_events_that_are_not_steps_and_detects_altered_outputs() {
+    let f = fixture(true).await;
+    let generated = f
+        .run(&request(json!({"kind": "remix", "tempo_rate": 0.8})))
+        .await
+        .unwrap();
+    for seq in [generated.requested_seq, generated.published_seq, 0, 10_000] {
+        let error = replay(&f.store, &f.artifacts, seq).await.unwrap_err();
+        assert!(matches!(error, PipelineError::Replay(_)), "{error}");
+    }
+    // Overwrite the stretched bus with other audio under the same name:
+    // the replay notices the bytes no longer have their hash.
+    let stretch = generated
+        .steps
+        .iter()
+        .find(|s| s.op == StepOp::TimeStretch)
+        .unwrap();
+    let event = f.store.read_range(stretch.seq, 1).await.unwrap().remove(0);
+    let step: GenerationStep = serde_json::from_value(event.envelope().unwrap().data).unwrap();
+    let path = f._dir.path().join("artifacts/sha256").join(
+        step.outputs[0]
+            .file
+            .as_str()
+            .strip_prefix("sha256:")
+            .unwrap(),
+    );
+    let quiet = crate::Audio::new(44_100, vec![vec![0.001; 1000]]);
+    std::fs::write(&path, crate::artifacts::encode_wav(&quiet)).unwrap();
+    let error = replay(&f.store, &f.artifacts, stretch.seq)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PipelineError::Tampered(_)), "{error}");
+    assert!(!error.is_client_error());
+    assert!(
+        error
+            .to_string()
+            .contains("no longer has its recorded hash"),
+        "{error}"
+    );
+}

@@ -1,0 +1,1704 @@
+//! The scale-out store: several ledgerline nodes appending to one PostgreSQL
+//! database, and still one gap-free, verifiable Merkle log.
+//!
+//! The sequencer is a row lock. Every append transaction locks the single
+//! `log_head` row (`SELECT ... FOR UPDATE`), reads the log's size, assigns
+//! seqs from it, writes the events, their stored Merkle hashes and the new
+//! size, and commits. Whichever node holds the lock is the only writer, so
+//! seqs are gap-free across nodes, and since the next writer can only read the
+//! head after this commit, commit order is seq order: a reader never sees seq
+//! N before every smaller seq. Inside one node, one writer task drains every
+//! waiting append into one transaction (group commit), exactly as the
+//! embedded store does; the planning (expected versions, idempotent retries,
+//! leaf splicing, the Merkle frontier) is the shared [`sequencer`].
+//!
+//! A node's in-memory frontier is stale once another node appended; the
+//! writer notices under the lock (the head's size moved) and reloads the
+//! frontier from the stored hashes before planning. Checkpoints are signed
+//! under the same lock, and `checkpoints.size` is the primary key, so no two
+//! different checkpoints of one size can exist; every node must sign with the
+//! same key, which [`PostgresStore::open`] checks against the stored notes.
+//!
+//! Connections: one for the writer, a small pool for reads. Both are driven
+//! by a private runtime on the store's own thread, so the store works from
+//! any caller's runtime and its `Drop` can wait for the final checkpoint.
+//! A connection lost to a server restart fails the calls in flight (the
+//! callers see an error, and a retry with the same event ids is idempotent)
+//! and is replaced on the next call.
+
+use crate::checkpoint::{NoteSigner, NoteVerifier};
+use crate::merkle::{self, Frontier, Hash, HashReader, MerkleError};
+use crate::store::sequencer::{
+    self, Batch, CheckpointCadence, ClientResult, PrefetchedView, PreparedRequest, Sequencer, Wake,
+    WriterMessage, WRITER_QUEUE_DEPTH,
+};
+use crate::store::{
+    check_consistency_request, check_inclusion_request, AppendRequest, Appended, ConsistencyProof,
+    EventStore, InclusionProof, SignedCheckpoint, StoreError, StoredEvent,
+};
+use async_trait::async_trait;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
+use uuid::Uuid;
+
+/// The on-disk format this code writes (the same envelope and tree as the
+/// embedded store's format 1); opening another is refused.
+const FORMAT_VERSION: &str = "1";
+/// Session advisory lock held while migrations run, so that nodes starting
+/// at once apply each migration exactly once (the bytes spell "ledgerln").
+const MIGRATION_LOCK_KEY: i64 = 0x6c65_6467_6572_6c6e;
+/// Read connections open at once per node; further reads wait their turn.
+pub const READERS_MAX: usize = 16;
+/// Idle read connections kept open.
+pub const READERS_IDLE_MAX: usize = 8;
+/// How long a connection attempt may take before the call fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an append waits for another node's head lock before failing
+/// (a node stuck mid-transaction must not stall the others forever).
+const LOCK_TIMEOUT: &str = "30s";
+/// The server ends a writer session that sits inside a transaction this
+/// long, releasing the head lock of a node that froze or lost its network.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
+/// Passes over a Merkle function while fetching the hashes it asks for
+/// (each function reads in one batch, so two passes suffice; see
+/// [`with_stored_hashes`]).
+const HASH_FETCH_PASSES_MAX: usize = 4;
+
+/// How to open the PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// A libpq-style URL, `postgres://user@host:port/database`.
+    pub url: String,
+    /// The checkpoint signer; its name is the log's origin. Every node of
+    /// one log must hold the same key.
+    pub signer: NoteSigner,
+    /// At most one checkpoint per interval per node.
+    pub checkpoint_interval: Duration,
+}
+
+impl PostgresConfig {
+    pub fn new(url: impl Into<String>, signer: NoteSigner) -> Self {
+        PostgresConfig {
+            url: url.into(),
+            signer,
+            checkpoint_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// True for URLs this backend opens (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The PostgreSQL event store of one node.
+pub struct PostgresStore {
+    writer: Option<mpsc::Sender<WriterMessage>>,
+    /// Dropped to stop a read-only store's thread (a writable one stops when
+    /// its writer's queue closes).
+    close: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    readers: Arc<ReadPool>,
+    verifier: NoteVerifier,
+    verifier_key: String,
+}
+
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+/// PostgreSQL's own message where there is one (tokio-postgres' `Display`
+/// says only "db error"), and a plain word when the server went away.
+fn pg_error(error: tokio_postgres::Error) -> StoreError {
+    if let Some(db) = error.as_db_error() {
+        return StoreError::Backend(format!(
+            "PostgreSQL refused: {} (SQLSTATE {})",
+            db.message(),
+            db.code().code()
+        ));
+    }
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if error.is_closed() {
+        message.push_str(" (the PostgreSQL connection was lost; it is reopened on the next call)");
+    }
+    StoreError::Backend(format!("PostgreSQL: {message}"))
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        pg_error(error)
+    }
+}
+
+/// Opens connections, driven by the store's own runtime.
+#[derive(Clone)]
+struct Connector {
+    config: tokio_postgres::Config,
+    runtime: Handle,
+}
+
+impl Connector {
+    fn new(url: &str, runtime: Handle) -> Result<Connector, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            backend(format!(
+                "{url:?} is not a PostgreSQL URL ({e}); expected postgres://USER@HOST:PORT/DATABASE"
+            ))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        // Notice a dead server or network on an idle connection in seconds,
+        // not after the kernel's two-hour default.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
+        config.application_name("ledgerline");
+        Ok(Connector { config, runtime })
+    }
+
+    async fn connect(&self) -> Result<Client, StoreError> {
+        let config = self.config.clone();
+        self.runtime
+            .spawn(async move {
+                let (client, connection) = config.connect(NoTls).await?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::warn!("PostgreSQL connection ended: {e}");
+                    }
+                });
+                Ok::<_, tokio_postgres::Error>(client)
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(pg_error)
+    }
+}
+
+impl PostgresStore {
+    /// Connects, applies pending migrations, checks the log's format, origin
+    /// and signing key, signs a checkpoint if the log has none of its size,
+    /// and starts this node's writer.
+    pub async fn open(config: PostgresConfig) -> Result<PostgresStore, StoreError> {
+        let (runtime, start, thread) = start_runtime()?;
+        let connector = Connector::new(&config.url, runtime.clone())?;
+        let setup = {
+            let connector = connector.clone();
+            let config = config.clone();
+            runtime.spawn(async move {
+                let mut client = connector.connect().await?;
+                migrate(&mut client, config.signer.name()).await?;
+                let latest = latest_checkpoint(&client).await?;
+                check_key(&config.signer.verifier(), latest.as_ref())?;
+                let mut writer = Writer {
+                    connector,
+                    conn: Some(WriterConnection::new(client).await?),
+                    sequencer: Sequencer::new(Frontier::new(), OffsetDateTime::UNIX_EPOCH),
+                    edge: Edge::default(),
+                    cadence: CheckpointCadence::new(
+                        config.signer.clone(),
+                        config.checkpoint_interval,
+                        latest,
+                    ),
+                };
+                // A log that was just created, or whose last batch committed
+                // before a crash could sign it, gets its checkpoint now.
+                writer.sign_checkpoint().await?;
+                Ok::<_, StoreError>(writer)
+            })
+        };
+        let writer = setup.await.map_err(backend)??;
+        let (sender, receiver) = mpsc::channel(WRITER_QUEUE_DEPTH);
+        start
+            .send(Start::Writer(Box::new(writer), receiver))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(PostgresStore {
+            writer: Some(sender),
+            close: None,
+            thread: Some(thread),
+            readers: ReadPool::new(connector),
+            verifier: config.signer.verifier(),
+            verifier_key: config.signer.verifier_key(),
+        })
+    }
+
+    /// Opens an existing log for reading only: no writer, no signing, no
+    /// migrations. The audit and the read commands use it.
+    pub async fn open_read_only(config: PostgresConfig) -> Result<PostgresStore, StoreError> {
+        let (runtime, start, thread) = start_runtime()?;
+        let connector = Connector::new(&config.url, runtime)?;
+        let (close, closed) = oneshot::channel();
+        start
+            .send(Start::ReadOnly(closed))
+            .map_err(|_| StoreError::Closed)?;
+        let store = PostgresStore {
+            writer: None,
+            close: Some(close),
+            thread: Some(thread),
+            readers: ReadPool::new(connector),
+            verifier: config.signer.verifier(),
+            verifier_key: config.signer.verifier_key(),
+        };
+        let conn = store.readers.get().await?;
+        let origin = conn
+            .client
+            .query_opt("SELECT value FROM ledger_meta WHERE key = 'origin'", &[])
+            .await
+            .map_err(|e| match e.as_db_error() {
+                // 42P01: undefined_table, the database was never migrated.
+                Some(db) if db.code().code() == "42P01" => {
+                    StoreError::NoLog(redacted_url(&config.url))
+                }
+                _ => pg_error(e),
+            })?
+            .map(|row| row.get::<_, String>(0));
+        match origin {
+            Some(origin) if origin == config.signer.name() => {}
+            Some(origin) => {
+                return Err(backend(format!(
+                    "this log's origin is {origin:?}, not {:?}; pass --origin {origin:?}",
+                    config.signer.name()
+                )))
+            }
+            None => return Err(StoreError::NoLog(redacted_url(&config.url))),
+        }
+        drop(conn);
+        Ok(store)
+    }
+
+    /// The checkpoint verifier of this log's key.
+    pub fn verifier(&self) -> &NoteVerifier {
+        &self.verifier
+    }
+
+    /// The verifier key in Go note format.
+    pub fn verifier_key(&self) -> &str {
+        &self.verifier_key
+    }
+
+    /// Appends waiting in this node's writer queue (for metrics).
+    pub fn queue_depth(&self) -> usize {
+        self.writer
+            .as_ref()
+            .map_or(0, |w| WRITER_QUEUE_DEPTH - w.capacity())
+    }
+
+    fn sender(&self) -> Result<&mpsc::Sender<WriterMessage>, StoreError> {
+        self.writer.as_ref().ok_or(StoreError::ReadOnly)
+    }
+}
+
+impl Drop for PostgresStore {
+    /// Closing the queue lets the writer finish what it holds and sign a
+    /// final checkpoint; waiting for the store's thread means a clean exit
+    /// leaves no acknowledged append unsigned.
+    fn drop(&mut self) {
+        self.writer.take();
+        self.close.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+fn redacted_url(url: &str) -> String {
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(config) => {
+            let hosts: Vec<String> = config
+                .get_hosts()
+                .iter()
+                .map(|host| match host {
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .collect();
+            format!(
+                "PostgreSQL database {:?} on {}",
+                config.get_dbname().unwrap_or("(default)"),
+                hosts.join(",")
+            )
+        }
+        Err(_) => "the PostgreSQL database".to_string(),
+    }
+}
+
+/// What the store's thread runs once open has finished.
+enum Start {
+    Writer(Box<Writer>, mpsc::Receiver<WriterMessage>),
+    ReadOnly(oneshot::Receiver<()>),
+}
+
+/// Starts the store's thread and its single-threaded runtime, which drives
+/// every connection of this store and the writer.
+fn start_runtime() -> Result<(Handle, oneshot::Sender<Start>, JoinHandle<()>), StoreError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(backend)?;
+    let handle = runtime.handle().clone();
+    let (start, started) = oneshot::channel::<Start>();
+    let thread = std::thread::Builder::new()
+        .name("ledger-postgres".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match started.await {
+                    Ok(Start::Writer(writer, receiver)) => (*writer).run(receiver).await,
+                    Ok(Start::ReadOnly(closed)) => {
+                        let _ = closed.await;
+                    }
+                    // Opening failed: nothing to run.
+                    Err(_) => {}
+                }
+            });
+        })
+        .map_err(backend)?;
+    Ok((handle, start, thread))
+}
+
+/// Applies every migration not yet recorded in `schema_migrations`, under a
+/// session advisory lock so that nodes starting at once take turns (the
+/// second finds the work done), then checks the log's format and origin.
+async fn migrate(client: &mut Client, origin: &str) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await?;
+    let outcome = apply_migrations(client, origin).await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await;
+    outcome?;
+    unlocked?;
+    Ok(())
+}
+
+async fn apply_migrations(client: &mut Client, origin: &str) -> Result<(), StoreError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await?;
+    let applied: HashSet<i32> = client
+        .query("SELECT version FROM schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let known: HashSet<i32> = schemas::POSTGRES_MIGRATIONS
+        .iter()
+        .map(|(version, _, _)| *version)
+        .collect();
+    if let Some(newer) = applied.difference(&known).max() {
+        return Err(backend(format!(
+            "the database has schema migration {newer}, which this ledgerline does not know; run a newer ledgerline"
+        )));
+    }
+    for (version, name, ddl) in schemas::POSTGRES_MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        tracing::info!(version, name, "applying PostgreSQL migration");
+        let transaction = client.transaction().await?;
+        transaction.batch_execute(ddl).await?;
+        transaction
+            .execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await?;
+        transaction.commit().await?;
+    }
+    client
+        .execute(
+            "INSERT INTO ledger_meta (key, value) VALUES ('format_version', $1), ('origin', $2)
+             ON CONFLICT (key) DO NOTHING",
+            &[&FORMAT_VERSION, &origin],
+        )
+        .await?;
+    let meta: HashMap<String, String> = client
+        .query("SELECT key, value FROM ledger_meta", &[])
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let format = meta.get("format_version").map_or("", String::as_str);
+    if format != FORMAT_VERSION {
+        return Err(backend(format!(
+            "the log is in format {format:?}; this ledgerline reads format {FORMAT_VERSION}"
+        )));
+    }
+    let stored = meta.get("origin").map_or("", String::as_str);
+    if stored != origin {
+        return Err(backend(format!(
+            "this log's origin is {stored:?}, not {origin:?}; pass --origin {stored:?} or use another database"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a node whose key did not sign the log's checkpoints: its own
+/// checkpoints would not verify beside the others'.
+fn check_key(verifier: &NoteVerifier, latest: Option<&SignedCheckpoint>) -> Result<(), StoreError> {
+    let Some(latest) = latest else { return Ok(()) };
+    verifier.verify_checkpoint(&latest.note).map_err(|e| {
+        backend(format!(
+            "the log's checkpoints are not signed by this node's key {} ({e}); every node of a log must use the same signing key (--signing-key)",
+            verifier.verifier_key()
+        ))
+    })?;
+    Ok(())
+}
+
+fn hash_from(bytes: Vec<u8>, what: &str) -> Result<Hash, StoreError> {
+    bytes.try_into().map_err(|bytes: Vec<u8>| {
+        StoreError::Corrupt(format!("{what} is {} bytes, not 32", bytes.len()))
+    })
+}
+
+fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange {
+        what: format!("{what} {value}"),
+        size: i64::MAX as u64,
+    })
+}
+
+const EVENT_COLUMNS: &str = "seq, id, stream, version, type, leaf";
+
+fn event_row(row: &Row) -> Result<StoredEvent, StoreError> {
+    let seq: i64 = row.try_get(0)?;
+    let version: i64 = row.try_get(3)?;
+    let leaf: Vec<u8> = row.try_get(5)?;
+    Ok(StoredEvent {
+        seq: seq as u64,
+        id: row.try_get(1)?,
+        stream: row.try_get(2)?,
+        version: version as u64,
+        event_type: row.try_get(4)?,
+        leaf_hash: merkle::leaf_hash(&leaf),
+        leaf,
+    })
+}
+
+fn checkpoint_row(row: &Row) -> Result<SignedCheckpoint, StoreError> {
+    let size: i64 = row.try_get(0)?;
+    Ok(SignedCheckpoint {
+        size: size as u64,
+        root: hash_from(row.try_get(1)?, "a checkpoint root")?,
+        note: row.try_get(2)?,
+    })
+}
+
+async fn latest_checkpoint(
+    client: &impl GenericClient,
+) -> Result<Option<SignedCheckpoint>, StoreError> {
+    client
+        .query_opt(
+            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1",
+            &[],
+        )
+        .await?
+        .as_ref()
+        .map(checkpoint_row)
+        .transpose()
+}
+
+/// Stored hashes fetched so far for one Merkle computation.
+#[derive(Default)]
+struct FetchedHashes {
+    known: HashMap<u64, Hash>,
+    /// Indexes asked for and not stored.
+    absent: HashSet<u64>,
+}
+
+/// A [`HashReader`] over [`FetchedHashes`] that notes which indexes it lacks.
+struct RecordingReader<'a> {
+    fetched: &'a FetchedHashes,
+    wanted: RefCell<Vec<u64>>,
+}
+
+impl HashReader for RecordingReader<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
+        let mut hashes = Vec::with_capacity(indexes.len());
+        let mut first_missing = None;
+        for &index in indexes {
+            match self.fetched.known.get(&index) {
+                Some(hash) => hashes.push(*hash),
+                None if self.fetched.absent.contains(&index) => {
+                    return Err(MerkleError::MissingHash(index))
+                }
+                None => {
+                    self.wanted.borrow_mut().push(index);
+                    first_missing.get_or_insert(index);
+                }
+            }
+        }
+        match first_missing {
+            Some(index) => Err(MerkleError::MissingHash(index)),
+            None => Ok(hashes),
+        }
+    }
+}
+
+/// Runs a pure Merkle function (which reads through the synchronous
+/// [`HashReader`]) over hashes read asynchronously. Every function in
+/// [`merkle`] asks for all its hashes in one call, so the first pass learns
+/// the indexes, one query fetches them, and the second pass succeeds.
+async fn with_stored_hashes<R>(
+    client: &impl GenericClient,
+    f: impl Fn(&dyn HashReader) -> Result<R, MerkleError>,
+) -> Result<R, StoreError> {
+    let mut fetched = FetchedHashes::default();
+    for _ in 0..HASH_FETCH_PASSES_MAX {
+        let wanted = {
+            let reader = RecordingReader {
+                fetched: &fetched,
+                wanted: RefCell::new(Vec::new()),
+            };
+            match f(&reader) {
+                Ok(result) => return Ok(result),
+                Err(error) => {
+                    let wanted = reader.wanted.into_inner();
+                    if wanted.is_empty() {
+                        return Err(error.into());
+                    }
+                    wanted
+                }
+            }
+        };
+        let indexes: Vec<i64> = wanted.iter().map(|&i| i as i64).collect();
+        let rows = client
+            .query(
+                "SELECT idx, hash FROM merkle_hashes WHERE idx = ANY($1)",
+                &[&indexes],
+            )
+            .await?;
+        for row in rows {
+            let index: i64 = row.try_get(0)?;
+            let hash = hash_from(row.try_get(1)?, "a stored Merkle hash")?;
+            fetched.known.insert(index as u64, hash);
+        }
+        for index in wanted {
+            if !fetched.known.contains_key(&index) {
+                fetched.absent.insert(index);
+            }
+        }
+    }
+    Err(StoreError::Corrupt(format!(
+        "a Merkle computation still lacked hashes after {HASH_FETCH_PASSES_MAX} reads"
+    )))
+}
+
+/// Adapts `&dyn HashReader` to the `&impl HashReader` the Merkle functions take.
+struct DynReader<'a>(&'a dyn HashReader);
+
+impl HashReader for DynReader<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
+        self.0.read_hashes(indexes)
+    }
+}
+
+/// The stored-hash indexes of the complete subtrees that make up the
+/// frontier of the tree of `size` leaves, in the order [`Frontier::load`]
+/// reads them (largest subtree first).
+fn frontier_indexes(size: u64) -> Vec<u64> {
+    let nothing = FetchedHashes::default();
+    let reader = RecordingReader {
+        fetched: &nothing,
+        wanted: RefCell::new(Vec::new()),
+    };
+    // It fails for want of the hashes; what it asked for is the answer.
+    let _ = Frontier::load(size, &DynReader(&reader));
+    reader.wanted.into_inner()
+}
+
+/// A frontier as the head row stores it: (stored hash index, hash) of each
+/// complete subtree, largest first.
+#[derive(Debug, Clone, Default)]
+struct Edge(Vec<(u64, Hash)>);
+
+impl Edge {
+    fn from_bytes(size: u64, bytes: Vec<u8>) -> Result<Edge, StoreError> {
+        let indexes = frontier_indexes(size);
+        if bytes.len() != indexes.len() * 32 {
+            return Err(StoreError::Corrupt(format!(
+                "log_head.frontier holds {} bytes; a tree of {size} leaves needs {}",
+                bytes.len(),
+                indexes.len() * 32
+            )));
+        }
+        let hashes = bytes
+            .chunks_exact(32)
+            .map(|chunk| hash_from(chunk.to_vec(), "a frontier hash"));
+        Ok(Edge(
+            indexes
+                .into_iter()
+                .zip(hashes)
+                .map(|(index, hash)| hash.map(|hash| (index, hash)))
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        self.0.iter().flat_map(|(_, hash)| *hash).collect()
+    }
+
+    fn frontier(&self, size: u64) -> Result<Frontier, StoreError> {
+        let fetched = FetchedHashes {
+            known: self.0.iter().copied().collect(),
+            absent: HashSet::new(),
+        };
+        let reader = RecordingReader {
+            fetched: &fetched,
+            wanted: RefCell::new(Vec::new()),
+        };
+        Ok(Frontier::load(size, &DynReader(&reader))?)
+    }
+
+    /// The edge of the tree grown to `size` by appending leaves whose new
+    /// stored hashes (ascending by index) are `added`. A complete subtree of
+    /// the new frontier is either new or was already one of the old
+    /// frontier's (a subtree that is maximal in the larger tree was maximal
+    /// in the smaller one too).
+    fn advance(&self, size: u64, added: &[(u64, Hash)]) -> Result<Edge, StoreError> {
+        frontier_indexes(size)
+            .into_iter()
+            .map(|index| {
+                let hash = match added.binary_search_by_key(&index, |(i, _)| *i) {
+                    Ok(position) => added[position].1,
+                    Err(_) => self
+                        .0
+                        .iter()
+                        .find(|(i, _)| *i == index)
+                        .map(|(_, hash)| *hash)
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "frontier hash {index} of the tree of {size} leaves is unknown"
+                            ))
+                        })?,
+                };
+                Ok((index, hash))
+            })
+            .collect::<Result<_, _>>()
+            .map(Edge)
+    }
+}
+
+/// A group of events as the column arrays of one multi-row insert.
+struct EventRows<'a> {
+    seqs: Vec<i64>,
+    ids: Vec<Uuid>,
+    streams: Vec<&'a str>,
+    versions: Vec<i64>,
+    types: Vec<&'a str>,
+    leaves: Vec<&'a [u8]>,
+}
+
+impl<'a> EventRows<'a> {
+    fn new(events: &'a [StoredEvent]) -> Result<EventRows<'a>, StoreError> {
+        let mut rows = EventRows {
+            seqs: Vec::with_capacity(events.len()),
+            ids: Vec::with_capacity(events.len()),
+            streams: Vec::with_capacity(events.len()),
+            versions: Vec::with_capacity(events.len()),
+            types: Vec::with_capacity(events.len()),
+            leaves: Vec::with_capacity(events.len()),
+        };
+        for event in events {
+            rows.seqs.push(to_i64(event.seq, "seq")?);
+            rows.ids.push(event.id);
+            rows.streams.push(&event.stream);
+            rows.versions.push(to_i64(event.version, "version")?);
+            rows.types.push(&event.event_type);
+            rows.leaves.push(&event.leaf);
+        }
+        Ok(rows)
+    }
+
+    /// Parameters of `INSERT INTO events ... SELECT * FROM unnest($1..$6)`.
+    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
+            &self.seqs,
+            &self.ids,
+            &self.streams,
+            &self.versions,
+            &self.types,
+            &self.leaves,
+        ]
+    }
+}
+
+/// The writer's statements, prepared once per connection.
+struct WriteStatements {
+    lock_head: Statement,
+    events_by_id: Statement,
+    stream_heads: Statement,
+    insert_events: Statement,
+    insert_hashes: Statement,
+    update_head: Statement,
+    insert_checkpoint: Statement,
+    checkpoint_by_size: Statement,
+}
+
+/// The writer's connection: durable commits, bounded lock waits.
+struct WriterConnection {
+    client: Client,
+    statements: WriteStatements,
+}
+
+impl WriterConnection {
+    async fn new(client: Client) -> Result<WriterConnection, StoreError> {
+        // An acknowledged append must survive a server crash, whatever the
+        // server's default; and no node may hold the head lock forever.
+        client
+            .batch_execute(&format!(
+                "SET synchronous_commit = on;
+                 SET lock_timeout = '{LOCK_TIMEOUT}';
+                 SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}';"
+            ))
+            .await?;
+        let statements = WriteStatements {
+            lock_head: client
+                .prepare("SELECT size, frontier, last_time FROM log_head WHERE singleton FOR UPDATE")
+                .await?,
+            events_by_id: client
+                .prepare(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE id = ANY($1)"
+                ))
+                .await?,
+            // One index probe per stream, for the stream's last event.
+            stream_heads: client
+                .prepare(
+                    "SELECT s.stream, e.version, e.leaf
+                     FROM unnest($1::text[]) AS s(stream)
+                     CROSS JOIN LATERAL (
+                         SELECT version, leaf FROM events
+                         WHERE events.stream = s.stream
+                         ORDER BY version DESC LIMIT 1
+                     ) AS e",
+                )
+                .await?,
+            // The whole group commit in one statement (arrays, one row each).
+            insert_events: client
+                .prepare(
+                    "INSERT INTO events (seq, id, stream, version, type, leaf)
+                     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bytea[])",
+                )
+                .await?,
+            insert_hashes: client
+                .prepare(
+                    "INSERT INTO merkle_hashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+                )
+                .await?,
+            update_head: client
+                .prepare(
+                    "UPDATE log_head SET size = $1, frontier = $2, last_time = $3 WHERE singleton",
+                )
+                .await?,
+            insert_checkpoint: client
+                .prepare(
+                    "INSERT INTO checkpoints (size, root, note) VALUES ($1, $2, $3)
+                     ON CONFLICT (size) DO NOTHING",
+                )
+                .await?,
+            checkpoint_by_size: client
+                .prepare("SELECT size, root, note FROM checkpoints WHERE size = $1")
+                .await?,
+        };
+        Ok(WriterConnection { client, statements })
+    }
+}
+
+/// This node's single writer: the sequencer, the signer and the write
+/// connection (reopened after it is lost).
+struct Writer {
+    connector: Connector,
+    conn: Option<WriterConnection>,
+    sequencer: Sequencer,
+    /// The sequencer's frontier as stored hashes, kept beside it for the head row.
+    edge: Edge,
+    cadence: CheckpointCadence,
+}
+
+impl Writer {
+    async fn run(mut self, mut receiver: mpsc::Receiver<WriterMessage>) {
+        loop {
+            let deadline = self.cadence.deadline(self.sequencer.frontier().size());
+            match sequencer::next_batch(&mut receiver, deadline).await {
+                Wake::Batch(batch) => self.commit_batch(batch).await,
+                Wake::CheckpointDue => {
+                    if let Err(e) = self.sign_checkpoint().await {
+                        tracing::error!("checkpoint signing failed: {e}");
+                        self.cadence.postpone();
+                    }
+                }
+                Wake::Closed => break,
+            }
+        }
+        if self.cadence.pending(self.sequencer.frontier().size()) {
+            if let Err(e) = self.sign_checkpoint().await {
+                tracing::error!("final checkpoint signing failed: {e}");
+            }
+        }
+    }
+
+    /// The write connection, opened again if it was lost.
+    async fn take_connection(&mut self) -> Result<WriterConnection, StoreError> {
+        match self.conn.take() {
+            Some(conn) if !conn.client.is_closed() => Ok(conn),
+            _ => WriterConnection::new(self.connector.connect().await?).await,
+        }
+    }
+
+    /// One group commit: every append in `batch`, one transaction.
+    async fn commit_batch(&mut self, mut batch: Batch) {
+        let clients = std::mem::take(&mut batch.clients);
+        let before = (self.sequencer.clone(), self.edge.clone());
+        let outcome = match self.take_connection().await {
+            Ok(mut conn) => {
+                let outcome = self
+                    .write(&mut conn, clients, batch.checkpoint_requested())
+                    .await;
+                // After a failure the transaction's state is unknown: start
+                // the next one on a fresh connection.
+                if outcome.is_ok() {
+                    self.conn = Some(conn);
+                }
+                outcome
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = &outcome {
+            // Nothing this node planned is known to be committed: forget it.
+            // If the commit did land (the reply was lost), the head has moved
+            // and the next transaction reloads the frontier from the log.
+            (self.sequencer, self.edge) = before;
+            tracing::error!("group commit failed: {error}");
+        }
+        batch.answer(outcome, self.cadence.latest());
+    }
+
+    /// One group commit in two round trips while the head lock is held:
+    /// the lock and the lookups go out together (each statement of a
+    /// READ COMMITTED transaction reads a snapshot taken when it starts, so
+    /// the lookups, queued behind the lock, see every earlier commit), then
+    /// the rows, the head and the COMMIT go out together.
+    async fn write(
+        &mut self,
+        conn: &mut WriterConnection,
+        clients: Vec<Vec<PreparedRequest>>,
+        checkpoint_now: bool,
+    ) -> Result<Vec<ClientResult>, StoreError> {
+        let (client, statements) = (&conn.client, &conn.statements);
+        let (ids, streams) = sequencer::lookups(&clients);
+        let id_params: [&(dyn ToSql + Sync); 1] = [&ids];
+        let stream_params: [&(dyn ToSql + Sync); 1] = [&streams];
+        let (_, head, by_id, heads) = tokio::try_join!(
+            client.batch_execute("BEGIN"),
+            client.query_one(&statements.lock_head, &[]),
+            async {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                client.query(&statements.events_by_id, &id_params).await
+            },
+            async {
+                if streams.is_empty() {
+                    return Ok(Vec::new());
+                }
+                client.query(&statements.stream_heads, &stream_params).await
+            },
+        )?;
+        self.catch_up(&head)?;
+        let mut view = PrefetchedView::default();
+        for row in &by_id {
+            let event = event_row(row)?;
+            view.events_by_id.insert(event.id, event);
+        }
+        for row in &heads {
+            let stream: String = row.try_get(0)?;
+            let version: i64 = row.try_get(1)?;
+            let leaf: Vec<u8> = row.try_get(2)?;
+            view.stream_heads
+                .insert(stream, (version as u64, merkle::leaf_hash(&leaf)));
+        }
+        let plan = self
+            .sequencer
+            .plan(&mut view, clients, OffsetDateTime::now_utc())?;
+        let size = self.sequencer.frontier().size();
+        let checkpoint_due = (checkpoint_now || self.cadence.due()) && self.cadence.pending(size);
+        if plan.events.is_empty() && !checkpoint_due {
+            client.batch_execute("COMMIT").await?;
+            return Ok(plan.results);
+        }
+        let rows = EventRows::new(&plan.events)?;
+        let indexes = plan
+            .hashes
+            .iter()
+            .map(|(index, _)| to_i64(*index, "stored hash index"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let hashes: Vec<&[u8]> = plan.hashes.iter().map(|(_, h)| h.as_slice()).collect();
+        self.edge = self.edge.advance(size, &plan.hashes)?;
+        let frontier_bytes = self.edge.to_bytes();
+        let last_time = match plan.events.last() {
+            Some(event) => Some(event.envelope()?.time),
+            None => head.try_get::<_, Option<String>>(2)?,
+        };
+        let new_size = to_i64(size, "tree size")?;
+        let event_params = rows.params();
+        let hash_params: [&(dyn ToSql + Sync); 2] = [&indexes, &hashes];
+        let head_params: [&(dyn ToSql + Sync); 3] = [&new_size, &frontier_bytes, &last_time];
+        let has_events = !plan.events.is_empty();
+        let write_rows = async {
+            if has_events {
+                tokio::try_join!(
+                    client.execute(&statements.insert_events, &event_params),
+                    client.execute(&statements.insert_hashes, &hash_params),
+                    client.execute(&statements.update_head, &head_params),
+                )?;
+            }
+            Ok::<_, tokio_postgres::Error>(())
+        };
+        if checkpoint_due {
+            // Rare (once per interval): store and check the checkpoint
+            // before committing, so a conflict commits nothing.
+            write_rows.await?;
+            let checkpoint = self.insert_checkpoint(client, statements).await?;
+            client.batch_execute("COMMIT").await?;
+            self.cadence.record(checkpoint);
+        } else {
+            // If any statement fails the transaction is aborted and COMMIT
+            // only rolls it back; the failure is what the caller sees.
+            tokio::try_join!(write_rows, client.batch_execute("COMMIT"))?;
+        }
+        Ok(plan.results)
+    }
+
+    /// Another node appended since this writer's last transaction: the head
+    /// lock is held now, and the locked row carries the frontier and the
+    /// log's clock, so this writer becomes current without another read.
+    fn catch_up(&mut self, head: &Row) -> Result<(), StoreError> {
+        let size = head.try_get::<_, i64>(0)? as u64;
+        if size == self.sequencer.frontier().size() {
+            return Ok(());
+        }
+        tracing::debug!(
+            size,
+            "the log grew on another node; taking its frontier from the head row"
+        );
+        let edge = Edge::from_bytes(size, head.try_get(1)?)?;
+        let last_time = match head.try_get::<_, Option<String>>(2)? {
+            Some(text) => {
+                OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| StoreError::Corrupt(format!("log_head.last_time {text:?}: {e}")))?
+            }
+            None => OffsetDateTime::now_utc(),
+        };
+        self.sequencer = Sequencer::new(edge.frontier(size)?, last_time);
+        self.edge = edge;
+        Ok(())
+    }
+
+    /// Signs and stores a checkpoint of the whole committed log, under the
+    /// head lock, if none of its size exists yet.
+    async fn sign_checkpoint(&mut self) -> Result<(), StoreError> {
+        let conn = self.take_connection().await?;
+        let outcome = async {
+            let (client, statements) = (&conn.client, &conn.statements);
+            let (_, head) = tokio::try_join!(
+                client.batch_execute("BEGIN"),
+                client.query_one(&statements.lock_head, &[]),
+            )?;
+            self.catch_up(&head)?;
+            let checkpoint = if self.cadence.pending(self.sequencer.frontier().size()) {
+                Some(self.insert_checkpoint(client, statements).await?)
+            } else {
+                None
+            };
+            client.batch_execute("COMMIT").await?;
+            if let Some(checkpoint) = checkpoint {
+                self.cadence.record(checkpoint);
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        if outcome.is_ok() {
+            self.conn = Some(conn);
+        }
+        outcome
+    }
+
+    /// Stores this node's signature of the current tree, or, when another
+    /// node signed this size first, returns that one after checking it is
+    /// the same note (Ed25519 signatures are deterministic, so a node with
+    /// the same key signs the very same bytes).
+    async fn insert_checkpoint(
+        &self,
+        transaction: &Client,
+        statements: &WriteStatements,
+    ) -> Result<SignedCheckpoint, StoreError> {
+        let checkpoint = self.cadence.sign(self.sequencer.frontier());
+        let size = to_i64(checkpoint.size, "tree size")?;
+        let inserted = transaction
+            .execute(
+                &statements.insert_checkpoint,
+                &[&size, &checkpoint.root.as_slice(), &checkpoint.note],
+            )
+            .await?;
+        if inserted == 0 {
+            let row = transaction
+                .query_one(&statements.checkpoint_by_size, &[&size])
+                .await?;
+            let stored = checkpoint_row(&row)?;
+            if stored != checkpoint {
+                return Err(StoreError::Corrupt(format!(
+                    "a different checkpoint of size {} is stored (root {}, ours {}); nodes of one log must share one key and one log",
+                    checkpoint.size,
+                    hex::encode(stored.root),
+                    hex::encode(checkpoint.root)
+                )));
+            }
+        }
+        Ok(checkpoint)
+    }
+}
+
+/// A read connection with its prepared statements.
+struct ReadConnection {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl ReadConnection {
+    async fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let statement = match self.statements.get(sql) {
+            Some(statement) => statement.clone(),
+            None => {
+                let statement = self.client.prepare(sql).await?;
+                self.statements.insert(sql, statement.clone());
+                statement
+            }
+        };
+        Ok(self.client.query(&statement, params).await?)
+    }
+}
+
+/// Read connections, opened on demand and kept idle for reuse; one lost to
+/// a server restart is dropped, and the next read opens a new one.
+struct ReadPool {
+    connector: Connector,
+    idle: Mutex<Vec<ReadConnection>>,
+    /// One permit per open read connection, [`READERS_MAX`] in all.
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl ReadPool {
+    fn new(connector: Connector) -> Arc<ReadPool> {
+        Arc::new(ReadPool {
+            connector,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(tokio::sync::Semaphore::new(READERS_MAX)),
+        })
+    }
+}
+
+/// A read connection on loan; it goes back to the pool when dropped.
+struct PooledRead {
+    pool: Arc<ReadPool>,
+    conn: Option<ReadConnection>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for PooledRead {
+    type Target = ReadConnection;
+    fn deref(&self) -> &ReadConnection {
+        self.conn.as_ref().expect("a loaned connection")
+    }
+}
+
+impl std::ops::DerefMut for PooledRead {
+    fn deref_mut(&mut self) -> &mut ReadConnection {
+        self.conn.as_mut().expect("a loaned connection")
+    }
+}
+
+impl Drop for PooledRead {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if conn.client.is_closed() {
+                return;
+            }
+            let mut idle = self.pool.idle.lock().expect("reader pool lock");
+            if idle.len() < READERS_IDLE_MAX {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+impl ReadPool {
+    /// Lends an idle connection, or opens a new one.
+    async fn get(self: &Arc<Self>) -> Result<PooledRead, StoreError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let pooled = loop {
+            let candidate = self.idle.lock().expect("reader pool lock").pop();
+            match candidate {
+                Some(conn) if conn.client.is_closed() => continue,
+                other => break other,
+            }
+        };
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => ReadConnection {
+                client: self.connector.connect().await?,
+                statements: HashMap::new(),
+            },
+        };
+        Ok(PooledRead {
+            pool: self.clone(),
+            conn: Some(conn),
+            _permit: permit,
+        })
+    }
+}
+
+impl PostgresStore {
+    /// Runs one read. A read that failed because its pooled connection had
+    /// been lost (the server restarted since it was last used) is retried
+    /// once on a new connection: reads change nothing, so that is safe.
+    async fn read_rows(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let mut conn = self.readers.get().await?;
+        match conn.query(sql, params).await {
+            Err(_) if conn.client.is_closed() => {
+                drop(conn);
+                self.readers.get().await?.query(sql, params).await
+            }
+            result => result,
+        }
+    }
+
+    async fn with_reader<R>(
+        &self,
+        f: impl Fn(&dyn HashReader) -> Result<R, MerkleError>,
+    ) -> Result<R, StoreError> {
+        let conn = self.readers.get().await?;
+        with_stored_hashes(&conn.client, f).await
+    }
+
+    async fn read_size(&self) -> Result<u64, StoreError> {
+        let rows = self.read_rows("SELECT size FROM log_head", &[]).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("the log_head row is missing".into()))?;
+        let size: i64 = row.try_get(0)?;
+        Ok(size as u64)
+    }
+
+    async fn check_size(&self, what: &str, size: u64) -> Result<(), StoreError> {
+        let tree_size = self.read_size().await?;
+        if size > tree_size {
+            return Err(StoreError::OutOfRange {
+                what: format!("{what} {size}"),
+                size: tree_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// The root of the tree of `size` leaves: a signed checkpoint's root when
+    /// one of that size is stored (one row), else computed from stored hashes.
+    async fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
+        let key = to_i64(size, "tree size")?;
+        let rows = self
+            .read_rows("SELECT root FROM checkpoints WHERE size = $1", &[&key])
+            .await?;
+        match rows.first() {
+            Some(row) => hash_from(row.try_get(0)?, "a checkpoint root"),
+            None => {
+                self.with_reader(|r| merkle::tree_hash(size, &DynReader(r)))
+                    .await
+            }
+        }
+    }
+}
+
+/// Events copied per transaction by [`PostgresStore::copy_log`].
+const COPY_CHUNK_EVENTS: usize = 4096;
+
+/// What [`PostgresStore::copy_log`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyReport {
+    /// Events the target held before (a resumed copy starts after them).
+    pub skipped: u64,
+    pub copied: u64,
+    /// Source checkpoints whose roots matched and which are now stored.
+    pub checkpoints: usize,
+    pub root: Hash,
+}
+
+impl PostgresStore {
+    /// Copies another store's log into this one, event by event with its
+    /// exact leaf bytes, and its signed checkpoints verbatim. The tree is
+    /// rebuilt as the leaves arrive, and at every source checkpoint its root
+    /// must equal the signed one (and the signature must verify with this
+    /// store's key, which is why the target signs with the source's key).
+    /// Each chunk commits under the head lock, ending at a checkpoint; a copy
+    /// that stopped part way resumes after checking that what the target
+    /// holds is a prefix of the source. `progress(done, total)` follows it.
+    pub async fn copy_log(
+        &self,
+        source: &dyn EventStore,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<CopyReport, StoreError> {
+        let total = source.size().await?;
+        let checkpoints = source.checkpoints().await?;
+        let mut client = self.readers.connector.connect().await?;
+        client
+            .batch_execute(&format!(
+                "SET synchronous_commit = on; SET lock_timeout = '{LOCK_TIMEOUT}';"
+            ))
+            .await?;
+        let head = client
+            .query_one("SELECT size, frontier FROM log_head", &[])
+            .await?;
+        let start = head.try_get::<_, i64>(0)? as u64;
+        let mut edge = Edge::from_bytes(start, head.try_get(1)?)?;
+        if start > total {
+            return Err(backend(format!(
+                "the target log holds {start} events, more than the source's {total}; copy into an empty database"
+            )));
+        }
+        let mut frontier = edge.frontier(start)?;
+        if start > 0 {
+            let source_root = source.prove_consistency(start, total).await?.from_root;
+            if source_root != frontier.root() {
+                return Err(backend(format!(
+                    "the target's first {start} events are not the source's (roots {} and {}); copy into an empty database",
+                    hex::encode(frontier.root()),
+                    hex::encode(source_root)
+                )));
+            }
+        }
+        let mut report = CopyReport {
+            skipped: start,
+            copied: 0,
+            checkpoints: 0,
+            root: frontier.root(),
+        };
+        let mut next_checkpoint = checkpoints.partition_point(|c| c.size < start);
+        loop {
+            let from = frontier.size();
+            // A chunk ends at the next checkpoint, so each signed root is
+            // compared with the tree of exactly its size.
+            let limit = checkpoints
+                .get(next_checkpoint)
+                .map_or(u64::MAX, |c| c.size - from)
+                .min(total - from)
+                .min(COPY_CHUNK_EVENTS as u64) as usize;
+            let events = if limit == 0 {
+                Vec::new()
+            } else {
+                source.read_range(from, limit).await?
+            };
+            let mut hashes = Vec::with_capacity(events.len() * 2);
+            for (offset, event) in events.iter().enumerate() {
+                let seq = from + offset as u64;
+                let envelope = event.envelope()?;
+                if event.seq != seq
+                    || envelope.seq != seq
+                    || envelope.stream != event.stream
+                    || envelope.version != event.version
+                    || envelope.id != event.id
+                    || envelope.event_type != event.event_type
+                {
+                    return Err(StoreError::Corrupt(format!(
+                        "source event {seq}: its columns and its leaf disagree; run `ledgerline verify` on the source"
+                    )));
+                }
+                frontier.append(merkle::leaf_hash(&event.leaf), &mut hashes);
+            }
+            let mut signed = Vec::new();
+            while let Some(checkpoint) = checkpoints
+                .get(next_checkpoint)
+                .filter(|c| c.size == frontier.size())
+            {
+                let note = self.verifier.verify_checkpoint(&checkpoint.note).map_err(|e| {
+                    backend(format!(
+                        "the source checkpoint of size {} does not verify with this log's key ({e}); copy with the source's signing key",
+                        checkpoint.size
+                    ))
+                })?;
+                if note.size != checkpoint.size || note.root != frontier.root() {
+                    return Err(StoreError::Corrupt(format!(
+                        "the source checkpoint of size {} signs root {}, but its events hash to {}",
+                        checkpoint.size,
+                        hex::encode(note.root),
+                        hex::encode(frontier.root())
+                    )));
+                }
+                signed.push(checkpoint.clone());
+                next_checkpoint += 1;
+            }
+            if events.is_empty() && signed.is_empty() {
+                break;
+            }
+            edge = edge.advance(frontier.size(), &hashes)?;
+            let last_time = match events.last() {
+                Some(event) => Some(event.envelope()?.time),
+                None => None,
+            };
+            let head = HeadUpdate {
+                frontier: edge.to_bytes(),
+                last_time,
+            };
+            copy_chunk(&mut client, from, &events, &hashes, &head, &signed).await?;
+            report.copied += events.len() as u64;
+            report.checkpoints += signed.len();
+            report.root = frontier.root();
+            progress(frontier.size(), total);
+        }
+        if frontier.size() != total {
+            return Err(backend(format!(
+                "the source shrank from {total} to {} events during the copy",
+                frontier.size()
+            )));
+        }
+        Ok(report)
+    }
+}
+
+/// One transaction of a copy: the head must still be where the copy left
+/// it (no node appended meanwhile), then events, hashes, head and
+/// checkpoints are written together.
+/// The head row's frontier and clock after a copied chunk.
+struct HeadUpdate {
+    frontier: Vec<u8>,
+    last_time: Option<String>,
+}
+
+async fn copy_chunk(
+    client: &mut Client,
+    from: u64,
+    events: &[StoredEvent],
+    hashes: &[(u64, Hash)],
+    head_update: &HeadUpdate,
+    checkpoints: &[SignedCheckpoint],
+) -> Result<(), StoreError> {
+    let transaction = client.transaction().await?;
+    let head: i64 = transaction
+        .query_one("SELECT size FROM log_head WHERE singleton FOR UPDATE", &[])
+        .await?
+        .try_get(0)?;
+    if head as u64 != from {
+        return Err(backend(format!(
+            "the target log changed during the copy (it holds {head} events, the copy expected {from}); stop the nodes appending to it"
+        )));
+    }
+    if !events.is_empty() {
+        let rows = EventRows::new(events)?;
+        transaction
+            .execute(
+                "INSERT INTO events (seq, id, stream, version, type, leaf)
+                 SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bytea[])",
+                &rows.params(),
+            )
+            .await?;
+        let indexes = hashes
+            .iter()
+            .map(|(index, _)| to_i64(*index, "stored hash index"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let values: Vec<&[u8]> = hashes.iter().map(|(_, h)| h.as_slice()).collect();
+        transaction
+            .execute(
+                "INSERT INTO merkle_hashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+                &[&indexes, &values],
+            )
+            .await?;
+        let size = to_i64(from + events.len() as u64, "tree size")?;
+        transaction
+            .execute(
+                "UPDATE log_head SET size = $1, frontier = $2, last_time = $3 WHERE singleton",
+                &[&size, &head_update.frontier, &head_update.last_time],
+            )
+            .await?;
+    }
+    for checkpoint in checkpoints {
+        let size = to_i64(checkpoint.size, "tree size")?;
+        transaction
+            .execute(
+                "INSERT INTO checkpoints (size, root, note) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
+                &[&size, &checkpoint.root.as_slice(), &checkpoint.note],
+            )
+            .await?;
+        let stored = checkpoint_row(
+            &transaction
+                .query_one(
+                    "SELECT size, root, note FROM checkpoints WHERE size = $1",
+                    &[&size],
+                )
+                .await?,
+        )?;
+        if &stored != checkpoint {
+            return Err(StoreError::Corrupt(format!(
+                "the target already holds a different checkpoint of size {}",
+                checkpoint.size
+            )));
+        }
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn append_all(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Vec<Appended>>, StoreError> {
+        let requests = sequencer::prepare(requests)?;
+        let (reply, answer) = oneshot::channel();
+        self.sender()?
+            .send(WriterMessage::Append { requests, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn size(&self) -> Result<u64, StoreError> {
+        self.read_size().await
+    }
+
+    async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let from = to_i64(from, "seq")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_rows(
+            "SELECT seq, id, stream, version, type, leaf FROM events WHERE seq >= $1 ORDER BY seq LIMIT $2",
+            &[&from, &limit],
+        )
+        .await?
+        .iter()
+        .map(event_row)
+        .collect()
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let from = to_i64(from_version, "version")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_rows(
+            "SELECT seq, id, stream, version, type, leaf FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+            &[&stream, &from, &limit],
+        )
+        .await?
+        .iter()
+        .map(event_row)
+        .collect()
+    }
+
+    async fn read_event(&self, id: Uuid) -> Result<Option<StoredEvent>, StoreError> {
+        self.read_rows(
+            "SELECT seq, id, stream, version, type, leaf FROM events WHERE id = $1",
+            &[&id],
+        )
+        .await?
+        .first()
+        .map(event_row)
+        .transpose()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.read_rows(
+            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1",
+            &[],
+        )
+        .await?
+        .first()
+        .map(checkpoint_row)
+        .transpose()
+    }
+
+    async fn checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let size = to_i64(size, "tree size")?;
+        self.read_rows(
+            "SELECT size, root, note FROM checkpoints WHERE size = $1",
+            &[&size],
+        )
+        .await?
+        .first()
+        .map(checkpoint_row)
+        .transpose()
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        self.read_rows(
+            "SELECT size, root, note FROM checkpoints ORDER BY size",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(checkpoint_row)
+        .collect()
+    }
+
+    async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender()?
+            .send(WriterMessage::CheckpointNow { reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn verifier(&self) -> &NoteVerifier {
+        PostgresStore::verifier(self)
+    }
+
+    fn verifier_key(&self) -> &str {
+        PostgresStore::verifier_key(self)
+    }
+
+    fn queue_depth(&self) -> usize {
+        PostgresStore::queue_depth(self)
+    }
+
+    async fn prove_inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
+        self.check_size("tree size", size).await?;
+        check_inclusion_request(index, size)?;
+        let leaf_hash = self
+            .read_stored_hashes(vec![merkle::stored_hash_index(0, index)])
+            .await?[0];
+        let proof = self
+            .with_reader(|r| merkle::prove_inclusion(index, size, &DynReader(r)))
+            .await?;
+        Ok(InclusionProof {
+            leaf_index: index,
+            tree_size: size,
+            leaf_hash,
+            root_hash: self.root_at(size).await?,
+            proof,
+        })
+    }
+
+    async fn prove_consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof, StoreError> {
+        self.check_size("tree size", to).await?;
+        check_consistency_request(from, to)?;
+        let proof = self
+            .with_reader(|r| merkle::prove_consistency(from, to, &DynReader(r)))
+            .await?;
+        Ok(ConsistencyProof {
+            from_size: from,
+            to_size: to,
+            from_root: self.root_at(from).await?,
+            to_root: self.root_at(to).await?,
+            proof,
+        })
+    }
+
+    async fn read_stored_hashes(&self, indexes: Vec<u64>) -> Result<Vec<Hash>, StoreError> {
+        self.with_reader(move |r| r.read_hashes(&indexes)).await
+    }
+
+    async fn read_stored_hash_range(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError> {
+        let (start, end) = (
+            to_i64(start, "stored hash index")?,
+            to_i64(end, "stored hash index")?,
+        );
+        self.read_rows(
+            "SELECT idx, hash FROM merkle_hashes WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+            &[&start, &end],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            let index: i64 = row.try_get(0)?;
+            Ok((
+                index as u64,
+                hash_from(row.try_get(1)?, "a stored Merkle hash")?,
+            ))
+        })
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merkle::MemoryHashes;
+
+    /// The head row's frontier, advanced batch by batch, always describes
+    /// the same tree as the in-memory frontier and as the stored hashes.
+    #[test]
+    fn edge_advances_with_the_frontier() {
+        let mut frontier = Frontier::new();
+        let mut edge = Edge::default();
+        let mut stored = Vec::new();
+        let mut leaf = 0u64;
+        for batch in [1usize, 1, 2, 3, 5, 8, 13, 1, 64, 7, 100, 1, 255] {
+            let mut added = Vec::new();
+            for _ in 0..batch {
+                frontier.append(merkle::leaf_hash(&leaf.to_be_bytes()), &mut added);
+                leaf += 1;
+            }
+            stored.extend(added.iter().map(|(_, hash)| *hash));
+            edge = edge.advance(frontier.size(), &added).unwrap();
+            let size = frontier.size();
+            let from_row = Edge::from_bytes(size, edge.to_bytes()).unwrap();
+            assert_eq!(from_row.frontier(size).unwrap(), frontier, "size {size}");
+            let loaded = Frontier::load(size, &MemoryHashes(stored.clone())).unwrap();
+            assert_eq!(loaded.root(), frontier.root());
+        }
+        assert!(
+            Edge::from_bytes(5, vec![0; 32]).is_err(),
+            "5 leaves need two hashes"
+        );
+    }
+
+    #[test]
+    fn urls_are_recognized_and_redacted() {
+        assert!(is_postgres_url("postgres://u@h/db"));
+        assert!(is_postgres_url("postgresql://u@h/db"));
+        assert!(!is_postgres_url("sqlite:./data"));
+        let shown = redacted_url("postgres://user:secret@db.example:5432/ledger");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(
+            shown.contains("ledger") && shown.contains("db.example"),
+            "{shown}"
+        );
+    }
+}

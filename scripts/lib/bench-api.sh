@@ -1,0 +1,73 @@
+# `scripts/bench api`: the HTTP API under load with wrk, against the
+# embedded store on loopback. Prints requests/s and latency for GET /healthz
+# (the HTTP stack alone: the baseline, run in the same script), single-event
+# appends and inclusion proofs, each with its ratio to the baseline and to
+# the goal (appends >= 5,000/s at p99 <= 50 ms; proofs >= 20,000/s).
+#   scripts/bench api [--seconds S] [--connections C]
+
+bench_api() {
+  local seconds=10 connections=64
+  while (($#)); do
+    case "$1" in
+      --seconds) seconds="$2"; shift 2 ;;
+      --connections) connections="$2"; shift 2 ;;
+      *) echo "scripts/bench api: unknown option $1" >&2; return 2 ;;
+    esac
+  done
+  ensure_packages wrk
+  echo "==> cargo build --release (the ledgerline binary)"
+  cargo build --release --bin ledgerline
+  local binary="${CARGO_TARGET_DIR:-target}/release/ledgerline"
+  local work
+  work=$(mktemp -d)
+  local data="$work/data" server_pid=""
+  trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' RETURN
+  local token
+  token=$("$binary" --data "$data" keys create --role admin | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$binary" --data "$data" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+  server_pid=$!
+  local base="http://127.0.0.1:$port"
+  for _ in $(seq 100); do
+    curl -fsS "$base/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fsS "$base/healthz" >/dev/null || { cat "$work/server.log" >&2; return 1; }
+
+  local threads=2
+  echo "api bench: $base, embedded store, $connections connections, $threads wrk threads, ${seconds}s per workload, $(nproc) cores"
+  # run_wrk MODE: prints "requests_per_s p50_ms p99_ms non2xx socket_errors".
+  run_wrk() {
+    local line
+    line=$(LEDGERLINE_BENCH_MODE="$1" LEDGERLINE_BENCH_TOKEN="$token" LEDGERLINE_BENCH_SIZE="${2:-1}" \
+      wrk -t"$threads" -c"$connections" -d"${seconds}s" --timeout 10s -s scripts/lib/bench-api.lua "$base" | grep '^BENCH ')
+    python3 - "$line" <<'PY'
+import sys
+fields = dict(kv.split("=") for kv in sys.argv[1].split()[1:])
+rate = int(fields["requests"]) / (int(fields["duration_us"]) / 1e6)
+print(f'{rate:.0f} {int(fields["p50_us"]) / 1000:.2f} {int(fields["p99_us"]) / 1000:.2f} {fields["non2xx"]} {fields["socket_errors"]}')
+PY
+  }
+  read -r base_rate base_p50 base_p99 base_bad base_err < <(run_wrk healthz)
+  read -r append_rate append_p50 append_p99 append_bad append_err < <(run_wrk append)
+  local size
+  size=$(curl -fsS "$base/v1/checkpoint" | sed -n 2p)
+  read -r proof_rate proof_p50 proof_p99 proof_bad proof_err < <(run_wrk inclusion "$size")
+  python3 - <<PY
+rows = [
+    ("healthz (baseline)", $base_rate, $base_p50, $base_p99, $base_bad, $base_err, None, None),
+    ("append 1 event", $append_rate, $append_p50, $append_p99, $append_bad, $append_err, 5000, 50.0),
+    ("inclusion proof", $proof_rate, $proof_p50, $proof_p99, $proof_bad, $proof_err, 20000, None),
+]
+print(f"{'workload':<20}{'req/s':>9}{'p50_ms':>9}{'p99_ms':>9}{'non2xx':>8}{'sock_err':>9}{'vs_base':>9}{'goal_req/s':>12}{'vs_goal':>9}  verdict")
+for name, rate, p50, p99, bad, err, goal, p99_goal in rows:
+    vs_goal = f"{rate / goal:.2f}" if goal else "-"
+    verdict = "-"
+    if goal:
+        met = rate >= goal and bad == 0 and err == 0 and (p99_goal is None or p99 <= p99_goal)
+        verdict = "met" if met else "MISSED"
+    print(f"{name:<20}{rate:>9.0f}{p50:>9.2f}{p99:>9.2f}{bad:>8}{err:>9}{rate / $base_rate:>9.2f}{goal or '-':>12}{vs_goal:>9}  {verdict}")
+print(f"log size after the run: $size events (checkpoint)")
+PY
+}

@@ -1,0 +1,79 @@
+//! `ledgerline generate --request REQ.json`: runs one generation job and
+//! prints `{"derivative","output","output_path","published_seq","attribution"}`.
+//! A request the catalog does not license is refused with exit status 2,
+//! and only its `generation.rejected` event is appended.
+
+use super::{bad_input, Context};
+use clap::Args;
+use inference::artifacts::ArtifactStore;
+use inference::pipeline::{GenerationRequest, Generator, LicensedInputs, PipelineError};
+use inference::{Backend, Engine};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use uuid::Uuid;
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// The request document (see schemas/json/generation-request.schema.json).
+    #[arg(long, value_name = "REQ.json")]
+    request: PathBuf,
+    /// Where the kernels run: gpu, cpu or auto (GPU when an adapter exists).
+    #[arg(long, default_value = "auto")]
+    backend: Backend,
+}
+
+/// A pipeline error as the CLI reports it: the caller's fault (bad,
+/// unlicensed or unreplayable input) exits 2, anything else 1.
+pub fn pipeline_error(error: PipelineError) -> anyhow::Error {
+    if error.is_client_error() {
+        bad_input(error.to_string())
+    } else {
+        error.into()
+    }
+}
+
+pub async fn run(args: GenerateArgs, context: &Context) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.request).map_err(|e| {
+        bad_input(format!(
+            "cannot read request {}: {e}",
+            args.request.display()
+        ))
+    })?;
+    let request = GenerationRequest::from_json(&text)
+        .and_then(|r| r.validate())
+        .map_err(|e| bad_input(format!("request {}: {e}", args.request.display())))?;
+    let engine = Engine::select(args.backend)?;
+    let artifacts = ArtifactStore::open(&context.data_dir)?;
+    let store = context.open_store().await?;
+    let licensed = LicensedInputs::from_log(store.as_ref(), &request).await?;
+    let generator = Generator {
+        engine,
+        artifacts: &artifacts,
+        store: store.as_ref(),
+    };
+    let generated = generator
+        .generate(Uuid::new_v4(), &request, &licensed)
+        .await
+        .map_err(pipeline_error)?;
+    for step in &generated.steps {
+        eprintln!(
+            "step seq {} {} on {} in {} ms",
+            step.seq,
+            step.op.as_str(),
+            engine.backend_name(),
+            step.duration_ms
+        );
+    }
+    println!(
+        "{}",
+        json!({
+            "derivative": generated.derivative,
+            "output": generated.output.file_hash,
+            "output_path": generated.output.path,
+            "published_seq": generated.published_seq,
+            "attribution": generated.attribution,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}
