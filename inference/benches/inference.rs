@@ -2,8 +2,9 @@
 //! path and on its CPU twin, in the same run, on a synthesized stereo
 //! 44.1 kHz track (3 minutes unless `INFERENCE_BENCH_SECONDS` says otherwise).
 //! Each op first runs once on one second of audio so shader compilation is
-//! not timed. Run with `cargo bench -p inference --bench inference` or
-//! `scripts/bench inference`. Needs a GPU adapter (lavapipe counts).
+//! not timed; `INFERENCE_BENCH_OPS=hpss,mix` runs only those rows. Run with
+//! `cargo bench -p inference --bench inference` or `scripts/bench inference`.
+//! Needs a GPU adapter (lavapipe counts).
 
 use inference::gpu::{Engine, Gpu};
 use inference::kernels::ddsp::{self, Controls};
@@ -108,30 +109,42 @@ fn main() {
     let warmup_track = track.render_mixture(1.0);
     let warmup_stems: Vec<Audio> = track.render(1.0).into_iter().map(|s| s.audio).collect();
 
+    // `INFERENCE_BENCH_OPS=hpss,mix` runs only the ops whose names start so.
+    let selected: Option<Vec<String>> = std::env::var("INFERENCE_BENCH_OPS")
+        .ok()
+        .map(|list| list.split(',').map(|s| s.trim().to_string()).collect());
+    let wanted = |name: &str| {
+        selected
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|p| name.starts_with(p.as_str())))
+    };
+
     let gpu_engine = Engine::Gpu(gpu);
     let vocals = &stems[STEM_NAMES
         .iter()
         .position(|&name| name == "vocals")
         .expect("the catalog renders vocals")];
-    let (ddsp_inputs, prepare_s) = time(|| {
-        // A model from the first 20 s of the line, as an artist's stems would train it.
-        let excerpt_len = vocals.frames().min(20 * vocals.sample_rate as usize);
-        let excerpt = Audio::new(
-            vocals.sample_rate,
-            vocals
-                .channels
-                .iter()
-                .map(|c| c[..excerpt_len].to_vec())
-                .collect(),
-        );
-        let (model, _) = VoiceModel::train(&gpu_engine, &[excerpt]).expect("train voice");
-        let controls = ddsp::controls_from(&gpu_engine, vocals).expect("ddsp controls");
-        (model, controls)
-    });
-    DDSP_INPUTS
-        .set(ddsp_inputs)
-        .unwrap_or_else(|_| unreachable!("set once"));
-    println!("ddsp: voice model and controls prepared in {prepare_s:.1} s (not timed)");
+    if wanted("ddsp") {
+        let (ddsp_inputs, prepare_s) = time(|| {
+            // A model from the first 20 s of the line, as an artist's stems would train it.
+            let excerpt_len = vocals.frames().min(20 * vocals.sample_rate as usize);
+            let excerpt = Audio::new(
+                vocals.sample_rate,
+                vocals
+                    .channels
+                    .iter()
+                    .map(|c| c[..excerpt_len].to_vec())
+                    .collect(),
+            );
+            let (model, _) = VoiceModel::train(&gpu_engine, &[excerpt]).expect("train voice");
+            let controls = ddsp::controls_from(&gpu_engine, vocals).expect("ddsp controls");
+            (model, controls)
+        });
+        DDSP_INPUTS
+            .set(ddsp_inputs)
+            .unwrap_or_else(|_| unreachable!("set once"));
+        println!("ddsp: voice model and controls prepared in {prepare_s:.1} s (not timed)");
+    }
 
     let ops: [(&str, Op); 6] = [
         ("hpss", hpss_op),
@@ -145,7 +158,7 @@ fn main() {
         "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9} {:>10}",
         "op", "audio_s", "gpu_s", "gpu_rtf", "cpu_s", "cpu_rtf", "gpu/cpu", "snr_db"
     );
-    for (name, op) in ops {
+    for (name, op) in ops.into_iter().filter(|(name, _)| wanted(name)) {
         op(&gpu_engine, &warmup_track, &warmup_stems);
         let (on_gpu, gpu_s) = time(|| op(&gpu_engine, &mixture, &stems));
         let (on_cpu, cpu_s) = time(|| op(&Engine::Cpu, &mixture, &stems));
