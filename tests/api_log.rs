@@ -485,6 +485,10 @@ fn openapi_documents_every_endpoint() {
         "GET /v1/lineage/{derivative}",
         "GET /v1/statements/{period}",
         "GET /v1/streams/{stream}",
+        "GET /v1/generations/{id}",
+        "GET /v1/generations/{id}/events",
+        "GET /v1/artifacts/{hash}",
+        "POST /v1/generations",
         "POST /v1/streams/{stream}/events",
         "POST /v1/catalog",
         "POST /v1/reconciliations",
@@ -498,7 +502,9 @@ fn openapi_documents_every_endpoint() {
         let path = path
             .replace("{stream}", "s")
             .replace("{period}", "2026-03")
-            .replace("{derivative}", "6f1c1c1e-1111-4a4a-8b8b-000000000001");
+            .replace("{derivative}", "6f1c1c1e-1111-4a4a-8b8b-000000000001")
+            .replace("{id}", "6f1c1c1e-1111-4a4a-8b8b-000000000001")
+            .replace("{hash}", &"0".repeat(64));
         let reply = match method {
             "GET" => server.get(&path, None),
             _ => server.post(&path, &[], b""),

@@ -18,6 +18,7 @@ pub const GENERATION_REQUESTED: &str = "generation.requested";
 pub const GENERATION_STEP: &str = "generation.step";
 pub const GENERATION_REJECTED: &str = "generation.rejected";
 pub const DERIVATIVE_PUBLISHED: &str = "generation.derivative-published";
+pub const GENERATION_ABANDONED: &str = "generation.abandoned";
 pub const VOICE_MODEL_TRAINED: &str = "voice.model-trained";
 /// Schema version of [`DerivativePublished`].
 pub const DERIVATIVE_PUBLISHED_SCHEMA_VERSION: u32 = 1;
@@ -128,6 +129,17 @@ pub struct GenerationRejected {
     pub reason: RejectionReason,
     /// The reason in words, naming the input that was refused.
     pub message: String,
+}
+
+/// `generation.abandoned`: the last event of a job the server stopped
+/// before it could finish (still queued at shutdown, or running past the
+/// shutdown wait). A job that never started has only this event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationAbandoned {
+    pub job: Uuid,
+    /// Why, in words (e.g. that the server shut down while it was queued).
+    pub reason: String,
 }
 
 /// The op a generation step ran.

@@ -105,6 +105,10 @@ pub enum Action {
     ReadLineage,
     /// Reconcile a statement with ours: a label only its own party's rows.
     Reconcile,
+    /// Submit a generation request.
+    Generate,
+    /// Read generation jobs, their events and their artifacts.
+    ReadGeneration,
 }
 
 /// Which roles may perform each action. A `label` appears only beside
@@ -126,6 +130,11 @@ const ACCESS: &[(Action, &[Role])] = &[
     (
         Action::Reconcile,
         &[Role::Admin, Role::Auditor, Role::Label],
+    ),
+    (Action::Generate, &[Role::Admin, Role::Generator]),
+    (
+        Action::ReadGeneration,
+        &[Role::Admin, Role::Generator, Role::Auditor],
     ),
 ];
 

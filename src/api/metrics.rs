@@ -65,6 +65,52 @@ impl Histogram {
     }
 }
 
+/// How a generation job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenerationOutcome {
+    Published,
+    Rejected,
+    /// Stopped by an error; the job table keeps the message.
+    Failed,
+    /// Stopped by a shutdown, queued or running past the wait.
+    Abandoned,
+}
+
+impl GenerationOutcome {
+    const ALL: [GenerationOutcome; 4] = [
+        GenerationOutcome::Published,
+        GenerationOutcome::Rejected,
+        GenerationOutcome::Failed,
+        GenerationOutcome::Abandoned,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GenerationOutcome::Published => "published",
+            GenerationOutcome::Rejected => "rejected",
+            GenerationOutcome::Failed => "failed",
+            GenerationOutcome::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// Generation jobs by outcome. Shared with the generation worker, which
+/// lives on its own thread and holds no `AppState`.
+#[derive(Default)]
+pub struct GenerationCounts {
+    by_outcome: [AtomicU64; 4],
+}
+
+impl GenerationCounts {
+    pub fn record(&self, outcome: GenerationOutcome) {
+        let index = GenerationOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .expect("every outcome is listed");
+        self.by_outcome[index].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Everything the server counts.
 pub struct Metrics {
     /// Events in successful append requests (idempotent retries included:
@@ -80,6 +126,8 @@ pub struct Metrics {
     requests_by_class: [AtomicU64; 5],
     /// Every HTTP request's handling time.
     request_seconds: Histogram,
+    /// Generation jobs by outcome.
+    pub generations: Arc<GenerationCounts>,
 }
 
 impl Default for Metrics {
@@ -91,6 +139,7 @@ impl Default for Metrics {
             append_seconds: Histogram::new(&LATENCY_SECONDS_BUCKETS),
             requests_by_class: Default::default(),
             request_seconds: Histogram::new(&LATENCY_SECONDS_BUCKETS),
+            generations: Arc::default(),
         }
     }
 }
@@ -113,8 +162,9 @@ impl Metrics {
         self.request_seconds.observe(elapsed.as_secs_f64());
     }
 
-    /// The exposition text; `queue_depth` is read from the store at scrape time.
-    pub fn render(&self, queue_depth: usize) -> String {
+    /// The exposition text; `queue_depth` is read from the store and
+    /// `generation_queue_depth` from the generation queue at scrape time.
+    pub fn render(&self, queue_depth: usize, generation_queue_depth: usize) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -167,6 +217,27 @@ impl Metrics {
             "ledgerline_http_request_duration_seconds",
             "Time to handle an HTTP request.",
         );
+        let _ = writeln!(
+            out,
+            "# HELP ledgerline_generation_queue_depth Generation jobs waiting for the worker.\n\
+             # TYPE ledgerline_generation_queue_depth gauge\nledgerline_generation_queue_depth {generation_queue_depth}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ledgerline_generation_jobs_total Generation jobs finished, by outcome.\n\
+             # TYPE ledgerline_generation_jobs_total counter"
+        );
+        for (outcome, count) in GenerationOutcome::ALL
+            .iter()
+            .zip(&self.generations.by_outcome)
+        {
+            let _ = writeln!(
+                out,
+                "ledgerline_generation_jobs_total{{outcome=\"{}\"}} {}",
+                outcome.name(),
+                count.load(Ordering::Relaxed)
+            );
+        }
         out
     }
 }
@@ -188,7 +259,9 @@ pub async fn metrics(
     principal: Principal,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&principal, Action::ReadMetrics, None)?;
-    let text = state.metrics.render(state.store.queue_depth());
+    let text = state
+        .metrics
+        .render(state.store.queue_depth(), state.generations.queue_depth());
     Ok(([(CONTENT_TYPE, PROMETHEUS_TEXT)], text))
 }
 

@@ -2,7 +2,8 @@
 //!
 //! One [`router`] over an [`AppState`] shared in an `Arc`; one file per
 //! endpoint group ([`log`], [`catalog`], [`usage`], [`statements`],
-//! [`lineage`], [`reconcile`], [`health`], [`metrics`], [`openapi`]); one error type
+//! [`lineage`], [`reconcile`], [`generations`], [`health`], [`metrics`],
+//! [`openapi`]); one error type
 //! ([`error::ApiError`]); one access table ([`auth`]). Every request gets an
 //! `x-request-id` (the caller's, if it sent a usable one) that tags its log
 //! lines and comes back on the response.
@@ -11,6 +12,7 @@ pub mod auth;
 pub mod body;
 pub mod catalog;
 pub mod error;
+pub mod generations;
 pub mod health;
 pub mod idempotency;
 pub mod lineage;
@@ -55,6 +57,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The royalty read model in the log's database; one request folds at a time.
     pub projections: tokio::sync::Mutex<projections::runner::Projections>,
+    /// The generation queue and its worker.
+    pub generations: generations::Generations,
+    /// The data directory's artifacts: stems, step outputs, derivatives.
+    pub artifacts: inference::artifacts::ArtifactStore,
 }
 
 /// Every route, with request ids, logs, metrics and the body limit.
@@ -72,6 +78,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/reconciliations", post(reconcile::reconcile))
         .route("/v1/catalog", post(catalog::import))
         .route("/v1/usage", post(usage::import))
+        .route("/v1/generations", post(generations::submit))
+        .route("/v1/generations/{id}", get(generations::status))
+        .route("/v1/generations/{id}/events", get(generations::events))
+        .route("/v1/artifacts/{hash}", get(generations::artifact))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -128,9 +138,15 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
 }
 
 /// Serves the API on `listen` over the data directory's log until SIGTERM or
-/// ctrl-c; then finishes in-flight requests, signs a checkpoint covering
+/// ctrl-c, with room for `generation_queue_jobs` waiting generation jobs;
+/// then finishes in-flight requests, finishes or abandons generation jobs
+/// (see [`generations::Generations::stop`]), signs a checkpoint covering
 /// every acknowledged append and closes the store.
-pub async fn serve(listen: SocketAddr, context: &Context) -> anyhow::Result<()> {
+pub async fn serve(
+    listen: SocketAddr,
+    generation_queue_jobs: usize,
+    context: &Context,
+) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -148,19 +164,47 @@ pub async fn serve(listen: SocketAddr, context: &Context) -> anyhow::Result<()> 
     let projections =
         tokio::task::spawn_blocking(move || projections::runner::Projections::open(&database))
             .await??;
+    let metrics = Metrics::default();
+    let artifacts = inference::artifacts::ArtifactStore::open(&context.data_dir)?;
+    let generations = generations::Generations::start(
+        store.clone(),
+        artifacts.clone(),
+        generation_queue_jobs,
+        metrics.generations.clone(),
+    )?;
     let state = Arc::new(AppState {
         store: store.clone(),
         keys: Arc::new(keys),
         idempotency: Arc::new(idempotency),
-        metrics: Metrics::default(),
+        metrics,
         projections: tokio::sync::Mutex::new(projections),
+        generations,
+        artifacts,
     });
+    // Generation jobs are stopped as soon as the signal comes, while the
+    // server drains: an open event stream of a queued or running job ends
+    // only when its job does, so the server could not drain first.
+    let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
+    let stop_generations = tokio::spawn({
+        let state = state.clone();
+        async move {
+            // Also runs if the server fails and drops the sender.
+            let _ = stop_requested.await;
+            state.generations.stop(state.store.as_ref()).await;
+        }
+    });
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
     tracing::info!(%address, "listening");
     // Tests and scripts wait for this line before sending requests.
     println!("listening on http://{address}");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(signal)
+        .await;
+    stop_generations.await?;
+    served?;
     let checkpoint = store.checkpoint_now().await?;
     tracing::info!(size = checkpoint.size, "final checkpoint signed");
     // Dropping the last handle closes the writer and waits for it. Connection

@@ -1,7 +1,9 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the
 //! handlers' `#[utoipa::path]` attributes and the types they speak.
 
-use super::{catalog, error, health, lineage, log, metrics, reconcile, statements, usage};
+use super::{
+    catalog, error, generations, health, lineage, log, metrics, reconcile, statements, usage,
+};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -25,6 +27,10 @@ use utoipa::{Modify, OpenApi};
         lineage::derivative,
         reconcile::reconcile,
         usage::import,
+        generations::submit,
+        generations::status,
+        generations::events,
+        generations::artifact,
         health::healthz,
         metrics::metrics,
         openapi_json,
@@ -34,6 +40,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "log", description = "The append-only log: events, checkpoints, proofs"),
         (name = "money", description = "Catalog, usage reports, royalty statements and lineage"),
+        (name = "generation", description = "Generation jobs, their events and the artifacts they make"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]
