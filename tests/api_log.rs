@@ -491,6 +491,7 @@ fn openapi_documents_every_endpoint() {
         "POST /v1/generations",
         "POST /v1/streams/{stream}/events",
         "POST /v1/catalog",
+        "POST /v1/lineage",
         "POST /v1/reconciliations",
         "POST /v1/usage",
     ];

@@ -8,9 +8,14 @@ mod common;
 use common::server::Server;
 use common::{ok, ok_json};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 const DERIVATIVE: &str = "6f1c1c1e-1111-4a4a-8b8b-000000000001";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 fn write(dir: &Path, name: &str, contents: &[u8]) -> String {
     let path = dir.join(name);
@@ -36,6 +41,14 @@ fn catalog(stem: &str) -> Value {
     })
 }
 
+/// The published cover's audio: a short real WAV, so it can be uploaded.
+fn cover_audio() -> Vec<u8> {
+    let samples: Vec<i16> = (0..4_410)
+        .map(|i| ((i * 53) % 3_000 - 1_500) as i16)
+        .collect();
+    common::wav(&samples, false)
+}
+
 /// The catalog and a published cover, imported with the CLI.
 fn import_catalog(data: &Path, work: &Path) {
     std::fs::create_dir_all(work.join("stems")).unwrap();
@@ -45,7 +58,7 @@ fn import_catalog(data: &Path, work: &Path) {
     ok(data, &["catalog", "import", &catalog_file]);
     let published = json!({
         "job": DERIVATIVE, "derivative": DERIVATIVE, "recording": "GBAYE0601498", "requested_by": "u1",
-        "recipe": {"op": "cover"}, "output": format!("sha256:{}", "1".repeat(64)),
+        "recipe": {"op": "cover"}, "output": format!("sha256:{}", hex(&Sha256::digest(cover_audio()))),
         "output_pcm": format!("sha256:{}", "0".repeat(64)), "duration_ms": 1000,
         "attribution": [{"kind": "recording", "ref": "GBAYE0601498", "weight_bp": 5000}, {"kind": "voice", "ref": "vm1", "weight_bp": 5000}]
     });
@@ -717,6 +730,71 @@ fn lineage_is_served_and_labels_see_only_derivatives_that_paid_them() {
         (reply.status, reply.error_code().as_str()),
         (401, "unauthorized")
     );
+    // The same lineage from the audio file itself, uploaded.
+    let upload = |token: Option<&str>, content_type: &str, body: &[u8]| {
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", content_type)];
+        if let Some(value) = &authorization {
+            headers.push(("authorization", value.as_str()));
+        }
+        server.post("/v1/lineage", &headers, body)
+    };
+    let audio = cover_audio();
+    let reply = upload(Some(&auditor), "audio/wav", &audio);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let by_file = reply.json();
+    assert_eq!(by_file["derivative_seq"], cli["derivative_seq"]);
+    assert_eq!(by_file["matched_by"], "file-hash", "{by_file}");
+    let reply = upload(Some(&label), "application/octet-stream", &audio);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(revenue_parties(&reply.json()).iter().all(|p| p == "label"));
+    for (token, content_type, body, status, code) in [
+        (
+            Some(&other_label),
+            "audio/wav",
+            audio.as_slice(),
+            403,
+            "forbidden",
+        ),
+        (
+            Some(&ingest),
+            "audio/wav",
+            audio.as_slice(),
+            403,
+            "forbidden",
+        ),
+        (None, "audio/wav", audio.as_slice(), 401, "unauthorized"),
+        (
+            Some(&admin),
+            "text/plain",
+            audio.as_slice(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            Some(&admin),
+            "audio/wav",
+            b"".as_slice(),
+            400,
+            "bad_request",
+        ),
+        (
+            Some(&admin),
+            "audio/mpeg",
+            b"not any audio we published".as_slice(),
+            404,
+            "not_found",
+        ),
+    ] {
+        let reply = upload(token.map(String::as_str), content_type, body);
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (status, code),
+            "{content_type}: {}",
+            reply.body
+        );
+    }
+
     for (bad, status) in [
         (
             "/v1/lineage/6f1c1c1e-1111-4a4a-8b8b-00000000dead".to_string(),

@@ -75,6 +75,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/proofs/consistency", get(log::consistency_proof))
         .route("/v1/statements/{period}", get(statements::statement))
         .route("/v1/lineage/{derivative}", get(lineage::derivative))
+        .route("/v1/lineage", post(lineage::upload))
         .route("/v1/reconciliations", post(reconcile::reconcile))
         .route("/v1/catalog", post(catalog::import))
         .route("/v1/usage", post(usage::import))

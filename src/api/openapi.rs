@@ -25,6 +25,7 @@ use utoipa::{Modify, OpenApi};
         catalog::import,
         statements::statement,
         lineage::derivative,
+        lineage::upload,
         reconcile::reconcile,
         usage::import,
         generations::submit,
