@@ -465,13 +465,25 @@ fn openapi_documents_every_endpoint() {
         document["openapi"]
     );
     let mut documented: Vec<String> = Vec::new();
+    let mut operation_ids: Vec<String> = Vec::new();
     for (path, item) in document["paths"].as_object().unwrap() {
-        for method in item.as_object().unwrap().keys() {
+        for (method, operation) in item.as_object().unwrap() {
             if ["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {
                 documented.push(format!("{} {path}", method.to_uppercase()));
+                operation_ids.push(operation["operationId"].as_str().unwrap().to_string());
             }
         }
     }
+    // OpenAPI requires operation ids to be unique; generated clients name
+    // their methods after them.
+    let count = operation_ids.len();
+    operation_ids.sort();
+    operation_ids.dedup();
+    assert_eq!(
+        operation_ids.len(),
+        count,
+        "duplicate operationId in {operation_ids:?}"
+    );
     documented.sort();
     let mut served = vec![
         "GET /healthz",

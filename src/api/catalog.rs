@@ -46,6 +46,7 @@ impl From<CatalogError> for ApiError {
 #[utoipa::path(
     post,
     path = "/v1/catalog",
+    operation_id = "import_catalog",
     tag = "money",
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first response")),
     request_body(content = Object, content_type = "application/json", description = "The catalog document; stems as `sha256:<hex>` content hashes"),

@@ -755,6 +755,7 @@ impl Follow {
 #[utoipa::path(
     get,
     path = "/v1/generations/{id}/events",
+    operation_id = "generation_events",
     tag = "generation",
     params(
         ("id" = String, Path, description = "The job id POST /v1/generations returned"),

@@ -141,7 +141,7 @@ impl Drop for UploadFile {
     path = "/v1/lineage",
     tag = "money",
     params(LineageParams),
-    request_body(content = Vec<u8>, content_type = "audio/wav", description = "The audio file (WAV, FLAC, MP3 or Ogg Vorbis; also accepted as application/octet-stream)"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The audio file's bytes (WAV, FLAC, MP3 or Ogg Vorbis); also accepted as audio/wav, audio/x-wav, audio/wave, audio/vnd.wave, audio/flac, audio/x-flac, audio/mpeg or audio/ogg"),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The lineage, with proofs", body = Object),

@@ -55,6 +55,7 @@ impl From<UsageError> for ApiError {
 #[utoipa::path(
     post,
     path = "/v1/usage",
+    operation_id = "import_usage",
     tag = "money",
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first response")),
     request_body(content = String, content_type = "text/csv", description = "line_id,period,derivative,territory,currency,streams,gross,reverses"),
