@@ -55,14 +55,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonText {
     }
 }
 
-/// Checks the media type, then reads at most [`BODY_BYTES_MAX`] bytes.
-async fn read_body<S: Send + Sync>(
-    request: Request,
-    state: &S,
-    wanted: &str,
-) -> Result<Bytes, ApiError> {
-    let media_type = request
-        .headers()
+/// The request's media type (`Content-Type` without parameters, lowercase),
+/// if it sent a readable one.
+pub fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .map(|value| {
@@ -72,7 +68,16 @@ async fn read_body<S: Send + Sync>(
                 .unwrap_or("")
                 .trim()
                 .to_ascii_lowercase()
-        });
+        })
+}
+
+/// Checks the media type, then reads at most [`BODY_BYTES_MAX`] bytes.
+async fn read_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+    wanted: &str,
+) -> Result<Bytes, ApiError> {
+    let media_type = media_type(request.headers());
     if media_type.as_deref() != Some(wanted) {
         return Err(ApiError::UnsupportedMediaType(format!(
             "the body must be sent as `Content-Type: {wanted}`, not {}",

@@ -7,11 +7,12 @@
 //! by the hash of the decoded PCM.
 
 use super::auth::{authorize, Action, Principal, Scope};
+use super::body::media_type;
 use super::error::ApiError;
 use super::AppState;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::CONTENT_LENGTH;
 use axum::Json;
 use futures::StreamExt;
 use projections::lineage::{lineage, AudioIdentity, LineageAnswer, LineageError, LineageQuery};
@@ -163,18 +164,7 @@ pub async fn upload(
     // byte of the body is read.
     let scope = authorize(&principal, Action::ReadLineage, None)?;
     let Query(query) = query?;
-    let media_type = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| {
-            value
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let media_type = media_type(request.headers());
     if !media_type
         .as_deref()
         .is_some_and(|t| UPLOAD_MEDIA_TYPES.contains(&t))
