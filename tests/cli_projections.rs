@@ -183,6 +183,57 @@ fn statements_reconcile_and_lineage_from_the_command_line() {
     assert_eq!(report["counts"]["mismatched"], 1);
     assert_eq!(report["counts"]["missing_there"], 3);
 
+    // Derivative detail rows meet our exact per-derivative amounts rounded
+    // half-even: label 0.625 is 0.62, singer 3.125 is 3.12 (not 3.13).
+    let detailed = write(
+        work,
+        "label-detail.csv",
+        format!("party,currency,amount,derivative\nlabel,USD,0.63,\nlabel,USD,0.62,{D1}\nsinger,USD,3.13,{D1}\n").as_bytes(),
+    );
+    let output = run(
+        data,
+        &[
+            "reconcile",
+            "--statement",
+            &detailed,
+            "--period",
+            "2026-03",
+            "--currency",
+            "USD",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let details: Vec<(String, String, String, String)> = report["derivatives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or("-").to_string();
+            (
+                text("party"),
+                text("derivative"),
+                text("status"),
+                text("ours"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        details,
+        [
+            ("label".into(), D1.into(), "matched".into(), "0.62".into()),
+            (
+                "singer".into(),
+                D1.into(),
+                "mismatched".into(),
+                "3.12".into()
+            ),
+        ],
+        "{report}"
+    );
+
     // Lineage of the file itself, and of a file never generated here.
     let lineage = ok_json(data, &["lineage", &audio]);
     assert_eq!(lineage["found"], true);

@@ -8,6 +8,7 @@
 //! - [`audio`]: the planar PCM the kernels take and return.
 //! - [`artifacts`]: the content-addressed store of inputs and outputs.
 //! - [`attribution`]: energy shares as basis points summing to 10 000.
+//! - [`fingerprint`]: Chromaprint acoustic fingerprints of published outputs.
 //! - [`pipeline`]: generation jobs and voice model training, each step an
 //!   event in the log, and the replay of a step on the CPU twin.
 //! - [`sample_catalog`]: synthesized multitrack songs for demos and tests.
@@ -18,6 +19,7 @@
 pub mod artifacts;
 pub mod attribution;
 pub mod audio;
+pub mod fingerprint;
 pub mod gpu;
 pub mod kernels;
 pub mod pipeline;

@@ -161,6 +161,48 @@ fn decimal_to_i128(value: Decimal) -> i128 {
     integer.mantissa()
 }
 
+/// A fast exact accumulator for many decimals, for sums over millions of
+/// allocations (a statement): per scale, the `i128` sum of the mantissas,
+/// turned into an [`ExactSum`] once at the end. A mantissa is below 2^96,
+/// so 2^31 terms of one scale cannot overflow; a term that would goes to
+/// an `ExactSum` instead. The total is the same exact value as adding every
+/// term to an `ExactSum`, which carries and normalizes on each addition.
+#[derive(Debug, Clone, Default)]
+pub struct MantissaSums {
+    /// (scale, sum of the mantissas of the terms of that scale).
+    by_scale: Vec<(u32, i128)>,
+    overflow: ExactSum,
+}
+
+impl MantissaSums {
+    /// Adds `value` exactly.
+    pub fn add(&mut self, value: Decimal) {
+        let (scale, mantissa) = (value.scale(), value.mantissa());
+        // Amounts of one kind share a few scales, so this scan is short.
+        match self.by_scale.iter_mut().find(|(s, _)| *s == scale) {
+            Some((_, sum)) => match sum.checked_add(mantissa) {
+                Some(total) => *sum = total,
+                None => self.overflow.add(value),
+            },
+            None => self.by_scale.push((scale, mantissa)),
+        }
+    }
+
+    /// The exact total.
+    pub fn total(&self) -> ExactSum {
+        let mut total = self.overflow;
+        for &(scale, sum) in &self.by_scale {
+            // scale <= 28, so 10^scale < 2^94 and the fraction fits a Decimal.
+            let unit = 10i128.pow(scale);
+            let whole = Decimal::try_from_i128_with_scale(sum / unit, 0)
+                .expect("a total beyond 7.9e28 does not fit an exact sum");
+            total.add(whole);
+            total.add(Decimal::from_i128_with_scale(sum % unit, scale));
+        }
+        total
+    }
+}
+
 impl PartialOrd for ExactSum {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
@@ -350,5 +392,42 @@ mod tests {
         assert_eq!(format_minor_units(-1234, 2), "-12.34");
         assert_eq!(format_minor_units(5, 2), "0.05");
         assert_eq!(format_minor_units(1234, 0), "1234");
+    }
+
+    #[test]
+    fn mantissa_sums_equal_exact_sums_term_by_term() {
+        let terms: Vec<Decimal> = [
+            "0.0000000000000000000000000001",
+            "7922816251426433759354395033",
+            "-7922816251426433759354395033",
+            "12.345678",
+            "-0.333333333333333333333333333",
+            "1.5",
+            "0.0000000000000000000000000009",
+            "-7.25",
+        ]
+        .iter()
+        .map(|t| Decimal::from_str(t).unwrap())
+        .cycle()
+        .take(10_000)
+        .collect();
+        let mut fast = MantissaSums::default();
+        let mut exact = ExactSum::ZERO;
+        for term in &terms {
+            fast.add(*term);
+            exact.add(*term);
+        }
+        assert_eq!(fast.total(), exact);
+        assert_eq!(fast.total().to_string(), exact.to_string());
+        // Mantissas near 2^96 of one scale overflow i128 only after 2^31
+        // terms; force the overflow path with the extremes of i128 itself.
+        let mut edge = MantissaSums {
+            by_scale: vec![(0, i128::MAX - 1)],
+            overflow: ExactSum::ZERO,
+        };
+        edge.add(Decimal::from(5));
+        assert_eq!(edge.by_scale, [(0, i128::MAX - 1)]);
+        assert_eq!(edge.overflow, ExactSum::of(Decimal::from(5)));
+        assert_eq!(MantissaSums::default().total(), ExactSum::ZERO);
     }
 }

@@ -97,6 +97,17 @@ pub struct DerivativeRecord {
     pub published: DerivativePublished,
 }
 
+impl DerivativeRecord {
+    /// The record as [`Fold`] keeps it in memory: without the acoustic
+    /// fingerprint, kilobytes per derivative that only lineage reads (from
+    /// the projection tables), so thousands of derivatives stay small.
+    pub fn without_fingerprint(&self) -> DerivativeRecord {
+        let mut record = self.clone();
+        record.published.output_fingerprint = None;
+        record
+    }
+}
+
 /// Whether a usage line counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineStatus {
@@ -193,7 +204,7 @@ impl Fold {
                         published,
                     };
                     self.derivatives
-                        .insert(record.published.derivative, record.clone());
+                        .insert(record.published.derivative, record.without_fingerprint());
                     Some(Change::Derivative(record))
                 }
                 _ => None,

@@ -8,9 +8,11 @@
 //! log's own SQLite file, with its position, in one transaction per batch.
 
 pub mod allocation;
+pub mod allocation_codec;
 pub mod amount;
 pub mod catalog;
 pub mod currency;
+pub mod fingerprint;
 pub mod fold;
 pub mod identifiers;
 pub mod lineage;

@@ -4,12 +4,14 @@
 //! the answer can be handed to a third party and checked without us.
 //!
 //! A file is matched by the SHA-256 of its bytes, then by the SHA-256 of its
-//! decoded PCM. Acoustic-fingerprint matching (for re-encoded or trimmed
-//! copies) takes [`AudioIdentity::fingerprint`] and is not implemented yet:
-//! a file that matches neither hash gets a "no lineage" answer saying so.
+//! decoded PCM, then by its acoustic fingerprint ([`crate::fingerprint`]),
+//! so a re-encoded, resampled or trimmed copy is still traced; the answer's
+//! `match` says which, and for a fingerprint how well and where. A file that
+//! matches none gets a "no lineage" answer naming what was tried.
 
 use crate::amount::{format_minor_units, largest_remainder, round_half_even_minor_units, ExactSum};
 use crate::currency::minor_unit_exponent;
+use crate::fingerprint::{self, FingerprintMatch};
 use crate::fold::{
     DerivativeRecord, LineStatus, KIND_PARTY, KIND_RECORDING, KIND_VOICE_MODEL, KIND_WORK,
 };
@@ -37,7 +39,9 @@ pub struct AudioIdentity {
     pub file_hash: String,
     /// `sha256:` of its decoded PCM, when it could be decoded.
     pub pcm_hash: Option<String>,
-    /// A Chromaprint-style acoustic fingerprint, when computed.
+    /// The items of its Chromaprint fingerprint (the configuration
+    /// `inference::fingerprint` records), when computed. Callers compute it
+    /// only after both hashes missed, since it costs a full analysis.
     pub fingerprint: Option<Vec<u32>>,
 }
 
@@ -123,13 +127,29 @@ pub struct Revenue {
     pub parties: Vec<PartyRevenue>,
 }
 
+/// How a query found its derivative.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineageMatch {
+    /// `derivative-id`, `file-hash`, `pcm-hash` or `fingerprint`.
+    pub method: String,
+    /// For `fingerprint`: the score and the matched segment.
+    #[serde(flatten)]
+    pub fingerprint: Option<FingerprintMatch>,
+}
+
 /// A found lineage.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lineage {
     pub found: bool,
-    /// `derivative-id`, `file-hash` or `pcm-hash`.
+    /// `derivative-id`, `file-hash`, `pcm-hash` or `fingerprint`.
     pub matched_by: String,
-    /// Other derivatives with the same content, if any (identical outputs).
+    /// How the derivative was found; for a fingerprint match, how well
+    /// (`score_bp`) and where (`query_start_ms`, `derivative_start_ms`,
+    /// `duration_ms`).
+    #[serde(rename = "match")]
+    pub matched: LineageMatch,
+    /// Other derivatives with the same content, if any (identical outputs,
+    /// or for a fingerprint match other outputs that match as well).
     pub also_matched: Vec<Uuid>,
     pub as_of: u64,
     pub derivative: DerivativePublished,
@@ -184,16 +204,14 @@ pub async fn lineage(
     if projections.position() < as_of {
         projections.catch_up_to(store, as_of).await?;
     }
-    let (record, matched_by, also) = match find(projections, query, as_of)? {
-        Some(found) => found,
-        None => {
+    let (record, matched, also) = match find(projections, query, as_of)? {
+        Search::Found(found) => *found,
+        Search::Missed { closest } => {
             let message = match query {
-                LineageQuery::Derivative(id) => format!("no lineage: derivative {id} was not published in this log"),
-                LineageQuery::Audio(identity) => format!(
-                    "no lineage: no derivative published in this log has file hash {}{}; acoustic fingerprint matching is not available yet",
-                    identity.file_hash,
-                    identity.pcm_hash.as_ref().map(|p| format!(" or PCM hash {p}")).unwrap_or_default()
-                ),
+                LineageQuery::Derivative(id) => {
+                    format!("no lineage: derivative {id} was not published in this log")
+                }
+                LineageQuery::Audio(identity) => no_lineage_message(identity, closest),
             };
             return Ok(LineageAnswer::NotFound {
                 found: false,
@@ -351,7 +369,8 @@ pub async fn lineage(
         .collect();
     Ok(LineageAnswer::Found(Box::new(Lineage {
         found: true,
-        matched_by: matched_by.to_string(),
+        matched_by: matched.method.clone(),
+        matched,
         also_matched: also,
         as_of,
         derivative_seq: record.seq,
@@ -370,44 +389,160 @@ pub async fn lineage(
 /// A party's exact total and its exact total per component.
 type PartyTotals = (ExactSum, BTreeMap<String, ExactSum>);
 
-type Found = (DerivativeRecord, &'static str, Vec<Uuid>);
+type Found = (DerivativeRecord, LineageMatch, Vec<Uuid>);
+
+/// The outcome of a search: the derivative found, or for an audio query the
+/// closest fingerprint candidate that fell short of the threshold.
+enum Search {
+    Found(Box<Found>),
+    Missed { closest: Option<FingerprintMatch> },
+}
 
 fn find(
     projections: &Projections,
     query: &LineageQuery,
     as_of: u64,
-) -> Result<Option<Found>, ProjectionError> {
-    let first = |mut found: Vec<DerivativeRecord>, by: &'static str| -> Option<Found> {
+) -> Result<Search, ProjectionError> {
+    let by_hash = |mut found: Vec<DerivativeRecord>, method: &str| -> Option<Found> {
         if found.is_empty() {
             return None;
         }
         let record = found.remove(0);
+        let matched = LineageMatch {
+            method: method.to_string(),
+            fingerprint: None,
+        };
         Some((
             record,
-            by,
+            matched,
             found.into_iter().map(|r| r.published.derivative).collect(),
         ))
     };
-    match query {
-        LineageQuery::Derivative(id) => Ok(projections
-            .derivative(*id, as_of)?
-            .map(|r| (r, "derivative-id", Vec::new()))),
-        LineageQuery::Audio(identity) => {
-            if let Some(found) = first(
-                projections.derivatives_by_output(&identity.file_hash, as_of)?,
-                "file-hash",
-            ) {
-                return Ok(Some(found));
-            }
-            if let Some(pcm) = &identity.pcm_hash {
-                if let Some(found) = first(projections.derivatives_by_pcm(pcm, as_of)?, "pcm-hash")
-                {
-                    return Ok(Some(found));
-                }
-            }
-            Ok(None)
+    let identity = match query {
+        LineageQuery::Derivative(id) => {
+            return Ok(match projections.derivative(*id, as_of)? {
+                Some(record) => Search::Found(Box::new((
+                    record,
+                    LineageMatch {
+                        method: "derivative-id".into(),
+                        fingerprint: None,
+                    },
+                    Vec::new(),
+                ))),
+                None => Search::Missed { closest: None },
+            })
+        }
+        LineageQuery::Audio(identity) => identity,
+    };
+    if let Some(found) = by_hash(
+        projections.derivatives_by_output(&identity.file_hash, as_of)?,
+        "file-hash",
+    ) {
+        return Ok(Search::Found(Box::new(found)));
+    }
+    if let Some(pcm) = &identity.pcm_hash {
+        if let Some(found) = by_hash(projections.derivatives_by_pcm(pcm, as_of)?, "pcm-hash") {
+            return Ok(Search::Found(Box::new(found)));
         }
     }
+    match &identity.fingerprint {
+        Some(items) => find_by_fingerprint(projections, items, as_of),
+        None => Ok(Search::Missed { closest: None }),
+    }
+}
+
+/// The derivative whose recorded fingerprint best matches `query`: the
+/// index proposes the few derivatives sharing the most keys with it, each
+/// is aligned and scored, and the best accepted one wins (ties to the
+/// earliest published, as for identical outputs).
+fn find_by_fingerprint(
+    projections: &Projections,
+    query: &[u32],
+    as_of: u64,
+) -> Result<Search, ProjectionError> {
+    // Decoding bounds audio at 20 minutes, so this only guards the matcher.
+    let query = &query[..query.len().min(fingerprint::ITEMS_MAX)];
+    let candidates = projections.derivatives_by_fingerprint_keys(
+        &fingerprint::query_keys(query),
+        as_of,
+        fingerprint::CANDIDATES_MAX,
+    )?;
+    let mut scored: Vec<(DerivativeRecord, FingerprintMatch)> = Vec::new();
+    for (record, votes) in candidates {
+        if votes < fingerprint::CANDIDATE_VOTES_MIN {
+            continue;
+        }
+        let Some(items) = record
+            .published
+            .output_fingerprint
+            .as_ref()
+            .and_then(|f| fingerprint::items_of(f).ok())
+        else {
+            continue;
+        };
+        if let Some(found) = fingerprint::compare(query, &items) {
+            scored.push((record, found));
+        }
+    }
+    scored.sort_by(|(a, a_match), (b, b_match)| {
+        b_match
+            .is_accepted()
+            .cmp(&a_match.is_accepted())
+            .then(b_match.score_bp.cmp(&a_match.score_bp))
+            .then(b_match.duration_ms.cmp(&a_match.duration_ms))
+            .then(a.seq.cmp(&b.seq))
+    });
+    let mut scored = scored.into_iter();
+    match scored.next() {
+        Some((record, found)) if found.is_accepted() => {
+            let also = scored
+                .filter(|(_, m)| m.is_accepted())
+                .map(|(r, _)| r.published.derivative)
+                .collect();
+            let matched = LineageMatch {
+                method: "fingerprint".into(),
+                fingerprint: Some(found),
+            };
+            Ok(Search::Found(Box::new((record, matched, also))))
+        }
+        closest => Ok(Search::Missed {
+            closest: closest.map(|(_, found)| found),
+        }),
+    }
+}
+
+/// Why an audio file has no lineage, naming every method tried.
+fn no_lineage_message(identity: &AudioIdentity, closest: Option<FingerprintMatch>) -> String {
+    let file = &identity.file_hash;
+    let prefix = "no lineage: no derivative published in this log has";
+    let (pcm, items) = match (&identity.pcm_hash, &identity.fingerprint) {
+        (None, _) => {
+            return format!("{prefix} file hash {file} (the file does not decode as audio, so neither its PCM hash nor its acoustic fingerprint could be compared)")
+        }
+        (Some(pcm), None) => {
+            return format!("{prefix} file hash {file} or PCM hash {pcm} (its acoustic fingerprint was not compared)")
+        }
+        (Some(pcm), Some(items)) => (pcm, items),
+    };
+    if fingerprint::items_to_ms(items.len()) < fingerprint::MATCH_DURATION_MS_MIN {
+        return format!(
+            "{prefix} file hash {file} or PCM hash {pcm}, and the audio is too short to match by acoustic fingerprint (a match needs {} ms)",
+            fingerprint::MATCH_DURATION_MS_MIN
+        );
+    }
+    let closest = match closest {
+        // The closest derivative is not named: a label key may not learn
+        // of derivatives that did not pay it.
+        Some(found) => format!(
+            "; the closest derivative scored {} bp over {} ms, and a match needs {} bp over {} ms",
+            found.score_bp,
+            found.duration_ms,
+            fingerprint::SCORE_BP_MIN,
+            fingerprint::MATCH_DURATION_MS_MIN
+        ),
+        None => String::new(),
+    };
+    format!("{prefix} file hash {file}, PCM hash {pcm} or a matching acoustic fingerprint{closest}")
 }
 
 /// The latest signed checkpoint, signed now if it does not cover `size` events.
@@ -427,27 +562,15 @@ async fn checkpoint_covering(
     Ok((cited, checkpoint.root))
 }
 
-/// The events at `seqs` (ascending), reading each run of consecutive seqs at once.
+/// The events at `seqs` (ascending), in one read: a derivative's usage
+/// lines are scattered over the log.
 async fn read_events(store: &dyn EventStore, seqs: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut events = Vec::with_capacity(seqs.len());
-    let mut start = 0;
-    while start < seqs.len() {
-        let mut end = start + 1;
-        while end < seqs.len() && seqs[end] == seqs[end - 1] + 1 {
-            end += 1;
-        }
-        let run = store.read_range(seqs[start], end - start).await?;
-        if run.len() != end - start || run.iter().zip(&seqs[start..end]).any(|(e, s)| e.seq != *s) {
-            return Err(StoreError::Corrupt(format!(
-                "events {}..{} cited by the projection are not all in the log",
-                seqs[start],
-                seqs[end - 1] + 1
-            )));
-        }
-        events.extend(run);
-        start = end;
-    }
-    Ok(events)
+    store.read_seqs(seqs.to_vec()).await.map_err(|e| match e {
+        StoreError::OutOfRange { what, .. } => StoreError::Corrupt(format!(
+            "{what}, cited by the projection, is not in the log"
+        )),
+        other => other,
+    })
 }
 
 /// Records which stored hashes the proof functions ask for.
@@ -525,6 +648,12 @@ pub fn render_text(answer: &LineageAnswer) -> String {
         "derivative {} (seq {}, matched by {}), requested by {}\n  output {}\n  pcm    {}\n  source recording {}\n",
         d.derivative, lineage.derivative_seq, lineage.matched_by, d.requested_by, d.output, d.output_pcm, d.recording
     );
+    if let Some(m) = &lineage.matched.fingerprint {
+        out.push_str(&format!(
+            "fingerprint match: score {} bp, {} ms from {} ms in the file matching {} ms in the derivative\n",
+            m.score_bp, m.duration_ms, m.query_start_ms, m.derivative_start_ms
+        ));
+    }
     out.push_str("attribution:\n");
     for c in &d.attribution {
         let kind = match c.kind {

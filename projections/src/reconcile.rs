@@ -7,7 +7,6 @@
 
 use crate::amount::{format_minor_units, round_half_even_minor_units, ExactSum};
 use crate::currency::minor_unit_exponent;
-use crate::fold::LineRecord;
 use crate::runner::Projections;
 use crate::statement::{checkpoint_for, statements, CheckpointRef, Statement, StatementError};
 use ledger::store::EventStore;
@@ -173,14 +172,18 @@ pub struct Reconciliation {
     pub derivatives: Vec<Comparison>,
 }
 
+/// Our exact amount per (currency, party, derivative): what a label's
+/// derivative detail rows are compared with, once rounded.
+pub type DerivativeAmounts = BTreeMap<(String, String, String), ExactSum>;
+
 /// Compares the label's rows with our statements (one per currency) and, for
-/// detail rows, with our per-derivative amounts rounded half-even from the
-/// exact allocations of `lines` (the booked lines behind the statements).
+/// detail rows, with `derivative_amounts` rounded half-even (the exact sums
+/// behind the statements, for at least the parties with detail rows).
 pub fn reconcile(
     period: &str,
     checkpoint: CheckpointRef,
     ours: &[Statement],
-    lines: &[LineRecord],
+    derivative_amounts: &DerivativeAmounts,
     theirs: &[LabelRow],
 ) -> Reconciliation {
     let mut our_parties: BTreeMap<(String, String), Decimal> = BTreeMap::new();
@@ -241,19 +244,7 @@ pub fn reconcile(
 
     let mut derivatives = Vec::new();
     if !their_details.is_empty() {
-        let mut exact: BTreeMap<(String, String, String), ExactSum> = BTreeMap::new();
-        for record in lines {
-            for a in &record.allocations {
-                exact
-                    .entry((
-                        record.line.currency.clone(),
-                        a.party.clone(),
-                        record.line.derivative.to_string(),
-                    ))
-                    .or_default()
-                    .add(a.amount);
-            }
-        }
+        let exact = derivative_amounts;
         let detail_parties: BTreeSet<(String, String)> = their_details
             .keys()
             .map(|(c, p, _)| (c.clone(), p.clone()))
@@ -390,15 +381,33 @@ pub async fn reconcile_with_log(
             statement.lines.retain(|line| line.party == party);
         }
     }
-    let mut lines = Vec::new();
-    for statement in &ours {
-        lines.extend(projections.booked_lines(
-            &statement.period,
-            &statement.currency,
-            checkpoint.size,
-        )?);
+    // Per-derivative amounts only for the parties the label sent detail
+    // rows for: a period can hold millions of allocations.
+    let detail_parties: BTreeSet<&str> = theirs
+        .iter()
+        .filter(|row| row.derivative.is_some())
+        .map(|row| row.party.as_str())
+        .collect();
+    let mut derivative_amounts = DerivativeAmounts::new();
+    if !detail_parties.is_empty() {
+        for statement in &ours {
+            for ((party, derivative), sum) in projections.derivative_totals(
+                &statement.period,
+                &statement.currency,
+                checkpoint.size,
+                &detail_parties,
+            )? {
+                derivative_amounts.insert((statement.currency.clone(), party, derivative), sum);
+            }
+        }
     }
-    Ok(reconcile(period, checkpoint, &ours, &lines, &theirs))
+    Ok(reconcile(
+        period,
+        checkpoint,
+        &ours,
+        &derivative_amounts,
+        &theirs,
+    ))
 }
 
 /// A plain-text report: one line per compared row, then totals.
@@ -471,7 +480,13 @@ mod tests {
             b"party,currency,amount\nlabel,USD,1.130\nsinger,USD,2.40\nghost,USD,0.01\n",
         )
         .unwrap();
-        let r = reconcile("2026-03", ours[0].checkpoint.clone(), &ours, &[], &theirs);
+        let r = reconcile(
+            "2026-03",
+            ours[0].checkpoint.clone(),
+            &ours,
+            &DerivativeAmounts::new(),
+            &theirs,
+        );
         let statuses: Vec<(&str, MatchStatus, Option<&str>)> = r
             .parties
             .iter()
@@ -497,7 +512,16 @@ mod tests {
     fn all_match_and_bad_rows() {
         let ours = [statement(&[("label", "1.13")])];
         let theirs = parse_label_statement(b"party,currency,amount\nlabel,USD,1.13\n").unwrap();
-        assert!(reconcile("2026-03", ours[0].checkpoint.clone(), &ours, &[], &theirs).all_match);
+        assert!(
+            reconcile(
+                "2026-03",
+                ours[0].checkpoint.clone(),
+                &ours,
+                &DerivativeAmounts::new(),
+                &theirs
+            )
+            .all_match
+        );
         let error = parse_label_statement(b"party,currency,amount\nlabel,XYZ,1\nlabel,USD,1e3\n")
             .unwrap_err();
         assert_eq!(error.to_string(), "the label statement has errors: line 2, currency: \"XYZ\" is not an accepted ISO 4217 code; line 3, amount: \"1e3\" is not a decimal string like \"12.34\"");

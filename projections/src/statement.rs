@@ -66,11 +66,35 @@ pub enum StatementError {
     NoCheckpoint,
 }
 
+/// What a statement of one period and currency is computed from: the exact
+/// gross of its booked lines and each party's exact total, by party id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeriodTotals {
+    pub gross: ExactSum,
+    pub parties: BTreeMap<String, ExactSum>,
+}
+
+impl PeriodTotals {
+    /// Sums booked `lines`, all of `period` and `currency`.
+    pub fn of_lines(period: &str, currency: &str, lines: &[LineRecord]) -> PeriodTotals {
+        let mut totals = PeriodTotals::default();
+        for record in lines {
+            assert!(record.line.period == period && record.line.currency == currency);
+            totals.gross.add(record.line.gross);
+            for allocation in &record.allocations {
+                totals
+                    .parties
+                    .entry(allocation.party.clone())
+                    .or_default()
+                    .add(allocation.amount);
+            }
+        }
+        totals
+    }
+}
+
 /// Computes the statement of `period` and `currency` from booked lines (all
 /// in that period and currency), naming parties with `names`.
-///
-/// Asserts the two invariants: the exact allocations sum to the exact gross,
-/// and the rounded payouts sum to the rounded gross.
 pub fn compute_statement(
     period: &str,
     currency: &str,
@@ -78,33 +102,40 @@ pub fn compute_statement(
     lines: &[LineRecord],
     names: &BTreeMap<String, String>,
 ) -> Result<Statement, StatementError> {
+    let totals = PeriodTotals::of_lines(period, currency, lines);
+    statement_from_totals(period, currency, checkpoint, &totals, names)
+}
+
+/// Computes the statement of `period` and `currency` from its totals.
+///
+/// Asserts the two invariants: the exact allocations sum to the exact gross,
+/// and the rounded payouts sum to the rounded gross.
+pub fn statement_from_totals(
+    period: &str,
+    currency: &str,
+    checkpoint: CheckpointRef,
+    totals: &PeriodTotals,
+    names: &BTreeMap<String, String>,
+) -> Result<Statement, StatementError> {
     let exponent = minor_unit_exponent(currency)
         .ok_or_else(|| StatementError::BadCurrency(currency.to_string(), accepted_currencies()))?;
-    let mut gross = ExactSum::ZERO;
-    let mut parties: BTreeMap<&str, ExactSum> = BTreeMap::new();
-    for record in lines {
-        assert!(record.line.period == period && record.line.currency == currency);
-        gross.add(record.line.gross);
-        for allocation in &record.allocations {
-            parties
-                .entry(&allocation.party)
-                .or_default()
-                .add(allocation.amount);
-        }
-    }
     let mut allocated = ExactSum::ZERO;
-    for total in parties.values() {
+    for total in totals.parties.values() {
         allocated.add_sum(total);
     }
     assert_eq!(
-        allocated, gross,
+        allocated, totals.gross,
         "exact allocations of {period} {currency} sum to its gross"
     );
 
-    let total_units = round_half_even_minor_units(&gross, exponent);
-    let totals: Vec<(&str, ExactSum)> = parties.iter().map(|(p, t)| (*p, *t)).collect();
-    let payouts = largest_remainder(&totals, exponent, total_units);
-    let lines = totals
+    let total_units = round_half_even_minor_units(&totals.gross, exponent);
+    let parties: Vec<(&str, ExactSum)> = totals
+        .parties
+        .iter()
+        .map(|(p, t)| (p.as_str(), *t))
+        .collect();
+    let payouts = largest_remainder(&parties, exponent, total_units);
+    let lines = parties
         .iter()
         .zip(payouts)
         .map(|((party, exact), units)| StatementLine {
@@ -252,12 +283,12 @@ pub async fn statements(
     let names = projections.party_names(checkpoint.size)?;
     let mut statements = Vec::with_capacity(currencies.len());
     for currency in currencies {
-        let lines = projections.booked_lines(period, &currency, checkpoint.size)?;
-        statements.push(compute_statement(
+        let totals = projections.period_totals(period, &currency, checkpoint.size)?;
+        statements.push(statement_from_totals(
             period,
             &currency,
             checkpoint.clone(),
-            &lines,
+            &totals,
             &names,
         )?);
     }

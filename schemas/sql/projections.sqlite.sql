@@ -35,10 +35,9 @@ CREATE INDEX IF NOT EXISTS projection_derivative_pcm ON projection_derivative (p
 
 -- Every usage line event, in seq order. status is 'booked' or
 -- 'rejected: <why>' (a duplicate line id, an unknown derivative, ...), and
--- allocations the exact allocations of a booked line as a JSON array of
--- [party, component, reference, amount] (component: platform | creator |
--- master | publishing | likeness; reference: the ISRC, ISWC or voice model
--- id behind it, '' for platform and creator; amount: exact decimal string).
+-- allocations the exact allocations of a booked line (party, component,
+-- reference, amount), in the binary form documented in
+-- projections/src/allocation_codec.rs (empty when not booked).
 CREATE TABLE IF NOT EXISTS projection_usage_line (
     seq INTEGER PRIMARY KEY,
     line_id TEXT NOT NULL,
@@ -50,9 +49,22 @@ CREATE TABLE IF NOT EXISTS projection_usage_line (
     gross TEXT NOT NULL,
     reverses TEXT,
     status TEXT NOT NULL,
-    allocations TEXT NOT NULL
+    allocations BLOB NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS projection_usage_line_id ON projection_usage_line (line_id);
 CREATE INDEX IF NOT EXISTS projection_usage_line_reverses ON projection_usage_line (reverses) WHERE reverses IS NOT NULL;
 CREATE INDEX IF NOT EXISTS projection_usage_line_statement ON projection_usage_line (period, currency, seq);
 CREATE INDEX IF NOT EXISTS projection_usage_line_derivative ON projection_usage_line (derivative, seq);
+
+-- Acoustic-fingerprint index for lineage (projections/src/fingerprint.rs):
+-- each published derivative with a Chromaprint fingerprint is listed once
+-- under each distinct sampled key (an item's top 20 bits, one key value in
+-- four: fingerprint::KEY_SAMPLING) of it, so a query votes
+-- over its own keys instead of being compared with every derivative.
+CREATE TABLE IF NOT EXISTS projection_fingerprint_key (
+    key INTEGER NOT NULL,
+    derivative_seq INTEGER NOT NULL,
+    PRIMARY KEY (key, derivative_seq)
+) STRICT, WITHOUT ROWID;
+-- The candidates' events are read by seq.
+CREATE INDEX IF NOT EXISTS projection_derivative_seq ON projection_derivative (seq);

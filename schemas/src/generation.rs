@@ -20,8 +20,9 @@ pub const GENERATION_REJECTED: &str = "generation.rejected";
 pub const DERIVATIVE_PUBLISHED: &str = "generation.derivative-published";
 pub const GENERATION_ABANDONED: &str = "generation.abandoned";
 pub const VOICE_MODEL_TRAINED: &str = "voice.model-trained";
-/// Schema version of [`DerivativePublished`].
-pub const DERIVATIVE_PUBLISHED_SCHEMA_VERSION: u32 = 1;
+/// Schema version of [`DerivativePublished`]. Version 2 added the optional
+/// `output_fingerprint`; version 1 payloads (without it) still parse.
+pub const DERIVATIVE_PUBLISHED_SCHEMA_VERSION: u32 = 2;
 /// Schema version of every other payload in this module.
 pub const GENERATION_SCHEMA_VERSION: u32 = 1;
 /// Attribution weights are integer basis points summing to exactly this.
@@ -300,6 +301,28 @@ pub struct DerivativePublished {
     pub duration_ms: u64,
     /// Components with weights in basis points summing to [`WEIGHT_BP_TOTAL`].
     pub attribution: Vec<AttributionComponent>,
+    /// The acoustic fingerprint of the decoded output, so that a re-encoded
+    /// or trimmed copy can be traced; absent in version 1 events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_fingerprint: Option<AcousticFingerprint>,
+}
+
+/// [`AcousticFingerprint::algorithm`] of a Chromaprint fingerprint computed
+/// with Chromaprint's default configuration (`TEST2`, algorithm id 1): one
+/// 32-bit item per 4096/3 samples at 11025 Hz of the mono downmix.
+pub const FINGERPRINT_CHROMAPRINT_TEST2: &str = "chromaprint-test2";
+
+/// An acoustic fingerprint, recorded as integers only (no floats in the
+/// log): anyone holding the artifact can compute it again and compare.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcousticFingerprint {
+    /// Which algorithm and configuration computed `items`, e.g.
+    /// [`FINGERPRINT_CHROMAPRINT_TEST2`].
+    pub algorithm: String,
+    /// The raw 32-bit items in order, each little-endian, as RFC 4648
+    /// base64 with padding.
+    pub items: String,
 }
 
 impl DerivativePublished {
@@ -331,7 +354,41 @@ mod tests {
         let event: DerivativePublished = serde_json::from_value(value.clone()).unwrap();
         assert_eq!(event.weight_bp_sum(), 10_000);
         assert_eq!(event.attribution[1].kind, AttributionKind::Voice);
+        assert_eq!(event.output_fingerprint, None);
         assert_eq!(serde_json::to_value(&event).unwrap(), value);
+    }
+
+    #[test]
+    fn derivative_published_v2_carries_a_fingerprint_and_v1_still_parses() {
+        let hash = format!("sha256:{}", "1".repeat(64));
+        let v1 = json!({
+            "job": "6f1c1c1e-1111-4a4a-8b8b-000000000001",
+            "derivative": "6f1c1c1e-1111-4a4a-8b8b-000000000001",
+            "recording": "GBAYE0601498", "requested_by": "u1", "recipe": {},
+            "output": hash, "output_pcm": hash, "duration_ms": 1000,
+            "attribution": [{"kind": "recording", "ref": "GBAYE0601498", "weight_bp": 10000}]
+        });
+        let old: DerivativePublished = serde_json::from_value(v1.clone()).unwrap();
+        assert_eq!(old.output_fingerprint, None);
+        // A v1 event re-serializes without the field, byte for byte.
+        assert_eq!(serde_json::to_value(&old).unwrap(), v1);
+
+        let mut v2 = v1.clone();
+        v2["output_fingerprint"] =
+            json!({"algorithm": FINGERPRINT_CHROMAPRINT_TEST2, "items": "AQAAAAIAAAA="});
+        let new: DerivativePublished = serde_json::from_value(v2.clone()).unwrap();
+        assert_eq!(
+            new.output_fingerprint,
+            Some(AcousticFingerprint {
+                algorithm: "chromaprint-test2".into(),
+                items: "AQAAAAIAAAA=".into(),
+            })
+        );
+        assert_eq!(serde_json::to_value(&new).unwrap(), v2);
+
+        let mut extra = v2;
+        extra["output_fingerprint"]["score"] = json!(1);
+        assert!(serde_json::from_value::<DerivativePublished>(extra).is_err());
     }
 
     #[test]

@@ -16,8 +16,15 @@ pub const PROJECTIONS_SQLITE_DDL: &str = include_str!("../sql/projections.sqlite
 
 /// PostgreSQL migrations of the scale-out store as (version, name, DDL), in
 /// order; each is applied once and recorded in `schema_migrations`.
-pub const POSTGRES_MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../sql/postgres/0001_init.sql"),
-)];
+pub const POSTGRES_MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../sql/postgres/0001_init.sql"),
+    ),
+    (2, "0002_api", include_str!("../sql/postgres/0002_api.sql")),
+];
+
+/// SQLite DDL of the HTTP API's own records (keys, idempotency) in the data
+/// directory's `api.db`, applied on open (idempotent).
+pub const API_SQLITE_DDL: &str = include_str!("../sql/api.sqlite.sql");

@@ -1,40 +1,14 @@
-//! Who may call what: bearer API keys, their roles, and the one access table.
-//!
-//! Keys live in the API's own SQLite file in the data directory (`api.db`,
-//! table `api_keys`), apart from the log, so that managing keys never
-//! touches the audited ledger. Only the SHA-256 of each token is stored: a token is 256 random
-//! bits, so a hash is as good as a slow password hash and a stolen key file
-//! yields no usable token.
+//! Who may call what: the roles of bearer API keys, the one access table,
+//! and the extractor that turns `Authorization: Bearer <token>` into the
+//! caller. The keys themselves are in [`super::keys`].
 
 use super::error::ApiError;
 use super::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use time::OffsetDateTime;
-
-/// Tokens start with this, so that a leaked one is recognisable in logs and scanners.
-const TOKEN_PREFIX: &str = "llk_";
-/// Random bytes in a token (256 bits).
-const TOKEN_SECRET_BYTES: usize = 32;
-/// A party id a label key may be bound to: same alphabet and bound as stream names.
-const PARTY_BYTES_MAX: usize = 200;
-
-const KEYS_DDL: &str = "
-CREATE TABLE IF NOT EXISTS api_keys (
-    id            TEXT PRIMARY KEY,
-    role          TEXT NOT NULL,
-    party         TEXT,
-    token_sha256  BLOB NOT NULL UNIQUE,
-    created_unix  INTEGER NOT NULL,
-    revoked_unix  INTEGER
-) STRICT;
-";
+use std::sync::Arc;
 
 /// What a key may do. `Label` keys are bound to one party id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -182,215 +156,6 @@ pub fn authorize(
     }
 }
 
-/// One key as `keys list` shows it (never the token).
-#[derive(Debug, Clone, Serialize)]
-pub struct KeyRecord {
-    pub id: String,
-    pub role: Role,
-    pub party: Option<String>,
-    /// RFC 3339 UTC.
-    pub created: String,
-    /// RFC 3339 UTC, when revoked.
-    pub revoked: Option<String>,
-}
-
-/// A newly created key: the only time its token is seen.
-#[derive(Debug, Clone, Serialize)]
-pub struct CreatedKey {
-    pub id: String,
-    pub role: Role,
-    pub party: Option<String>,
-    pub token: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("a label key needs --party (the party id it may read)")]
-    LabelWithoutParty,
-    #[error("only label keys are bound to a party; drop --party for the {0} role")]
-    PartyForOtherRole(&'static str),
-    #[error("party id {0:?} is invalid: use 1 to 200 characters from A-Z a-z 0-9 . _ : - @")]
-    BadParty(String),
-    #[error("no API key has id {0:?}; `ledgerline keys list` shows them")]
-    UnknownKey(String),
-    #[error("the key store {path} failed: {message}")]
-    Storage { path: String, message: String },
-}
-
-impl KeyError {
-    /// True when the caller's input was wrong (exit status 2 in the CLI).
-    pub fn is_client_error(&self) -> bool {
-        !matches!(self, KeyError::Storage { .. })
-    }
-}
-
-/// The key database: one connection, serialized by a mutex (key checks are
-/// one indexed lookup each).
-pub struct KeyStore {
-    path: PathBuf,
-    conn: Mutex<Connection>,
-}
-
-impl KeyStore {
-    /// Opens (creating on first use) the key database in `data_dir`. Blocking.
-    pub fn open(data_dir: &Path) -> Result<KeyStore, KeyError> {
-        let path = data_dir.join(super::API_DATABASE_FILE);
-        let storage = |e: &dyn std::fmt::Display| KeyError::Storage {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
-        std::fs::create_dir_all(data_dir).map_err(|e| storage(&e))?;
-        let conn = Connection::open(&path).map_err(|e| storage(&e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| storage(&e))?;
-        conn.execute_batch(KEYS_DDL).map_err(|e| storage(&e))?;
-        Ok(KeyStore {
-            path,
-            conn: Mutex::new(conn),
-        })
-    }
-
-    fn storage(&self, error: impl std::fmt::Display) -> KeyError {
-        KeyError::Storage {
-            path: self.path.display().to_string(),
-            message: error.to_string(),
-        }
-    }
-
-    /// Creates a key with a fresh random token; returns the token once.
-    pub fn create(&self, role: Role, party: Option<&str>) -> Result<CreatedKey, KeyError> {
-        match (role, party) {
-            (Role::Label, None) => return Err(KeyError::LabelWithoutParty),
-            (Role::Label, Some(party)) => validate_party(party)?,
-            (_, Some(_)) => return Err(KeyError::PartyForOtherRole(role.name())),
-            (_, None) => {}
-        }
-        let mut secret = [0u8; TOKEN_SECRET_BYTES];
-        getrandom::getrandom(&mut secret).map_err(|e| self.storage(e))?;
-        let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
-        let mut id_bytes = [0u8; 6];
-        getrandom::getrandom(&mut id_bytes).map_err(|e| self.storage(e))?;
-        let id = hex::encode(id_bytes);
-        let conn = self.conn.lock().expect("key store lock");
-        conn.execute(
-            "INSERT INTO api_keys (id, role, party, token_sha256, created_unix) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, role.name(), party, token_hash(&token).to_vec(), OffsetDateTime::now_utc().unix_timestamp()],
-        )
-        .map_err(|e| self.storage(e))?;
-        Ok(CreatedKey {
-            id,
-            role,
-            party: party.map(str::to_string),
-            token,
-        })
-    }
-
-    /// Every key, oldest first, revoked ones included.
-    pub fn list(&self) -> Result<Vec<KeyRecord>, KeyError> {
-        let conn = self.conn.lock().expect("key store lock");
-        let mut statement = conn
-            .prepare("SELECT id, role, party, created_unix, revoked_unix FROM api_keys ORDER BY created_unix, id")
-            .map_err(|e| self.storage(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, Option<String>>(2)?,
-                    row.get::<_, i64>(3)?,
-                    row.get::<_, Option<i64>>(4)?,
-                ))
-            })
-            .map_err(|e| self.storage(e))?;
-        let mut keys = Vec::new();
-        for row in rows {
-            let (id, role, party, created, revoked) = row.map_err(|e| self.storage(e))?;
-            let role = Role::parse(&role)
-                .ok_or_else(|| self.storage(format!("key {id} has unknown role {role:?}")))?;
-            keys.push(KeyRecord {
-                id,
-                role,
-                party,
-                created: rfc3339(created),
-                revoked: revoked.map(rfc3339),
-            });
-        }
-        Ok(keys)
-    }
-
-    /// Revokes a key: from now on its token is refused with 401.
-    pub fn revoke(&self, id: &str) -> Result<(), KeyError> {
-        let conn = self.conn.lock().expect("key store lock");
-        let changed = conn
-            .execute(
-                "UPDATE api_keys SET revoked_unix = coalesce(revoked_unix, ?2) WHERE id = ?1",
-                params![id, OffsetDateTime::now_utc().unix_timestamp()],
-            )
-            .map_err(|e| self.storage(e))?;
-        if changed == 0 {
-            return Err(KeyError::UnknownKey(id.to_string()));
-        }
-        Ok(())
-    }
-
-    /// The caller a token belongs to, or `None` for an unknown or revoked token.
-    pub fn authenticate(&self, token: &str) -> Result<Option<Principal>, KeyError> {
-        let conn = self.conn.lock().expect("key store lock");
-        let row = conn
-            .query_row(
-                "SELECT id, role, party FROM api_keys WHERE token_sha256 = ?1 AND revoked_unix IS NULL",
-                params![token_hash(token).to_vec()],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, Option<String>>(2)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(|e| self.storage(e))?;
-        let Some((key_id, role, party)) = row else {
-            return Ok(None);
-        };
-        let role = Role::parse(&role)
-            .ok_or_else(|| self.storage(format!("key {key_id} has unknown role {role:?}")))?;
-        Ok(Some(Principal {
-            key_id,
-            role,
-            party,
-        }))
-    }
-}
-
-fn token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
-}
-
-/// Party ids appear in URLs and queries, so they share the stream-name alphabet.
-fn validate_party(party: &str) -> Result<(), KeyError> {
-    let ok = !party.is_empty()
-        && party.len() <= PARTY_BYTES_MAX
-        && party
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:-@".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(KeyError::BadParty(party.to_string()))
-    }
-}
-
 /// Extracts the caller from `Authorization: Bearer <token>`: 401 when the
 /// header is missing or malformed, or the token unknown or revoked.
 impl FromRequestParts<Arc<AppState>> for Principal {
@@ -415,10 +180,10 @@ impl FromRequestParts<Arc<AppState>> for Principal {
                 ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
             })?
             .to_string();
-        let keys = state.keys.clone();
-        let principal = tokio::task::spawn_blocking(move || keys.authenticate(&token))
+        let principal = state
+            .keys
+            .authenticate(&token)
             .await
-            .map_err(|e| ApiError::Internal(format!("key check failed: {e}")))?
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let principal = principal.ok_or_else(|| {
             ApiError::Unauthorized("the API key is unknown or has been revoked".into())
@@ -490,33 +255,5 @@ mod tests {
             authorize(&admin, Action::ReadStatement, Some("party-b")).unwrap(),
             Scope::Party("party-b".into())
         );
-    }
-
-    #[test]
-    fn keys_are_stored_hashed_and_revocable() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = KeyStore::open(dir.path()).unwrap();
-        let created = keys.create(Role::Label, Some("party-a")).unwrap();
-        assert!(created.token.starts_with(TOKEN_PREFIX));
-        let found = keys.authenticate(&created.token).unwrap().unwrap();
-        assert_eq!(found.role, Role::Label);
-        assert_eq!(found.party.as_deref(), Some("party-a"));
-        let file = std::fs::read(dir.path().join(crate::api::API_DATABASE_FILE)).unwrap();
-        let secret = created.token.as_bytes();
-        assert!(
-            !file.windows(secret.len()).any(|w| w == secret),
-            "the token must not be stored in plain text"
-        );
-        keys.revoke(&created.id).unwrap();
-        assert_eq!(keys.authenticate(&created.token).unwrap(), None);
-        assert!(matches!(keys.revoke("nope"), Err(KeyError::UnknownKey(_))));
-        assert!(matches!(
-            keys.create(Role::Label, None),
-            Err(KeyError::LabelWithoutParty)
-        ));
-        assert!(matches!(
-            keys.create(Role::Admin, Some("p")),
-            Err(KeyError::PartyForOtherRole(_))
-        ));
     }
 }

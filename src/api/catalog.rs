@@ -8,7 +8,7 @@ use super::error::ApiError;
 use super::idempotency::{idempotency_key, once, request_hash};
 use super::AppState;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use projections::catalog::{CatalogDocument, CatalogError};
 use schemas::ContentHash;
@@ -78,6 +78,7 @@ pub async fn import(
         &principal.key_id,
         key.as_deref(),
         fingerprint,
+        StatusCode::OK,
         async {
             let document = CatalogDocument::from_json(&text)?;
             let mut resolve = |stem: &str| {

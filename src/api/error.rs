@@ -164,6 +164,16 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if status.is_client_error() {
+            // Many refusals (401, 403, 413, 415) come before the request
+            // body is read, and then the server closes the connection once
+            // the answer is sent. Saying so (RFC 9112 section 9.6) keeps a
+            // client from sending its next request down a connection that
+            // is about to close, which it would see as a reset.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }

@@ -1,34 +1,22 @@
 //! `Idempotency-Key` for writes whose result the ledger cannot replay by
-//! itself (catalog and usage imports): the first successful response is kept
-//! in the API database, and a retry with the same key and the same request
-//! gets it back without running again. (Appends need no record: their event
+//! itself (catalog and usage imports, generation requests): the first
+//! successful response is kept in the API's records ([`super::records`]),
+//! and a retry with the same key and the same request gets it back without
+//! running again, from whichever node of a shared log it reaches. (Appends need no record: their event
 //! ids are derived from the key, so the ledger's own idempotency answers.)
 
 use super::error::ApiError;
-use super::API_DATABASE_FILE;
+use super::records::Records;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// The longest `Idempotency-Key` accepted.
 const KEY_BYTES_MAX: usize = 200;
-
-const IDEMPOTENCY_DDL: &str = "
-CREATE TABLE IF NOT EXISTS api_idempotency (
-    api_key_id       TEXT NOT NULL,
-    idempotency_key  TEXT NOT NULL,
-    request_sha256   BLOB NOT NULL,
-    status           INTEGER NOT NULL,
-    body             TEXT NOT NULL,
-    created_unix     INTEGER NOT NULL,
-    PRIMARY KEY (api_key_id, idempotency_key)
-) STRICT;
-";
 
 /// The `Idempotency-Key` header, if present: 1 to 200 visible ASCII characters.
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -61,10 +49,10 @@ impl IntoResponse for KeptResponse {
     }
 }
 
-/// Kept first responses, per API key and idempotency key. Blocking calls:
-/// run them on a blocking thread.
+/// Kept first responses, per API key and idempotency key, in the API's
+/// records (shared by every node of a PostgreSQL log).
 pub struct IdempotencyStore {
-    conn: Mutex<Connection>,
+    records: Arc<Records>,
 }
 
 fn internal(error: impl std::fmt::Display) -> ApiError {
@@ -81,46 +69,50 @@ pub fn request_hash(method: &str, path: &str, body: &[u8]) -> [u8; 32] {
 }
 
 impl IdempotencyStore {
-    /// Opens (creating on first use) the table in the data directory's API database.
-    pub fn open(data_dir: &Path) -> Result<IdempotencyStore, ApiError> {
-        let conn = Connection::open(data_dir.join(API_DATABASE_FILE)).map_err(internal)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(internal)?;
-        conn.execute_batch(IDEMPOTENCY_DDL).map_err(internal)?;
-        Ok(IdempotencyStore {
-            conn: Mutex::new(conn),
-        })
+    pub fn new(records: Arc<Records>) -> IdempotencyStore {
+        IdempotencyStore { records }
     }
 
     /// The kept response for this key, if any; 409 if the key was first used
     /// for a different request.
-    pub fn find(
+    pub async fn find(
         &self,
         api_key_id: &str,
         key: &str,
         request: &[u8; 32],
     ) -> Result<Option<KeptResponse>, ApiError> {
-        let conn = self.conn.lock().expect("idempotency store lock");
-        let row = conn
-            .query_row(
-                "SELECT request_sha256, status, body FROM api_idempotency
-                 WHERE api_key_id = ?1 AND idempotency_key = ?2",
-                params![api_key_id, key],
-                |row| {
-                    Ok((
-                        row.get::<_, Vec<u8>>(0)?,
-                        row.get::<_, u16>(1)?,
-                        row.get::<_, String>(2)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(internal)?;
+        let row: Option<(Vec<u8>, i32, String)> = match self.records.as_ref() {
+            Records::Sqlite(db) => {
+                let (api_key_id, key) = (api_key_id.to_string(), key.to_string());
+                db.run(move |conn| {
+                    conn.query_row(
+                        "SELECT request_sha256, status, body FROM api_idempotency
+                         WHERE api_key_id = ?1 AND idempotency_key = ?2",
+                        params![api_key_id, key],
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    )
+                    .optional()
+                })
+                .await
+                .map_err(internal)?
+            }
+            Records::Postgres(db) => db
+                .query(
+                    "SELECT request_sha256, status, body FROM api_idempotency
+                     WHERE api_key_id = $1 AND idempotency_key = $2",
+                    &[&api_key_id, &key],
+                )
+                .await
+                .map_err(internal)?
+                .first()
+                .map(|row| (row.get(0), row.get(1), row.get(2))),
+        };
         match row {
             None => Ok(None),
-            Some((hash, status, body)) if hash == request => {
-                Ok(Some(KeptResponse { status, body }))
-            }
+            Some((hash, status, body)) if hash == request => Ok(Some(KeptResponse {
+                status: u16::try_from(status).map_err(internal)?,
+                body,
+            })),
             Some(_) => Err(ApiError::Reused(format!(
                 "Idempotency-Key {key:?} was first used for a different request; use a new key for a new request"
             ))),
@@ -128,55 +120,78 @@ impl IdempotencyStore {
     }
 
     /// Keeps a first response; if a concurrent request with the same key
-    /// kept one first, returns that one instead.
-    pub fn keep(
+    /// kept one first (on any node), returns that one instead.
+    pub async fn keep(
         &self,
         api_key_id: &str,
         key: &str,
         request: &[u8; 32],
         response: KeptResponse,
     ) -> Result<KeptResponse, ApiError> {
-        {
-            let conn = self.conn.lock().expect("idempotency store lock");
-            conn.execute(
-                "INSERT INTO api_idempotency
-                   (api_key_id, idempotency_key, request_sha256, status, body, created_unix)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT DO NOTHING",
-                params![
-                    api_key_id,
-                    key,
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let status = i32::from(response.status);
+        match self.records.as_ref() {
+            Records::Sqlite(db) => {
+                let (api_key_id, key, request, body) = (
+                    api_key_id.to_string(),
+                    key.to_string(),
                     request.to_vec(),
-                    response.status,
-                    response.body,
-                    OffsetDateTime::now_utc().unix_timestamp()
-                ],
-            )
-            .map_err(internal)?;
+                    response.body.clone(),
+                );
+                db.run(move |conn| {
+                    conn.execute(
+                        "INSERT INTO api_idempotency
+                           (api_key_id, idempotency_key, request_sha256, status, body, created_unix)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT DO NOTHING",
+                        params![api_key_id, key, request, status, body, now],
+                    )
+                })
+                .await
+                .map_err(internal)?;
+            }
+            Records::Postgres(db) => {
+                db.execute(
+                    "INSERT INTO api_idempotency
+                       (api_key_id, idempotency_key, request_sha256, status, body, created_unix)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT DO NOTHING",
+                    &[
+                        &api_key_id,
+                        &key,
+                        &request.to_vec(),
+                        &status,
+                        &response.body,
+                        &now,
+                    ],
+                )
+                .await
+                .map_err(internal)?;
+            }
         }
-        Ok(self.find(api_key_id, key, request)?.unwrap_or(response))
+        Ok(self
+            .find(api_key_id, key, request)
+            .await?
+            .unwrap_or(response))
     }
 }
 
 /// Before running a write: the kept response of an earlier request with the
 /// same key, if there is one.
 async fn replay(
-    store: &Arc<IdempotencyStore>,
+    store: &IdempotencyStore,
     api_key_id: &str,
     key: Option<&str>,
     request: [u8; 32],
 ) -> Result<Option<KeptResponse>, ApiError> {
     let Some(key) = key else { return Ok(None) };
-    let (store, api_key_id, key) = (store.clone(), api_key_id.to_string(), key.to_string());
-    tokio::task::spawn_blocking(move || store.find(&api_key_id, &key, &request))
-        .await
-        .map_err(internal)?
+    store.find(api_key_id, key, &request).await
 }
 
 /// After a successful write: keeps its response under the key (if any) and
 /// answers with the response kept first.
 async fn respond(
-    store: &Arc<IdempotencyStore>,
+    store: &IdempotencyStore,
     api_key_id: &str,
     key: Option<&str>,
     request: [u8; 32],
@@ -190,27 +205,25 @@ async fn respond(
     let Some(key) = key else {
         return Ok(response.into_response());
     };
-    let (store, api_key_id, key) = (store.clone(), api_key_id.to_string(), key.to_string());
-    let kept =
-        tokio::task::spawn_blocking(move || store.keep(&api_key_id, &key, &request, response))
-            .await
-            .map_err(internal)??;
+    let kept = store.keep(api_key_id, key, &request, response).await?;
     Ok(kept.into_response())
 }
 
 /// Runs `work` once per `Idempotency-Key`: a retry with the same key and the
 /// same request gets the first response back without running `work` again.
-/// Without a key, `work` simply runs.
+/// Without a key, `work` simply runs. A success answers `status` with the
+/// body `work` made; an error is not kept, so a retry runs `work` again.
 pub async fn once<T: serde::Serialize>(
-    store: &Arc<IdempotencyStore>,
+    store: &IdempotencyStore,
     api_key_id: &str,
     key: Option<&str>,
     request: [u8; 32],
+    status: StatusCode,
     work: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<Response, ApiError> {
     if let Some(kept) = replay(store, api_key_id, key, request).await? {
         return Ok(kept.into_response());
     }
     let body = work.await?;
-    respond(store, api_key_id, key, request, StatusCode::OK, &body).await
+    respond(store, api_key_id, key, request, status, &body).await
 }

@@ -15,17 +15,18 @@ pub mod error;
 pub mod generations;
 pub mod health;
 pub mod idempotency;
+pub mod keys;
 pub mod lineage;
 pub mod log;
 pub mod metrics;
 pub mod openapi;
 pub mod reconcile;
+pub mod records;
 pub mod statements;
 pub mod usage;
 
 use crate::cli::Context;
 use anyhow::Context as _;
-use auth::KeyStore;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::{self, Next};
@@ -33,14 +34,17 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use error::ApiError;
+use keys::KeyStore;
 use ledger::EventStore;
 use metrics::Metrics;
+use records::Records;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
-/// The API's own database in the data directory: keys and idempotency records.
+/// The API's own records in the data directory (keys, idempotency), unless
+/// the log is in PostgreSQL: see [`records`].
 pub const API_DATABASE_FILE: &str = "api.db";
 /// The request id header, echoed on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -81,8 +85,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/usage", post(usage::import))
         .route("/v1/generations", post(generations::submit))
         .route("/v1/generations/{id}", get(generations::status))
-        .route("/v1/generations/{id}/events", get(generations::events))
-        .route("/v1/artifacts/{hash}", get(generations::artifact))
+        .route("/v1/generations/{id}/events", get(generations::sse::events))
+        .route(
+            "/v1/artifacts/{hash}",
+            get(generations::artifacts::artifact),
+        )
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -154,13 +161,9 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     let store = context.open_store().await?;
-    let data_dir = context.data_dir.clone();
-    let keys = tokio::task::spawn_blocking(move || KeyStore::open(&data_dir)).await??;
-    let data_dir = context.data_dir.clone();
-    let idempotency =
-        tokio::task::spawn_blocking(move || idempotency::IdempotencyStore::open(&data_dir))
-            .await?
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let records = Arc::new(Records::open(&context.records_location()?, &context.origin).await?);
+    let keys = KeyStore::new(records.clone());
+    let idempotency = idempotency::IdempotencyStore::new(records);
     let database = context.local_database()?;
     let projections =
         tokio::task::spawn_blocking(move || projections::runner::Projections::open(&database))

@@ -7,7 +7,7 @@ use super::error::ApiError;
 use super::idempotency::{idempotency_key, once, request_hash};
 use super::AppState;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use projections::usage::{import_usage, parse_usage_csv, UsageError, UsageImportError};
 use serde::Serialize;
@@ -87,6 +87,7 @@ pub async fn import(
         &principal.key_id,
         key.as_deref(),
         fingerprint,
+        StatusCode::OK,
         async {
             let lines = parse_usage_csv(&body)?;
             let summary = {

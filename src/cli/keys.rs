@@ -1,10 +1,14 @@
 //! `ledgerline keys`: API keys for the HTTP API. Tokens are printed once, at
-//! creation; the data directory keeps only their SHA-256.
+//! creation; the API's records (`api.db` in the data directory, or the log's
+//! PostgreSQL database, shared by its nodes) keep only their SHA-256.
 
 use super::{bad_input, Context};
-use crate::api::auth::{KeyError, KeyStore, Role};
+use crate::api::auth::Role;
+use crate::api::keys::{KeyError, KeyStore};
+use crate::api::records::Records;
 use clap::Subcommand;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -42,22 +46,22 @@ fn key_error(error: KeyError) -> anyhow::Error {
 }
 
 pub async fn run(command: KeysCommand, context: &Context) -> anyhow::Result<ExitCode> {
-    let data_dir = context.data_dir.clone();
-    tokio::task::spawn_blocking(move || {
-        let keys = KeyStore::open(&data_dir).map_err(key_error)?;
-        match command {
-            KeysCommand::Create { role, party } => {
-                let created = keys.create(role, party.as_deref()).map_err(key_error)?;
-                println!("{}", serde_json::to_string(&created)?);
-            }
-            KeysCommand::List => {
-                for key in keys.list().map_err(key_error)? {
-                    println!("{}", serde_json::to_string(&key)?);
-                }
-            }
-            KeysCommand::Revoke { id } => keys.revoke(&id).map_err(key_error)?,
+    let records = Records::open(&context.records_location()?, &context.origin).await?;
+    let keys = KeyStore::new(Arc::new(records));
+    match command {
+        KeysCommand::Create { role, party } => {
+            let created = keys
+                .create(role, party.as_deref())
+                .await
+                .map_err(key_error)?;
+            println!("{}", serde_json::to_string(&created)?);
         }
-        Ok(ExitCode::SUCCESS)
-    })
-    .await?
+        KeysCommand::List => {
+            for key in keys.list().await.map_err(key_error)? {
+                println!("{}", serde_json::to_string(&key)?);
+            }
+        }
+        KeysCommand::Revoke { id } => keys.revoke(&id).await.map_err(key_error)?,
+    }
+    Ok(ExitCode::SUCCESS)
 }

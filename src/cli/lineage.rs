@@ -1,9 +1,13 @@
 //! `ledgerline lineage (FILE | DERIVATIVE_ID)`: where an audio file or a
-//! derivative came from and who was paid for it, with inclusion proofs.
+//! derivative came from and who was paid for it, with inclusion proofs. A
+//! file is matched by its bytes' hash, its decoded PCM's hash, and only when
+//! both miss, by its acoustic fingerprint (which costs a full analysis).
 
 use super::{bad_input, Context};
 use clap::{Args, ValueEnum};
-use projections::lineage::{hash_file, lineage, render_text, AudioIdentity, LineageQuery};
+use projections::lineage::{
+    hash_file, lineage, render_text, AudioIdentity, LineageAnswer, LineageError, LineageQuery,
+};
 use std::path::Path;
 use std::process::ExitCode;
 use uuid::Uuid;
@@ -27,7 +31,8 @@ pub struct LineageArgs {
 
 pub async fn run(args: LineageArgs, context: &Context) -> anyhow::Result<ExitCode> {
     let path = Path::new(&args.target);
-    let query = match Uuid::parse_str(&args.target) {
+    let mut decoded = None;
+    let mut query = match Uuid::parse_str(&args.target) {
         Ok(id) if !path.exists() => LineageQuery::Derivative(id),
         _ => {
             let file_hash = hash_file(path).map_err(|e| {
@@ -38,9 +43,8 @@ pub async fn run(args: LineageArgs, context: &Context) -> anyhow::Result<ExitCod
             })?;
             // A re-wrapped or re-encoded copy still has the same decoded
             // PCM; a file that does not decode is matched by its bytes only.
-            let pcm_hash = inference::artifacts::decode_file(path)
-                .ok()
-                .map(|audio| inference::artifacts::pcm_hash(&audio));
+            decoded = inference::artifacts::decode_file(path).ok();
+            let pcm_hash = decoded.as_ref().map(inference::artifacts::pcm_hash);
             LineageQuery::Audio(AudioIdentity {
                 file_hash: file_hash.to_string(),
                 pcm_hash,
@@ -49,14 +53,28 @@ pub async fn run(args: LineageArgs, context: &Context) -> anyhow::Result<ExitCod
         }
     };
     let (store, mut projections) = super::projections::open(context).await?;
-    let answer = lineage(store.as_ref(), &mut projections, &query, args.as_of)
+    let input_error = |e: LineageError| match e {
+        LineageError::Projection(
+            error @ projections::runner::ProjectionError::AsOfBeyondLog { .. },
+        ) => bad_input(error.to_string()),
+        other => other.into(),
+    };
+    let mut answer = lineage(store.as_ref(), &mut projections, &query, args.as_of)
         .await
-        .map_err(|e| match e {
-            projections::lineage::LineageError::Projection(
-                error @ projections::runner::ProjectionError::AsOfBeyondLog { .. },
-            ) => bad_input(error.to_string()),
-            other => other.into(),
-        })?;
+        .map_err(input_error)?;
+    if let (LineageAnswer::NotFound { .. }, LineageQuery::Audio(identity), Some(audio)) =
+        (&answer, &mut query, &decoded)
+    {
+        // Neither hash matched: a re-encoded, resampled or trimmed copy is
+        // still found by its acoustic fingerprint.
+        identity.fingerprint = Some(
+            inference::fingerprint::fingerprint(audio)
+                .map_err(|e| bad_input(format!("{}: {e}", args.target)))?,
+        );
+        answer = lineage(store.as_ref(), &mut projections, &query, args.as_of)
+            .await
+            .map_err(input_error)?;
+    }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
         Format::Text => print!("{}", render_text(&answer)),

@@ -17,6 +17,8 @@ pub mod statements;
 pub mod usage;
 pub mod voice;
 
+use crate::api::records::RecordsLocation;
+use ledger::store::is_kurrentdb_url;
 use ledger::store::postgres::{self, PostgresConfig, PostgresStore};
 use ledger::store::sequencer::load_signer;
 use ledger::store::sqlite::{self, SqliteConfig, SqliteStore};
@@ -62,23 +64,65 @@ impl Context {
         Ok(config)
     }
 
-    /// The PostgreSQL URL of `--store`, if one was given; any other scheme is
-    /// bad input.
+    /// The PostgreSQL URL of `--store`, if one was given; a KurrentDB URL is
+    /// [`kurrentdb_url`](Self::kurrentdb_url)'s, and any other scheme is bad input.
     fn postgres_url(&self) -> anyhow::Result<Option<&str>> {
         match self.store_url.as_deref() {
             None | Some("") => Ok(None),
             Some(url) if postgres::is_postgres_url(url) => Ok(Some(url)),
+            Some(url) if is_kurrentdb_url(url) => Ok(None),
             Some(url) => Err(bad_input(format!(
-                "--store {url:?} is not a store this ledgerline opens; give postgres://USER@HOST:PORT/DATABASE, or leave --store out for the embedded SQLite log in --data"
+                "--store {url:?} is not a store this ledgerline opens; give postgres://USER@HOST:PORT/DATABASE or esdb://HOST:2113 (KurrentDB), or leave --store out for the embedded SQLite log in --data"
             ))),
         }
     }
 
-    /// Every node of a PostgreSQL log signs with the same key: the
-    /// operator's (`--signing-key`), or the key file in this node's data
-    /// directory, created on first use as for the embedded store (then
-    /// copy it to the other nodes). Read-only opens never create one.
+    /// The KurrentDB connection string of `--store`, if one was given
+    /// (opening it needs a build with the `kurrentdb` feature).
+    fn kurrentdb_url(&self) -> Option<&str> {
+        self.store_url
+            .as_deref()
+            .filter(|url| is_kurrentdb_url(url))
+    }
+
+    /// Opens the KurrentDB log of `--store`; its nodes share one signing
+    /// key exactly as PostgreSQL nodes do.
+    #[cfg(feature = "kurrentdb")]
+    async fn open_kurrentdb(
+        &self,
+        url: &str,
+        writable: bool,
+    ) -> anyhow::Result<Arc<dyn EventStore>> {
+        use ledger::store::kurrentdb::{KurrentDbConfig, KurrentDbStore};
+        let config = KurrentDbConfig::new(url, self.node_signer(writable)?);
+        Ok(if writable {
+            Arc::new(KurrentDbStore::open(config).await?)
+        } else {
+            Arc::new(KurrentDbStore::open_read_only(config).await?)
+        })
+    }
+
+    #[cfg(not(feature = "kurrentdb"))]
+    async fn open_kurrentdb(
+        &self,
+        url: &str,
+        _writable: bool,
+    ) -> anyhow::Result<Arc<dyn EventStore>> {
+        let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
+        Err(bad_input(format!(
+            "--store names a KurrentDB log ({scheme}://...), and this ledgerline was built without the KurrentDB backend; build it with `cargo build --features kurrentdb`"
+        )))
+    }
+
     fn postgres_config(&self, url: &str, create_key: bool) -> anyhow::Result<PostgresConfig> {
+        Ok(PostgresConfig::new(url, self.node_signer(create_key)?))
+    }
+
+    /// Every node of a shared log (PostgreSQL, KurrentDB) signs with the
+    /// same key: the operator's (`--signing-key`), or the key file in this
+    /// node's data directory, created on first use as for the embedded
+    /// store (then copy it to the other nodes). Read-only opens never create one.
+    fn node_signer(&self, create_key: bool) -> anyhow::Result<ledger::NoteSigner> {
         let key_file = self.data_dir.join(sqlite::KEY_FILE);
         let signing_key = self.signing_key_text()?;
         if signing_key.is_none() && !create_key && !key_file.exists() {
@@ -90,13 +134,19 @@ impl Context {
         if signing_key.is_none() {
             std::fs::create_dir_all(&self.data_dir)?;
         }
-        let signer = load_signer(signing_key.as_deref(), &key_file, &self.origin)?;
-        Ok(PostgresConfig::new(url, signer))
+        Ok(load_signer(
+            signing_key.as_deref(),
+            &key_file,
+            &self.origin,
+        )?)
     }
 
     /// Opens (creating on first use) the log: the embedded store in the data
-    /// directory, or the PostgreSQL database of `--store`.
+    /// directory, or the PostgreSQL database or KurrentDB server of `--store`.
     pub async fn open_store(&self) -> anyhow::Result<Arc<dyn EventStore>> {
+        if let Some(url) = self.kurrentdb_url() {
+            return self.open_kurrentdb(url, true).await;
+        }
         if let Some(url) = self.postgres_url()? {
             let config = self.postgres_config(url, true)?;
             return Ok(Arc::new(PostgresStore::open(config).await?));
@@ -109,6 +159,9 @@ impl Context {
     /// Opens the existing log for reading only (no signing, no writes), so
     /// read commands never change a log, even a damaged one.
     pub async fn open_store_read_only(&self) -> anyhow::Result<Arc<dyn EventStore>> {
+        if let Some(url) = self.kurrentdb_url() {
+            return self.open_kurrentdb(url, false).await;
+        }
         if let Some(url) = self.postgres_url()? {
             let config = self.postgres_config(url, false)?;
             return Ok(Arc::new(PostgresStore::open_read_only(config).await?));
@@ -123,12 +176,21 @@ impl Context {
     /// the log's own database for the embedded store, else a file of its own
     /// in the data directory.
     pub fn local_database(&self) -> anyhow::Result<PathBuf> {
-        if self.postgres_url()?.is_some() {
+        if self.postgres_url()?.is_some() || self.kurrentdb_url().is_some() {
             std::fs::create_dir_all(&self.data_dir)?;
             Ok(self.data_dir.join(NODE_DATABASE_FILE))
         } else {
             Ok(self.data_dir.join(sqlite::DATABASE_FILE))
         }
+    }
+
+    /// Where the HTTP API's keys and idempotency records are: in the log's
+    /// PostgreSQL database, shared by its nodes, or in this data directory.
+    pub fn records_location(&self) -> anyhow::Result<RecordsLocation> {
+        Ok(match self.postgres_url()? {
+            Some(url) => RecordsLocation::Postgres(url.to_string()),
+            None => RecordsLocation::DataDir(self.data_dir.clone()),
+        })
     }
 }
 

@@ -152,9 +152,16 @@ pub mod server {
         /// Starts `ledgerline --data DATA serve` on a free loopback port,
         /// retrying with another port if the one picked was taken meanwhile.
         pub fn start(data: &Path) -> Server {
+            Server::start_with(data, &[])
+        }
+
+        /// As [`start`](Self::start), with more global options before
+        /// `serve` (`--store URL`, `--signing-key FILE`).
+        pub fn start_with(data: &Path, options: &[String]) -> Server {
             for _ in 0..START_ATTEMPTS {
                 let port = free_port();
                 let mut child = super::ledgerline(data)
+                    .args(options)
                     .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
                     .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())

@@ -366,6 +366,13 @@ impl Generator<'_> {
             output_pcm: content_hash(&artifact.pcm_hash),
             duration_ms: (audio.duration_s() * 1000.0).round() as u64,
             attribution: attribution.clone(),
+            // Recorded so that a re-encoded or trimmed copy found in the
+            // wild can be traced here by `lineage`; published audio is
+            // validated to 8 kHz or more, which Chromaprint accepts.
+            output_fingerprint: Some(crate::fingerprint::to_record(
+                &crate::fingerprint::fingerprint(&audio)
+                    .map_err(|e| PipelineError::Step(e.to_string()))?,
+            )),
         };
         let published_seq = log
             .append(

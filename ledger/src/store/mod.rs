@@ -7,6 +7,9 @@
 //! [`crate::store::sequencer`] and [`crate::merkle`]; a backend only persists.
 
 pub mod hash_cache;
+#[cfg(feature = "kurrentdb")]
+pub mod kurrentdb;
+mod node;
 pub mod postgres;
 pub mod sequencer;
 pub mod sqlite;
@@ -17,6 +20,26 @@ use crate::merkle::{Hash, MerkleError};
 use async_trait::async_trait;
 use serde::Serialize;
 use uuid::Uuid;
+
+/// The connection-string schemes of a KurrentDB log (those the `kurrentdb`
+/// client parses). Known even to a build without the `kurrentdb` feature,
+/// so that such a `--store` is told which feature opens it.
+pub const KURRENTDB_URL_SCHEMES: [&str; 8] = [
+    "esdb",
+    "esdb+discover",
+    "kurrentdb",
+    "kurrentdb+discover",
+    "kurrent",
+    "kurrent+discover",
+    "kdb",
+    "kdb+discover",
+];
+
+/// True for the URL of a KurrentDB log (see [`KURRENTDB_URL_SCHEMES`]).
+pub fn is_kurrentdb_url(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(scheme, _)| KURRENTDB_URL_SCHEMES.contains(&scheme))
+}
 
 /// The most events one append request may carry.
 pub const APPEND_EVENTS_MAX: usize = 10_000;
@@ -192,6 +215,14 @@ pub(crate) fn check_consistency_request(from: u64, to: u64) -> Result<(), StoreE
     Ok(())
 }
 
+/// The error for a seq that [`EventStore::read_seqs`] did not find in a log of `size` events.
+pub(crate) fn missing_seq(seq: u64, size: u64) -> StoreError {
+    StoreError::OutOfRange {
+        what: format!("event {seq}"),
+        size,
+    }
+}
+
 /// An append-only, verifiable event log.
 #[async_trait]
 pub trait EventStore: Send + Sync {
@@ -222,6 +253,20 @@ pub trait EventStore: Send + Sync {
     ) -> Result<Vec<StoredEvent>, StoreError>;
     /// One event by id.
     async fn read_event(&self, id: Uuid) -> Result<Option<StoredEvent>, StoreError>;
+    /// The events at `seqs` (ascending, no repeats), in that order; an
+    /// error names the first seq the log does not hold. Answers that cite
+    /// scattered events (a lineage cites every usage line of a derivative)
+    /// read them in one round trip where the backend can.
+    async fn read_seqs(&self, seqs: Vec<u64>) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            match self.read_range(seq, 1).await?.pop() {
+                Some(event) if event.seq == seq => events.push(event),
+                _ => return Err(missing_seq(seq, self.size().await?)),
+            }
+        }
+        Ok(events)
+    }
 
     /// The newest signed checkpoint, if any.
     async fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError>;

@@ -28,8 +28,9 @@
 
 use crate::checkpoint::{NoteSigner, NoteVerifier};
 use crate::merkle::{self, Frontier, Hash, HashReader, MerkleError};
+use crate::store::node;
 use crate::store::sequencer::{
-    self, Batch, CheckpointCadence, ClientResult, PrefetchedView, PreparedRequest, Sequencer, Wake,
+    self, Batch, CheckpointCadence, ClientResult, PrefetchedView, PreparedRequest, Sequencer,
     WriterMessage, WRITER_QUEUE_DEPTH,
 };
 use crate::store::{
@@ -192,7 +193,7 @@ impl PostgresStore {
     /// and signing key, signs a checkpoint if the log has none of its size,
     /// and starts this node's writer.
     pub async fn open(config: PostgresConfig) -> Result<PostgresStore, StoreError> {
-        let (runtime, start, thread) = start_runtime()?;
+        let (runtime, start, thread) = node::start_runtime::<Writer>("ledger-postgres")?;
         let connector = Connector::new(&config.url, runtime.clone())?;
         let setup = {
             let connector = connector.clone();
@@ -201,7 +202,7 @@ impl PostgresStore {
                 let mut client = connector.connect().await?;
                 migrate(&mut client, config.signer.name()).await?;
                 let latest = latest_checkpoint(&client).await?;
-                check_key(&config.signer.verifier(), latest.as_ref())?;
+                node::check_key(&config.signer.verifier(), latest.as_ref())?;
                 let mut writer = Writer {
                     connector,
                     conn: Some(WriterConnection::new(client).await?),
@@ -222,7 +223,7 @@ impl PostgresStore {
         let writer = setup.await.map_err(backend)??;
         let (sender, receiver) = mpsc::channel(WRITER_QUEUE_DEPTH);
         start
-            .send(Start::Writer(Box::new(writer), receiver))
+            .send(node::Start::Writer(Box::new(writer), receiver))
             .map_err(|_| StoreError::Closed)?;
         Ok(PostgresStore {
             writer: Some(sender),
@@ -237,11 +238,11 @@ impl PostgresStore {
     /// Opens an existing log for reading only: no writer, no signing, no
     /// migrations. The audit and the read commands use it.
     pub async fn open_read_only(config: PostgresConfig) -> Result<PostgresStore, StoreError> {
-        let (runtime, start, thread) = start_runtime()?;
+        let (runtime, start, thread) = node::start_runtime::<Writer>("ledger-postgres")?;
         let connector = Connector::new(&config.url, runtime)?;
         let (close, closed) = oneshot::channel();
         start
-            .send(Start::ReadOnly(closed))
+            .send(node::Start::ReadOnly(closed))
             .map_err(|_| StoreError::Closed)?;
         let store = PostgresStore {
             writer: None,
@@ -335,37 +336,13 @@ fn redacted_url(url: &str) -> String {
     }
 }
 
-/// What the store's thread runs once open has finished.
-enum Start {
-    Writer(Box<Writer>, mpsc::Receiver<WriterMessage>),
-    ReadOnly(oneshot::Receiver<()>),
-}
-
-/// Starts the store's thread and its single-threaded runtime, which drives
-/// every connection of this store and the writer.
-fn start_runtime() -> Result<(Handle, oneshot::Sender<Start>, JoinHandle<()>), StoreError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(backend)?;
-    let handle = runtime.handle().clone();
-    let (start, started) = oneshot::channel::<Start>();
-    let thread = std::thread::Builder::new()
-        .name("ledger-postgres".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                match started.await {
-                    Ok(Start::Writer(writer, receiver)) => (*writer).run(receiver).await,
-                    Ok(Start::ReadOnly(closed)) => {
-                        let _ = closed.await;
-                    }
-                    // Opening failed: nothing to run.
-                    Err(_) => {}
-                }
-            });
-        })
-        .map_err(backend)?;
-    Ok((handle, start, thread))
+/// Connects and applies pending migrations, as [`PostgresStore::open`]
+/// does, without starting a node: for commands that need the database's
+/// other tables (the HTTP API's keys) before any node has run.
+pub async fn migrate_database(url: &str, origin: &str) -> Result<(), StoreError> {
+    let connector = Connector::new(url, Handle::current())?;
+    let mut client = connector.connect().await?;
+    migrate(&mut client, origin).await
 }
 
 /// Applies every migration not yet recorded in `schema_migrations`, under a
@@ -449,19 +426,6 @@ async fn apply_migrations(client: &mut Client, origin: &str) -> Result<(), Store
             "this log's origin is {stored:?}, not {origin:?}; pass --origin {stored:?} or use another database"
         )));
     }
-    Ok(())
-}
-
-/// Refuses a node whose key did not sign the log's checkpoints: its own
-/// checkpoints would not verify beside the others'.
-fn check_key(verifier: &NoteVerifier, latest: Option<&SignedCheckpoint>) -> Result<(), StoreError> {
-    let Some(latest) = latest else { return Ok(()) };
-    verifier.verify_checkpoint(&latest.note).map_err(|e| {
-        backend(format!(
-            "the log's checkpoints are not signed by this node's key {} ({e}); every node of a log must use the same signing key (--signing-key)",
-            verifier.verifier_key()
-        ))
-    })?;
     Ok(())
 }
 
@@ -835,28 +799,22 @@ struct Writer {
     cadence: CheckpointCadence,
 }
 
-impl Writer {
-    async fn run(mut self, mut receiver: mpsc::Receiver<WriterMessage>) {
-        loop {
-            let deadline = self.cadence.deadline(self.sequencer.frontier().size());
-            match sequencer::next_batch(&mut receiver, deadline).await {
-                Wake::Batch(batch) => self.commit_batch(batch).await,
-                Wake::CheckpointDue => {
-                    if let Err(e) = self.sign_checkpoint().await {
-                        tracing::error!("checkpoint signing failed: {e}");
-                        self.cadence.postpone();
-                    }
-                }
-                Wake::Closed => break,
-            }
-        }
-        if self.cadence.pending(self.sequencer.frontier().size()) {
-            if let Err(e) = self.sign_checkpoint().await {
-                tracing::error!("final checkpoint signing failed: {e}");
-            }
-        }
+impl node::NodeWriter for Writer {
+    async fn commit_batch(&mut self, batch: Batch) {
+        Writer::commit_batch(self, batch).await
     }
+    async fn sign_checkpoint(&mut self) -> Result<(), StoreError> {
+        Writer::sign_checkpoint(self).await
+    }
+    fn cadence(&mut self) -> &mut CheckpointCadence {
+        &mut self.cadence
+    }
+    fn size(&self) -> u64 {
+        self.sequencer.frontier().size()
+    }
+}
 
+impl Writer {
     /// The write connection, opened again if it was lost.
     async fn take_connection(&mut self) -> Result<WriterConnection, StoreError> {
         match self.conn.take() {
@@ -1483,13 +1441,7 @@ impl EventStore for PostgresStore {
         &self,
         requests: Vec<AppendRequest>,
     ) -> Result<Vec<Vec<Appended>>, StoreError> {
-        let requests = sequencer::prepare(requests)?;
-        let (reply, answer) = oneshot::channel();
-        self.sender()?
-            .send(WriterMessage::Append { requests, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        sequencer::submit(self.sender()?, requests).await
     }
 
     async fn size(&self) -> Result<u64, StoreError> {
@@ -1507,6 +1459,37 @@ impl EventStore for PostgresStore {
         .iter()
         .map(event_row)
         .collect()
+    }
+
+    async fn read_seqs(&self, seqs: Vec<u64>) -> Result<Vec<StoredEvent>, StoreError> {
+        let wanted = seqs
+            .iter()
+            .map(|&seq| to_i64(seq, "seq"))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let events = self
+            .read_rows(
+                "SELECT seq, id, stream, version, type, leaf FROM events WHERE seq = ANY($1) ORDER BY seq",
+                &[&wanted],
+            )
+            .await?
+            .iter()
+            .map(event_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Rows come back in seq order, so the first mismatch is the first missing seq.
+        if let Some(seq) = seqs
+            .iter()
+            .zip(
+                events
+                    .iter()
+                    .map(|e| Some(e.seq))
+                    .chain(std::iter::repeat(None)),
+            )
+            .find(|(wanted, got)| Some(**wanted) != *got)
+            .map(|(wanted, _)| *wanted)
+        {
+            return Err(super::missing_seq(seq, self.size().await?));
+        }
+        Ok(events)
     }
 
     async fn read_stream(

@@ -52,6 +52,21 @@ pub struct PreparedRequest {
 /// the payload leaves room for it.
 const ENVELOPE_OVERHEAD_BYTES_MAX: usize = 512;
 
+/// Every backend's `append_all`: prepares the requests on the caller's task,
+/// hands them to the store's writer through `writer` and waits for its answer.
+pub async fn submit(
+    writer: &mpsc::Sender<WriterMessage>,
+    requests: Vec<AppendRequest>,
+) -> Result<Vec<Vec<Appended>>, StoreError> {
+    let requests = prepare(requests)?;
+    let (reply, answer) = oneshot::channel();
+    writer
+        .send(WriterMessage::Append { requests, reply })
+        .await
+        .map_err(|_| StoreError::Closed)?;
+    answer.await.map_err(|_| StoreError::Closed)?
+}
+
 /// Validates and canonicalizes one client's requests. Runs on the caller's
 /// task, off the writer's critical path.
 pub fn prepare(requests: Vec<AppendRequest>) -> Result<Vec<PreparedRequest>, StoreError> {
