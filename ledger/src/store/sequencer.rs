@@ -67,6 +67,19 @@ pub async fn submit(
     answer.await.map_err(|_| StoreError::Closed)?
 }
 
+/// Every backend's `checkpoint_now`: asks the store's writer through
+/// `writer` to sign a checkpoint of everything committed, and waits for it.
+pub async fn checkpoint_now(
+    writer: &mpsc::Sender<WriterMessage>,
+) -> Result<SignedCheckpoint, StoreError> {
+    let (reply, answer) = oneshot::channel();
+    writer
+        .send(WriterMessage::CheckpointNow { reply })
+        .await
+        .map_err(|_| StoreError::Closed)?;
+    answer.await.map_err(|_| StoreError::Closed)?
+}
+
 /// Validates and canonicalizes one client's requests. Runs on the caller's
 /// task, off the writer's critical path.
 pub fn prepare(requests: Vec<AppendRequest>) -> Result<Vec<PreparedRequest>, StoreError> {

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// The database file inside the data directory.
@@ -793,12 +793,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.sender()?
-            .send(WriterMessage::CheckpointNow { reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        sequencer::checkpoint_now(self.sender()?).await
     }
 
     fn verifier(&self) -> &NoteVerifier {

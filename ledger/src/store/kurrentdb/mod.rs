@@ -445,12 +445,7 @@ impl EventStore for KurrentDbStore {
     }
 
     async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.sender()?
-            .send(WriterMessage::CheckpointNow { reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        sequencer::checkpoint_now(self.sender()?).await
     }
 
     fn verifier(&self) -> &NoteVerifier {
