@@ -131,9 +131,10 @@ async fn ledger_throughput(
     .await
 }
 
-/// The baseline: the same table layout and indexes, the same leaf bytes, WAL
-/// with synchronous=FULL, and the same group commit, but no hashing, no
-/// Merkle tree, no checkpoints.
+/// The baseline: the same table layout and indexes, the same leaf bytes, the
+/// same kind of event id as the ledger makes (UUIDv7), WAL with
+/// synchronous=FULL, and the same group commit, but no hashing, no Merkle
+/// tree, no checkpoints.
 /// Rows of (stream, leaf) for one insert, and where to say it is durable.
 type PlainInsert = (Vec<(String, Vec<u8>)>, oneshot::Sender<()>);
 
@@ -175,7 +176,7 @@ impl PlainSqlite {
                             insert
                                 .execute(params![
                                     seq,
-                                    uuid::Uuid::new_v4().as_bytes().as_slice(),
+                                    uuid::Uuid::now_v7().as_bytes().as_slice(),
                                     stream,
                                     *version,
                                     "generation.step",
@@ -534,7 +535,8 @@ fn url_with_database(url: &str, database: &str) -> String {
 }
 
 /// The PostgreSQL baseline: rows like the ledger's events (same indexes:
-/// seq, id, stream and version) with the same leaf bytes, durable commits
+/// seq, id, stream and version) with the same leaf bytes and kind of id
+/// (UUIDv7), durable commits
 /// (`synchronous_commit = on`) and the same group commit on one connection
 /// per node, but no head lock, no hashing, no Merkle rows, no checkpoints.
 struct PlainPostgres {
@@ -570,7 +572,7 @@ impl PlainPostgres {
                 while let Ok(next) = receiver.try_recv() {
                     batch.push(next);
                 }
-                let ids: Vec<uuid::Uuid> = batch.iter().map(|_| uuid::Uuid::new_v4()).collect();
+                let ids: Vec<uuid::Uuid> = batch.iter().map(|_| uuid::Uuid::now_v7()).collect();
                 let streams: Vec<&str> = batch.iter().map(|(s, _, _)| s.as_str()).collect();
                 // Versions unique per stream without reading: this is the
                 // part of sequencing the baseline leaves out.
