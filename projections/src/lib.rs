@@ -16,6 +16,7 @@ pub mod fingerprint;
 pub mod fold;
 pub mod identifiers;
 pub mod lineage;
+mod rebuild;
 pub mod reconcile;
 pub mod runner;
 pub mod statement;

@@ -5,6 +5,7 @@
 use crate::allocation_codec;
 use crate::amount::{ExactSum, MantissaSums};
 use crate::fold::{Change, DerivativeRecord, Fold, LineBook, LineRecord, LineStatus, KIND_PARTY};
+use crate::rebuild;
 use crate::statement::PeriodTotals;
 use ledger::store::{EventStore, StoreError};
 use ledger::Envelope;
@@ -56,6 +57,7 @@ pub struct CatchUp {
 
 /// The royalty projection over one SQLite database file.
 pub struct Projections {
+    database: std::path::PathBuf,
     conn: Connection,
     fold: Fold,
     position: u64,
@@ -65,21 +67,11 @@ impl Projections {
     /// Opens the projection tables in `database` (the log's SQLite file, or
     /// any SQLite file in tests), creating them on first use.
     pub fn open(database: &Path) -> Result<Projections, ProjectionError> {
-        let conn = Connection::open(database)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        // A larger page cache than SQLite's 2 MiB default keeps the usage
-        // line indexes in memory while a catch-up inserts into them, and
-        // reading through a memory map spares a statement one read() call
-        // per row it visits (a period can span a quarter of a million
-        // rows scattered over the table): it halved statement time.
-        // The read model can always be rebuilt from the log, so its commits
-        // need not wait for fsync (WAL with synchronous=NORMAL stays
-        // consistent: position and rows commit together or not at all).
-        conn.execute_batch(&format!(
-            "PRAGMA cache_size = -65536; PRAGMA synchronous = NORMAL; PRAGMA mmap_size = {MMAP_BYTES};"
-        ))?;
+        let conn = open_connection(database)?;
+        // Also makes again any index a rebuild cut short had dropped.
         conn.execute_batch(schemas::PROJECTIONS_SQLITE_DDL)?;
         let mut projections = Projections {
+            database: database.to_path_buf(),
             conn,
             fold: Fold::default(),
             position: 0,
@@ -159,11 +151,7 @@ impl Projections {
             self.fold.apply(envelope, &mut book)?;
             position += 1;
         }
-        tx.execute(
-            "INSERT INTO projection_position (projection, next_seq) VALUES (?1, ?2)
-             ON CONFLICT (projection) DO UPDATE SET next_seq = excluded.next_seq",
-            params![ROYALTIES, position as i64],
-        )?;
+        write_position(&tx, position)?;
         tx.commit()?;
         self.position = position;
         Ok(())
@@ -223,10 +211,103 @@ impl Projections {
         Ok(())
     }
 
-    /// Folds the whole log again from seq 0.
+    /// Folds the whole log again from seq 0, into fresh tables
+    /// (`rebuild.rs` says how this is faster than a catch-up).
     pub async fn rebuild(&mut self, store: &dyn EventStore) -> Result<CatchUp, ProjectionError> {
+        self.rebuild_reporting(store, &mut |_, _| {}).await
+    }
+
+    /// [`Projections::rebuild`], calling `progress(events read, log size)`
+    /// after each batch it reads.
+    pub async fn rebuild_reporting(
+        &mut self,
+        store: &dyn EventStore,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<CatchUp, ProjectionError> {
+        let folder = self.start_rebuild()?;
+        let size = store.size().await?;
+        let read = async {
+            let mut next = 0;
+            while next < size {
+                let limit = CATCH_UP_BATCH_EVENTS.min((size - next) as usize);
+                let events = store.read_range(next, limit).await?;
+                if events.is_empty() {
+                    break;
+                }
+                next += events.len() as u64;
+                let envelopes = events
+                    .iter()
+                    .map(|e| e.envelope().map_err(StoreError::from))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if !folder.send(envelopes) {
+                    break;
+                }
+                progress(next, size);
+            }
+            Ok::<(), ProjectionError>(())
+        }
+        .await;
+        self.finish_rebuild(folder, read)?;
+        let rest = self.catch_up(store).await?;
+        Ok(CatchUp {
+            from: 0,
+            to: rest.to,
+        })
+    }
+
+    /// [`Projections::rebuild`] from envelopes at hand (consecutive from
+    /// seq 0, in batches) instead of a store.
+    pub fn rebuild_from(
+        &mut self,
+        batches: impl IntoIterator<Item = Vec<Envelope>>,
+    ) -> Result<(), ProjectionError> {
+        let folder = self.start_rebuild()?;
+        for batch in batches {
+            if !folder.send(batch) {
+                break;
+            }
+        }
+        self.finish_rebuild(folder, Ok(()))
+    }
+
+    /// Empties the tables, drops the usage-line indexes and starts the
+    /// folding thread.
+    fn start_rebuild(&mut self) -> Result<rebuild::Folder, ProjectionError> {
         self.reset()?;
-        self.catch_up(store).await
+        rebuild::drop_usage_line_indexes(&self.conn)?;
+        rebuild::Folder::start(self.database.clone(), std::mem::take(&mut self.fold))
+    }
+
+    /// Waits for the folding thread, makes the indexes again whatever
+    /// happened, and takes the thread's state (or, when it was cut short,
+    /// the tables'). `read` is how feeding it went.
+    fn finish_rebuild(
+        &mut self,
+        folder: rebuild::Folder,
+        read: Result<(), ProjectionError>,
+    ) -> Result<(), ProjectionError> {
+        let folded = folder.finish();
+        let indexed = self
+            .conn
+            .execute_batch(schemas::PROJECTIONS_SQLITE_DDL)
+            .and_then(|()| {
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            });
+        match folded {
+            Ok(rebuild::Folded::All { fold, position }) => {
+                self.fold = *fold;
+                self.position = position;
+            }
+            Ok(rebuild::Folded::Interrupted) => self.reload()?,
+            Err(error) => {
+                self.reload()?;
+                return Err(error);
+            }
+        }
+        read?;
+        indexed?;
+        Ok(())
     }
 
     /// A [`LineBook`] reading the committed usage lines.
@@ -516,7 +597,34 @@ impl Projections {
     }
 }
 
-fn read_position(conn: &Connection) -> Result<u64, ProjectionError> {
+/// A connection to the projection tables' database.
+pub(crate) fn open_connection(database: &Path) -> Result<Connection, ProjectionError> {
+    let conn = Connection::open(database)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // A larger page cache than SQLite's 2 MiB default keeps the usage
+    // line indexes in memory while a catch-up inserts into them, and
+    // reading through a memory map spares a statement one read() call
+    // per row it visits (a period can span a quarter of a million
+    // rows scattered over the table): it halved statement time.
+    // The read model can always be rebuilt from the log, so its commits
+    // need not wait for fsync (WAL with synchronous=NORMAL stays
+    // consistent: position and rows commit together or not at all).
+    conn.execute_batch(&format!(
+        "PRAGMA cache_size = -65536; PRAGMA synchronous = NORMAL; PRAGMA mmap_size = {MMAP_BYTES};"
+    ))?;
+    Ok(conn)
+}
+
+pub(crate) fn write_position(conn: &Connection, position: u64) -> Result<(), ProjectionError> {
+    conn.execute(
+        "INSERT INTO projection_position (projection, next_seq) VALUES (?1, ?2)
+         ON CONFLICT (projection) DO UPDATE SET next_seq = excluded.next_seq",
+        params![ROYALTIES, position as i64],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn read_position(conn: &Connection) -> Result<u64, ProjectionError> {
     let position: Option<i64> = conn
         .query_row(
             "SELECT next_seq FROM projection_position WHERE projection = ?1",
@@ -576,8 +684,24 @@ fn load_state(conn: &Connection) -> Result<(Fold, u64), ProjectionError> {
 
 /// Usage lines in the projection tables, seen through one connection (inside
 /// the runner's transaction, so a batch sees its own earlier lines).
-struct SqlBook<'c> {
-    conn: &'c Connection,
+pub(crate) struct SqlBook<'c> {
+    pub(crate) conn: &'c Connection,
+}
+
+impl SqlBook<'_> {
+    /// The line recorded at `seq`, if that event was a usage line.
+    pub(crate) fn line_at(&self, seq: u64) -> Result<Option<LineRecord>, rusqlite::Error> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, allocations FROM projection_usage_line
+             WHERE seq = ?1",
+        )?;
+        let record = statement
+            .query_row(params![seq as i64], line_from_row)
+            .optional()?;
+        record
+            .map(|r| r.map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into())))
+            .transpose()
+    }
 }
 
 impl LineBook for SqlBook<'_> {

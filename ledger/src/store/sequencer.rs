@@ -715,7 +715,8 @@ mod tests {
     #[test]
     fn ids_the_server_makes_are_time_ordered_v7() {
         let events = (0..3).map(|_| NewEvent::new("t", json!({}))).collect();
-        let prepared = prepare(vec![AppendRequest::new("s", ExpectedVersion::Any, events)]).unwrap();
+        let prepared =
+            prepare(vec![AppendRequest::new("s", ExpectedVersion::Any, events)]).unwrap();
         let ids: Vec<Uuid> = prepared[0].events.iter().map(|e| e.id).collect();
         assert!(ids.iter().all(|id| id.get_version_num() == 7), "{ids:?}");
         assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
