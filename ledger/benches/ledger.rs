@@ -539,6 +539,9 @@ fn url_with_database(url: &str, database: &str) -> String {
 /// (UUIDv7), durable commits
 /// (`synchronous_commit = on`) and the same group commit on one connection
 /// per node, but no head lock, no hashing, no Merkle rows, no checkpoints.
+/// The baseline's next version number, for every stream and node.
+static PLAIN_VERSIONS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
 struct PlainPostgres {
     sender: mpsc::Sender<(String, Vec<u8>, oneshot::Sender<()>)>,
 }
@@ -574,9 +577,14 @@ impl PlainPostgres {
                 }
                 let ids: Vec<uuid::Uuid> = batch.iter().map(|_| uuid::Uuid::now_v7()).collect();
                 let streams: Vec<&str> = batch.iter().map(|(s, _, _)| s.as_str()).collect();
-                // Versions unique per stream without reading: this is the
-                // part of sequencing the baseline leaves out.
-                let versions: Vec<i64> = ids.iter().map(|id| (id.as_u128() >> 66) as i64).collect();
+                // Versions unique per stream (and increasing, as the
+                // ledger's are) without reading: one counter shared by
+                // every node. Reading a stream's head is the part of
+                // sequencing the baseline leaves out.
+                let versions: Vec<i64> = ids
+                    .iter()
+                    .map(|_| PLAIN_VERSIONS.fetch_add(1, Ordering::Relaxed))
+                    .collect();
                 let leaves: Vec<&[u8]> = batch.iter().map(|(_, l, _)| l.as_slice()).collect();
                 let transaction = client.transaction().await.unwrap();
                 transaction
