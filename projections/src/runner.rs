@@ -171,15 +171,10 @@ impl Projections {
     ) -> Result<CatchUp, ProjectionError> {
         let from = self.position;
         while self.position < size {
-            let limit = CATCH_UP_BATCH_EVENTS.min((size - self.position) as usize);
-            let events = store.read_range(self.position, limit).await?;
-            if events.is_empty() {
+            let envelopes = read_envelopes(store, self.position, size).await?;
+            if envelopes.is_empty() {
                 break;
             }
-            let envelopes = events
-                .iter()
-                .map(|e| e.envelope().map_err(StoreError::from))
-                .collect::<Result<Vec<_>, _>>()?;
             self.apply(&envelopes)?;
         }
         Ok(CatchUp {
@@ -229,16 +224,11 @@ impl Projections {
         let read = async {
             let mut next = 0;
             while next < size {
-                let limit = CATCH_UP_BATCH_EVENTS.min((size - next) as usize);
-                let events = store.read_range(next, limit).await?;
-                if events.is_empty() {
+                let envelopes = read_envelopes(store, next, size).await?;
+                if envelopes.is_empty() {
                     break;
                 }
-                next += events.len() as u64;
-                let envelopes = events
-                    .iter()
-                    .map(|e| e.envelope().map_err(StoreError::from))
-                    .collect::<Result<Vec<_>, _>>()?;
+                next += envelopes.len() as u64;
                 if !folder.send(envelopes) {
                     break;
                 }
@@ -595,6 +585,22 @@ impl Projections {
         }
         Ok(found)
     }
+}
+
+/// The next batch of events from seq `from` (at most
+/// [`CATCH_UP_BATCH_EVENTS`], none at or beyond `size`), decoded.
+async fn read_envelopes(
+    store: &dyn EventStore,
+    from: u64,
+    size: u64,
+) -> Result<Vec<Envelope>, ProjectionError> {
+    let limit = CATCH_UP_BATCH_EVENTS.min(size.saturating_sub(from) as usize);
+    let events = store.read_range(from, limit).await?;
+    let envelopes = events
+        .iter()
+        .map(|e| e.envelope().map_err(StoreError::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(envelopes)
 }
 
 /// A connection to the projection tables' database.
