@@ -102,7 +102,7 @@ fn fold_batches(
     let mut position = 0;
     let mut conn = runner::open_connection(&database)?;
     // This connection only appends: a small page cache recycles its pages
-    // instead of allocating new ones (page allocation was a fifth of the
+    // instead of allocating new ones (page allocation was nearly a quarter of the
     // thread's time), and the WAL is copied into the database once, at the
     // end, rather than after every commit.
     conn.execute_batch("PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0;")?;
