@@ -134,8 +134,7 @@ fn fold_batches(
             sql: SqlBook { conn: &tx },
             lines: &mut lines,
         };
-        let start = position;
-        for envelope in pending.drain(..).flatten().filter(|e| e.seq >= start) {
+        for envelope in pending.drain(..).flatten() {
             if envelope.seq != position {
                 return Err(ProjectionError::Gap {
                     expected: position,
@@ -238,7 +237,6 @@ impl LineBook for BulkBook<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fold::LineStatus;
     use rust_decimal::Decimal;
     use schemas::usage::UsageLine;
     use uuid::Uuid;

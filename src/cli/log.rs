@@ -8,7 +8,7 @@ use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent, NoteVerifier,
 use serde_json::json;
 use std::io::{Read, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Events printed per read round trip by `events`.
 const EVENTS_PAGE: usize = 4096;
@@ -344,13 +344,9 @@ async fn verify(args: VerifyArgs, context: &Context) -> anyhow::Result<ExitCode>
         None => store.verifier().clone(),
     };
     let started = Instant::now();
-    let mut last_report = Instant::now();
-    let mut progress = |done: u64, total: u64| {
-        if last_report.elapsed() >= Duration::from_secs(2) {
-            last_report = Instant::now();
-            eprintln!("verify: {done}/{total} events checked");
-        }
-    };
+    let mut progress = super::progress_every_two_seconds(|done, total| {
+        eprintln!("verify: {done}/{total} events checked")
+    });
     match ledger::verify::audit(store.as_ref(), &verifier, &mut progress).await {
         Ok(report) => {
             println!(

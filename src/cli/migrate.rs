@@ -10,7 +10,7 @@ use ledger::store::sequencer::load_signer;
 use ledger::store::sqlite::{self, SqliteConfig, SqliteStore};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Args)]
 pub struct MigrateArgs {
@@ -68,13 +68,9 @@ pub async fn run(args: MigrateArgs, context: &Context) -> anyhow::Result<ExitCod
     let target = PostgresStore::open(PostgresConfig::new(&args.to, signer.clone())).await?;
 
     let started = Instant::now();
-    let mut last_report = Instant::now();
-    let mut progress = |done: u64, total: u64| {
-        if last_report.elapsed() >= Duration::from_secs(2) {
-            last_report = Instant::now();
-            eprintln!("migrate: {done}/{total} events copied");
-        }
-    };
+    let mut progress = super::progress_every_two_seconds(|done, total| {
+        eprintln!("migrate: {done}/{total} events copied")
+    });
     let report = target.copy_log(&source, &mut progress).await?;
     let audit = ledger::verify::audit(&target, &signer.verifier(), &mut |_, _| {})
         .await

@@ -234,3 +234,18 @@ pub fn init_tracing() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// A progress callback for long commands: passes `(done, total)` to
+/// `report` at most once every two seconds, so a long run says it is alive
+/// without flooding stderr.
+pub(crate) fn progress_every_two_seconds(
+    mut report: impl FnMut(u64, u64) + Send,
+) -> impl FnMut(u64, u64) + Send {
+    let mut last_report = std::time::Instant::now();
+    move |done, total| {
+        if last_report.elapsed() >= std::time::Duration::from_secs(2) {
+            last_report = std::time::Instant::now();
+            report(done, total);
+        }
+    }
+}

@@ -7,7 +7,6 @@ use ledger::EventStore;
 use projections::runner::Projections;
 use serde_json::json;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
 pub enum ProjectionsCommand {
@@ -32,13 +31,9 @@ pub async fn run(command: ProjectionsCommand, context: &Context) -> anyhow::Resu
     let store: &dyn EventStore = store.as_ref();
     let outcome = match command {
         ProjectionsCommand::Rebuild => {
-            let mut last_report = Instant::now();
-            let mut progress = |done: u64, total: u64| {
-                if last_report.elapsed() >= Duration::from_secs(2) {
-                    last_report = Instant::now();
-                    eprintln!("projections rebuild: {done}/{total} events read");
-                }
-            };
+            let mut progress = super::progress_every_two_seconds(|done, total| {
+                eprintln!("projections rebuild: {done}/{total} events read")
+            });
             projections.rebuild_reporting(store, &mut progress).await?
         }
         ProjectionsCommand::CatchUp => projections.catch_up(store).await?,
