@@ -85,9 +85,9 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Allocation>, String> {
     let mut allocations = Vec::new();
     for_each_allocation(bytes, |component, party, reference, amount| {
         allocations.push(Allocation {
-            party: party.to_string(),
+            party: party.into(),
             component,
-            reference: reference.to_string(),
+            reference: reference.into(),
             amount,
         })
     })?;

@@ -6,7 +6,7 @@
 //! the runner). Given the same events, a fold makes the same [`Change`]s, so
 //! a rebuild from zero equals any incremental catch-up.
 
-use crate::allocation::{allocate, Allocation, ResolvedComponent, WeightedComponent};
+use crate::allocation::{allocate, Allocation, ResolvedComponent, Share, WeightedComponent};
 use crate::usage::check_line;
 use ledger::Envelope;
 use rust_decimal::Decimal;
@@ -15,7 +15,9 @@ use schemas::generation::{AttributionKind, DerivativePublished, DERIVATIVE_PUBLI
 use schemas::usage::{UsageLine, LINE_IMPORTED};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The catalog entity kinds, as stored in `projection_catalog_entry.kind`.
@@ -118,10 +120,10 @@ pub enum LineStatus {
 
 impl LineStatus {
     /// The text stored in `projection_usage_line.status`.
-    pub fn to_text(&self) -> String {
+    pub fn to_text(&self) -> Cow<'static, str> {
         match self {
-            LineStatus::Booked => "booked".into(),
-            LineStatus::Rejected(why) => format!("rejected: {why}"),
+            LineStatus::Booked => Cow::Borrowed("booked"),
+            LineStatus::Rejected(why) => Cow::Owned(format!("rejected: {why}")),
         }
     }
 
@@ -172,6 +174,75 @@ pub trait LineBook {
 pub struct Fold {
     pub catalog: CatalogState,
     pub derivatives: HashMap<Uuid, DerivativeRecord>,
+    plans: Plans,
+}
+
+/// A derivative's attribution resolved against the catalog in force: what
+/// allocating one of its lines needs, found and checked once.
+#[derive(Debug, Clone)]
+struct Plan {
+    policy: Policy,
+    creator: Arc<str>,
+    components: Vec<(u32, PlannedComponent)>,
+}
+
+#[derive(Debug, Clone)]
+enum PlannedComponent {
+    Recording {
+        isrc: Arc<str>,
+        master_splits: Vec<Share>,
+        iswc: Arc<str>,
+        publishing_splits: Vec<Share>,
+    },
+    Voice {
+        id: Arc<str>,
+        likeness_splits: Vec<Share>,
+    },
+}
+
+impl Plan {
+    fn allocate(&self, gross: Decimal) -> Result<Vec<Allocation>, String> {
+        let components: Vec<WeightedComponent<'_>> = self
+            .components
+            .iter()
+            .map(|(weight_bp, component)| WeightedComponent {
+                weight_bp: *weight_bp,
+                component: match component {
+                    PlannedComponent::Recording {
+                        isrc,
+                        master_splits,
+                        iswc,
+                        publishing_splits,
+                    } => ResolvedComponent::Recording {
+                        isrc: Arc::clone(isrc),
+                        master_splits,
+                        iswc: Arc::clone(iswc),
+                        publishing_splits,
+                    },
+                    PlannedComponent::Voice {
+                        id,
+                        likeness_splits,
+                    } => ResolvedComponent::Voice {
+                        id: Arc::clone(id),
+                        likeness_splits,
+                    },
+                },
+            })
+            .collect();
+        allocate(gross, &self.policy, &self.creator, &components).map_err(|e| e.to_string())
+    }
+}
+
+/// The plans of the derivatives whose lines were folded since the catalog
+/// last changed. A cache, so not part of the state: two folds with the same
+/// catalog and derivatives are equal whatever they cached.
+#[derive(Debug, Clone, Default)]
+struct Plans(HashMap<Uuid, Plan>);
+
+impl PartialEq for Plans {
+    fn eq(&self, _: &Plans) -> bool {
+        true
+    }
 }
 
 impl Fold {
@@ -186,6 +257,7 @@ impl Fold {
         let change = if let Some(kind) = catalog_kind(&envelope.event_type) {
             match entity_id(kind, &envelope.data) {
                 Some(id) if self.catalog.apply_entry(kind, &envelope.data) => {
+                    self.plans.0.clear();
                     Some(Change::CatalogEntry {
                         kind,
                         id,
@@ -210,21 +282,8 @@ impl Fold {
                 _ => None,
             }
         } else if envelope.event_type == LINE_IMPORTED {
-            match UsageLine::deserialize(&envelope.data) {
-                Ok(line) => {
-                    let (status, allocations) = match self.book_line(&line, &*book)? {
-                        Ok(allocations) => (LineStatus::Booked, allocations),
-                        Err(why) => (LineStatus::Rejected(why), Vec::new()),
-                    };
-                    Some(Change::UsageLine(LineRecord {
-                        seq: envelope.seq,
-                        line,
-                        status,
-                        allocations,
-                    }))
-                }
-                Err(_) => None,
-            }
+            let line = UsageLine::deserialize(&envelope.data).ok();
+            return self.apply_line(envelope.seq, line, book);
         } else {
             None
         };
@@ -232,6 +291,36 @@ impl Fold {
             book.record(change)?;
         }
         Ok(change)
+    }
+
+    /// Folds the usage line event at `seq` (`None`: its payload is not a
+    /// valid usage line, which changes nothing).
+    pub fn apply_line<B: LineBook>(
+        &mut self,
+        seq: u64,
+        line: Option<UsageLine>,
+        book: &mut B,
+    ) -> Result<Option<Change>, B::Error> {
+        let Some(line) = line else {
+            return Ok(None);
+        };
+        if !self.plans.0.contains_key(&line.derivative) {
+            if let Ok(plan) = self.plan(line.derivative) {
+                self.plans.0.insert(line.derivative, plan);
+            }
+        }
+        let (status, allocations) = match self.book_line(&line, &*book)? {
+            Ok(allocations) => (LineStatus::Booked, allocations),
+            Err(why) => (LineStatus::Rejected(why), Vec::new()),
+        };
+        let change = Change::UsageLine(LineRecord {
+            seq,
+            line,
+            status,
+            allocations,
+        });
+        book.record(&change)?;
+        Ok(Some(change))
     }
 
     /// The exact allocations of `line` against the state in force, or why it
@@ -308,10 +397,19 @@ impl Fold {
     }
 
     fn allocate_line(&self, line: &UsageLine) -> Result<Vec<Allocation>, String> {
+        match self.plans.0.get(&line.derivative) {
+            Some(plan) => plan.allocate(line.gross),
+            None => self.plan(line.derivative)?.allocate(line.gross),
+        }
+    }
+
+    /// Resolves derivative `id`'s attribution against the catalog in force,
+    /// or says why its lines cannot be allocated.
+    fn plan(&self, id: Uuid) -> Result<Plan, String> {
         let derivative = self
             .derivatives
-            .get(&line.derivative)
-            .ok_or_else(|| format!("derivative {} is not published in the log", line.derivative))?;
+            .get(&id)
+            .ok_or_else(|| format!("derivative {id} is not published in the log"))?;
         let policy = self
             .catalog
             .policy
@@ -321,7 +419,7 @@ impl Fold {
         let mut components = Vec::with_capacity(published.attribution.len());
         for component in &published.attribution {
             let reference = component.reference.as_str();
-            let resolved = match component.kind {
+            let planned = match component.kind {
                 AttributionKind::Recording => {
                     let recording =
                         self.catalog.recordings.get(reference).ok_or_else(|| {
@@ -330,39 +428,36 @@ impl Fold {
                     let work = self.catalog.works.get(&recording.work).ok_or_else(|| {
                         format!("work {:?} is not in the catalog", recording.work)
                     })?;
-                    ResolvedComponent::Recording {
-                        isrc: &recording.isrc,
-                        master_splits: &recording.master_splits,
-                        iswc: &work.iswc,
-                        publishing_splits: &work.publishing_splits,
+                    PlannedComponent::Recording {
+                        isrc: recording.isrc.as_str().into(),
+                        master_splits: Share::all(&recording.master_splits),
+                        iswc: work.iswc.as_str().into(),
+                        publishing_splits: Share::all(&work.publishing_splits),
                     }
                 }
                 AttributionKind::Voice => {
                     let model = self.catalog.voice_models.get(reference).ok_or_else(|| {
                         format!("voice model {reference:?} is not in the catalog")
                     })?;
-                    ResolvedComponent::Voice {
-                        id: &model.id,
-                        likeness_splits: &model.likeness_splits,
+                    PlannedComponent::Voice {
+                        id: model.id.as_str().into(),
+                        likeness_splits: Share::all(&model.likeness_splits),
                     }
                 }
             };
-            components.push(WeightedComponent {
-                weight_bp: component.weight_bp,
-                component: resolved,
-            });
+            components.push((component.weight_bp, planned));
         }
-        let invalid_split = |splits: &[schemas::catalog::Split]| {
+        let invalid_split = |splits: &[Share]| {
             splits.is_empty() || splits.iter().map(|s| s.share).sum::<Decimal>() != Decimal::ONE
         };
-        for c in &components {
-            let bad = match &c.component {
-                ResolvedComponent::Recording {
+        for (_, c) in &components {
+            let bad = match c {
+                PlannedComponent::Recording {
                     master_splits,
                     publishing_splits,
                     ..
                 } => invalid_split(master_splits) || invalid_split(publishing_splits),
-                ResolvedComponent::Voice {
+                PlannedComponent::Voice {
                     likeness_splits, ..
                 } => invalid_split(likeness_splits),
             };
@@ -370,8 +465,11 @@ impl Fold {
                 return Err("a split sheet in force does not sum to 1".into());
             }
         }
-        allocate(line.gross, policy, &published.requested_by, &components)
-            .map_err(|e| e.to_string())
+        Ok(Plan {
+            policy: policy.clone(),
+            creator: published.requested_by.as_str().into(),
+            components,
+        })
     }
 }
 
@@ -456,5 +554,109 @@ impl<B: LineBook + ?Sized> LineBook for MemoryBook<'_, B> {
         }
         self.changes.push(change.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(seq: u64, event_type: &str, data: serde_json::Value) -> Envelope {
+        Envelope {
+            seq,
+            stream: format!("s{seq}"),
+            version: 0,
+            id: Uuid::from_u128(u128::from(seq) + 1),
+            event_type: event_type.into(),
+            schema: 1,
+            time: "2026-11-27T00:00:00.000000Z".into(),
+            prev: None,
+            data,
+        }
+    }
+
+    fn recording(master: &[(&str, &str)]) -> serde_json::Value {
+        let splits: Vec<_> = master
+            .iter()
+            .map(|(party, share)| json!({"party": party, "share": share}))
+            .collect();
+        json!({"isrc": "GBAYE0601498", "title": "R", "work": "T-034524680-1",
+               "master_splits": splits, "stems": {"vocals": format!("sha256:{}", "a".repeat(64))}})
+    }
+
+    fn line(line_id: &str) -> serde_json::Value {
+        json!({"line_id": line_id, "period": "2026-01", "derivative": Uuid::from_u128(7),
+               "territory": "US", "currency": "USD", "streams": 1, "gross": "100"})
+    }
+
+    fn masters(change: Option<Change>) -> Vec<(String, Decimal)> {
+        let Some(Change::UsageLine(record)) = change else {
+            panic!("a usage line change");
+        };
+        assert_eq!(record.status, LineStatus::Booked);
+        record
+            .allocations
+            .iter()
+            .filter(|a| a.component == crate::allocation::Component::Master)
+            .map(|a| (a.party.to_string(), a.amount))
+            .collect()
+    }
+
+    /// A derivative's plan is cached between its lines; a split amendment
+    /// must reach the next line all the same.
+    #[test]
+    fn a_catalog_change_reaches_the_next_line() {
+        let mut events = Vec::new();
+        for party in ["a", "b", "w", "u"] {
+            events.push((
+                catalog_events::PARTY_REGISTERED,
+                json!({"id": party, "name": party, "role": "other"}),
+            ));
+        }
+        events.push((
+            catalog_events::WORK_REGISTERED,
+            json!({"iswc": "T-034524680-1", "title": "W", "publishing_splits": [{"party": "w", "share": "1"}]}),
+        ));
+        events.push((
+            catalog_events::RECORDING_REGISTERED,
+            recording(&[("a", "1")]),
+        ));
+        events.push((
+            catalog_events::POLICY_SET,
+            json!({"id": "v1", "platform_share": "0.3", "creator_share": "0.2", "master_share": "0.5"}),
+        ));
+        events.push((
+            DERIVATIVE_PUBLISHED,
+            json!({"job": Uuid::from_u128(7), "derivative": Uuid::from_u128(7), "recording": "GBAYE0601498",
+                   "requested_by": "u", "recipe": {}, "output": format!("sha256:{:064x}", 1),
+                   "output_pcm": format!("sha256:{:064x}", 2), "duration_ms": 1000,
+                   "attribution": [{"kind": "recording", "ref": "GBAYE0601498", "weight_bp": 10000}]}),
+        ));
+        let mut fold = Fold::default();
+        let mut book = MemoryBook::new();
+        for (seq, (event_type, data)) in events.into_iter().enumerate() {
+            fold.apply(&envelope(seq as u64, event_type, data), &mut book)
+                .unwrap();
+        }
+        let d = |text: &str| text.parse::<Decimal>().unwrap();
+        // 100: platform 30, creator 20, pool 50, master half of it.
+        let first = fold
+            .apply(&envelope(10, LINE_IMPORTED, line("L1")), &mut book)
+            .unwrap();
+        assert_eq!(masters(first), [("a".to_string(), d("25"))]);
+        let amended = recording(&[("a", "0.6"), ("b", "0.4")]);
+        fold.apply(
+            &envelope(11, catalog_events::RECORDING_AMENDED, amended),
+            &mut book,
+        )
+        .unwrap();
+        let second = fold
+            .apply(&envelope(12, LINE_IMPORTED, line("L2")), &mut book)
+            .unwrap();
+        assert_eq!(
+            masters(second),
+            [("a".to_string(), d("15")), ("b".to_string(), d("10"))]
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod currency;
 pub mod fingerprint;
 pub mod fold;
+pub mod fold_input;
 pub mod identifiers;
 pub mod lineage;
 mod rebuild;

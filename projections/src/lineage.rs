@@ -289,7 +289,7 @@ pub async fn lineage(
             period: record.line.period.clone(),
             currency: record.line.currency.clone(),
             gross: record.line.gross.to_string(),
-            status: record.status.to_text(),
+            status: record.status.to_text().into_owned(),
         });
         if record.status != LineStatus::Booked {
             continue;
@@ -297,7 +297,7 @@ pub async fn lineage(
         let entry = by_currency.entry(record.line.currency.clone()).or_default();
         entry.0 += record.line.gross;
         for a in &record.allocations {
-            let party = entry.1.entry(a.party.clone()).or_default();
+            let party = entry.1.entry(a.party.to_string()).or_default();
             party.0.add(a.amount);
             let key = if a.reference.is_empty() {
                 a.component.as_str().to_string()

@@ -6,115 +6,275 @@
 //! a million lines those dominate. A rebuild knows the tables start empty,
 //! so it:
 //! - loads `projection_usage_line` in seq order (appends to its rowid
-//!   B-tree) with its secondary indexes dropped, and makes them again at
-//!   the end: one sort each;
+//!   B-tree) with three of its four secondary indexes dropped (see
+//!   [`USAGE_LINE_INDEXES`]), and makes them again at the end: one sort
+//!   each;
 //! - answers the fold's duplicate and reversal checks from memory (64-bit
-//!   hashes of line ids mapped to seqs, confirmed against the row, so a
-//!   hash collision costs a table scan, never a wrong answer);
-//! - reads and decodes the log on the caller's task while a thread folds
-//!   and writes, so the two halves use both cores.
+//!   hashes of line ids mapped to seqs, confirmed against the line itself,
+//!   so a hash collision costs a table scan, never a wrong answer);
+//! - runs as a pipeline over both cores: the caller reads the log and
+//!   decodes it ([`FoldInput`]), a folding thread folds (allocation
+//!   included), and a writer thread inserts the rows.
+//!
+//! The folding thread keeps every line it folded until the writer reports
+//! it committed, so a check that lands on a line not yet written reads it
+//! from memory, and one that lands on an older line reads the committed
+//! row.
 //!
 //! Each transaction still commits the rows with the new position, and
 //! checks first that no other process moved the position meanwhile: if one
-//! did (a server catching up the same file), this thread stops and the
+//! did (a server catching up the same file), the writer stops and the
 //! caller finishes with the ordinary catch-up, which reads its state from
 //! the tables. A rebuild cut short leaves consistent tables at some
 //! position; `Projections::open` makes the missing indexes again.
 
 use crate::fold::{Change, Fold, LineBook, LineRecord, LineStatus};
+use crate::fold_input::FoldInput;
 use crate::runner::{self, ProjectionError, SqlBook};
-use ledger::Envelope;
-use rusqlite::{params, Connection, TransactionBehavior};
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Events folded per transaction (the commits are not synced: the read
-/// model can always be rebuilt).
-const EVENTS_PER_TRANSACTION: usize = 50_000;
-/// Decoded batches read ahead of the folding thread.
-const BATCHES_IN_FLIGHT: usize = 4;
+/// Folded batches queued ahead of the writer.
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// The usage-line indexes dropped while the table loads; the DDL in
-/// `schemas/sql/projections.sqlite.sql` makes them again.
-pub(crate) const USAGE_LINE_INDEXES: [&str; 4] = [
+/// `schemas/sql/projections.sqlite.sql` makes them again. The statement
+/// index (period, currency, seq) stays: lines arrive in seq order, so its
+/// inserts land at the end of a few (period, currency) runs, and keeping it
+/// cost the writer less than making it again took (0.4 s of 3.8 s at
+/// 300k lines). A line id or derivative insert lands anywhere in its
+/// index: keeping the derivative index doubled the writer's time.
+pub(crate) const USAGE_LINE_INDEXES: [&str; 3] = [
     "projection_usage_line_id",
     "projection_usage_line_reverses",
-    "projection_usage_line_statement",
     "projection_usage_line_derivative",
 ];
 
-/// How the folding thread ended.
-pub(crate) enum Folded {
-    /// Every batch sent was folded; the fold state and position after them.
+/// How a rebuild ended.
+pub(crate) enum Rebuilt {
+    /// Every event read was folded and written; the fold state and
+    /// position after them.
     All { fold: Box<Fold>, position: u64 },
-    /// Another process moved the stored position: the tables are
-    /// consistent at their own position, and the fold state must be read
-    /// from them.
-    Interrupted,
+    /// Reading stopped early, or another process moved the stored
+    /// position: the tables are consistent at their own position, and the
+    /// fold state must be read from them.
+    Cut,
 }
 
-/// The folding thread of one rebuild, and the queue that feeds it.
-pub(crate) struct Folder {
-    sender: SyncSender<Vec<Envelope>>,
-    thread: JoinHandle<Result<Folded, ProjectionError>>,
+/// Rows for the writer to insert.
+enum Write {
+    Line(Arc<LineRecord>),
+    /// A catalog entry or derivative: rare, so boxed to keep the common
+    /// variant small.
+    Other(Box<Change>),
 }
 
-impl Folder {
-    /// Starts folding into the empty tables of `database` (without their
-    /// usage-line indexes), from seq 0 and the state `fold`.
-    pub(crate) fn start(database: PathBuf, fold: Fold) -> Result<Folder, ProjectionError> {
-        let (sender, batches) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
-        let thread = std::thread::Builder::new()
-            .name("projections-rebuild".into())
-            .spawn(move || fold_batches(database, fold, batches))
+/// Folded changes up to (not including) seq `end`.
+struct Batch {
+    writes: Vec<Write>,
+    end: u64,
+}
+
+/// A rebuild in progress: the caller reads and decodes events and sends
+/// them here; a folding thread folds them and a writer thread inserts the
+/// rows.
+pub(crate) struct Rebuild {
+    sender: SyncSender<Vec<FoldInput>>,
+    folder: JoinHandle<Result<Rebuilt, ProjectionError>>,
+}
+
+impl Rebuild {
+    /// Starts a rebuild into the empty tables of `database` (without their
+    /// usage-line indexes), from seq 0 and the state `fold`, committing
+    /// every `events_per_transaction` events or more.
+    pub(crate) fn start(
+        database: &Path,
+        fold: Fold,
+        events_per_transaction: u64,
+    ) -> Result<Rebuild, ProjectionError> {
+        let reader = runner::open_connection(database)?;
+        let (sender, inputs) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
+        let database = database.to_path_buf();
+        let folder = std::thread::Builder::new()
+            .name("projections-fold".into())
+            .spawn(move || {
+                let folder = Folder {
+                    fold,
+                    position: 0,
+                    lines: LineIndex::default(),
+                    recent: VecDeque::new(),
+                    reader,
+                };
+                folder.run(&database, inputs, events_per_transaction)
+            })
             .map_err(|e| {
                 ProjectionError::Corrupt(format!("cannot start the rebuild thread: {e}"))
             })?;
-        Ok(Folder { sender, thread })
+        Ok(Rebuild { sender, folder })
     }
 
-    /// Queues the next consecutive events, waiting while the thread is
-    /// behind; false once it stopped (`finish` says why).
-    pub(crate) fn send(&self, batch: Vec<Envelope>) -> bool {
-        self.sender.send(batch).is_ok()
+    /// Queues the next consecutive events, waiting while the threads are
+    /// behind; false once they stopped (`finish` says why).
+    pub(crate) fn fold(&self, inputs: Vec<FoldInput>) -> bool {
+        self.sender.send(inputs).is_ok()
     }
 
-    /// Lets the thread fold what is queued, and returns how it ended.
-    pub(crate) fn finish(self) -> Result<Folded, ProjectionError> {
+    /// Lets the threads fold and write what is queued, and returns how the
+    /// rebuild ended. `read_all` is false when the caller stopped reading
+    /// early (an error): the tables then hold a consistent prefix.
+    pub(crate) fn finish(self, read_all: bool) -> Result<Rebuilt, ProjectionError> {
         drop(self.sender);
-        self.thread
+        let rebuilt = self
+            .folder
             .join()
-            .map_err(|_| ProjectionError::Corrupt("the rebuild thread panicked".into()))?
+            .map_err(|_| ProjectionError::Corrupt("the rebuild thread panicked".into()))??;
+        Ok(if read_all { rebuilt } else { Rebuilt::Cut })
     }
 }
 
-/// Folds each batch of `batches` (consecutive envelopes from seq 0) into
-/// the empty projection tables of `database`, which have no usage-line
-/// indexes; `fold` is the empty state, with the catalog's defaults.
-fn fold_batches(
-    database: PathBuf,
-    mut fold: Fold,
-    batches: Receiver<Vec<Envelope>>,
-) -> Result<Folded, ProjectionError> {
+/// The folding thread's state.
+struct Folder {
+    fold: Fold,
+    position: u64,
+    lines: LineIndex,
+    /// Every usage line folded and not yet known to be committed, in seq
+    /// order.
+    recent: VecDeque<Arc<LineRecord>>,
+    /// Reads committed rows (the writer's own are invisible until their
+    /// transaction commits).
+    reader: Connection,
+}
+
+impl Folder {
+    /// Folds each batch of `inputs` (consecutive, from seq 0) and has a
+    /// writer thread insert the rows into `database`.
+    fn run(
+        mut self,
+        database: &Path,
+        inputs: Receiver<Vec<FoldInput>>,
+        events_per_transaction: u64,
+    ) -> Result<Rebuilt, ProjectionError> {
+        let (sender, batches) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
+        let committed = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let database = database.to_path_buf();
+            let committed = Arc::clone(&committed);
+            std::thread::Builder::new()
+                .name("projections-write".into())
+                .spawn(move || {
+                    write_batches(&database, batches, events_per_transaction, &committed)
+                })
+                .map_err(|e| {
+                    ProjectionError::Corrupt(format!("cannot start the rebuild thread: {e}"))
+                })?
+        };
+        let mut folded = Ok(());
+        for batch in inputs {
+            let writes = match self.fold_batch(batch) {
+                Ok(writes) => writes,
+                Err(error) => {
+                    folded = Err(error);
+                    break;
+                }
+            };
+            let batch = Batch {
+                writes,
+                end: self.position,
+            };
+            if sender.send(batch).is_err() {
+                break; // The writer stopped: it says why.
+            }
+            let committed = committed.load(Ordering::Acquire);
+            while self.recent.front().is_some_and(|r| r.seq < committed) {
+                self.recent.pop_front();
+            }
+        }
+        drop(sender);
+        let written = writer
+            .join()
+            .map_err(|_| ProjectionError::Corrupt("the rebuild thread panicked".into()))??;
+        folded?;
+        match written {
+            Written::All { position } if position == self.position => Ok(Rebuilt::All {
+                fold: Box::new(self.fold),
+                position,
+            }),
+            _ => Ok(Rebuilt::Cut),
+        }
+    }
+
+    /// Folds the next consecutive events; returns their rows.
+    fn fold_batch(&mut self, inputs: Vec<FoldInput>) -> Result<Vec<Write>, ProjectionError> {
+        let mut writes = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            if input.seq() != self.position {
+                return Err(ProjectionError::Gap {
+                    expected: self.position,
+                    got: input.seq(),
+                });
+            }
+            let mut book = RecentBook {
+                lines: &mut self.lines,
+                recent: &self.recent,
+                reader: &self.reader,
+            };
+            match input.fold_into(&mut self.fold, &mut book)? {
+                Some(Change::UsageLine(record)) => {
+                    let record = Arc::new(record);
+                    self.recent.push_back(Arc::clone(&record));
+                    writes.push(Write::Line(record));
+                }
+                Some(change) => writes.push(Write::Other(Box::new(change))),
+                None => {}
+            }
+            self.position += 1;
+        }
+        Ok(writes)
+    }
+}
+
+/// How the writer thread ended.
+enum Written {
+    All {
+        position: u64,
+    },
+    /// Another process moved the stored position.
+    Interrupted,
+}
+
+/// Writes each batch of `batches` (consecutive, from seq 0) into the empty
+/// projection tables of `database`, which have no usage-line indexes, in
+/// transactions of `events_per_transaction` events or more, publishing in
+/// `committed` the position of each commit.
+fn write_batches(
+    database: &Path,
+    batches: Receiver<Batch>,
+    events_per_transaction: u64,
+    committed: &AtomicU64,
+) -> Result<Written, ProjectionError> {
     let mut position = 0;
-    let mut conn = runner::open_connection(&database)?;
+    let mut conn = runner::open_connection(database)?;
     // This connection only appends: a small page cache recycles its pages
     // instead of allocating new ones (page allocation was nearly a quarter of the
-    // thread's time), and the WAL is copied into the database once, at the
-    // end, rather than after every commit.
-    conn.execute_batch("PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0;")?;
-    let mut lines = LineIndex::default();
-    let mut pending: Vec<Vec<Envelope>> = Vec::new();
+    // thread's time). The WAL is checkpointed as usual (every 1000 pages),
+    // so it reuses the same few megabytes of file: letting it grow to the
+    // whole table and copying it once at the end made every rebuild of
+    // 300k lines about 10% slower, the kernel zeroing each new page of it.
+    conn.execute_batch("PRAGMA cache_size = -8192;")?;
+    let mut pending: Vec<Batch> = Vec::new();
     let mut closed = false;
     while !closed {
-        let mut events = 0;
-        while events < EVENTS_PER_TRANSACTION {
+        let mut end = position;
+        while end - position < events_per_transaction {
             match batches.recv() {
                 Ok(batch) => {
-                    events += batch.len();
+                    end = batch.end;
                     pending.push(batch);
                 }
                 Err(_) => {
@@ -128,29 +288,22 @@ fn fold_batches(
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if runner::read_position(&tx)? != position {
-            return Ok(Folded::Interrupted);
+            return Ok(Written::Interrupted);
         }
-        let mut book = BulkBook {
-            sql: SqlBook { conn: &tx },
-            lines: &mut lines,
-        };
-        for envelope in pending.drain(..).flatten() {
-            if envelope.seq != position {
-                return Err(ProjectionError::Gap {
-                    expected: position,
-                    got: envelope.seq,
-                });
+        let mut book = SqlBook { conn: &tx };
+        for write in pending.iter().flat_map(|b| &b.writes) {
+            match write {
+                Write::Line(record) => book.insert_line(record)?,
+                Write::Other(change) => book.record(change)?,
             }
-            fold.apply(&envelope, &mut book)?;
-            position += 1;
         }
-        runner::write_position(&tx, position)?;
+        runner::write_position(&tx, end)?;
         tx.commit()?;
+        position = end;
+        committed.store(position, Ordering::Release);
+        pending.clear();
     }
-    Ok(Folded::All {
-        fold: Box::new(fold),
-        position,
-    })
+    Ok(Written::All { position })
 }
 
 /// Drops the usage-line indexes (the table is empty: instant).
@@ -165,10 +318,32 @@ pub(crate) fn drop_usage_line_indexes(conn: &Connection) -> Result<(), Projectio
 #[derive(Default)]
 struct LineIndex {
     /// Hash of a line id → seq of the first line recorded with that hash.
-    first_line: HashMap<u64, u64>,
+    first_line: HashMap<u64, u64, BuildHasherDefault<KeyHasher>>,
     /// Hash of a line id → seq of the first booked line reversing a line
     /// with that hash.
-    first_reversal: HashMap<u64, u64>,
+    first_reversal: HashMap<u64, u64, BuildHasherDefault<KeyHasher>>,
+}
+
+/// The hasher of [`LineIndex`]'s maps: their keys are already SipHash
+/// values, so hashing them again would only cost time.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys reach this hasher; fold any other input anyway.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
 }
 
 fn line_key(line_id: &str) -> u64 {
@@ -178,25 +353,64 @@ fn line_key(line_id: &str) -> u64 {
     hasher.finish()
 }
 
-/// The fold's [`LineBook`] during a rebuild: writes through [`SqlBook`],
-/// looks lines up in a [`LineIndex`], and reads a candidate row by seq (its
-/// primary key) to confirm it.
-struct BulkBook<'c, 'i> {
-    sql: SqlBook<'c>,
-    lines: &'i mut LineIndex,
+/// The fold's [`LineBook`] during a rebuild: finds lines through a
+/// [`LineIndex`], and confirms each candidate against the line itself, in
+/// `recent` when not yet committed, else in its row.
+struct RecentBook<'a> {
+    lines: &'a mut LineIndex,
+    recent: &'a VecDeque<Arc<LineRecord>>,
+    reader: &'a Connection,
 }
 
-impl LineBook for BulkBook<'_, '_> {
+impl RecentBook<'_> {
+    /// The line folded at `seq`, if it is not known to be committed.
+    fn recent_at(&self, seq: u64) -> Option<&LineRecord> {
+        let i = self.recent.binary_search_by_key(&seq, |r| r.seq).ok()?;
+        Some(&self.recent[i])
+    }
+
+    /// The line at `seq`: in `recent`, else committed (a line leaves
+    /// `recent` only once the writer committed it).
+    fn line_at(&self, seq: u64) -> Result<Option<LineRecord>, rusqlite::Error> {
+        match self.recent_at(seq) {
+            Some(record) => Ok(Some(record.clone())),
+            None => SqlBook { conn: self.reader }.line_at(seq),
+        }
+    }
+
+    /// What the line at `seq` reverses.
+    fn reverses_at(&self, seq: u64) -> Result<Option<String>, rusqlite::Error> {
+        match self.recent_at(seq) {
+            Some(record) => Ok(record.line.reverses.clone()),
+            None => Ok(self
+                .reader
+                .prepare_cached("SELECT reverses FROM projection_usage_line WHERE seq = ?1")?
+                .query_row(params![seq as i64], |row| row.get(0))
+                .optional()?
+                .flatten()),
+        }
+    }
+}
+
+impl LineBook for RecentBook<'_> {
     type Error = rusqlite::Error;
 
     fn line(&self, line_id: &str) -> Result<Option<LineRecord>, rusqlite::Error> {
         let Some(&seq) = self.lines.first_line.get(&line_key(line_id)) else {
             return Ok(None);
         };
-        match self.sql.line_at(seq)? {
+        match self.line_at(seq)? {
             Some(record) if record.line.line_id == line_id => Ok(Some(record)),
-            // Another line id with the same hash: ask the table itself.
-            _ => self.sql.line(line_id),
+            // Another line id with the same hash: search the committed rows
+            // (all older than the recent lines), then the recent lines.
+            _ => match (SqlBook { conn: self.reader }).line(line_id)? {
+                Some(record) => Ok(Some(record)),
+                None => Ok(self
+                    .recent
+                    .iter()
+                    .find(|r| r.line.line_id == line_id)
+                    .map(|r| LineRecord::clone(r))),
+            },
         }
     }
 
@@ -204,20 +418,22 @@ impl LineBook for BulkBook<'_, '_> {
         let Some(&seq) = self.lines.first_reversal.get(&line_key(line_id)) else {
             return Ok(None);
         };
-        let reverses: Option<String> = self
-            .sql
-            .conn
-            .prepare_cached("SELECT reverses FROM projection_usage_line WHERE seq = ?1")?
-            .query_row(params![seq as i64], |row| row.get(0))?;
-        if reverses.as_deref() == Some(line_id) {
-            Ok(Some(seq))
-        } else {
-            self.sql.reversal_of(line_id)
+        if self.reverses_at(seq)?.as_deref() == Some(line_id) {
+            return Ok(Some(seq));
+        }
+        match (SqlBook { conn: self.reader }).reversal_of(line_id)? {
+            Some(seq) => Ok(Some(seq)),
+            None => Ok(self
+                .recent
+                .iter()
+                .find(|r| {
+                    r.status == LineStatus::Booked && r.line.reverses.as_deref() == Some(line_id)
+                })
+                .map(|r| r.seq)),
         }
     }
 
     fn record(&mut self, change: &Change) -> Result<(), rusqlite::Error> {
-        self.sql.record(change)?;
         if let Change::UsageLine(record) = change {
             self.lines
                 .first_line
@@ -241,8 +457,8 @@ mod tests {
     use schemas::usage::UsageLine;
     use uuid::Uuid;
 
-    fn record(seq: u64, line_id: &str, reverses: Option<&str>) -> Change {
-        Change::UsageLine(LineRecord {
+    fn record(seq: u64, line_id: &str, reverses: Option<&str>) -> LineRecord {
+        LineRecord {
             seq,
             line: UsageLine {
                 line_id: line_id.into(),
@@ -256,33 +472,63 @@ mod tests {
             },
             status: LineStatus::Booked,
             allocations: Vec::new(),
-        })
+        }
     }
 
-    /// A hash collision must cost a scan, never a wrong answer: plant one
-    /// by pointing another line id's key at an existing row.
+    /// A hash collision must cost a scan, never a wrong answer, whether the
+    /// candidate line is committed or still in memory: plant collisions by
+    /// pointing other line ids' keys at existing lines.
     #[test]
-    fn a_colliding_key_is_confirmed_against_the_row() {
+    fn a_colliding_key_is_confirmed_against_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let conn = runner::open_connection(&dir.path().join("p.db")).unwrap();
         conn.execute_batch(schemas::PROJECTIONS_SQLITE_DDL).unwrap();
         drop_usage_line_indexes(&conn).unwrap();
+        // L1 and its reversal L2 are committed; L3 and its reversal L4 are
+        // only in memory.
+        let committed = [record(0, "L1", None), record(1, "L2", Some("L1"))];
+        for line in &committed {
+            SqlBook { conn: &conn }.insert_line(line).unwrap();
+        }
+        let recent: VecDeque<Arc<LineRecord>> =
+            [record(2, "L3", None), record(3, "L4", Some("L3"))]
+                .into_iter()
+                .map(Arc::new)
+                .collect();
         let mut lines = LineIndex::default();
-        let mut book = BulkBook {
-            sql: SqlBook { conn: &conn },
+        let mut book = RecentBook {
             lines: &mut lines,
+            recent: &recent,
+            reader: &conn,
         };
-        book.record(&record(0, "L1", None)).unwrap();
-        book.record(&record(1, "L2", Some("L1"))).unwrap();
-        assert_eq!(book.line("L1").unwrap().unwrap().seq, 0);
-        assert_eq!(book.line("L2").unwrap().unwrap().seq, 1);
-        assert!(book.line("L3").unwrap().is_none());
+        for line in committed.iter().chain(recent.iter().map(|r| &**r)) {
+            book.record(&Change::UsageLine(line.clone())).unwrap();
+        }
+        for (line_id, seq) in [("L1", 0), ("L2", 1), ("L3", 2), ("L4", 3)] {
+            assert_eq!(book.line(line_id).unwrap().unwrap().seq, seq);
+        }
+        assert!(book.line("L5").unwrap().is_none());
         assert_eq!(book.reversal_of("L1").unwrap(), Some(1));
+        assert_eq!(book.reversal_of("L3").unwrap(), Some(3));
         assert_eq!(book.reversal_of("L2").unwrap(), None);
 
-        book.lines.first_line.insert(line_key("L9"), 0);
-        book.lines.first_reversal.insert(line_key("L9"), 1);
-        assert!(book.line("L9").unwrap().is_none(), "L9 collides with L1");
-        assert_eq!(book.reversal_of("L9").unwrap(), None);
+        for (collides_with, seq) in [("L1", 0), ("L3", 2)] {
+            book.lines.first_line.insert(line_key("L9"), seq);
+            book.lines.first_reversal.insert(line_key("L9"), seq + 1);
+            assert!(
+                book.line("L9").unwrap().is_none(),
+                "L9 collides with {collides_with}"
+            );
+            assert_eq!(book.reversal_of("L9").unwrap(), None);
+        }
+        // A colliding key must still find the true line, committed or not.
+        book.lines.first_line.insert(line_key("L3"), 0);
+        book.lines.first_reversal.insert(line_key("L3"), 1);
+        assert_eq!(book.line("L3").unwrap().unwrap().seq, 2);
+        assert_eq!(book.reversal_of("L3").unwrap(), Some(3));
+        book.lines.first_line.insert(line_key("L1"), 2);
+        book.lines.first_reversal.insert(line_key("L1"), 3);
+        assert_eq!(book.line("L1").unwrap().unwrap().seq, 0);
+        assert_eq!(book.reversal_of("L1").unwrap(), Some(1));
     }
 }

@@ -5,6 +5,7 @@
 use crate::allocation_codec;
 use crate::amount::{ExactSum, MantissaSums};
 use crate::fold::{Change, DerivativeRecord, Fold, LineBook, LineRecord, LineStatus, KIND_PARTY};
+use crate::fold_input::FoldInput;
 use crate::rebuild;
 use crate::statement::PeriodTotals;
 use ledger::store::{EventStore, StoreError};
@@ -28,6 +29,11 @@ const LAYOUT: &str = "table-layout";
 pub const TABLE_LAYOUT_VERSION: u64 = 3;
 /// Events read and folded per transaction while catching up.
 pub const CATCH_UP_BATCH_EVENTS: usize = 10_000;
+/// Events written per transaction by a rebuild from the store (its commits
+/// are not synced: the read model can always be rebuilt). A rebuild keeps
+/// each line in memory until its transaction commits, so this also bounds
+/// that memory.
+pub const REBUILD_TRANSACTION_EVENTS: u64 = 20_000;
 /// The most of the database file SQLite reads through a memory map (address
 /// space, not memory: pages are the kernel's page cache).
 const MMAP_BYTES: u64 = 1 << 32;
@@ -119,7 +125,17 @@ impl Projections {
     /// the new position. Events below the stored position are skipped, so two
     /// processes catching up the same database never fold an event twice.
     pub fn apply(&mut self, envelopes: &[Envelope]) -> Result<(), ProjectionError> {
-        let outcome = self.apply_in_transaction(envelopes);
+        self.apply_inputs(
+            envelopes
+                .iter()
+                .map(|e| FoldInput::from_envelope(e.clone()))
+                .collect(),
+        )
+    }
+
+    /// [`Projections::apply`] for events decoded as the fold reads them.
+    fn apply_inputs(&mut self, inputs: Vec<FoldInput>) -> Result<(), ProjectionError> {
+        let outcome = self.apply_in_transaction(inputs);
         if outcome.is_err() {
             // The batch rolled back; the in-memory state may hold part of it.
             self.reload()?;
@@ -127,7 +143,7 @@ impl Projections {
         outcome
     }
 
-    fn apply_in_transaction(&mut self, envelopes: &[Envelope]) -> Result<(), ProjectionError> {
+    fn apply_in_transaction(&mut self, inputs: Vec<FoldInput>) -> Result<(), ProjectionError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -141,14 +157,14 @@ impl Projections {
         let start = self.position;
         let mut position = start;
         let mut book = SqlBook { conn: &tx };
-        for envelope in envelopes.iter().filter(|e| e.seq >= start) {
-            if envelope.seq != position {
+        for input in inputs.into_iter().filter(|e| e.seq() >= start) {
+            if input.seq() != position {
                 return Err(ProjectionError::Gap {
                     expected: position,
-                    got: envelope.seq,
+                    got: input.seq(),
                 });
             }
-            self.fold.apply(envelope, &mut book)?;
+            input.fold_into(&mut self.fold, &mut book)?;
             position += 1;
         }
         write_position(&tx, position)?;
@@ -171,11 +187,11 @@ impl Projections {
     ) -> Result<CatchUp, ProjectionError> {
         let from = self.position;
         while self.position < size {
-            let envelopes = read_envelopes(store, self.position, size).await?;
-            if envelopes.is_empty() {
+            let inputs = read_inputs(store, self.position, size).await?;
+            if inputs.is_empty() {
                 break;
             }
-            self.apply(&envelopes)?;
+            self.apply_inputs(inputs)?;
         }
         Ok(CatchUp {
             from,
@@ -219,17 +235,17 @@ impl Projections {
         store: &dyn EventStore,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<CatchUp, ProjectionError> {
-        let folder = self.start_rebuild()?;
+        let rebuild = self.start_rebuild(REBUILD_TRANSACTION_EVENTS)?;
         let size = store.size().await?;
         let read = async {
             let mut next = 0;
             while next < size {
-                let envelopes = read_envelopes(store, next, size).await?;
-                if envelopes.is_empty() {
+                let inputs = read_inputs(store, next, size).await?;
+                if inputs.is_empty() {
                     break;
                 }
-                next += envelopes.len() as u64;
-                if !folder.send(envelopes) {
+                next += inputs.len() as u64;
+                if !rebuild.fold(inputs) {
                     break;
                 }
                 progress(next, size);
@@ -237,7 +253,7 @@ impl Projections {
             Ok::<(), ProjectionError>(())
         }
         .await;
-        self.finish_rebuild(folder, read)?;
+        self.finish_rebuild(rebuild, read)?;
         let rest = self.catch_up(store).await?;
         Ok(CatchUp {
             from: 0,
@@ -246,37 +262,47 @@ impl Projections {
     }
 
     /// [`Projections::rebuild`] from envelopes at hand (consecutive from
-    /// seq 0, in batches) instead of a store.
+    /// seq 0, in batches) instead of a store, committing every
+    /// `events_per_transaction` events or more (a rebuild from the store
+    /// uses [`REBUILD_TRANSACTION_EVENTS`]).
     pub fn rebuild_from(
         &mut self,
         batches: impl IntoIterator<Item = Vec<Envelope>>,
+        events_per_transaction: u64,
     ) -> Result<(), ProjectionError> {
-        let folder = self.start_rebuild()?;
+        let rebuild = self.start_rebuild(events_per_transaction)?;
         for batch in batches {
-            if !folder.send(batch) {
+            if !rebuild.fold(batch.into_iter().map(FoldInput::from_envelope).collect()) {
                 break;
             }
         }
-        self.finish_rebuild(folder, Ok(()))
+        self.finish_rebuild(rebuild, Ok(()))
     }
 
     /// Empties the tables, drops the usage-line indexes and starts the
-    /// folding thread.
-    fn start_rebuild(&mut self) -> Result<rebuild::Folder, ProjectionError> {
+    /// rebuild's threads.
+    fn start_rebuild(
+        &mut self,
+        events_per_transaction: u64,
+    ) -> Result<rebuild::Rebuild, ProjectionError> {
         self.reset()?;
         rebuild::drop_usage_line_indexes(&self.conn)?;
-        rebuild::Folder::start(self.database.clone(), std::mem::take(&mut self.fold))
+        rebuild::Rebuild::start(
+            &self.database,
+            std::mem::take(&mut self.fold),
+            events_per_transaction,
+        )
     }
 
-    /// Waits for the folding thread, makes the indexes again whatever
-    /// happened, and takes the thread's state (or, when it was cut short,
-    /// the tables'). `read` is how feeding it went.
+    /// Waits for the rebuild's threads, makes the indexes again whatever
+    /// happened, and takes the rebuild's fold state (or, when it was cut
+    /// short, the tables'). `read` is how reading went.
     fn finish_rebuild(
         &mut self,
-        folder: rebuild::Folder,
+        rebuild: rebuild::Rebuild,
         read: Result<(), ProjectionError>,
     ) -> Result<(), ProjectionError> {
-        let folded = folder.finish();
+        let rebuilt = rebuild.finish(read.is_ok());
         let indexed = self
             .conn
             .execute_batch(schemas::PROJECTIONS_SQLITE_DDL)
@@ -284,12 +310,12 @@ impl Projections {
                 self.conn
                     .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
             });
-        match folded {
-            Ok(rebuild::Folded::All { fold, position }) => {
+        match rebuilt {
+            Ok(rebuild::Rebuilt::All { fold, position }) => {
                 self.fold = *fold;
                 self.position = position;
             }
-            Ok(rebuild::Folded::Interrupted) => self.reload()?,
+            Ok(rebuild::Rebuilt::Cut) => self.reload()?,
             Err(error) => {
                 self.reload()?;
                 return Err(error);
@@ -588,19 +614,20 @@ impl Projections {
 }
 
 /// The next batch of events from seq `from` (at most
-/// [`CATCH_UP_BATCH_EVENTS`], none at or beyond `size`), decoded.
-async fn read_envelopes(
+/// [`CATCH_UP_BATCH_EVENTS`], none at or beyond `size`), decoded for the
+/// fold.
+async fn read_inputs(
     store: &dyn EventStore,
     from: u64,
     size: u64,
-) -> Result<Vec<Envelope>, ProjectionError> {
+) -> Result<Vec<FoldInput>, ProjectionError> {
     let limit = CATCH_UP_BATCH_EVENTS.min(size.saturating_sub(from) as usize);
     let events = store.read_range(from, limit).await?;
-    let envelopes = events
+    let inputs = events
         .iter()
-        .map(|e| e.envelope().map_err(StoreError::from))
+        .map(|e| FoldInput::from_leaf(&e.leaf).map_err(StoreError::from))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(envelopes)
+    Ok(inputs)
 }
 
 /// A connection to the projection tables' database.
@@ -708,6 +735,32 @@ impl SqlBook<'_> {
             .map(|r| r.map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into())))
             .transpose()
     }
+
+    /// Inserts the row of one usage line.
+    pub(crate) fn insert_line(&self, record: &LineRecord) -> Result<(), rusqlite::Error> {
+        let line = &record.line;
+        let mut derivative = Uuid::encode_buffer();
+        self.conn
+            .prepare_cached(
+                "INSERT INTO projection_usage_line
+                 (seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, allocations)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                record.seq as i64,
+                line.line_id,
+                &*line.derivative.hyphenated().encode_lower(&mut derivative),
+                line.period,
+                line.territory,
+                line.currency,
+                line.streams as i64,
+                line.gross.to_string(),
+                line.reverses,
+                &*record.status.to_text(),
+                allocation_codec::encode(&record.allocations),
+            ])?;
+        Ok(())
+    }
 }
 
 impl LineBook for SqlBook<'_> {
@@ -782,28 +835,7 @@ impl LineBook for SqlBook<'_> {
                     }
                 }
             }
-            Change::UsageLine(record) => {
-                let line = &record.line;
-                self.conn
-                    .prepare_cached(
-                        "INSERT INTO projection_usage_line
-                         (seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, allocations)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                    )?
-                    .execute(params![
-                        record.seq as i64,
-                        line.line_id,
-                        line.derivative.to_string(),
-                        line.period,
-                        line.territory,
-                        line.currency,
-                        line.streams as i64,
-                        line.gross.to_string(),
-                        line.reverses,
-                        record.status.to_text(),
-                        allocation_codec::encode(&record.allocations),
-                    ])?;
-            }
+            Change::UsageLine(record) => self.insert_line(record)?,
         }
         Ok(())
     }

@@ -84,7 +84,7 @@ impl PeriodTotals {
             for allocation in &record.allocations {
                 totals
                     .parties
-                    .entry(allocation.party.clone())
+                    .entry(allocation.party.to_string())
                     .or_default()
                     .add(allocation.amount);
             }
@@ -173,13 +173,13 @@ pub fn statement_detail(lines: &[LineRecord], party: &str) -> Vec<StatementDetai
             record
                 .allocations
                 .iter()
-                .filter(|a| a.party == party)
+                .filter(|a| &*a.party == party)
                 .map(move |a| StatementDetail {
                     seq: record.seq,
                     line_id: record.line.line_id.clone(),
                     derivative: record.line.derivative.to_string(),
                     component: a.component.as_str().to_string(),
-                    reference: a.reference.clone(),
+                    reference: a.reference.to_string(),
                     amount: a.amount.to_string(),
                 })
         })
