@@ -558,11 +558,13 @@ impl<B: LineBook + ?Sized> LineBook for MemoryBook<'_, B> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn envelope(seq: u64, event_type: &str, data: serde_json::Value) -> Envelope {
+    /// An envelope at `seq` of a stream of its own, as the fold's tests
+    /// feed it.
+    pub(crate) fn envelope(seq: u64, event_type: &str, data: serde_json::Value) -> Envelope {
         Envelope {
             seq,
             stream: format!("s{seq}"),

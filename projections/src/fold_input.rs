@@ -105,22 +105,9 @@ impl FoldInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fold::tests::envelope;
     use crate::fold::MemoryBook;
     use serde_json::json;
-
-    fn envelope(seq: u64, event_type: &str, data: serde_json::Value) -> Envelope {
-        Envelope {
-            seq,
-            stream: "usage-test".into(),
-            version: seq,
-            id: Uuid::from_u128(u128::from(seq) + 1),
-            event_type: event_type.into(),
-            schema: 1,
-            time: "2026-11-27T00:00:00.000000Z".into(),
-            prev: None,
-            data,
-        }
-    }
 
     /// The leaf path and the envelope path must fold to the same changes,
     /// including for payloads that are not valid usage lines.

@@ -370,3 +370,43 @@ fn tables_of_another_layout_are_folded_again() {
     let again = Projections::open(&path).unwrap();
     assert_eq!(again.position(), 0);
 }
+
+/// A server may fold the same file while a rebuild runs: the rebuild's
+/// writer then finds the stored position moved, stops its fast path, and
+/// the rebuild ends on the tables' state. Wherever the other process cuts
+/// in, the file must end as a one-shot fold does.
+#[test]
+fn a_rebuild_beside_another_folding_process_ends_consistent() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let events = scenario()
+        .new_tree(&mut TestRunner::deterministic())
+        .unwrap()
+        .current();
+    let envelopes = envelopes(&events);
+    let size = envelopes.len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let mut one = Projections::open(&dir.path().join("one.db")).unwrap();
+    one.apply(&envelopes).unwrap();
+    let expected = all_statements(&one, size);
+
+    let shared = dir.path().join("shared.db");
+    let mut rebuilding = Projections::open(&shared).unwrap();
+    let half = envelopes.len() / 2;
+    let batches = envelopes.chunks(1).enumerate().map(|(i, batch)| {
+        if i == half {
+            // Opening also makes again the indexes the rebuild dropped.
+            let mut server = Projections::open(&shared).unwrap();
+            server.apply(&envelopes).unwrap();
+            assert_eq!(server.position(), size);
+        }
+        batch.to_vec()
+    });
+    rebuilding.rebuild_from(batches, 1).unwrap();
+    assert_eq!(rebuilding.position(), size);
+    assert_eq!(rebuilding.fold(), one.fold());
+    assert_eq!(all_statements(&rebuilding, size), expected);
+    let reopened = Projections::open(&shared).unwrap();
+    assert_eq!(reopened.fold(), one.fold());
+    assert_eq!(all_statements(&reopened, size), expected);
+}
