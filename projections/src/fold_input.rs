@@ -69,15 +69,16 @@ impl FoldInput {
         }
     }
 
-    /// The input of an envelope at hand.
-    pub fn from_envelope(envelope: Envelope) -> FoldInput {
+    /// The input of an envelope at hand (a usage line is read from it;
+    /// any other event is copied).
+    pub fn from_envelope(envelope: &Envelope) -> FoldInput {
         if envelope.event_type == LINE_IMPORTED {
             FoldInput::UsageLine {
                 seq: envelope.seq,
                 line: UsageLine::deserialize(&envelope.data).ok(),
             }
         } else {
-            FoldInput::Envelope(envelope)
+            FoldInput::Envelope(envelope.clone())
         }
     }
 

@@ -101,21 +101,16 @@ impl Rebuild {
         let reader = runner::open_connection(database)?;
         let (sender, inputs) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
         let database = database.to_path_buf();
-        let folder = std::thread::Builder::new()
-            .name("projections-fold".into())
-            .spawn(move || {
-                let folder = Folder {
-                    fold,
-                    position: 0,
-                    lines: LineIndex::default(),
-                    recent: VecDeque::new(),
-                    reader,
-                };
-                folder.run(&database, inputs, events_per_transaction)
-            })
-            .map_err(|e| {
-                ProjectionError::Corrupt(format!("cannot start the rebuild thread: {e}"))
-            })?;
+        let folder = spawn("projections-fold", move || {
+            let folder = Folder {
+                fold,
+                position: 0,
+                lines: LineIndex::default(),
+                recent: VecDeque::new(),
+                reader,
+            };
+            folder.run(&database, inputs, events_per_transaction)
+        })?;
         Ok(Rebuild { sender, folder })
     }
 
@@ -130,10 +125,7 @@ impl Rebuild {
     /// early (an error): the tables then hold a consistent prefix.
     pub(crate) fn finish(self, read_all: bool) -> Result<Rebuilt, ProjectionError> {
         drop(self.sender);
-        let rebuilt = self
-            .folder
-            .join()
-            .map_err(|_| ProjectionError::Corrupt("the rebuild thread panicked".into()))??;
+        let rebuilt = join(self.folder)?;
         Ok(if read_all { rebuilt } else { Rebuilt::Cut })
     }
 }
@@ -165,14 +157,9 @@ impl Folder {
         let writer = {
             let database = database.to_path_buf();
             let committed = Arc::clone(&committed);
-            std::thread::Builder::new()
-                .name("projections-write".into())
-                .spawn(move || {
-                    write_batches(&database, batches, events_per_transaction, &committed)
-                })
-                .map_err(|e| {
-                    ProjectionError::Corrupt(format!("cannot start the rebuild thread: {e}"))
-                })?
+            spawn("projections-write", move || {
+                write_batches(&database, batches, events_per_transaction, &committed)
+            })?
         };
         let mut folded = Ok(());
         for batch in inputs {
@@ -196,9 +183,7 @@ impl Folder {
             }
         }
         drop(sender);
-        let written = writer
-            .join()
-            .map_err(|_| ProjectionError::Corrupt("the rebuild thread panicked".into()))??;
+        let written = join(writer)?;
         folded?;
         match written {
             Written::All { position } if position == self.position => Ok(Rebuilt::All {
@@ -237,6 +222,26 @@ impl Folder {
         }
         Ok(writes)
     }
+}
+
+/// Starts one of the rebuild's threads.
+fn spawn<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> Result<T, ProjectionError> + Send + 'static,
+) -> Result<JoinHandle<Result<T, ProjectionError>>, ProjectionError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+        .map_err(|e| {
+            ProjectionError::Corrupt(format!("cannot start the rebuild thread {name}: {e}"))
+        })
+}
+
+/// Waits for one of the rebuild's threads and returns what it returned.
+fn join<T>(thread: JoinHandle<Result<T, ProjectionError>>) -> Result<T, ProjectionError> {
+    thread
+        .join()
+        .map_err(|_| ProjectionError::Corrupt("a rebuild thread panicked".into()))?
 }
 
 /// How the writer thread ended.

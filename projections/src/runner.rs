@@ -125,12 +125,7 @@ impl Projections {
     /// the new position. Events below the stored position are skipped, so two
     /// processes catching up the same database never fold an event twice.
     pub fn apply(&mut self, envelopes: &[Envelope]) -> Result<(), ProjectionError> {
-        self.apply_inputs(
-            envelopes
-                .iter()
-                .map(|e| FoldInput::from_envelope(e.clone()))
-                .collect(),
-        )
+        self.apply_inputs(envelopes.iter().map(FoldInput::from_envelope).collect())
     }
 
     /// [`Projections::apply`] for events decoded as the fold reads them.
@@ -272,7 +267,7 @@ impl Projections {
     ) -> Result<(), ProjectionError> {
         let rebuild = self.start_rebuild(events_per_transaction)?;
         for batch in batches {
-            if !rebuild.fold(batch.into_iter().map(FoldInput::from_envelope).collect()) {
+            if !rebuild.fold(batch.iter().map(FoldInput::from_envelope).collect()) {
                 break;
             }
         }
