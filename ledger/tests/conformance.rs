@@ -572,6 +572,68 @@ async fn two_nodes_share_one_gap_free_log(backend: &dyn Backend) {
     assert_eq!(report.root, checkpoint.root);
 }
 
+/// A node appends where another node left each stream, however far it
+/// fell behind: a few events, or more than a node reads back under the
+/// write lock (PostgreSQL nodes then look their streams up again); a retry
+/// of an append the other node committed returns its original result.
+async fn a_node_appends_where_the_other_node_left_the_stream(backend: &dyn Backend) {
+    let (a, b) = (backend.open().await, backend.open().await);
+    let mut version = 0;
+    for behind in [3u64, 1_500] {
+        // A knows the stream as it left it...
+        a.append(one("s", ExpectedVersion::Exact(version), vec![event(0)]))
+            .await
+            .unwrap();
+        version += 1;
+        // ... then B appends `behind` events to it, and A a stream of its own.
+        for chunk in 0..behind.div_ceil(500) {
+            let count = (behind - chunk * 500).min(500);
+            let events = (0..count).map(event).collect();
+            b.append(one("s", ExpectedVersion::Exact(version), events))
+                .await
+                .unwrap();
+            version += count;
+        }
+        let appended = a
+            .append(one("s", ExpectedVersion::Exact(version), vec![event(1)]))
+            .await
+            .unwrap();
+        assert_eq!(appended[0].version, version);
+        version += 1;
+        // A stale expectation is still refused on A.
+        let error = a
+            .append(one(
+                "s",
+                ExpectedVersion::Exact(version - 1),
+                vec![event(2)],
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::VersionConflict { .. }),
+            "{error}"
+        );
+    }
+    // A retry on A of an append B committed: the original result.
+    let id = Uuid::new_v4();
+    let request = || one("t", ExpectedVersion::Exact(0), vec![event(7).with_id(id)]);
+    let first = b.append(request()).await.unwrap();
+    assert_eq!(a.append(request()).await.unwrap(), first);
+    let s = a.read_stream("s", 0, 10_000).await.unwrap();
+    assert_eq!(s.len() as u64, version);
+    for pair in s.windows(2) {
+        assert_eq!(pair[1].version, pair[0].version + 1);
+        assert_eq!(
+            pair[1].envelope().unwrap().prev,
+            Some(hex::encode(pair[0].leaf_hash))
+        );
+    }
+    let report = ledger::verify::audit(a.as_ref(), &backend.verifier(), &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.events, version + 1);
+}
+
 macro_rules! backend_tests {
     ($module:ident, $backend:expr) => {
         mod $module {
@@ -615,6 +677,11 @@ macro_rules! backend_tests {
             async fn two_nodes_share_one_gap_free_log() {
                 let Some(backend) = $backend else { return };
                 super::two_nodes_share_one_gap_free_log(&backend).await
+            }
+            #[tokio::test]
+            async fn a_node_appends_where_the_other_node_left_the_stream() {
+                let Some(backend) = $backend else { return };
+                super::a_node_appends_where_the_other_node_left_the_stream(&backend).await
             }
             #[tokio::test]
             async fn restart_keeps_the_log_and_its_chains() {

@@ -7,6 +7,7 @@
 //! [`crate::store::sequencer`] and [`crate::merkle`]; a backend only persists.
 
 pub mod hash_cache;
+mod head_cache;
 #[cfg(feature = "kurrentdb")]
 pub mod kurrentdb;
 mod node;

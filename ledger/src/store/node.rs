@@ -16,8 +16,13 @@ use tokio::sync::{mpsc, oneshot};
 /// A node's writer: commits one group of appends at a time and signs
 /// checkpoints on the cadence's ticks.
 pub(crate) trait NodeWriter: Send + 'static {
-    /// Commits `batch` and answers each of its clients.
-    fn commit_batch(&mut self, batch: sequencer::Batch) -> impl Future<Output = ()>;
+    /// Commits `batch` and answers each of its clients. A writer may add
+    /// appends that reach `more` meanwhile (see [`sequencer::Batch::top_up`]).
+    fn commit_batch(
+        &mut self,
+        batch: sequencer::Batch,
+        more: &mut mpsc::Receiver<WriterMessage>,
+    ) -> impl Future<Output = ()>;
     /// Signs a checkpoint of everything committed.
     fn sign_checkpoint(&mut self) -> impl Future<Output = Result<(), StoreError>>;
     fn cadence(&mut self) -> &mut CheckpointCadence;
@@ -35,7 +40,7 @@ pub(crate) trait NodeWriter: Send + 'static {
                 let size = self.size();
                 let deadline = self.cadence().deadline(size);
                 match sequencer::next_batch(&mut receiver, deadline).await {
-                    Wake::Batch(batch) => self.commit_batch(batch).await,
+                    Wake::Batch(batch) => self.commit_batch(batch, &mut receiver).await,
                     Wake::CheckpointDue => {
                         if let Err(e) = self.sign_checkpoint().await {
                             tracing::error!("checkpoint signing failed: {e}");

@@ -13,8 +13,11 @@
 //! leaf splicing, the Merkle frontier) is the shared [`sequencer`].
 //!
 //! A node's in-memory frontier is stale once another node appended; the
-//! writer notices under the lock (the head's size moved) and reloads the
-//! frontier from the stored hashes before planning. Checkpoints are signed
+//! writer notices under the lock (the head's size moved) and takes the
+//! frontier from the head row before planning. Its remembered stream heads
+//! (`HeadCache`) are brought up to date, under the lock, from the events
+//! committed since, so a commit's turn under the lock costs two round trips
+//! and one WAL flush (see `Writer::write`). Checkpoints are signed
 //! under the same lock, and `checkpoints.size` is the primary key, so no two
 //! different checkpoints of one size can exist; every node must sign with the
 //! same key, which [`PostgresStore::open`] checks against the stored notes.
@@ -28,6 +31,7 @@
 
 use crate::checkpoint::{NoteSigner, NoteVerifier};
 use crate::merkle::{self, Frontier, Hash, HashReader, MerkleError};
+use crate::store::head_cache::HeadCache;
 use crate::store::node;
 use crate::store::sequencer::{
     self, Batch, CheckpointCadence, ClientResult, PrefetchedView, PreparedRequest, Sequencer,
@@ -213,6 +217,7 @@ impl PostgresStore {
                         config.checkpoint_interval,
                         latest,
                     ),
+                    heads: HeadCache::empty(0),
                 };
                 // A log that was just created, or whose last batch committed
                 // before a crash could sign it, gets its checkpoint now.
@@ -712,9 +717,8 @@ struct WriteStatements {
     lock_head: Statement,
     events_by_id: Statement,
     stream_heads: Statement,
-    insert_events: Statement,
-    insert_hashes: Statement,
-    update_head: Statement,
+    events_since: Statement,
+    write_rows: Statement,
     insert_checkpoint: Statement,
     checkpoint_by_size: Statement,
 }
@@ -757,21 +761,27 @@ impl WriterConnection {
                      ) AS e",
                 )
                 .await?,
-            // The whole group commit in one statement (arrays, one row each).
-            insert_events: client
-                .prepare(
-                    "INSERT INTO events (seq, id, stream, version, type, leaf)
-                     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bytea[])",
-                )
+            // What was committed from seq $1 on (at most $2 events): read
+            // under the head lock, it brings this node's stream heads, and
+            // lookups made before the lock, up to date.
+            events_since: client
+                .prepare(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                     WHERE seq >= $1 AND seq < $1 + $2 ORDER BY seq"
+                ))
                 .await?,
-            insert_hashes: client
+            // The whole group commit in one statement, run while the head
+            // lock is held: the events and the stored hashes (arrays, one
+            // row each) and the new head.
+            write_rows: client
                 .prepare(
-                    "INSERT INTO merkle_hashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-                )
-                .await?,
-            update_head: client
-                .prepare(
-                    "UPDATE log_head SET size = $1, frontier = $2, last_time = $3 WHERE singleton",
+                    "WITH new_events AS (
+                         INSERT INTO events (seq, id, stream, version, type, leaf)
+                         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bytea[])
+                     ), new_hashes AS (
+                         INSERT INTO merkle_hashes (idx, hash) SELECT * FROM unnest($7::bigint[], $8::bytea[])
+                     )
+                     UPDATE log_head SET size = $9, frontier = $10, last_time = $11 WHERE singleton",
                 )
                 .await?,
             insert_checkpoint: client
@@ -788,6 +798,68 @@ impl WriterConnection {
     }
 }
 
+/// How many seqs `events_since` reads under the head lock. A node whose
+/// stream heads are older than that (it was idle while others appended)
+/// forgets them and looks up what its commit needs, under the lock.
+const CATCH_UP_EVENTS_MAX: i64 = 1024;
+
+/// What a group commit must look up: the events of client-given ids (for
+/// idempotent retries) and the heads of streams this node does not
+/// remember.
+#[derive(Default)]
+struct Unknown {
+    ids: Vec<Uuid>,
+    streams: Vec<String>,
+}
+
+impl Unknown {
+    /// What `clients` need that `heads` does not hold and `asked` did not
+    /// already look up.
+    fn of(clients: &[Vec<PreparedRequest>], heads: &HeadCache, asked: &Unknown) -> Unknown {
+        let (ids, streams) = sequencer::lookups(clients);
+        let asked_ids: HashSet<&Uuid> = asked.ids.iter().collect();
+        let asked_streams: HashSet<&str> = asked.streams.iter().map(String::as_str).collect();
+        Unknown {
+            ids: ids
+                .into_iter()
+                .filter(|id| !asked_ids.contains(id))
+                .collect(),
+            streams: streams
+                .into_iter()
+                .filter(|s| heads.get(s).is_none() && !asked_streams.contains(s.as_str()))
+                .collect(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.streams.is_empty()
+    }
+}
+
+/// The events with the given ids and the last event of each given stream.
+async fn lookup(
+    conn: &WriterConnection,
+    unknown: &Unknown,
+) -> Result<(Vec<Row>, Vec<Row>), tokio_postgres::Error> {
+    let (client, statements) = (&conn.client, &conn.statements);
+    let id_params: [&(dyn ToSql + Sync); 1] = [&unknown.ids];
+    let stream_params: [&(dyn ToSql + Sync); 1] = [&unknown.streams];
+    tokio::try_join!(
+        async {
+            if unknown.ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            client.query(&statements.events_by_id, &id_params).await
+        },
+        async {
+            if unknown.streams.is_empty() {
+                return Ok(Vec::new());
+            }
+            client.query(&statements.stream_heads, &stream_params).await
+        },
+    )
+}
+
 /// This node's single writer: the sequencer, the signer and the write
 /// connection (reopened after it is lost).
 struct Writer {
@@ -797,11 +869,13 @@ struct Writer {
     /// The sequencer's frontier as stored hashes, kept beside it for the head row.
     edge: Edge,
     cadence: CheckpointCadence,
+    /// Stream heads this node has seen, exact as of their own tree size.
+    heads: HeadCache,
 }
 
 impl node::NodeWriter for Writer {
-    async fn commit_batch(&mut self, batch: Batch) {
-        Writer::commit_batch(self, batch).await
+    async fn commit_batch(&mut self, batch: Batch, more: &mut mpsc::Receiver<WriterMessage>) {
+        Writer::commit_batch(self, batch, more).await
     }
     async fn sign_checkpoint(&mut self) -> Result<(), StoreError> {
         Writer::sign_checkpoint(self).await
@@ -823,15 +897,39 @@ impl Writer {
         }
     }
 
-    /// One group commit: every append in `batch`, one transaction.
-    async fn commit_batch(&mut self, mut batch: Batch) {
-        let clients = std::mem::take(&mut batch.clients);
+    /// Keeps what [`lookup`] found for `asked`: the events by id in
+    /// `found`, the stream heads (and the streams that do not exist) in
+    /// this node's memory.
+    fn remember(
+        &mut self,
+        asked: &Unknown,
+        (by_id, heads): &(Vec<Row>, Vec<Row>),
+        found: &mut HashMap<Uuid, StoredEvent>,
+    ) -> Result<(), StoreError> {
+        for row in by_id {
+            let event = event_row(row)?;
+            found.insert(event.id, event);
+        }
+        for stream in &asked.streams {
+            self.heads.remember(stream.clone(), None);
+        }
+        for row in heads {
+            let stream: String = row.try_get(0)?;
+            let version: i64 = row.try_get(1)?;
+            let leaf: Vec<u8> = row.try_get(2)?;
+            self.heads
+                .remember(stream, Some((version as u64, merkle::leaf_hash(&leaf))));
+        }
+        Ok(())
+    }
+
+    /// One group commit: every append in `batch`, and those that reach
+    /// `more` while this node waits for the head lock, one transaction.
+    async fn commit_batch(&mut self, mut batch: Batch, more: &mut mpsc::Receiver<WriterMessage>) {
         let before = (self.sequencer.clone(), self.edge.clone());
         let outcome = match self.take_connection().await {
             Ok(mut conn) => {
-                let outcome = self
-                    .write(&mut conn, clients, batch.checkpoint_requested())
-                    .await;
+                let outcome = self.write(&mut conn, &mut batch, more).await;
                 // After a failure the transaction's state is unknown: start
                 // the next one on a fresh connection.
                 if outcome.is_ok() {
@@ -846,55 +944,91 @@ impl Writer {
             // If the commit did land (the reply was lost), the head has moved
             // and the next transaction reloads the frontier from the log.
             (self.sequencer, self.edge) = before;
+            self.heads.forget(self.sequencer.frontier().size());
             tracing::error!("group commit failed: {error}");
         }
         batch.answer(outcome, self.cadence.latest());
     }
 
-    /// One group commit in two round trips while the head lock is held:
-    /// the lock and the lookups go out together (each statement of a
-    /// READ COMMITTED transaction reads a snapshot taken when it starts, so
-    /// the lookups, queued behind the lock, see every earlier commit), then
-    /// the rows, the head and the COMMIT go out together.
+    /// One group commit in two round trips while the head lock is held
+    /// (three when appends need heads or ids this node has not seen):
+    ///
+    /// 1. Before the lock, the ids and stream heads this node does not
+    ///    remember are looked up; then the lock, and behind it the events
+    ///    other nodes committed since this node's stream heads were exact
+    ///    (each statement of a READ COMMITTED transaction reads a snapshot
+    ///    taken when it starts, so that read, queued behind the lock, sees
+    ///    every earlier commit). The lookups thus run while another node
+    ///    may still hold the lock, not inside this node's turn.
+    /// 2. Once the lock is held, appends that arrived meanwhile join the
+    ///    batch; then the rows, the head and the COMMIT go out together.
     async fn write(
         &mut self,
         conn: &mut WriterConnection,
-        clients: Vec<Vec<PreparedRequest>>,
-        checkpoint_now: bool,
+        batch: &mut Batch,
+        more: &mut mpsc::Receiver<WriterMessage>,
     ) -> Result<Vec<ClientResult>, StoreError> {
         let (client, statements) = (&conn.client, &conn.statements);
-        let (ids, streams) = sequencer::lookups(&clients);
-        let id_params: [&(dyn ToSql + Sync); 1] = [&ids];
-        let stream_params: [&(dyn ToSql + Sync); 1] = [&streams];
-        let (_, head, by_id, heads) = tokio::try_join!(
+        let known = self.heads.size();
+        let asked = Unknown::of(&batch.clients, &self.heads, &Unknown::default());
+        let since_params: [&(dyn ToSql + Sync); 2] =
+            [&to_i64(known, "tree size")?, &CATCH_UP_EVENTS_MAX];
+        let (_, looked_up, head, since) = tokio::try_join!(
             client.batch_execute("BEGIN"),
+            lookup(conn, &asked),
             client.query_one(&statements.lock_head, &[]),
-            async {
-                if ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                client.query(&statements.events_by_id, &id_params).await
-            },
-            async {
-                if streams.is_empty() {
-                    return Ok(Vec::new());
-                }
-                client.query(&statements.stream_heads, &stream_params).await
-            },
+            client.query(&statements.events_since, &since_params),
         )?;
+        batch.top_up(more);
+        let clients = std::mem::take(&mut batch.clients);
         self.catch_up(&head)?;
-        let mut view = PrefetchedView::default();
-        for row in &by_id {
-            let event = event_row(row)?;
-            view.events_by_id.insert(event.id, event);
+        let head_size = head.try_get::<_, i64>(0)? as u64;
+        let mut found = HashMap::new();
+        let behind = head_size.checked_sub(known);
+        let late = if behind.is_some_and(|n| n <= CATCH_UP_EVENTS_MAX as u64) {
+            self.remember(&asked, &looked_up, &mut found)?;
+            if Some(since.len() as u64) != behind {
+                return Err(StoreError::Corrupt(format!(
+                    "the log holds {} events from seq {known} to its size {head_size}: a gap",
+                    since.len()
+                )));
+            }
+            let asked_ids: HashSet<Uuid> = asked.ids.iter().copied().collect();
+            let mut events = Vec::with_capacity(since.len());
+            for row in &since {
+                let version: i64 = row.try_get(3)?;
+                events.push((row.try_get(2)?, version as u64, row.try_get(5)?));
+                // A retry of an append that another node committed since
+                // the lookup.
+                if asked_ids.contains(&row.try_get(1)?) {
+                    let event = event_row(row)?;
+                    found.insert(event.id, event);
+                }
+            }
+            self.heads.catch_up(head_size, events);
+            // What the appends that joined after the lock still need.
+            Unknown::of(&clients, &self.heads, &asked)
+        } else {
+            // This node was further behind than `events_since` reads: what
+            // it looked up may be stale, so look everything up again.
+            self.heads.forget(head_size);
+            found.clear();
+            Unknown::of(&clients, &self.heads, &Unknown::default())
+        };
+        if !late.is_empty() {
+            let looked_up = lookup(conn, &late).await?;
+            self.remember(&late, &looked_up, &mut found)?;
         }
-        for row in &heads {
-            let stream: String = row.try_get(0)?;
-            let version: i64 = row.try_get(1)?;
-            let leaf: Vec<u8> = row.try_get(2)?;
-            view.stream_heads
-                .insert(stream, (version as u64, merkle::leaf_hash(&leaf)));
+        let mut view = PrefetchedView {
+            events_by_id: found,
+            stream_heads: HashMap::new(),
+        };
+        for request in clients.iter().flatten() {
+            if let Some(Some(head)) = self.heads.get(&request.stream) {
+                view.stream_heads.insert(request.stream.clone(), head);
+            }
         }
+        let checkpoint_now = batch.checkpoint_requested();
         let plan = self
             .sequencer
             .plan(&mut view, clients, OffsetDateTime::now_utc())?;
@@ -918,17 +1052,24 @@ impl Writer {
             None => head.try_get::<_, Option<String>>(2)?,
         };
         let new_size = to_i64(size, "tree size")?;
-        let event_params = rows.params();
-        let hash_params: [&(dyn ToSql + Sync); 2] = [&indexes, &hashes];
-        let head_params: [&(dyn ToSql + Sync); 3] = [&new_size, &frontier_bytes, &last_time];
+        let [seqs, ids, streams, versions, types, leaves] = rows.params();
+        let params: [&(dyn ToSql + Sync); 11] = [
+            seqs,
+            ids,
+            streams,
+            versions,
+            types,
+            leaves,
+            &indexes,
+            &hashes,
+            &new_size,
+            &frontier_bytes,
+            &last_time,
+        ];
         let has_events = !plan.events.is_empty();
         let write_rows = async {
             if has_events {
-                tokio::try_join!(
-                    client.execute(&statements.insert_events, &event_params),
-                    client.execute(&statements.insert_hashes, &hash_params),
-                    client.execute(&statements.update_head, &head_params),
-                )?;
+                client.execute(&statements.write_rows, &params).await?;
             }
             Ok::<_, tokio_postgres::Error>(())
         };
@@ -944,6 +1085,7 @@ impl Writer {
             // only rolls it back; the failure is what the caller sees.
             tokio::try_join!(write_rows, client.batch_execute("COMMIT"))?;
         }
+        self.heads.committed(size, &plan.events);
         Ok(plan.results)
     }
 

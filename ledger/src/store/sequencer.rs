@@ -590,6 +590,18 @@ impl Batch {
         }
     }
 
+    /// Adds every message waiting in `receiver` now, up to
+    /// [`GROUP_COMMIT_EVENTS_MAX`] events in all.
+    pub fn top_up(&mut self, receiver: &mut mpsc::Receiver<WriterMessage>) {
+        let mut events: usize = self.clients.iter().flatten().map(|r| r.events.len()).sum();
+        while events < GROUP_COMMIT_EVENTS_MAX {
+            match receiver.try_recv() {
+                Ok(message) => events += self.push(message),
+                Err(_) => break,
+            }
+        }
+    }
+
     fn push(&mut self, message: WriterMessage) -> usize {
         match message {
             WriterMessage::Append { requests, reply } => {
@@ -637,13 +649,8 @@ pub async fn next_batch(
         return Wake::Closed;
     };
     let mut batch = Batch::default();
-    let mut events = batch.push(first);
-    while events < GROUP_COMMIT_EVENTS_MAX {
-        match receiver.try_recv() {
-            Ok(message) => events += batch.push(message),
-            Err(_) => break,
-        }
-    }
+    batch.push(first);
+    batch.top_up(receiver);
     Wake::Batch(batch)
 }
 

@@ -6,11 +6,12 @@ use super::record::{BatchRecord, Record};
 use super::{copies, LedgerAppend, Shared};
 use crate::store::node;
 use crate::store::sequencer::{
-    Batch, CheckpointCadence, ClientResult, Plan, PreparedRequest, Sequencer,
+    Batch, CheckpointCadence, ClientResult, Plan, PreparedRequest, Sequencer, WriterMessage,
 };
 use crate::store::{SignedCheckpoint, StoreError, StoredEvent};
 use std::sync::Arc;
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 
 /// Group commits lost in a row to other nodes before an append fails:
 /// each loss means another node committed, so the log is making progress.
@@ -63,7 +64,7 @@ pub(super) struct Writer {
 }
 
 impl node::NodeWriter for Writer {
-    async fn commit_batch(&mut self, batch: Batch) {
+    async fn commit_batch(&mut self, batch: Batch, _more: &mut mpsc::Receiver<WriterMessage>) {
         Writer::commit_batch(self, batch).await
     }
     async fn sign_checkpoint(&mut self) -> Result<(), StoreError> {
