@@ -1012,7 +1012,6 @@ impl Writer {
             // This node was further behind than `events_since` reads: what
             // it looked up may be stale, so look everything up again.
             self.heads.forget(head_size);
-            found.clear();
             Unknown::of(&clients, &self.heads, &Unknown::default())
         };
         if !late.is_empty() {
