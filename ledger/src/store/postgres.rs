@@ -16,11 +16,13 @@
 //! writer notices under the lock (the head's size moved) and takes the
 //! frontier from the head row before planning. Its remembered stream heads
 //! (`HeadCache`) are brought up to date, under the lock, from the events
-//! committed since, so a commit's turn under the lock costs two round trips
-//! and one WAL flush (see `Writer::write`). Checkpoints are signed
-//! under the same lock, and `checkpoints.size` is the primary key, so no two
-//! different checkpoints of one size can exist; every node must sign with the
-//! same key, which [`PostgresStore::open`] checks against the stored notes.
+//! committed since, so a commit holds the lock for one trip to the node and
+//! back, the writes and one WAL flush (see `Writer::write`).
+//!
+//! Checkpoints are signed under the same lock, and `checkpoints.size` is the
+//! primary key, so no two different checkpoints of one size can exist; every
+//! node must sign with the same key, which [`PostgresStore::open`] checks
+//! against the stored notes.
 //!
 //! Connections: one for the writer, a small pool for reads. Both are driven
 //! by a private runtime on the store's own thread, so the store works from
@@ -950,8 +952,9 @@ impl Writer {
         batch.answer(outcome, self.cadence.latest());
     }
 
-    /// One group commit in two round trips while the head lock is held
-    /// (three when appends need heads or ids this node has not seen):
+    /// One group commit in two round trips, the head lock held from the end
+    /// of the first to the end of the second (and a third, under the lock,
+    /// when appends need heads or ids this node has not seen):
     ///
     /// 1. Before the lock, the ids and stream heads this node does not
     ///    remember are looked up; then the lock, and behind it the events
