@@ -585,7 +585,7 @@ async fn a_node_appends_where_the_other_node_left_the_stream(backend: &dyn Backe
             .await
             .unwrap();
         version += 1;
-        // ... then B appends `behind` events to it, and A a stream of its own.
+        // ... then B appends `behind` events to it.
         for chunk in 0..behind.div_ceil(500) {
             let count = (behind - chunk * 500).min(500);
             let events = (0..count).map(event).collect();

@@ -29,7 +29,7 @@ const STREAMS_MAX: usize = 65_536;
 pub type Head = Option<(u64, Hash)>;
 
 /// Stream heads exact as of the tree of `size` events.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HeadCache {
     size: u64,
     heads: HashMap<String, Head>,
