@@ -239,6 +239,11 @@ async fn appends_assign_seq_version_and_prev(backend: &dyn Backend) {
     let times: Vec<String> = all.iter().map(|e| e.envelope().unwrap().time).collect();
     assert!(times.windows(2).all(|t| t[0] <= t[1]));
     assert!(times[0].ends_with('Z'));
+    // A fold reads the same leaves without their hashes.
+    let leaves: Vec<Vec<u8>> = all.iter().map(|e| e.leaf.clone()).collect();
+    assert_eq!(store.read_leaves(0, 10).await.unwrap(), leaves);
+    assert_eq!(store.read_leaves(3, 1).await.unwrap(), leaves[3..4]);
+    assert!(store.read_leaves(5, 10).await.unwrap().is_empty());
     // Scattered seqs come back in one read, in order; a seq beyond the log is named.
     let scattered = store.read_seqs(vec![0, 3, 4]).await.unwrap();
     assert_eq!(

@@ -94,6 +94,17 @@ async fn append_chunked(store: &SqliteStore, requests: Vec<AppendRequest>) {
     }
 }
 
+/// CPU time this process has used, all threads, from /proc (Linux): steadier
+/// than wall time on a shared machine, for comparing builds.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces): utime and stime
+    // are the 12th and 13th, in clock ticks of 1/100 s on Linux.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn rate(count: u64, elapsed: Duration) -> String {
     format!("{:.0}/s", count as f64 / elapsed.as_secs_f64())
 }
@@ -216,9 +227,9 @@ async fn run(o: Options) {
     let started = Instant::now();
     let mut from = 0;
     while from < size {
-        let batch = store.read_range(from, 5_000).await.unwrap();
-        for event in &batch {
-            std::hint::black_box(FoldInput::from_leaf(&event.leaf).unwrap());
+        let batch = store.read_leaves(from, 10_000).await.unwrap();
+        for leaf in &batch {
+            std::hint::black_box(FoldInput::from_leaf(leaf).unwrap());
         }
         from += batch.len() as u64;
     }
@@ -226,10 +237,21 @@ async fn run(o: Options) {
 
     let read_decode = baseline;
     let started = Instant::now();
+    let cpu_before = cpu_time();
     projections.rebuild(&store).await.unwrap();
     let rebuild = started.elapsed();
+    let cpu = cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| {
+            let cpu = after.saturating_sub(before);
+            format!(
+                "; CPU {cpu:.1?} over all threads, {:.1} us per usage line",
+                cpu.as_secs_f64() * 1e6 / o.lines as f64
+            )
+        })
+        .unwrap_or_default();
     println!(
-        "rebuild: {size} events ({} usage lines) in {:.1?}: {} events/s, {} usage lines/s; baseline read+decode {:.1?} ({:.2}x of rebuild time)",
+        "rebuild: {size} events ({} usage lines) in {:.1?}: {} events/s, {} usage lines/s; baseline read+decode {:.1?} ({:.2}x of rebuild time){cpu}",
         o.lines, rebuild, rate(size, rebuild), rate(o.lines, rebuild), baseline, baseline.as_secs_f64() / rebuild.as_secs_f64()
     );
 

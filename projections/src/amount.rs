@@ -19,8 +19,20 @@ use std::fmt;
 /// and the parts sum to `amount` exactly. Returns `None` only when a product
 /// overflows `Decimal` (an amount beyond 10^28).
 pub fn split<K: Ord>(amount: Decimal, shares: &[(K, Decimal)]) -> Option<Vec<Decimal>> {
-    assert!(!shares.is_empty(), "a split needs at least one share");
     let mut parts = Vec::with_capacity(shares.len());
+    split_into(amount, shares, &mut parts)?;
+    Some(parts)
+}
+
+/// [`split`], appending the parts to `parts` (a line's allocations are
+/// split into one vector, without one allocation per split).
+pub fn split_into<K: Ord>(
+    amount: Decimal,
+    shares: &[(K, Decimal)],
+    parts: &mut Vec<Decimal>,
+) -> Option<()> {
+    assert!(!shares.is_empty(), "a split needs at least one share");
+    let first = parts.len();
     let mut sum = Decimal::ZERO;
     for (_, share) in shares {
         let part = amount.checked_mul(*share)?;
@@ -37,14 +49,14 @@ pub fn split<K: Ord>(amount: Decimal, shares: &[(K, Decimal)]) -> Option<Vec<Dec
                     .then_with(|| shares[b].0.cmp(&shares[a].0))
             })
             .expect("shares is not empty");
-        parts[largest] = parts[largest].checked_add(residual)?;
+        parts[first + largest] = parts[first + largest].checked_add(residual)?;
     }
     debug_assert_eq!(
-        parts.iter().copied().sum::<Decimal>(),
+        parts[first..].iter().copied().sum::<Decimal>(),
         amount,
         "split conserves the amount"
     );
-    Some(parts)
+    Some(())
 }
 
 /// An exact sum of decimals of any scale up to 28: an integer part and a

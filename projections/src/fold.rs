@@ -6,7 +6,7 @@
 //! the runner). Given the same events, a fold makes the same [`Change`]s, so
 //! a rebuild from zero equals any incremental catch-up.
 
-use crate::allocation::{allocate, Allocation, ResolvedComponent, Share, WeightedComponent};
+use crate::allocation::{AllocationPlan, Allocations, ResolvedComponent, Share, WeightedComponent};
 use crate::usage::check_line;
 use ledger::Envelope;
 use rust_decimal::Decimal;
@@ -141,7 +141,7 @@ pub struct LineRecord {
     pub seq: u64,
     pub line: UsageLine,
     pub status: LineStatus,
-    pub allocations: Vec<Allocation>,
+    pub allocations: Allocations,
 }
 
 /// What one event changed in the read model.
@@ -177,67 +177,13 @@ pub struct Fold {
     plans: Plans,
 }
 
-/// A derivative's attribution resolved against the catalog in force: what
-/// allocating one of its lines needs, found and checked once.
-#[derive(Debug, Clone)]
-struct Plan {
-    policy: Policy,
-    creator: Arc<str>,
-    components: Vec<(u32, PlannedComponent)>,
-}
-
-#[derive(Debug, Clone)]
-enum PlannedComponent {
-    Recording {
-        isrc: Arc<str>,
-        master_splits: Vec<Share>,
-        iswc: Arc<str>,
-        publishing_splits: Vec<Share>,
-    },
-    Voice {
-        id: Arc<str>,
-        likeness_splits: Vec<Share>,
-    },
-}
-
-impl Plan {
-    fn allocate(&self, gross: Decimal) -> Result<Vec<Allocation>, String> {
-        let components: Vec<WeightedComponent<'_>> = self
-            .components
-            .iter()
-            .map(|(weight_bp, component)| WeightedComponent {
-                weight_bp: *weight_bp,
-                component: match component {
-                    PlannedComponent::Recording {
-                        isrc,
-                        master_splits,
-                        iswc,
-                        publishing_splits,
-                    } => ResolvedComponent::Recording {
-                        isrc: Arc::clone(isrc),
-                        master_splits,
-                        iswc: Arc::clone(iswc),
-                        publishing_splits,
-                    },
-                    PlannedComponent::Voice {
-                        id,
-                        likeness_splits,
-                    } => ResolvedComponent::Voice {
-                        id: Arc::clone(id),
-                        likeness_splits,
-                    },
-                },
-            })
-            .collect();
-        allocate(gross, &self.policy, &self.creator, &components).map_err(|e| e.to_string())
-    }
-}
-
 /// The plans of the derivatives whose lines were folded since the catalog
-/// last changed. A cache, so not part of the state: two folds with the same
-/// catalog and derivatives are equal whatever they cached.
+/// last changed: each derivative's attribution resolved against the catalog
+/// in force, what allocating one of its lines needs, found and checked once.
+/// A cache, so not part of the state: two folds with the same catalog and
+/// derivatives are equal whatever they cached.
 #[derive(Debug, Clone, Default)]
-struct Plans(HashMap<Uuid, Plan>);
+struct Plans(HashMap<Uuid, AllocationPlan>);
 
 impl PartialEq for Plans {
     fn eq(&self, _: &Plans) -> bool {
@@ -311,7 +257,7 @@ impl Fold {
         }
         let (status, allocations) = match self.book_line(&line, &*book)? {
             Ok(allocations) => (LineStatus::Booked, allocations),
-            Err(why) => (LineStatus::Rejected(why), Vec::new()),
+            Err(why) => (LineStatus::Rejected(why), Allocations::default()),
         };
         let change = Change::UsageLine(LineRecord {
             seq,
@@ -329,7 +275,7 @@ impl Fold {
         &self,
         line: &UsageLine,
         book: &B,
-    ) -> Result<Result<Vec<Allocation>, String>, B::Error> {
+    ) -> Result<Result<Allocations, String>, B::Error> {
         if let Err((field, why)) = check_line(line) {
             return Ok(Err(format!("{field}: {why}")));
         }
@@ -350,7 +296,7 @@ impl Fold {
         line: &UsageLine,
         original_id: &str,
         book: &B,
-    ) -> Result<Result<Vec<Allocation>, String>, B::Error> {
+    ) -> Result<Result<Allocations, String>, B::Error> {
         let original = match book.line(original_id)? {
             Some(original) if original.status == LineStatus::Booked => original,
             Some(_) => {
@@ -386,26 +332,20 @@ impl Fold {
                 "line {original_id:?} was already reversed at seq {seq}"
             )));
         }
-        Ok(Ok(original
-            .allocations
-            .iter()
-            .map(|a| Allocation {
-                amount: -a.amount,
-                ..a.clone()
-            })
-            .collect()))
+        Ok(Ok(original.allocations.negated()))
     }
 
-    fn allocate_line(&self, line: &UsageLine) -> Result<Vec<Allocation>, String> {
-        match self.plans.0.get(&line.derivative) {
+    fn allocate_line(&self, line: &UsageLine) -> Result<Allocations, String> {
+        let allocated = match self.plans.0.get(&line.derivative) {
             Some(plan) => plan.allocate(line.gross),
             None => self.plan(line.derivative)?.allocate(line.gross),
-        }
+        };
+        allocated.map_err(|e| e.to_string())
     }
 
     /// Resolves derivative `id`'s attribution against the catalog in force,
     /// or says why its lines cannot be allocated.
-    fn plan(&self, id: Uuid) -> Result<Plan, String> {
+    fn plan(&self, id: Uuid) -> Result<AllocationPlan, String> {
         let derivative = self
             .derivatives
             .get(&id)
@@ -465,12 +405,50 @@ impl Fold {
                 return Err("a split sheet in force does not sum to 1".into());
             }
         }
-        Ok(Plan {
-            policy: policy.clone(),
-            creator: published.requested_by.as_str().into(),
-            components,
-        })
+        let weighted: Vec<WeightedComponent<'_>> = components
+            .iter()
+            .map(|(weight_bp, component)| WeightedComponent {
+                weight_bp: *weight_bp,
+                component: match component {
+                    PlannedComponent::Recording {
+                        isrc,
+                        master_splits,
+                        iswc,
+                        publishing_splits,
+                    } => ResolvedComponent::Recording {
+                        isrc: Arc::clone(isrc),
+                        master_splits,
+                        iswc: Arc::clone(iswc),
+                        publishing_splits,
+                    },
+                    PlannedComponent::Voice {
+                        id,
+                        likeness_splits,
+                    } => ResolvedComponent::Voice {
+                        id: Arc::clone(id),
+                        likeness_splits,
+                    },
+                },
+            })
+            .collect();
+        let creator: Arc<str> = published.requested_by.as_str().into();
+        AllocationPlan::new(policy, &creator, &weighted).map_err(|e| e.to_string())
     }
+}
+
+/// An attribution component with its split sheets, owned while a plan is
+/// made.
+enum PlannedComponent {
+    Recording {
+        isrc: Arc<str>,
+        master_splits: Vec<Share>,
+        iswc: Arc<str>,
+        publishing_splits: Vec<Share>,
+    },
+    Voice {
+        id: Arc<str>,
+        likeness_splits: Vec<Share>,
+    },
 }
 
 /// A [`LineBook`] in memory: for tests, and as the overlay an import checks

@@ -273,6 +273,9 @@ fn write_batches(
     // 300k lines about 10% slower, the kernel zeroing each new page of it.
     conn.execute_batch("PRAGMA cache_size = -8192;")?;
     let mut pending: Vec<Batch> = Vec::new();
+    // The rebuild owns the tables from empty, so the payee lists it stored
+    // stay valid from one transaction to the next.
+    let mut payee_lists = runner::PayeeListIds::default();
     let mut closed = false;
     while !closed {
         let mut end = position;
@@ -295,13 +298,14 @@ fn write_batches(
         if runner::read_position(&tx)? != position {
             return Ok(Written::Interrupted);
         }
-        let mut book = SqlBook { conn: &tx };
+        let mut book = SqlBook::with_payee_lists(&tx, std::mem::take(&mut payee_lists));
         for write in pending.iter().flat_map(|b| &b.writes) {
             match write {
                 Write::Line(record) => book.insert_line(record)?,
                 Write::Other(change) => book.record(change)?,
             }
         }
+        payee_lists = book.into_payee_lists();
         runner::write_position(&tx, end)?;
         tx.commit()?;
         position = end;
@@ -379,7 +383,7 @@ impl RecentBook<'_> {
     fn line_at(&self, seq: u64) -> Result<Option<LineRecord>, rusqlite::Error> {
         match self.recent_at(seq) {
             Some(record) => Ok(Some(record.clone())),
-            None => SqlBook { conn: self.reader }.line_at(seq),
+            None => SqlBook::new(self.reader).line_at(seq),
         }
     }
 
@@ -408,7 +412,7 @@ impl LineBook for RecentBook<'_> {
             Some(record) if record.line.line_id == line_id => Ok(Some(record)),
             // Another line id with the same hash: search the committed rows
             // (all older than the recent lines), then the recent lines.
-            _ => match (SqlBook { conn: self.reader }).line(line_id)? {
+            _ => match SqlBook::new(self.reader).line(line_id)? {
                 Some(record) => Ok(Some(record)),
                 None => Ok(self
                     .recent
@@ -426,7 +430,7 @@ impl LineBook for RecentBook<'_> {
         if self.reverses_at(seq)?.as_deref() == Some(line_id) {
             return Ok(Some(seq));
         }
-        match (SqlBook { conn: self.reader }).reversal_of(line_id)? {
+        match SqlBook::new(self.reader).reversal_of(line_id)? {
             Some(seq) => Ok(Some(seq)),
             None => Ok(self
                 .recent
@@ -476,7 +480,7 @@ mod tests {
                 reverses: reverses.map(str::to_string),
             },
             status: LineStatus::Booked,
-            allocations: Vec::new(),
+            allocations: Default::default(),
         }
     }
 
@@ -493,7 +497,7 @@ mod tests {
         // only in memory.
         let committed = [record(0, "L1", None), record(1, "L2", Some("L1"))];
         for line in &committed {
-            SqlBook { conn: &conn }.insert_line(line).unwrap();
+            SqlBook::new(&conn).insert_line(line).unwrap();
         }
         let recent: VecDeque<Arc<LineRecord>> =
             [record(2, "L3", None), record(3, "L4", Some("L3"))]

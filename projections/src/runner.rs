@@ -2,6 +2,7 @@
 //! log's own SQLite file, one transaction per batch, position included, and
 //! answers queries over those tables as of any log prefix.
 
+use crate::allocation::Payee;
 use crate::allocation_codec;
 use crate::amount::{ExactSum, MantissaSums};
 use crate::fold::{Change, DerivativeRecord, Fold, LineBook, LineRecord, LineStatus, KIND_PARTY};
@@ -14,9 +15,11 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use rust_decimal::Decimal;
 use schemas::generation::DerivativePublished;
 use schemas::usage::UsageLine;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -26,7 +29,7 @@ pub const ROYALTIES: &str = "royalties";
 const LAYOUT: &str = "table-layout";
 /// Bumped whenever the projection tables change shape: tables of another
 /// layout are dropped and folded again from the log on open.
-pub const TABLE_LAYOUT_VERSION: u64 = 3;
+pub const TABLE_LAYOUT_VERSION: u64 = 4;
 /// Events read and folded per transaction while catching up.
 pub const CATCH_UP_BATCH_EVENTS: usize = 10_000;
 /// Events written per transaction by a rebuild from the store (its commits
@@ -151,7 +154,7 @@ impl Projections {
         }
         let start = self.position;
         let mut position = start;
-        let mut book = SqlBook { conn: &tx };
+        let mut book = SqlBook::new(&tx);
         for input in inputs.into_iter().filter(|e| e.seq() >= start) {
             if input.seq() != position {
                 return Err(ProjectionError::Gap {
@@ -204,7 +207,7 @@ impl Projections {
         tx.execute_batch(
             "DROP TABLE IF EXISTS projection_usage_line; DROP TABLE IF EXISTS projection_derivative;
              DROP TABLE IF EXISTS projection_catalog_entry; DROP TABLE IF EXISTS projection_position;
-             DROP TABLE IF EXISTS projection_fingerprint_key;",
+             DROP TABLE IF EXISTS projection_fingerprint_key; DROP TABLE IF EXISTS projection_payee_list;",
         )?;
         tx.execute_batch(schemas::PROJECTIONS_SQLITE_DDL)?;
         tx.execute(
@@ -323,7 +326,7 @@ impl Projections {
 
     /// A [`LineBook`] reading the committed usage lines.
     pub fn book(&self) -> impl LineBook<Error = rusqlite::Error> + '_ {
-        SqlBook { conn: &self.conn }
+        SqlBook::new(&self.conn)
     }
 
     /// The booked lines of one period and currency with seq < `size`: each
@@ -334,10 +337,10 @@ impl Projections {
         currency: &str,
         size: u64,
     ) -> Result<Vec<LineRecord>, ProjectionError> {
-        let mut statement = self.conn.prepare_cached(
-            "SELECT seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, allocations FROM projection_usage_line
-             WHERE period = ?1 AND currency = ?2 AND seq < ?3 AND status = 'booked' ORDER BY seq",
-        )?;
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {LINE_COLUMNS}
+             WHERE u.period = ?1 AND u.currency = ?2 AND u.seq < ?3 AND u.status = 'booked' ORDER BY u.seq"
+        ))?;
         let rows = statement.query_map(params![period, currency, size as i64], line_from_row)?;
         rows.map(|row| row?.map_err(ProjectionError::Corrupt))
             .collect()
@@ -354,32 +357,53 @@ impl Projections {
         size: u64,
     ) -> Result<PeriodTotals, ProjectionError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT seq, gross, allocations FROM projection_usage_line
+            "SELECT seq, gross, payee_list, amounts FROM projection_usage_line
              WHERE period = ?1 AND currency = ?2 AND seq < ?3 AND status = 'booked'",
         )?;
         let mut rows = statement.query(params![period, currency, size as i64])?;
         let mut gross = MantissaSums::default();
-        let mut parties: HashMap<String, MantissaSums> = HashMap::new();
+        // Each party's sums, and where each payee list's amounts go: a line
+        // adds its amounts by position, without looking up a party name.
+        let mut parties = PartySums::default();
+        let mut slots_of_list: HashMap<i64, Vec<usize>> = HashMap::new();
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
+            let corrupt =
+                |e: String| ProjectionError::Corrupt(format!("usage line at seq {seq}: {e}"));
             let line_gross = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-            gross.add(Decimal::from_str(line_gross).map_err(|e| {
-                ProjectionError::Corrupt(format!(
-                    "usage line at seq {seq}: gross {line_gross:?}: {e}"
-                ))
-            })?);
-            let allocations = row.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
-            allocation_codec::for_each_allocation(allocations, |_, party, _, amount| match parties
-                .get_mut(party)
-            {
-                Some(total) => total.add(amount),
-                None => parties.entry(party.to_string()).or_default().add(amount),
+            gross.add(
+                Decimal::from_str(line_gross)
+                    .map_err(|e| corrupt(format!("gross {line_gross:?}: {e}")))?,
+            );
+            let list: Option<i64> = row.get(2)?;
+            let slots: &[usize] = match list.map(|id| (id, slots_of_list.entry(id))) {
+                None => &[],
+                Some((_, Entry::Occupied(known))) => known.into_mut(),
+                Some((id, Entry::Vacant(new))) => {
+                    new.insert(parties.slots_of(&self.conn, id).map_err(|e| match e {
+                        SlotsError::Sqlite(e) => ProjectionError::Sqlite(e),
+                        SlotsError::Corrupt(e) => corrupt(e),
+                    })?)
+                }
+            };
+            let amounts = row.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+            let count = allocation_codec::for_each_amount(amounts, |i, amount| {
+                if let Some(&slot) = slots.get(i) {
+                    parties.sums[slot].1.add(amount);
+                }
             })
-            .map_err(|e| ProjectionError::Corrupt(format!("usage line at seq {seq}: {e}")))?;
+            .map_err(corrupt)?;
+            if count != slots.len() {
+                return Err(corrupt(format!(
+                    "{count} amounts for a payee list of {}",
+                    slots.len()
+                )));
+            }
         }
         Ok(PeriodTotals {
             gross: gross.total(),
             parties: parties
+                .sums
                 .into_iter()
                 .map(|(party, sums)| (party, sums.total()))
                 .collect(),
@@ -397,23 +421,32 @@ impl Projections {
         parties: &BTreeSet<&str>,
     ) -> Result<BTreeMap<(String, String), ExactSum>, ProjectionError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT seq, derivative, allocations FROM projection_usage_line
-             WHERE period = ?1 AND currency = ?2 AND seq < ?3 AND status = 'booked'",
+            "SELECT u.seq, u.derivative, p.payees, u.amounts
+             FROM projection_usage_line u LEFT JOIN projection_payee_list p ON p.id = u.payee_list
+             WHERE u.period = ?1 AND u.currency = ?2 AND u.seq < ?3 AND u.status = 'booked'",
         )?;
         let mut rows = statement.query(params![period, currency, size as i64])?;
         let mut totals: BTreeMap<(String, String), ExactSum> = BTreeMap::new();
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             let derivative = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-            let allocations = row.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
-            allocation_codec::for_each_allocation(allocations, |_, party, _, amount| {
-                if parties.contains(party) {
-                    totals
-                        .entry((party.to_string(), derivative.to_string()))
-                        .or_default()
-                        .add(amount);
-                }
-            })
+            let payees = row
+                .get_ref(2)?
+                .as_blob_or_null()
+                .map_err(rusqlite::Error::from)?;
+            let amounts = row.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+            allocation_codec::for_each_allocation(
+                payees.unwrap_or_default(),
+                amounts,
+                |_, party, _, amount| {
+                    if parties.contains(party) {
+                        totals
+                            .entry((party.to_string(), derivative.to_string()))
+                            .or_default()
+                            .add(amount);
+                    }
+                },
+            )
             .map_err(|e| ProjectionError::Corrupt(format!("usage line at seq {seq}: {e}")))?;
         }
         Ok(totals)
@@ -435,10 +468,9 @@ impl Projections {
         derivative: Uuid,
         size: u64,
     ) -> Result<Vec<LineRecord>, ProjectionError> {
-        let mut statement = self.conn.prepare_cached(
-            "SELECT seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, allocations FROM projection_usage_line
-             WHERE derivative = ?1 AND seq < ?2 ORDER BY seq",
-        )?;
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {LINE_COLUMNS} WHERE u.derivative = ?1 AND u.seq < ?2 ORDER BY u.seq"
+        ))?;
         let rows =
             statement.query_map(params![derivative.to_string(), size as i64], line_from_row)?;
         rows.map(|row| row?.map_err(ProjectionError::Corrupt))
@@ -617,10 +649,10 @@ async fn read_inputs(
     size: u64,
 ) -> Result<Vec<FoldInput>, ProjectionError> {
     let limit = CATCH_UP_BATCH_EVENTS.min(size.saturating_sub(from) as usize);
-    let events = store.read_range(from, limit).await?;
-    let inputs = events
+    let leaves = store.read_leaves(from, limit).await?;
+    let inputs = leaves
         .iter()
-        .map(|e| FoldInput::from_leaf(&e.leaf).map_err(StoreError::from))
+        .map(|leaf| FoldInput::from_leaf(leaf).map_err(StoreError::from))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(inputs)
 }
@@ -710,19 +742,114 @@ fn load_state(conn: &Connection) -> Result<(Fold, u64), ProjectionError> {
     Ok((fold, position))
 }
 
+/// Exact sums per party, in the order the parties were first met.
+#[derive(Default)]
+struct PartySums {
+    sums: Vec<(String, MantissaSums)>,
+    slot_of_party: HashMap<String, usize>,
+}
+
+enum SlotsError {
+    Sqlite(rusqlite::Error),
+    Corrupt(String),
+}
+
+impl PartySums {
+    /// The slot in `sums` of each payee of the stored payee list `id`.
+    fn slots_of(&mut self, conn: &Connection, id: i64) -> Result<Vec<usize>, SlotsError> {
+        let payees: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT payees FROM projection_payee_list WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![id], |row| row.get(0)).optional())
+            .map_err(SlotsError::Sqlite)?;
+        let payees =
+            payees.ok_or_else(|| SlotsError::Corrupt(format!("payee list {id} is missing")))?;
+        let mut slots = Vec::new();
+        allocation_codec::for_each_payee(&payees, |_, party, _| {
+            let slot = match self.slot_of_party.get(party) {
+                Some(&slot) => slot,
+                None => {
+                    self.sums.push((party.to_string(), MantissaSums::default()));
+                    self.slot_of_party
+                        .insert(party.to_string(), self.sums.len() - 1);
+                    self.sums.len() - 1
+                }
+            };
+            slots.push(slot);
+            Ok(())
+        })
+        .map_err(SlotsError::Corrupt)?;
+        Ok(slots)
+    }
+}
+
+/// What [`line_from_row`] reads: a usage line (`u`) with its payee list (`p`).
+const LINE_COLUMNS: &str = "u.seq, u.line_id, u.derivative, u.period, u.territory, u.currency, u.streams, u.gross, u.reverses, u.status, p.payees, u.amounts
+     FROM projection_usage_line u LEFT JOIN projection_payee_list p ON p.id = u.payee_list";
+
 /// Usage lines in the projection tables, seen through one connection (inside
 /// the runner's transaction, so a batch sees its own earlier lines).
 pub(crate) struct SqlBook<'c> {
     pub(crate) conn: &'c Connection,
+    /// The ids of the payee lists this book has stored or found, by their
+    /// stored bytes. Valid while the tables are not dropped: a book lives
+    /// for one transaction, or for a rebuild that owns the tables.
+    payee_lists: PayeeListIds,
 }
 
-impl SqlBook<'_> {
+/// The ids of stored payee lists: by the fold's shared list (one hash of a
+/// pointer per line), and by stored bytes for a list the fold made again
+/// (after a catalog change) or that another book stored.
+#[derive(Default)]
+pub(crate) struct PayeeListIds {
+    by_list: HashMap<SharedPayees, i64>,
+    by_bytes: HashMap<Vec<u8>, i64>,
+}
+
+/// Lists remembered by pointer before [`PayeeListIds`] forgets them all: a
+/// log that changes the catalog between most lines makes a new list per
+/// line, and each would otherwise stay in memory.
+const PAYEE_LISTS_BY_POINTER_MAX: usize = 65_536;
+
+/// A payee list compared by identity. It holds its list, so the pointer
+/// cannot be reused by another list while it is a key.
+struct SharedPayees(Arc<[Payee]>);
+
+impl PartialEq for SharedPayees {
+    fn eq(&self, other: &SharedPayees) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedPayees {}
+
+impl std::hash::Hash for SharedPayees {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.0).cast::<u8>(), state);
+    }
+}
+
+impl<'c> SqlBook<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> SqlBook<'c> {
+        SqlBook::with_payee_lists(conn, PayeeListIds::default())
+    }
+
+    /// A book that already knows `payee_lists`, which must be stored in
+    /// `conn`'s tables.
+    pub(crate) fn with_payee_lists(conn: &'c Connection, payee_lists: PayeeListIds) -> SqlBook<'c> {
+        SqlBook { conn, payee_lists }
+    }
+
+    /// The payee lists this book knows, for the next book of the same
+    /// tables.
+    pub(crate) fn into_payee_lists(self) -> PayeeListIds {
+        self.payee_lists
+    }
+
     /// The line recorded at `seq`, if that event was a usage line.
     pub(crate) fn line_at(&self, seq: u64) -> Result<Option<LineRecord>, rusqlite::Error> {
-        let mut statement = self.conn.prepare_cached(
-            "SELECT seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, allocations FROM projection_usage_line
-             WHERE seq = ?1",
-        )?;
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!("SELECT {LINE_COLUMNS} WHERE u.seq = ?1"))?;
         let record = statement
             .query_row(params![seq as i64], line_from_row)
             .optional()?;
@@ -731,15 +858,56 @@ impl SqlBook<'_> {
             .transpose()
     }
 
+    /// The id of the stored payee list `payees`, stored now if it is new.
+    fn payee_list_id(&mut self, payees: &Arc<[Payee]>) -> Result<i64, rusqlite::Error> {
+        let shared = SharedPayees(Arc::clone(payees));
+        if let Some(&id) = self.payee_lists.by_list.get(&shared) {
+            return Ok(id);
+        }
+        let id = self.stored_payee_list_id(allocation_codec::encode_payees(payees))?;
+        if self.payee_lists.by_list.len() >= PAYEE_LISTS_BY_POINTER_MAX {
+            self.payee_lists.by_list.clear();
+        }
+        self.payee_lists.by_list.insert(shared, id);
+        Ok(id)
+    }
+
+    /// The id of the payee list stored as `payees`, stored now if it is new.
+    fn stored_payee_list_id(&mut self, payees: Vec<u8>) -> Result<i64, rusqlite::Error> {
+        if let Some(&id) = self.payee_lists.by_bytes.get(&payees) {
+            return Ok(id);
+        }
+        let found: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM projection_payee_list WHERE payees = ?1")?
+            .query_row(params![payees], |row| row.get(0))
+            .optional()?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                self.conn
+                    .prepare_cached("INSERT INTO projection_payee_list (payees) VALUES (?1)")?
+                    .execute(params![payees])?;
+                self.conn.last_insert_rowid()
+            }
+        };
+        self.payee_lists.by_bytes.insert(payees, id);
+        Ok(id)
+    }
+
     /// Inserts the row of one usage line.
-    pub(crate) fn insert_line(&self, record: &LineRecord) -> Result<(), rusqlite::Error> {
+    pub(crate) fn insert_line(&mut self, record: &LineRecord) -> Result<(), rusqlite::Error> {
         let line = &record.line;
+        let payee_list = match record.allocations.is_empty() {
+            true => None,
+            false => Some(self.payee_list_id(record.allocations.payees())?),
+        };
         let mut derivative = Uuid::encode_buffer();
         self.conn
             .prepare_cached(
                 "INSERT INTO projection_usage_line
-                 (seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, allocations)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 (seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, payee_list, amounts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 record.seq as i64,
@@ -752,7 +920,8 @@ impl SqlBook<'_> {
                 line.gross.to_string(),
                 line.reverses,
                 &*record.status.to_text(),
-                allocation_codec::encode(&record.allocations),
+                payee_list,
+                allocation_codec::encode_amounts(record.allocations.amounts()),
             ])?;
         Ok(())
     }
@@ -762,10 +931,9 @@ impl LineBook for SqlBook<'_> {
     type Error = rusqlite::Error;
 
     fn line(&self, line_id: &str) -> Result<Option<LineRecord>, rusqlite::Error> {
-        let mut statement = self.conn.prepare_cached(
-            "SELECT seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, allocations FROM projection_usage_line
-             WHERE line_id = ?1 ORDER BY seq LIMIT 1",
-        )?;
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {LINE_COLUMNS} WHERE u.line_id = ?1 ORDER BY u.seq LIMIT 1"
+        ))?;
         let record = statement
             .query_row(params![line_id], line_from_row)
             .optional()?;
@@ -836,14 +1004,14 @@ impl LineBook for SqlBook<'_> {
     }
 }
 
-/// A usage line from a `SELECT seq, line_id, derivative, period, territory,
-/// currency, streams, gross, reverses, status, allocations` row.
+/// A usage line from a `SELECT` of [`LINE_COLUMNS`].
 fn line_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LineRecord, String>> {
     let seq: i64 = row.get(0)?;
     let derivative: String = row.get(2)?;
     let gross: String = row.get(7)?;
     let status: String = row.get(9)?;
-    let allocations: Vec<u8> = row.get(10)?;
+    let payees: Option<Vec<u8>> = row.get(10)?;
+    let amounts: Vec<u8> = row.get(11)?;
     let line = UsageLine {
         line_id: row.get(1)?,
         derivative: match Uuid::parse_str(&derivative) {
@@ -869,11 +1037,122 @@ fn line_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LineRecord,
         reverses: row.get(8)?,
     };
     Ok(
-        allocation_codec::decode(&allocations).map(|allocations| LineRecord {
-            seq: seq as u64,
-            line,
-            status: LineStatus::from_text(&status),
-            allocations,
-        }),
+        allocation_codec::decode(payees.as_deref().unwrap_or_default(), &amounts)
+            .map_err(|e| format!("usage line at seq {seq}: {e}"))
+            .map(|allocations| LineRecord {
+                seq: seq as u64,
+                line,
+                status: LineStatus::from_text(&status),
+                allocations,
+            }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocation::{Allocations, Component};
+
+    fn payees(parties: &[&str]) -> Arc<[Payee]> {
+        parties
+            .iter()
+            .map(|p| Payee {
+                party: (*p).into(),
+                component: Component::Master,
+                reference: "GBAYE2600001".into(),
+            })
+            .collect()
+    }
+
+    fn line(seq: u64, payees: &Arc<[Payee]>) -> LineRecord {
+        let amounts = vec![Decimal::new(seq as i64 + 1, 2); payees.len()];
+        LineRecord {
+            seq,
+            line: UsageLine {
+                line_id: format!("L{seq}"),
+                period: "2026-01".into(),
+                derivative: Uuid::from_u128(1),
+                territory: "US".into(),
+                currency: "USD".into(),
+                streams: 1,
+                gross: Decimal::ONE,
+                reverses: None,
+            },
+            status: LineStatus::Booked,
+            allocations: Allocations::new(Arc::clone(payees), amounts),
+        }
+    }
+
+    /// Lines that pay the same parties share one stored payee list, whether
+    /// they hold the same shared list, an equal one made again, or come in
+    /// a later transaction; each line reads back its own amounts.
+    #[test]
+    fn equal_payee_lists_are_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_connection(&dir.path().join("p.db")).unwrap();
+        conn.execute_batch(schemas::PROJECTIONS_SQLITE_DDL).unwrap();
+        let (ab, ab_again, ba) = (
+            payees(&["a", "b"]),
+            payees(&["a", "b"]),
+            payees(&["b", "a"]),
+        );
+        let lines = [line(0, &ab), line(1, &ab), line(2, &ab_again), line(3, &ba)];
+        let mut book = SqlBook::new(&conn);
+        for record in &lines[..3] {
+            book.insert_line(record).unwrap();
+        }
+        SqlBook::new(&conn).insert_line(&lines[3]).unwrap();
+        let mut rejected = line(4, &ab);
+        rejected.status = LineStatus::Rejected("a test".into());
+        rejected.allocations = Allocations::default();
+        SqlBook::new(&conn).insert_line(&rejected).unwrap();
+        let lists: i64 = conn
+            .query_row("SELECT count(*) FROM projection_payee_list", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(lists, 2, "a-b and b-a");
+        let reader = SqlBook::new(&conn);
+        for record in lines.iter().chain([&rejected]) {
+            assert_eq!(&reader.line_at(record.seq).unwrap().unwrap(), record);
+        }
+        let list_of = |seq: i64| -> Option<i64> {
+            conn.query_row(
+                "SELECT payee_list FROM projection_usage_line WHERE seq = ?1",
+                [seq],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(list_of(0), list_of(2));
+        assert_ne!(list_of(0), list_of(3));
+        assert_eq!(list_of(4), None);
+    }
+
+    /// A line whose amounts do not match its payee list is reported, not
+    /// read as something else.
+    #[test]
+    fn amounts_that_do_not_fit_their_payee_list_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let projections = Projections::open(&dir.path().join("p.db")).unwrap();
+        let conn = &projections.conn;
+        SqlBook::new(conn)
+            .insert_line(&line(0, &payees(&["a", "b"])))
+            .unwrap();
+        conn.execute(
+            "UPDATE projection_usage_line SET amounts = substr(amounts, 1, 2)",
+            [],
+        )
+        .unwrap();
+        let error = projections.period_totals("2026-01", "USD", 1).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "projection tables are inconsistent: usage line at seq 0: 1 amounts for a payee list of 2"
+        );
+        let error = SqlBook::new(conn).line_at(0).unwrap_err().to_string();
+        assert!(
+            error.contains("fewer amounts than its payee list"),
+            "{error}"
+        );
+    }
 }

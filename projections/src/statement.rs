@@ -81,7 +81,7 @@ impl PeriodTotals {
         for record in lines {
             assert!(record.line.period == period && record.line.currency == currency);
             totals.gross.add(record.line.gross);
-            for allocation in &record.allocations {
+            for allocation in record.allocations.iter() {
                 totals
                     .parties
                     .entry(allocation.party.to_string())
@@ -173,7 +173,7 @@ pub fn statement_detail(lines: &[LineRecord], party: &str) -> Vec<StatementDetai
             record
                 .allocations
                 .iter()
-                .filter(|a| &*a.party == party)
+                .filter(|a| a.party == party)
                 .map(move |a| StatementDetail {
                     seq: record.seq,
                     line_id: record.line.line_id.clone(),

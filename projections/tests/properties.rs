@@ -371,6 +371,52 @@ fn tables_of_another_layout_are_folded_again() {
     assert_eq!(again.position(), 0);
 }
 
+/// Layout 3 kept each line's allocations in one `allocations` column; a file
+/// written then opens, drops those tables and folds again into layout 4's.
+#[test]
+fn tables_of_layout_3_are_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE projection_position (projection TEXT PRIMARY KEY, next_seq INTEGER NOT NULL) STRICT;
+         INSERT INTO projection_position VALUES ('table-layout', 3), ('royalties', 1);
+         CREATE TABLE projection_usage_line (
+             seq INTEGER PRIMARY KEY, line_id TEXT NOT NULL, derivative TEXT NOT NULL,
+             period TEXT NOT NULL, territory TEXT NOT NULL, currency TEXT NOT NULL,
+             streams INTEGER NOT NULL, gross TEXT NOT NULL, reverses TEXT,
+             status TEXT NOT NULL, allocations BLOB NOT NULL) STRICT;
+         INSERT INTO projection_usage_line VALUES
+             (0, 'L1', '00000000-0000-0000-0000-000000000001', '2026-01', 'US', 'USD', 1, '1', NULL, 'booked', x'00');",
+    )
+    .unwrap();
+    drop(conn);
+    let mut projections = Projections::open(&path).unwrap();
+    assert_eq!(projections.position(), 0, "layout 3 is folded again");
+    let events = vec![(
+        "party-p0".to_string(),
+        "catalog.party-registered".to_string(),
+        json!({"id": "p0", "name": "P", "role": "other"}),
+    )];
+    projections.apply(&envelopes(&events)).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('projection_usage_line')")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(columns.contains(&"amounts".to_string()), "{columns:?}");
+    assert!(!columns.contains(&"allocations".to_string()), "{columns:?}");
+    let lines: i64 = conn
+        .query_row("SELECT count(*) FROM projection_usage_line", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(lines, 0);
+}
+
 /// A server may fold the same file while a rebuild runs: the rebuild's
 /// writer then finds the stored position moved, stops its fast path, and
 /// the rebuild ends on the tables' state. Wherever the other process cuts

@@ -33,11 +33,21 @@ CREATE TABLE IF NOT EXISTS projection_derivative (
 CREATE INDEX IF NOT EXISTS projection_derivative_output ON projection_derivative (output_hash);
 CREATE INDEX IF NOT EXISTS projection_derivative_pcm ON projection_derivative (pcm_hash);
 
+-- Who a booked usage line pays, in order: (component, party, reference) per
+-- allocation, in the binary form documented in
+-- projections/src/allocation_codec.rs. Every line of one derivative under
+-- the same split sheets pays the same list, so it is stored once.
+CREATE TABLE IF NOT EXISTS projection_payee_list (
+    id INTEGER PRIMARY KEY,
+    payees BLOB NOT NULL UNIQUE
+) STRICT;
+
 -- Every usage line event, in seq order. status is 'booked' or
--- 'rejected: <why>' (a duplicate line id, an unknown derivative, ...), and
--- allocations the exact allocations of a booked line (party, component,
--- reference, amount), in the binary form documented in
--- projections/src/allocation_codec.rs (empty when not booked).
+-- 'rejected: <why>' (a duplicate line id, an unknown derivative, ...). A
+-- booked line's exact allocations are its payee list and its amounts, one
+-- per payee in the same order (binary, see
+-- projections/src/allocation_codec.rs); a line that was not booked has no
+-- payee list and no amounts.
 CREATE TABLE IF NOT EXISTS projection_usage_line (
     seq INTEGER PRIMARY KEY,
     line_id TEXT NOT NULL,
@@ -49,7 +59,8 @@ CREATE TABLE IF NOT EXISTS projection_usage_line (
     gross TEXT NOT NULL,
     reverses TEXT,
     status TEXT NOT NULL,
-    allocations BLOB NOT NULL
+    payee_list INTEGER REFERENCES projection_payee_list (id),
+    amounts BLOB NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS projection_usage_line_id ON projection_usage_line (line_id);
 CREATE INDEX IF NOT EXISTS projection_usage_line_reverses ON projection_usage_line (reverses) WHERE reverses IS NOT NULL;

@@ -245,6 +245,14 @@ pub trait EventStore: Send + Sync {
     async fn size(&self) -> Result<u64, StoreError>;
     /// Events with `seq >= from`, in seq order, at most `limit`.
     async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The stored leaf bytes of the events with `seq >= from`, in seq
+    /// order, at most `limit`: all that a fold of the whole log reads. A
+    /// backend that hashes each leaf as it reads an event answers this
+    /// without hashing (a third of the time of reading a million events).
+    async fn read_leaves(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let events = self.read_range(from, limit).await?;
+        Ok(events.into_iter().map(|e| e.leaf).collect())
+    }
     /// Events of one stream with `version >= from_version`, in order.
     async fn read_stream(
         &self,

@@ -717,6 +717,16 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn read_leaves(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn
+                .prepare_cached("SELECT leaf FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
+            let rows = statement.query_map(params![from as i64, limit as i64], |row| row.get(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     async fn read_seqs(&self, seqs: Vec<u64>) -> Result<Vec<StoredEvent>, StoreError> {
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(&format!(
