@@ -299,12 +299,18 @@ fn write_batches(
             return Ok(Written::Interrupted);
         }
         let mut book = SqlBook::with_payee_lists(&tx, std::mem::take(&mut payee_lists));
+        // Lines go in many rows to a statement, in seq order with the rest.
+        let mut lines: Vec<&LineRecord> = Vec::new();
         for write in pending.iter().flat_map(|b| &b.writes) {
             match write {
-                Write::Line(record) => book.insert_line(record)?,
-                Write::Other(change) => book.record(change)?,
+                Write::Line(record) => lines.push(record),
+                Write::Other(change) => {
+                    book.insert_lines(&std::mem::take(&mut lines))?;
+                    book.record(change)?;
+                }
             }
         }
+        book.insert_lines(&lines)?;
         payee_lists = book.into_payee_lists();
         runner::write_position(&tx, end)?;
         tx.commit()?;
