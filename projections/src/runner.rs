@@ -430,7 +430,10 @@ impl Projections {
         let mut totals: BTreeMap<(String, String), ExactSum> = BTreeMap::new();
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
-            let derivative = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            let derivative = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let derivative = Uuid::from_slice(derivative)
+                .map_err(|e| ProjectionError::Corrupt(format!("usage line at seq {seq}: {e}")))?
+                .to_string();
             let payees = row
                 .get_ref(2)?
                 .as_blob_or_null()
@@ -442,7 +445,7 @@ impl Projections {
                 |_, party, _, amount| {
                     if parties.contains(party) {
                         totals
-                            .entry((party.to_string(), derivative.to_string()))
+                            .entry((party.to_string(), derivative.clone()))
                             .or_default()
                             .add(amount);
                     }
@@ -472,8 +475,10 @@ impl Projections {
         let mut statement = self.conn.prepare_cached(&format!(
             "SELECT {LINE_COLUMNS} WHERE u.derivative = ?1 AND u.seq < ?2 ORDER BY u.seq"
         ))?;
-        let rows =
-            statement.query_map(params![derivative.to_string(), size as i64], line_from_row)?;
+        let rows = statement.query_map(
+            params![&derivative.as_bytes()[..], size as i64],
+            line_from_row,
+        )?;
         rows.map(|row| row?.map_err(ProjectionError::Corrupt))
             .collect()
     }
@@ -934,16 +939,12 @@ impl<'c> SqlBook<'c> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut statement = self.conn.prepare_cached(sql)?;
-        let mut derivative = Uuid::encode_buffer();
         for (i, (record, payee_list)) in records.iter().zip(payee_lists).enumerate() {
             let (record, first) = (record.borrow(), i * LINE_ROW_VALUES + 1);
             let line = &record.line;
             statement.raw_bind_parameter(first, record.seq as i64)?;
             statement.raw_bind_parameter(first + 1, &line.line_id)?;
-            statement.raw_bind_parameter(
-                first + 2,
-                &*line.derivative.hyphenated().encode_lower(&mut derivative),
-            )?;
+            statement.raw_bind_parameter(first + 2, &line.derivative.as_bytes()[..])?;
             statement.raw_bind_parameter(first + 3, &line.period)?;
             statement.raw_bind_parameter(first + 4, &line.territory)?;
             statement.raw_bind_parameter(first + 5, &line.currency)?;
@@ -1063,20 +1064,16 @@ impl LineBook for SqlBook<'_> {
 /// A usage line from a `SELECT` of [`LINE_COLUMNS`].
 fn line_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LineRecord, String>> {
     let seq: i64 = row.get(0)?;
-    let derivative: String = row.get(2)?;
+    let derivative = row.get_ref(2)?.as_blob()?;
     let gross: String = row.get(7)?;
     let status: String = row.get(9)?;
     let payees: Option<Vec<u8>> = row.get(10)?;
     let amounts: Vec<u8> = row.get(11)?;
     let line = UsageLine {
         line_id: row.get(1)?,
-        derivative: match Uuid::parse_str(&derivative) {
+        derivative: match Uuid::from_slice(derivative) {
             Ok(id) => id,
-            Err(e) => {
-                return Ok(Err(format!(
-                    "usage line at seq {seq}: derivative {derivative:?}: {e}"
-                )))
-            }
+            Err(e) => return Ok(Err(format!("usage line at seq {seq}: derivative: {e}"))),
         },
         period: row.get(3)?,
         territory: row.get(4)?,
