@@ -53,10 +53,11 @@ const MINOR_UNITS: &[(&str, u32)] = &[
 /// The ISO 4217 exponent of `code` (2 for USD, 0 for JPY, 3 for KWD), or
 /// `None` for a currency ledgerline does not accept.
 pub fn minor_unit_exponent(code: &str) -> Option<u32> {
+    // The table is sorted by code (a test checks it).
     MINOR_UNITS
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map(|&(_, exponent)| exponent)
+        .binary_search_by_key(&code, |&(c, _)| c)
+        .ok()
+        .map(|i| MINOR_UNITS[i].1)
 }
 
 /// The accepted codes, comma separated, for error messages.
@@ -79,6 +80,9 @@ mod tests {
         assert_eq!(minor_unit_exponent("KWD"), Some(3));
         assert_eq!(minor_unit_exponent("XYZ"), None);
         assert_eq!(minor_unit_exponent("usd"), None);
+        for &(code, exponent) in MINOR_UNITS {
+            assert_eq!(minor_unit_exponent(code), Some(exponent), "{code}");
+        }
         assert!(
             MINOR_UNITS.windows(2).all(|w| w[0].0 < w[1].0),
             "table sorted, no duplicates"
