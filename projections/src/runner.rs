@@ -796,9 +796,9 @@ const LINE_COLUMNS: &str = "u.seq, u.line_id, u.derivative, u.period, u.territor
 /// the runner's transaction, so a batch sees its own earlier lines).
 pub(crate) struct SqlBook<'c> {
     pub(crate) conn: &'c Connection,
-    /// The ids of the payee lists this book has stored or found, by their
-    /// stored bytes. Valid while the tables are not dropped: a book lives
-    /// for one transaction, or for a rebuild that owns the tables.
+    /// The ids of the payee lists this book has stored or found. Valid
+    /// while the tables are not dropped: a book lives for one transaction,
+    /// or for a rebuild that owns the tables.
     payee_lists: PayeeListIds,
 }
 
@@ -811,10 +811,11 @@ pub(crate) struct PayeeListIds {
     by_bytes: HashMap<Vec<u8>, i64>,
 }
 
-/// Lists remembered by pointer before [`PayeeListIds`] forgets them all: a
-/// log that changes the catalog between most lines makes a new list per
-/// line, and each would otherwise stay in memory.
-const PAYEE_LISTS_BY_POINTER_MAX: usize = 65_536;
+/// Lists each map of [`PayeeListIds`] holds before it forgets them all (a
+/// list it forgot is found again in the table): a log that changes the
+/// catalog between most lines makes a new list per line, and each would
+/// otherwise stay in memory.
+const PAYEE_LISTS_REMEMBERED_MAX: usize = 65_536;
 
 /// A payee list compared by identity. It holds its list, so the pointer
 /// cannot be reused by another list while it is a key.
@@ -871,7 +872,7 @@ impl<'c> SqlBook<'c> {
             return Ok(id);
         }
         let id = self.stored_payee_list_id(allocation_codec::encode_payees(payees))?;
-        if self.payee_lists.by_list.len() >= PAYEE_LISTS_BY_POINTER_MAX {
+        if self.payee_lists.by_list.len() >= PAYEE_LISTS_REMEMBERED_MAX {
             self.payee_lists.by_list.clear();
         }
         self.payee_lists.by_list.insert(shared, id);
@@ -897,6 +898,9 @@ impl<'c> SqlBook<'c> {
                 self.conn.last_insert_rowid()
             }
         };
+        if self.payee_lists.by_bytes.len() >= PAYEE_LISTS_REMEMBERED_MAX {
+            self.payee_lists.by_bytes.clear();
+        }
         self.payee_lists.by_bytes.insert(payees, id);
         Ok(id)
     }
