@@ -556,6 +556,31 @@ pub(crate) mod tests {
         }
     }
 
+    /// A booked line of one USD unit of derivative 1 in 2026-01, as the
+    /// tables' tests store it.
+    pub(crate) fn booked_line(
+        seq: u64,
+        line_id: &str,
+        reverses: Option<&str>,
+        allocations: Allocations,
+    ) -> LineRecord {
+        LineRecord {
+            seq,
+            line: UsageLine {
+                line_id: line_id.into(),
+                period: "2026-01".into(),
+                derivative: Uuid::from_u128(1),
+                territory: "US".into(),
+                currency: "USD".into(),
+                streams: 1,
+                gross: Decimal::ONE,
+                reverses: reverses.map(str::to_string),
+            },
+            status: LineStatus::Booked,
+            allocations,
+        }
+    }
+
     fn recording(master: &[(&str, &str)]) -> serde_json::Value {
         let splits: Vec<_> = master
             .iter()

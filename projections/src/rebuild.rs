@@ -468,26 +468,9 @@ impl LineBook for RecentBook<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rust_decimal::Decimal;
-    use schemas::usage::UsageLine;
-    use uuid::Uuid;
 
     fn record(seq: u64, line_id: &str, reverses: Option<&str>) -> LineRecord {
-        LineRecord {
-            seq,
-            line: UsageLine {
-                line_id: line_id.into(),
-                period: "2026-01".into(),
-                derivative: Uuid::from_u128(1),
-                territory: "US".into(),
-                currency: "USD".into(),
-                streams: 1,
-                gross: Decimal::ONE,
-                reverses: reverses.map(str::to_string),
-            },
-            status: LineStatus::Booked,
-            allocations: Default::default(),
-        }
+        crate::fold::tests::booked_line(seq, line_id, reverses, Default::default())
     }
 
     /// A hash collision must cost a scan, never a wrong answer, whether the

@@ -1123,21 +1123,8 @@ mod tests {
 
     fn line(seq: u64, payees: &Arc<[Payee]>) -> LineRecord {
         let amounts = vec![Decimal::new(seq as i64 + 1, 2); payees.len()];
-        LineRecord {
-            seq,
-            line: UsageLine {
-                line_id: format!("L{seq}"),
-                period: "2026-01".into(),
-                derivative: Uuid::from_u128(1),
-                territory: "US".into(),
-                currency: "USD".into(),
-                streams: 1,
-                gross: Decimal::ONE,
-                reverses: None,
-            },
-            status: LineStatus::Booked,
-            allocations: Allocations::new(Arc::clone(payees), amounts),
-        }
+        let allocations = Allocations::new(Arc::clone(payees), amounts);
+        crate::fold::tests::booked_line(seq, &format!("L{seq}"), None, allocations)
     }
 
     /// Lines that pay the same parties share one stored payee list, whether
