@@ -3,9 +3,10 @@
 //!
 //! Default scale (issue 4): 1,000,000 usage lines over 10,000 derivatives and
 //! 50,000 parties. Options: `--lines N`, `--derivatives N`, `--parties N`,
-//! `--lookups N` (lineage queries, default 1000). Rebuild is printed beside
-//! a baseline measured in the same run: reading and decoding the same events
-//! without folding them.
+//! `--lookups N` (lineage queries, default 1000), `--rebuilds N` (rebuilds
+//! timed, default 3; the goal is judged on their median). Rebuild is printed
+//! beside a baseline measured in the same run: reading and decoding the same
+//! events without folding them.
 
 use ledger::store::sqlite::{SqliteConfig, SqliteStore};
 use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent};
@@ -26,6 +27,9 @@ struct Options {
     derivatives: u64,
     parties: u64,
     lookups: u64,
+    /// Rebuilds to time: the goal is judged on their median, since one run
+    /// on a shared machine varies by about 15%.
+    rebuilds: u64,
 }
 
 fn options() -> Options {
@@ -34,6 +38,7 @@ fn options() -> Options {
         derivatives: 10_000,
         parties: 50_000,
         lookups: 1_000,
+        rebuilds: 3,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -44,6 +49,7 @@ fn options() -> Options {
             "--derivatives" => options.derivatives = value(),
             "--parties" => options.parties = value(),
             "--lookups" => options.lookups = value(),
+            "--rebuilds" => options.rebuilds = value(),
             _ => {
                 i += 1;
                 continue;
@@ -52,6 +58,7 @@ fn options() -> Options {
         i += 2;
     }
     assert!(options.parties >= 100, "--parties must be at least 100");
+    assert!(options.rebuilds >= 1, "--rebuilds must be at least 1");
     options
 }
 
@@ -236,23 +243,35 @@ async fn run(o: Options) {
     let baseline = started.elapsed();
 
     let read_decode = baseline;
-    let started = Instant::now();
-    let cpu_before = cpu_time();
-    projections.rebuild(&store).await.unwrap();
-    let rebuild = started.elapsed();
-    let cpu = cpu_time()
-        .zip(cpu_before)
-        .map(|(after, before)| {
-            let cpu = after.saturating_sub(before);
-            format!(
-                "; CPU {cpu:.1?} over all threads, {:.1} us per usage line",
-                cpu.as_secs_f64() * 1e6 / o.lines as f64
-            )
-        })
-        .unwrap_or_default();
+    let mut rebuilds = Vec::new();
+    for round in 1..=o.rebuilds {
+        let started = Instant::now();
+        let cpu_before = cpu_time();
+        projections.rebuild(&store).await.unwrap();
+        let rebuild = started.elapsed();
+        let cpu = cpu_time()
+            .zip(cpu_before)
+            .map(|(after, before)| {
+                let cpu = after.saturating_sub(before);
+                format!(
+                    "; CPU {cpu:.1?} over all threads, {:.1} us per usage line",
+                    cpu.as_secs_f64() * 1e6 / o.lines as f64
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "rebuild {round}/{}: {size} events ({} usage lines) in {:.1?}: {} events/s, {} usage lines/s; baseline read+decode {:.1?} ({:.2}x of rebuild time){cpu}",
+            o.rebuilds, o.lines, rebuild, rate(size, rebuild), rate(o.lines, rebuild), baseline, baseline.as_secs_f64() / rebuild.as_secs_f64()
+        );
+        rebuilds.push(rebuild);
+    }
+    rebuilds.sort();
+    let rebuild = rebuilds[rebuilds.len() / 2];
     println!(
-        "rebuild: {size} events ({} usage lines) in {:.1?}: {} events/s, {} usage lines/s; baseline read+decode {:.1?} ({:.2}x of rebuild time){cpu}",
-        o.lines, rebuild, rate(size, rebuild), rate(o.lines, rebuild), baseline, baseline.as_secs_f64() / rebuild.as_secs_f64()
+        "rebuild, median of {}: {:.1?}: {} usage lines/s",
+        o.rebuilds,
+        rebuild,
+        rate(o.lines, rebuild)
     );
 
     let started = Instant::now();
@@ -306,7 +325,7 @@ async fn run(o: Options) {
     println!("lineage by derivative id ({} lookups, ~{} usage lines and proofs each): p50 {:.1?}, p99 {:.1?}", o.lookups, o.lines / o.derivatives, at(0.5), at(0.99));
     let verdict = |ok: bool| if ok { "meets" } else { "MISSES" };
     println!(
-        "goals (2 cores, 1M lines, 50k parties): rebuild >= 200,000 usage lines/s: {} ({rebuild_rate:.0}/s; reading and decoding the log alone, no fold: {read_decode_rate:.0} events/s); statement <= 2 s: {}; lineage p99 <= 20 ms: {}",
+        "goals (2 cores, 1M lines, 50k parties): rebuild >= 200,000 usage lines/s: {} ({rebuild_rate:.0}/s, median; reading and decoding the log alone, no fold: {read_decode_rate:.0} events/s); statement <= 2 s: {}; lineage p99 <= 20 ms: {}",
         verdict(rebuild_rate >= 200_000.0),
         verdict(elapsed.as_secs_f64() <= 2.0),
         verdict(at(0.99).as_secs_f64() <= 0.020)

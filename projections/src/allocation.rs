@@ -10,10 +10,12 @@
 //!    publishing splits; a voice component pays A_c over the voice model's
 //!    likeness splits.
 //!
-//! Every step is an exact [`crate::amount::split`], so the allocations of a
-//! line sum to its gross exactly; [`AllocationPlan::allocate`] asserts it.
+//! Every split hands what its rounded parts leave over to its largest share,
+//! so the allocations of a line sum to its gross exactly;
+//! [`AllocationPlan::allocate`] asserts it. Products are exact unless they
+//! need more digits than a `Decimal` holds (see `scaled.rs`).
 
-use crate::amount::split_into;
+use crate::scaled::Scaled;
 use rust_decimal::Decimal;
 use schemas::catalog::{Policy, Split, PLATFORM_PARTY};
 use serde::{Deserialize, Serialize};
@@ -203,7 +205,7 @@ pub struct WeightedComponent<'a> {
 pub enum AllocationError {
     #[error("attribution weights sum to {0} basis points; they must sum to exactly 10000")]
     WeightsNotWhole(u64),
-    #[error("gross {0} is too large to allocate exactly; the limit is 10^12 per line")]
+    #[error("gross {0} cannot be allocated: an amount needs more than 38 digits (a usage line's gross has at most 12 integer digits and 6 decimals, a share at most 10 decimals)")]
     Overflow(Decimal),
 }
 
@@ -224,13 +226,13 @@ pub fn allocate(
 /// allocating a line is arithmetic only.
 #[derive(Debug, Clone)]
 pub struct AllocationPlan {
-    platform_share: Decimal,
-    creator_share: Decimal,
-    master_share: Decimal,
+    platform_share: Scaled,
+    creator_share: Scaled,
+    master_share: Scaled,
     payees: Arc<[Payee]>,
-    /// Each component's weight as a fraction, keyed by position (the ties
-    /// of [`crate::amount::split`] go to the lowest key).
-    weights: Vec<(usize, Decimal)>,
+    /// Each component's weight as a fraction; a residual goes to the
+    /// first of the largest.
+    weights: SplitSheet,
     components: Vec<PlannedShares>,
 }
 
@@ -238,12 +240,92 @@ pub struct AllocationPlan {
 #[derive(Debug, Clone)]
 enum PlannedShares {
     Recording {
-        master: Vec<(Arc<str>, Decimal)>,
-        publishing: Vec<(Arc<str>, Decimal)>,
+        master: SplitSheet,
+        publishing: SplitSheet,
     },
     Voice {
-        likeness: Vec<(Arc<str>, Decimal)>,
+        likeness: SplitSheet,
     },
+}
+
+/// The shares of one split, in order, and which part takes what rounding
+/// leaves over: the largest share's (ties: the lowest party id).
+///
+/// Shares are kept without trailing zeros, so that their products have
+/// few: stripping trailing zeros from each amount was the slowest step.
+#[derive(Debug, Clone)]
+struct SplitSheet {
+    shares: Vec<Scaled>,
+    residual_to: usize,
+}
+
+impl SplitSheet {
+    /// The sheet of `shares`, each with its key for ties (a party id, or
+    /// a component's position).
+    fn new<K: Ord>(shares: impl Iterator<Item = (K, Decimal)>) -> SplitSheet {
+        let shares: Vec<(K, Decimal)> = shares.collect();
+        assert!(!shares.is_empty(), "a split needs at least one share");
+        let residual_to = (0..shares.len())
+            .max_by(|&a, &b| {
+                shares[a]
+                    .1
+                    .cmp(&shares[b].1)
+                    .then_with(|| shares[b].0.cmp(&shares[a].0))
+            })
+            .expect("shares is not empty");
+        SplitSheet {
+            shares: shares
+                .iter()
+                .map(|(_, share)| Scaled::of(share.normalize()))
+                .collect(),
+            residual_to,
+        }
+    }
+
+    /// What the parts of `amount` (each `amount x share` rounded to
+    /// `decimals` decimals) leave over: the difference between `amount`
+    /// and their sum, from rounding or from shares that do not sum to 1.
+    fn residual(&self, amount: Scaled, decimals: u32) -> Option<Scaled> {
+        let mut sum = Scaled::ZERO;
+        for share in &self.shares {
+            sum = sum.plus(amount.times(*share, decimals)?)?;
+        }
+        amount.minus(sum)
+    }
+
+    /// Part `index` of `amount`, the residual's part taking `residual` too.
+    fn part(
+        &self,
+        amount: Scaled,
+        index: usize,
+        decimals: u32,
+        residual: Scaled,
+    ) -> Option<Scaled> {
+        let part = amount.times(self.shares[index], decimals)?;
+        if index == self.residual_to {
+            part.plus(residual)
+        } else {
+            Some(part)
+        }
+    }
+
+    /// Splits `amount` into parts that sum to it exactly, appending each
+    /// part to `amounts`, normalized, and adding it to `total`.
+    fn split(
+        &self,
+        amount: Scaled,
+        decimals: u32,
+        amounts: &mut Vec<Decimal>,
+        total: &mut Scaled,
+    ) -> Option<()> {
+        let residual = self.residual(amount, decimals)?;
+        for index in 0..self.shares.len() {
+            let part = self.part(amount, index, decimals, residual)?;
+            *total = total.plus(part)?;
+            amounts.push(part.to_normalized_decimal()?);
+        }
+        Some(())
+    }
 }
 
 impl AllocationPlan {
@@ -276,10 +358,7 @@ impl AllocationPlan {
                 component,
                 reference: Arc::clone(reference),
             }));
-            splits
-                .iter()
-                .map(|s| (Arc::clone(&s.party), s.share))
-                .collect::<Vec<_>>()
+            SplitSheet::new(splits.iter().map(|s| (Arc::clone(&s.party), s.share)))
         };
         let planned = components
             .iter()
@@ -302,61 +381,73 @@ impl AllocationPlan {
             })
             .collect();
         Ok(AllocationPlan {
-            platform_share: policy.platform_share,
-            creator_share: policy.creator_share,
-            master_share: policy.master_share,
+            platform_share: Scaled::of(policy.platform_share),
+            creator_share: Scaled::of(policy.creator_share),
+            master_share: Scaled::of(policy.master_share),
             payees: payees.into(),
-            weights: components
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (i, Decimal::new(i64::from(c.weight_bp), 4)))
-                .collect(),
+            // Ties go to the first component.
+            weights: SplitSheet::new(
+                components
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (i, Decimal::new(i64::from(c.weight_bp), 4))),
+            ),
             components: planned,
         })
     }
 
     /// Allocates gross `gross` of one usage line: amounts in the order of
     /// the plan's payees, summing to `gross` exactly.
+    ///
+    /// Every amount keeps at most 28 minus (the digits of the gross's
+    /// integer part) decimals, a product with more rounded half to even:
+    /// none of ordinary precision is rounded, and every sum and difference
+    /// is exact.
     pub fn allocate(&self, gross: Decimal) -> Result<Allocations, AllocationError> {
-        let overflow = || AllocationError::Overflow(gross);
-        let platform = gross
-            .checked_mul(self.platform_share)
-            .ok_or_else(overflow)?;
-        let creator = gross.checked_mul(self.creator_share).ok_or_else(overflow)?;
-        let pool = gross - platform - creator;
+        self.allocate_scaled(gross)
+            .map(|amounts| Allocations::new(Arc::clone(&self.payees), amounts))
+            .ok_or(AllocationError::Overflow(gross))
+    }
 
+    fn allocate_scaled(&self, gross: Decimal) -> Option<Vec<Decimal>> {
+        let decimals = Scaled::decimals_beside(gross);
+        let gross = Scaled::of(gross);
+        let platform = gross.times(self.platform_share, decimals)?;
+        let creator = gross.times(self.creator_share, decimals)?;
+        let pool = gross.minus(platform)?.minus(creator)?;
         let mut amounts = Vec::with_capacity(self.payees.len());
-        amounts.extend([platform, creator]);
-        let mut components = Vec::with_capacity(self.weights.len());
-        split_into(pool, &self.weights, &mut components).ok_or_else(overflow)?;
-        for (shares, amount) in self.components.iter().zip(components) {
+        amounts.push(platform.to_normalized_decimal()?);
+        amounts.push(creator.to_normalized_decimal()?);
+        // Every amount, summed as it is made: the conservation check.
+        let mut total = platform.plus(creator)?;
+        let residual = self.weights.residual(pool, decimals)?;
+        for (index, shares) in self.components.iter().enumerate() {
+            let amount = self.weights.part(pool, index, decimals, residual)?;
             match shares {
                 PlannedShares::Recording { master, publishing } => {
-                    let master_amount =
-                        amount.checked_mul(self.master_share).ok_or_else(overflow)?;
-                    split_into(master_amount, master, &mut amounts).ok_or_else(overflow)?;
-                    split_into(amount - master_amount, publishing, &mut amounts)
-                        .ok_or_else(overflow)?;
+                    let master_amount = amount.times(self.master_share, decimals)?;
+                    master.split(master_amount, decimals, &mut amounts, &mut total)?;
+                    let publishing_amount = amount.minus(master_amount)?;
+                    publishing.split(publishing_amount, decimals, &mut amounts, &mut total)?;
                 }
                 PlannedShares::Voice { likeness } => {
-                    split_into(amount, likeness, &mut amounts).ok_or_else(overflow)?;
+                    likeness.split(amount, decimals, &mut amounts, &mut total)?
                 }
             }
         }
         debug_assert_eq!(amounts.len(), self.payees.len());
-        let total: Decimal = amounts.iter().sum();
-        assert_eq!(total, gross, "policy v1 conserves the gross");
-        // The same value always has the same text: no trailing zeros.
-        for amount in &mut amounts {
-            *amount = amount.normalize();
-        }
-        Ok(Allocations::new(Arc::clone(&self.payees), amounts))
+        assert!(
+            total.minus(gross)?.is_zero(),
+            "policy v1 conserves the gross"
+        );
+        Some(amounts)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::amount::ExactSum;
     use std::str::FromStr;
 
     fn d(text: &str) -> Decimal {
@@ -423,6 +514,188 @@ mod tests {
         let references: Vec<&str> = got.iter().map(|a| a.reference).collect();
         assert_eq!(references[2], "GBAYE0601498");
         assert_eq!(references[3], "T-034524680-1");
+    }
+
+    /// A split sheet of shares with `decimals` decimals summing to 1: one
+    /// share per cut (in units of the last decimal, while they fit), the
+    /// rest to a party `last`.
+    fn sheet(prefix: &str, cuts: &[u64], decimals: u32) -> Vec<Share> {
+        let mut left = Decimal::ONE;
+        let mut shares = Vec::new();
+        for (i, cut) in cuts.iter().enumerate() {
+            let share = Decimal::new(*cut as i64, decimals).min(left);
+            left -= share;
+            shares.push(Share {
+                party: format!("{prefix}{i}").into(),
+                share,
+            });
+        }
+        shares.push(Share {
+            party: format!("{prefix}last").into(),
+            share: left,
+        });
+        shares
+    }
+
+    fn policy(platform: Decimal, creator: Decimal, master: Decimal) -> Policy {
+        Policy {
+            id: "v1".into(),
+            platform_share: platform,
+            creator_share: creator,
+            master_share: master,
+        }
+    }
+
+    /// A recording and a voice component, weighted `recording_bp` and the rest.
+    fn remix<'a>(
+        recording_bp: u32,
+        master: &'a [Share],
+        publishing: &'a [Share],
+        likeness: &'a [Share],
+    ) -> [WeightedComponent<'a>; 2] {
+        [
+            WeightedComponent {
+                weight_bp: recording_bp,
+                component: ResolvedComponent::Recording {
+                    isrc: "GBAYE0601498".into(),
+                    master_splits: master,
+                    iswc: "T-034524680-1".into(),
+                    publishing_splits: publishing,
+                },
+            },
+            WeightedComponent {
+                weight_bp: 10_000 - recording_bp,
+                component: ResolvedComponent::Voice {
+                    id: "vm1".into(),
+                    likeness_splits: likeness,
+                },
+            },
+        ]
+    }
+
+    fn share_cuts(decimals: u32) -> impl proptest::strategy::Strategy<Value = Vec<u64>> {
+        proptest::collection::vec(0..10u64.pow(decimals) / 2, 0..4)
+    }
+
+    proptest::proptest! {
+        /// Any gross a usage line may have (at most 10^12, 6 decimals),
+        /// under any policy and split sheets of up to 10 decimals, is
+        /// allocated, and its amounts sum to it exactly, though exact
+        /// products would need up to 52 digits.
+        #[test]
+        fn every_valid_line_conserves_its_gross(
+            units in -1_000_000_000_000i64..=1_000_000_000_000,
+            micros in 0i64..1_000_000,
+            policy_shares in (0u64..=4_000_000_000, 0u64..=4_000_000_000, 0u64..=10_000_000_000),
+            recording_bp in 0u32..=10_000,
+            (master, publishing, likeness) in (share_cuts(10), share_cuts(7), share_cuts(3)),
+        ) {
+            let gross = Decimal::from(units) + Decimal::new(micros, 6) * Decimal::from(units.signum());
+            let (platform, creator, master_share) = policy_shares;
+            let policy = policy(Decimal::new(platform as i64, 10), Decimal::new(creator as i64, 10), Decimal::new(master_share as i64, 10));
+            let (master, publishing, likeness) = (sheet("m", &master, 10), sheet("p", &publishing, 7), sheet("v", &likeness, 3));
+            let components = remix(recording_bp, &master, &publishing, &likeness);
+            let amounts = allocate(gross, &policy, &"u1".into(), &components).unwrap();
+            let mut total = ExactSum::ZERO;
+            for amount in amounts.amounts() {
+                proptest::prop_assert_eq!(*amount, amount.normalize());
+                total.add(*amount);
+            }
+            proptest::prop_assert_eq!(total, ExactSum::of(gross));
+        }
+
+        /// Where the exact products fit the digits a line keeps (here a
+        /// gross below 10^4 by shares of up to 6 decimals), every amount
+        /// is the exact product of the rules, with nothing rounded.
+        #[test]
+        fn products_of_ordinary_precision_are_exact(
+            units in -9_999i64..=9_999,
+            micros in 0i64..1_000_000,
+            policy_shares in (0u64..=4_000, 0u64..=4_000, 0u64..=100),
+            recording_bp in 0u32..=10_000,
+            (master, publishing, likeness) in (share_cuts(6), share_cuts(4), share_cuts(2)),
+        ) {
+            let gross = Decimal::from(units) + Decimal::new(micros, 6) * Decimal::from(units.signum());
+            let (platform, creator, master_share) = policy_shares;
+            let policy = policy(Decimal::new(platform as i64, 4), Decimal::new(creator as i64, 4), Decimal::new(master_share as i64, 2));
+            let (master, publishing, likeness) = (sheet("m", &master, 6), sheet("p", &publishing, 4), sheet("v", &likeness, 2));
+            let components = remix(recording_bp, &master, &publishing, &likeness);
+            let amounts = allocate(gross, &policy, &"u1".into(), &components).unwrap();
+            // Decimal is exact here: at most 4 + 22 digits.
+            let exact = |a: Decimal, b: Decimal| {
+                let product = a * b;
+                assert!(product.is_zero() || product.scale() == a.scale() + b.scale(), "{a} x {b} is exact");
+                product
+            };
+            let pool = gross - exact(gross, policy.platform_share) - exact(gross, policy.creator_share);
+            let recording = exact(pool, Decimal::new(i64::from(recording_bp), 4));
+            let master_amount = exact(recording, policy.master_share);
+            let mut expected = vec![exact(gross, policy.platform_share), exact(gross, policy.creator_share)];
+            expected.extend(master.iter().map(|s| exact(master_amount, s.share)));
+            expected.extend(publishing.iter().map(|s| exact(recording - master_amount, s.share)));
+            expected.extend(likeness.iter().map(|s| exact(pool - recording, s.share)));
+            let expected: Vec<Decimal> = expected.into_iter().map(|a| a.normalize()).collect();
+            proptest::prop_assert_eq!(amounts.amounts(), &expected[..]);
+        }
+    }
+
+    /// A line whose exact products need more digits than a `Decimal`
+    /// holds: products are rounded half to even to 16 decimals beside its
+    /// 12 integer digits, and each split's residual goes to its largest
+    /// share (ties: the lowest party id). Worked out with Python's
+    /// `decimal` at 80 digits.
+    #[test]
+    fn products_beyond_28_digits_round_and_conserve() {
+        let policy = policy(d("0.2222333333"), d("0.1855"), d("0.3333333333"));
+        let master = splits(&[("m1", "0.3333333"), ("m2", "0.6666667")]);
+        let publishing = splits(&[("p2", "0.5"), ("p1", "0.5")]);
+        let likeness = splits(&[("v1", "1")]);
+        let components = remix(6284, &master, &publishing, &likeness);
+        let gross = d("-999999999999.999999");
+        let got = allocate(gross, &policy, &"u1".into(), &components).unwrap();
+        let amounts: Vec<String> = got.amounts().iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            amounts,
+            [
+                "-222233333299.9999997777666667",
+                "-185499999999.9999998145",
+                // Master: -124060124439.02065409746387554573934578
+                // rounded to -124060124439.0206540974638755.
+                "-41353370677.6694033984661553",
+                "-82706753761.3512506989977202",
+                // Publishing: its two halves, rounded, leave 0.0000000000000001
+                // over, which goes to p1, listed second.
+                "-124060124457.6296727651778756",
+                "-124060124457.6296727651778755",
+                "-220086293345.7199997799137067",
+            ]
+        );
+        let mut total = ExactSum::ZERO;
+        for amount in got.amounts() {
+            total.add(*amount);
+        }
+        assert_eq!(total, ExactSum::of(gross));
+    }
+
+    #[test]
+    fn the_residual_of_a_sheet_that_is_not_whole_goes_to_its_largest_share() {
+        let policy = policy(d("0.3"), d("0.2"), d("0.5"));
+        // 0.3 + 0.3 = 0.6: the residual 0.4 of each split goes to the
+        // largest share (ties: the lowest party id).
+        let likeness = splits(&[("b", "0.3"), ("a", "0.3")]);
+        let components = [WeightedComponent {
+            weight_bp: 10_000,
+            component: ResolvedComponent::Voice {
+                id: "vm1".into(),
+                likeness_splits: &likeness,
+            },
+        }];
+        assert_eq!(
+            allocate(d("10"), &policy, &"u1".into(), &components)
+                .unwrap()
+                .amounts(),
+            &[d("3"), d("2"), d("1.5"), d("3.5")]
+        );
     }
 
     #[test]

@@ -1,63 +1,15 @@
-//! Exact money arithmetic on `rust_decimal`: splitting an amount by shares
-//! without losing a digit, summing without overflow, and rounding a set of
-//! exact totals to minor units by the largest-remainder method.
+//! Exact money arithmetic on `rust_decimal`: summing without overflow, and
+//! rounding a set of exact totals to minor units by the largest-remainder
+//! method. (Splitting one line's gross is [`crate::allocation`]'s, in the
+//! arithmetic of `scaled.rs`.)
 //!
-//! A `Decimal` holds 28 significant digits. A split multiplies up to five
-//! decimals (gross, policy share, weight, master share, party share), so
-//! [`split`] keeps the parts conserving by construction: any digit a product
-//! cannot hold goes, as a residual, to the largest share (ties: lowest party
-//! id). With inputs of ordinary precision (gross to 6 decimals, shares to 6)
-//! the residual is zero and every part is the exact product. Sums of many
-//! such parts can exceed 28 digits, so [`ExactSum`] keeps the whole and the
-//! fractional part apart.
+//! A `Decimal` holds 28 significant digits, and sums of many allocations
+//! of up to 28 digits each can need more, so [`ExactSum`] keeps the whole
+//! and the fractional part apart.
 
 use rust_decimal::Decimal;
 use std::cmp::Ordering;
 use std::fmt;
-
-/// Splits `amount` by `shares` (which sum to 1): part i is `amount x share_i`,
-/// and the parts sum to `amount` exactly. Returns `None` only when a product
-/// overflows `Decimal` (an amount beyond 10^28).
-pub fn split<K: Ord>(amount: Decimal, shares: &[(K, Decimal)]) -> Option<Vec<Decimal>> {
-    let mut parts = Vec::with_capacity(shares.len());
-    split_into(amount, shares, &mut parts)?;
-    Some(parts)
-}
-
-/// [`split`], appending the parts to `parts` (a line's allocations are
-/// split into one vector, without one allocation per split).
-pub fn split_into<K: Ord>(
-    amount: Decimal,
-    shares: &[(K, Decimal)],
-    parts: &mut Vec<Decimal>,
-) -> Option<()> {
-    assert!(!shares.is_empty(), "a split needs at least one share");
-    let first = parts.len();
-    let mut sum = Decimal::ZERO;
-    for (_, share) in shares {
-        let part = amount.checked_mul(*share)?;
-        sum = sum.checked_add(part)?;
-        parts.push(part);
-    }
-    let residual = amount.checked_sub(sum)?;
-    if !residual.is_zero() {
-        let largest = (0..shares.len())
-            .max_by(|&a, &b| {
-                shares[a]
-                    .1
-                    .cmp(&shares[b].1)
-                    .then_with(|| shares[b].0.cmp(&shares[a].0))
-            })
-            .expect("shares is not empty");
-        parts[first + largest] = parts[first + largest].checked_add(residual)?;
-    }
-    debug_assert_eq!(
-        parts[first..].iter().copied().sum::<Decimal>(),
-        amount,
-        "split conserves the amount"
-    );
-    Some(())
-}
 
 /// An exact sum of decimals of any scale up to 28: an integer part and a
 /// fractional part of the same sign, `|fraction| < 1`. Addition is exact and
@@ -317,30 +269,6 @@ mod tests {
 
     fn d(text: &str) -> Decimal {
         Decimal::from_str(text).unwrap()
-    }
-
-    #[test]
-    fn split_is_exact_for_thirds_written_as_decimals() {
-        let shares = [
-            ("a", d("0.333333")),
-            ("b", d("0.333333")),
-            ("c", d("0.333334")),
-        ];
-        let parts = split(d("10.00"), &shares).unwrap();
-        assert_eq!(parts, vec![d("3.33333"), d("3.33333"), d("3.33334")]);
-    }
-
-    #[test]
-    fn split_residual_goes_to_largest_share_then_lowest_id() {
-        // 28 significant digits cannot hold these products exactly.
-        let shares = [
-            ("b", d("0.3333333333333333333333333333")),
-            ("a", d("0.3333333333333333333333333333")),
-            ("c", d("0.3333333333333333333333333334")),
-        ];
-        let amount = d("12345678.123456");
-        let parts = split(amount, &shares).unwrap();
-        assert_eq!(parts.iter().copied().sum::<Decimal>(), amount);
     }
 
     #[test]

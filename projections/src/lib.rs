@@ -20,5 +20,6 @@ pub mod lineage;
 mod rebuild;
 pub mod reconcile;
 pub mod runner;
+mod scaled;
 pub mod statement;
 pub mod usage;
