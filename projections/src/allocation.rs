@@ -15,6 +15,7 @@
 //! [`AllocationPlan::allocate`] asserts it. Products are exact unless they
 //! need more digits than a `Decimal` holds (see `scaled.rs`).
 
+use crate::catalog::SHARE_DECIMALS_MAX;
 use crate::scaled::Scaled;
 use rust_decimal::Decimal;
 use schemas::catalog::{Policy, Split, PLATFORM_PARTY};
@@ -69,10 +70,9 @@ pub struct Payee {
 /// payee in the same order.
 ///
 /// The payee list is shared: every line of a derivative under the same
-/// split sheets pays the same parties, so a fold makes it once per
-/// derivative and each line adds only its amounts. Building ten
-/// [`Allocation`]s per line, two shared strings in each, was a third of a
-/// rebuild's folding time.
+/// split sheets pays the same parties, so a plan makes it once and each
+/// line adds only its amounts. Building ten [`Allocation`]s per line, two
+/// shared strings in each, was a third of a rebuild's folding time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Allocations {
     payees: Arc<[Payee]>,
@@ -201,6 +201,65 @@ pub struct WeightedComponent<'a> {
     pub component: ResolvedComponent<'a>,
 }
 
+/// A [`ResolvedComponent`] that owns its split sheets: what a fold gathers
+/// from the catalog, or a stored plan decodes to, before planning.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedComponent {
+    Recording {
+        isrc: Arc<str>,
+        master_splits: Vec<Share>,
+        iswc: Arc<str>,
+        publishing_splits: Vec<Share>,
+    },
+    Voice {
+        id: Arc<str>,
+        likeness_splits: Vec<Share>,
+    },
+}
+
+impl OwnedComponent {
+    pub fn resolved(&self) -> ResolvedComponent<'_> {
+        match self {
+            OwnedComponent::Recording {
+                isrc,
+                master_splits,
+                iswc,
+                publishing_splits,
+            } => ResolvedComponent::Recording {
+                isrc: Arc::clone(isrc),
+                master_splits,
+                iswc: Arc::clone(iswc),
+                publishing_splits,
+            },
+            OwnedComponent::Voice {
+                id,
+                likeness_splits,
+            } => ResolvedComponent::Voice {
+                id: Arc::clone(id),
+                likeness_splits,
+            },
+        }
+    }
+}
+
+/// The three shares of a royalty policy that allocation reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyShares {
+    pub platform: Decimal,
+    pub creator: Decimal,
+    pub master: Decimal,
+}
+
+impl PolicyShares {
+    pub fn of(policy: &Policy) -> PolicyShares {
+        PolicyShares {
+            platform: policy.platform_share,
+            creator: policy.creator_share,
+            master: policy.master_share,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllocationError {
     #[error("attribution weights sum to {0} basis points; they must sum to exactly 10000")]
@@ -224,8 +283,18 @@ pub fn allocate(
 /// How policy v1 allocates the lines of one derivative under the split
 /// sheets in force: the payees and every share, resolved once, so that
 /// allocating a line is arithmetic only.
+///
+/// A booked usage line is stored with its plan and its gross, not its
+/// amounts: allocation is exact and deterministic, so reading a line
+/// allocates it again to the same amounts. A plan is stored in the form
+/// `plan_codec.rs` writes, which it keeps, and two plans
+/// are equal when their stored forms are.
 #[derive(Debug, Clone)]
 pub struct AllocationPlan {
+    encoded: Vec<u8>,
+    /// Whether every gross that a usage line may have (see
+    /// [`AllocationPlan::allocates_every_valid_gross`]) allocates.
+    allocates_every_valid_gross: bool,
     platform_share: Scaled,
     creator_share: Scaled,
     master_share: Scaled,
@@ -259,6 +328,14 @@ struct SplitSheet {
     shares: Vec<Scaled>,
     residual_to: usize,
 }
+
+impl PartialEq for AllocationPlan {
+    fn eq(&self, other: &AllocationPlan) -> bool {
+        self.encoded == other.encoded
+    }
+}
+
+impl Eq for AllocationPlan {}
 
 impl SplitSheet {
     /// The sheet of `shares`, each with its key for ties (a party id, or
@@ -339,6 +416,56 @@ impl AllocationPlan {
         creator: &Arc<str>,
         components: &[WeightedComponent<'_>],
     ) -> Result<AllocationPlan, AllocationError> {
+        AllocationPlan::with_shares(PolicyShares::of(policy), creator, components)
+    }
+
+    /// The plan stored as `encoded` (by [`AllocationPlan::encoded`]).
+    pub fn decode(encoded: &[u8]) -> Result<AllocationPlan, String> {
+        let stored = crate::plan_codec::decode(encoded)?;
+        let components: Vec<WeightedComponent<'_>> = stored
+            .components
+            .iter()
+            .map(|(weight_bp, component)| WeightedComponent {
+                weight_bp: *weight_bp,
+                component: component.resolved(),
+            })
+            .collect();
+        let plan = AllocationPlan::with_shares(stored.shares, &stored.creator, &components)
+            .map_err(|e| format!("a stored plan is invalid: {e}"))?;
+        if plan.encoded != encoded {
+            return Err("a stored plan is not in its canonical form".into());
+        }
+        Ok(plan)
+    }
+
+    /// The plan's stored form.
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    /// Who the plan pays, in the order of the amounts it allocates.
+    pub fn payees(&self) -> &Arc<[Payee]> {
+        &self.payees
+    }
+
+    /// Whether every gross a usage line may have (at most 10^12 in size,
+    /// at most 6 decimals, as `usage::check_line` requires) is sure to
+    /// allocate under this plan: true when its policy shares and every
+    /// split share lie in [0, 1] with at most 10 decimals (as the catalog
+    /// requires), platform and creator shares sum to at most 1, and each
+    /// split sheet sums to 1. Every amount is then at most the gross in
+    /// size and fits the arithmetic of `scaled.rs`. A fold books a line of
+    /// such a plan without allocating it; a line of any other plan is
+    /// allocated once, to find out.
+    pub fn allocates_every_valid_gross(&self) -> bool {
+        self.allocates_every_valid_gross
+    }
+
+    fn with_shares(
+        policy: PolicyShares,
+        creator: &Arc<str>,
+        components: &[WeightedComponent<'_>],
+    ) -> Result<AllocationPlan, AllocationError> {
         let weight_sum: u64 = components.iter().map(|c| u64::from(c.weight_bp)).sum();
         if weight_sum != 10_000 {
             return Err(AllocationError::WeightsNotWhole(weight_sum));
@@ -384,9 +511,11 @@ impl AllocationPlan {
             })
             .collect();
         Ok(AllocationPlan {
-            platform_share: Scaled::of(policy.platform_share),
-            creator_share: Scaled::of(policy.creator_share),
-            master_share: Scaled::of(policy.master_share),
+            encoded: crate::plan_codec::encode(policy, creator, components),
+            allocates_every_valid_gross: within_proven_bounds(policy, components),
+            platform_share: Scaled::of(policy.platform),
+            creator_share: Scaled::of(policy.creator),
+            master_share: Scaled::of(policy.master),
             payees: payees.into(),
             // Ties go to the first component.
             weights: SplitSheet::new(
@@ -445,6 +574,32 @@ impl AllocationPlan {
         );
         Some(amounts)
     }
+}
+
+/// See [`AllocationPlan::allocates_every_valid_gross`].
+fn within_proven_bounds(policy: PolicyShares, components: &[WeightedComponent<'_>]) -> bool {
+    let share_ok = |share: Decimal| {
+        share.scale() <= SHARE_DECIMALS_MAX && (Decimal::ZERO..=Decimal::ONE).contains(&share)
+    };
+    let sheet_ok = |sheet: &[Share]| {
+        !sheet.is_empty()
+            && sheet.iter().all(|s| share_ok(s.share))
+            && sheet.iter().map(|s| s.share).sum::<Decimal>() == Decimal::ONE
+    };
+    share_ok(policy.platform)
+        && share_ok(policy.creator)
+        && share_ok(policy.master)
+        && policy.platform + policy.creator <= Decimal::ONE
+        && components.iter().all(|c| match &c.component {
+            ResolvedComponent::Recording {
+                master_splits,
+                publishing_splits,
+                ..
+            } => sheet_ok(master_splits) && sheet_ok(publishing_splits),
+            ResolvedComponent::Voice {
+                likeness_splits, ..
+            } => sheet_ok(likeness_splits),
+        })
 }
 
 #[cfg(test)]
@@ -627,7 +782,10 @@ mod tests {
             let policy = policy_in(policy_shares, (10, 10, 10));
             let (master, publishing, likeness) = sheets(cuts, (10, 7, 3));
             let components = remix(recording_bp, &master, &publishing, &likeness);
-            let amounts = allocate(gross, &policy, &"u1".into(), &components).unwrap();
+            let plan = AllocationPlan::new(&policy, &"u1".into(), &components).unwrap();
+            // The fold books lines of such plans without allocating them.
+            proptest::prop_assert!(plan.allocates_every_valid_gross());
+            let amounts = plan.allocate(gross).unwrap();
             let mut total = ExactSum::ZERO;
             for amount in amounts.amounts() {
                 // Normalized: the same value always has the same text.
@@ -639,6 +797,33 @@ mod tests {
                 total.add(*amount);
             }
             proptest::prop_assert_eq!(total, ExactSum::of(gross));
+        }
+
+        /// Allocation is odd: a negated gross allocates to every amount
+        /// negated, value and scale, rounded products included. A
+        /// reversal is stored with its original's plan and its own
+        /// (negated) gross, so this is what makes it book exactly the
+        /// original's allocations negated.
+        #[test]
+        fn a_negated_gross_allocates_each_amount_negated(
+            micros in -1_000_000_000_000_000_000i64..=1_000_000_000_000_000_000,
+            decimals in 0u32..=6,
+            policy_shares in (0u64..=4_000_000_000, 0u64..=4_000_000_000, 0u64..=10_000_000_000),
+            recording_bp in 0u32..=10_000,
+            cuts in (share_cuts(10), share_cuts(7), share_cuts(3)),
+        ) {
+            let gross = gross(micros, decimals);
+            let policy = policy_in(policy_shares, (10, 10, 10));
+            let (master, publishing, likeness) = sheets(cuts, (10, 7, 3));
+            let components = remix(recording_bp, &master, &publishing, &likeness);
+            let plan = AllocationPlan::new(&policy, &"u1".into(), &components).unwrap();
+            let original = plan.allocate(gross).unwrap();
+            let reversal = plan.allocate(-gross).unwrap();
+            proptest::prop_assert_eq!(original.len(), reversal.len());
+            for (a, r) in original.amounts().iter().zip(reversal.amounts()) {
+                proptest::prop_assert_eq!(*r, -*a);
+                proptest::prop_assert_eq!(r.scale(), a.scale());
+            }
         }
 
         /// Where the exact products fit the digits a line keeps (here a

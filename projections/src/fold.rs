@@ -6,7 +6,9 @@
 //! the runner). Given the same events, a fold makes the same [`Change`]s, so
 //! a rebuild from zero equals any incremental catch-up.
 
-use crate::allocation::{AllocationPlan, Allocations, ResolvedComponent, Share, WeightedComponent};
+use crate::allocation::{
+    AllocationError, AllocationPlan, Allocations, OwnedComponent, Share, WeightedComponent,
+};
 use crate::usage::check_line;
 use ledger::Envelope;
 use rust_decimal::Decimal;
@@ -135,13 +137,30 @@ impl LineStatus {
     }
 }
 
-/// A usage line as the fold saw it, with its exact allocations when booked.
+/// A usage line as the fold saw it, with the plan that allocates it when
+/// booked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineRecord {
     pub seq: u64,
     pub line: UsageLine,
     pub status: LineStatus,
-    pub allocations: Allocations,
+    /// A booked line's allocation plan: the one in force at its seq, or for
+    /// a reversal the original line's. `None` for a line not booked.
+    pub plan: Option<Arc<AllocationPlan>>,
+}
+
+impl LineRecord {
+    /// The line's exact allocations: its gross allocated by its plan. A
+    /// reversal's gross is the original's negated and allocation is odd
+    /// (every product and sum of -G is minus that of G, rounding half to
+    /// even included), so a reversal books exactly the original's
+    /// allocations negated. Empty for a line not booked.
+    pub fn allocations(&self) -> Result<Allocations, AllocationError> {
+        match &self.plan {
+            Some(plan) => plan.allocate(self.line.gross),
+            None => Ok(Allocations::default()),
+        }
+    }
 }
 
 /// What one event changed in the read model.
@@ -183,7 +202,7 @@ pub struct Fold {
 /// A cache, so not part of the state: two folds with the same catalog and
 /// derivatives are equal whatever they cached.
 #[derive(Debug, Clone, Default)]
-struct Plans(HashMap<Uuid, AllocationPlan>);
+struct Plans(HashMap<Uuid, Arc<AllocationPlan>>);
 
 impl PartialEq for Plans {
     fn eq(&self, _: &Plans) -> bool {
@@ -252,30 +271,30 @@ impl Fold {
         };
         if !self.plans.0.contains_key(&line.derivative) {
             if let Ok(plan) = self.plan(line.derivative) {
-                self.plans.0.insert(line.derivative, plan);
+                self.plans.0.insert(line.derivative, Arc::new(plan));
             }
         }
-        let (status, allocations) = match self.book_line(&line, &*book)? {
-            Ok(allocations) => (LineStatus::Booked, allocations),
-            Err(why) => (LineStatus::Rejected(why), Allocations::default()),
+        let (status, plan) = match self.book_line(&line, &*book)? {
+            Ok(plan) => (LineStatus::Booked, Some(plan)),
+            Err(why) => (LineStatus::Rejected(why), None),
         };
         let change = Change::UsageLine(LineRecord {
             seq,
             line,
             status,
-            allocations,
+            plan,
         });
         book.record(&change)?;
         Ok(Some(change))
     }
 
-    /// The exact allocations of `line` against the state in force, or why it
+    /// The plan that allocates `line` against the state in force, or why it
     /// cannot be booked. The importer calls this to reject lines up front.
     pub fn book_line<B: LineBook + ?Sized>(
         &self,
         line: &UsageLine,
         book: &B,
-    ) -> Result<Result<Allocations, String>, B::Error> {
+    ) -> Result<Result<Arc<AllocationPlan>, String>, B::Error> {
         if let Err((field, why)) = check_line(line) {
             return Ok(Err(format!("{field}: {why}")));
         }
@@ -296,7 +315,7 @@ impl Fold {
         line: &UsageLine,
         original_id: &str,
         book: &B,
-    ) -> Result<Result<Allocations, String>, B::Error> {
+    ) -> Result<Result<Arc<AllocationPlan>, String>, B::Error> {
         let original = match book.line(original_id)? {
             Some(original) if original.status == LineStatus::Booked => original,
             Some(_) => {
@@ -332,15 +351,29 @@ impl Fold {
                 "line {original_id:?} was already reversed at seq {seq}"
             )));
         }
-        Ok(Ok(original.allocations.negated()))
+        match original.plan {
+            Some(plan) => Ok(Ok(plan)),
+            None => Ok(Err(format!(
+                "reverses line {original_id:?}, which has no allocation plan"
+            ))),
+        }
     }
 
-    fn allocate_line(&self, line: &UsageLine) -> Result<Allocations, String> {
-        let allocated = match self.plans.0.get(&line.derivative) {
-            Some(plan) => plan.allocate(line.gross),
-            None => self.plan(line.derivative)?.allocate(line.gross),
+    /// The plan in force for `line`'s derivative, once it is sure to
+    /// allocate the line's gross.
+    fn allocate_line(&self, line: &UsageLine) -> Result<Arc<AllocationPlan>, String> {
+        let plan = match self.plans.0.get(&line.derivative) {
+            Some(plan) => Arc::clone(plan),
+            None => Arc::new(self.plan(line.derivative)?),
         };
-        allocated.map_err(|e| e.to_string())
+        // check_line has passed: within proven bounds the line allocates,
+        // so it is booked without making its amounts (readers make them).
+        if plan.allocates_every_valid_gross() {
+            debug_assert!(plan.allocate(line.gross).is_ok(), "{line:?}");
+        } else {
+            plan.allocate(line.gross).map_err(|e| e.to_string())?;
+        }
+        Ok(plan)
     }
 
     /// Resolves derivative `id`'s attribution against the catalog in force,
@@ -368,7 +401,7 @@ impl Fold {
                     let work = self.catalog.works.get(&recording.work).ok_or_else(|| {
                         format!("work {:?} is not in the catalog", recording.work)
                     })?;
-                    PlannedComponent::Recording {
+                    OwnedComponent::Recording {
                         isrc: recording.isrc.as_str().into(),
                         master_splits: Share::all(&recording.master_splits),
                         iswc: work.iswc.as_str().into(),
@@ -379,7 +412,7 @@ impl Fold {
                     let model = self.catalog.voice_models.get(reference).ok_or_else(|| {
                         format!("voice model {reference:?} is not in the catalog")
                     })?;
-                    PlannedComponent::Voice {
+                    OwnedComponent::Voice {
                         id: model.id.as_str().into(),
                         likeness_splits: Share::all(&model.likeness_splits),
                     }
@@ -392,12 +425,12 @@ impl Fold {
         };
         for (_, c) in &components {
             let bad = match c {
-                PlannedComponent::Recording {
+                OwnedComponent::Recording {
                     master_splits,
                     publishing_splits,
                     ..
                 } => invalid_split(master_splits) || invalid_split(publishing_splits),
-                PlannedComponent::Voice {
+                OwnedComponent::Voice {
                     likeness_splits, ..
                 } => invalid_split(likeness_splits),
             };
@@ -409,46 +442,12 @@ impl Fold {
             .iter()
             .map(|(weight_bp, component)| WeightedComponent {
                 weight_bp: *weight_bp,
-                component: match component {
-                    PlannedComponent::Recording {
-                        isrc,
-                        master_splits,
-                        iswc,
-                        publishing_splits,
-                    } => ResolvedComponent::Recording {
-                        isrc: Arc::clone(isrc),
-                        master_splits,
-                        iswc: Arc::clone(iswc),
-                        publishing_splits,
-                    },
-                    PlannedComponent::Voice {
-                        id,
-                        likeness_splits,
-                    } => ResolvedComponent::Voice {
-                        id: Arc::clone(id),
-                        likeness_splits,
-                    },
-                },
+                component: component.resolved(),
             })
             .collect();
         let creator: Arc<str> = published.requested_by.as_str().into();
         AllocationPlan::new(policy, &creator, &weighted).map_err(|e| e.to_string())
     }
-}
-
-/// An attribution component with its split sheets, owned while a plan is
-/// made.
-enum PlannedComponent {
-    Recording {
-        isrc: Arc<str>,
-        master_splits: Vec<Share>,
-        iswc: Arc<str>,
-        publishing_splits: Vec<Share>,
-    },
-    Voice {
-        id: Arc<str>,
-        likeness_splits: Vec<Share>,
-    },
 }
 
 /// A [`LineBook`] in memory: for tests, and as the overlay an import checks
@@ -556,13 +555,47 @@ pub(crate) mod tests {
         }
     }
 
-    /// A booked line of one USD unit of derivative 1 in 2026-01, as the
+    /// A plan that pays the platform, creator `creator`, and `parties`
+    /// through one voice component: the last of them a share of 0.1 each,
+    /// the first the rest.
+    pub(crate) fn plan_paying(creator: &str, parties: &[&str]) -> Arc<AllocationPlan> {
+        let tenth = Decimal::new(1, 1);
+        let shares: Vec<Share> = parties
+            .iter()
+            .enumerate()
+            .map(|(i, party)| Share {
+                party: (*party).into(),
+                share: match i {
+                    0 => Decimal::ONE - tenth * Decimal::from(parties.len() - 1),
+                    _ => tenth,
+                },
+            })
+            .collect();
+        let voice = OwnedComponent::Voice {
+            id: "vm-1".into(),
+            likeness_splits: shares,
+        };
+        let policy = Policy {
+            id: "v1".into(),
+            platform_share: Decimal::new(3, 1),
+            creator_share: Decimal::new(1, 1),
+            master_share: Decimal::new(5, 1),
+        };
+        let component = WeightedComponent {
+            weight_bp: 10_000,
+            component: voice.resolved(),
+        };
+        Arc::new(AllocationPlan::new(&policy, &creator.into(), &[component]).unwrap())
+    }
+
+    /// A booked line of `gross` USD of derivative 1 in 2026-01, as the
     /// tables' tests store it.
     pub(crate) fn booked_line(
         seq: u64,
         line_id: &str,
         reverses: Option<&str>,
-        allocations: Allocations,
+        gross: Decimal,
+        plan: Arc<AllocationPlan>,
     ) -> LineRecord {
         LineRecord {
             seq,
@@ -573,11 +606,11 @@ pub(crate) mod tests {
                 territory: "US".into(),
                 currency: "USD".into(),
                 streams: 1,
-                gross: Decimal::ONE,
+                gross,
                 reverses: reverses.map(str::to_string),
             },
             status: LineStatus::Booked,
-            allocations,
+            plan: Some(plan),
         }
     }
 
@@ -601,7 +634,8 @@ pub(crate) mod tests {
         };
         assert_eq!(record.status, LineStatus::Booked);
         record
-            .allocations
+            .allocations()
+            .unwrap()
             .iter()
             .filter(|a| a.component == crate::allocation::Component::Master)
             .map(|a| (a.party.to_string(), a.amount))

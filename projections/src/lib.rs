@@ -8,7 +8,6 @@
 //! log's own SQLite file, with its position, in one transaction per batch.
 
 pub mod allocation;
-pub mod allocation_codec;
 pub mod amount;
 pub mod catalog;
 pub mod currency;
@@ -17,6 +16,7 @@ pub mod fold;
 pub mod fold_input;
 pub mod identifiers;
 pub mod lineage;
+mod plan_codec;
 mod rebuild;
 pub mod reconcile;
 pub mod runner;

@@ -296,7 +296,7 @@ pub async fn lineage(
         }
         let entry = by_currency.entry(record.line.currency.clone()).or_default();
         entry.0 += record.line.gross;
-        for a in record.allocations.iter() {
+        for a in record.stored_allocations()?.iter() {
             let party = entry.1.entry(a.party.to_string()).or_default();
             party.0.add(a.amount);
             let key = if a.reference.is_empty() {

@@ -13,8 +13,9 @@
 //!   hashes of line ids mapped to seqs, confirmed against the line itself,
 //!   so a hash collision costs a table scan, never a wrong answer);
 //! - runs as a pipeline over both cores: the caller reads the log and
-//!   decodes it ([`FoldInput`]), a folding thread folds (allocation
-//!   included), and a writer thread inserts the rows.
+//!   decodes it ([`FoldInput`]), a folding thread folds (a booked line
+//!   takes its derivative's allocation plan, its amounts are not made),
+//!   and a writer thread inserts the rows.
 //!
 //! The folding thread keeps every line it folded until the writer reports
 //! it committed, so a check that lands on a line not yet written reads it
@@ -273,9 +274,9 @@ fn write_batches(
     // 300k lines about 10% slower, the kernel zeroing each new page of it.
     conn.execute_batch("PRAGMA cache_size = -8192;")?;
     let mut pending: Vec<Batch> = Vec::new();
-    // The rebuild owns the tables from empty, so the payee lists it stored
-    // stay valid from one transaction to the next.
-    let mut payee_lists = runner::PayeeListIds::default();
+    // The rebuild owns the tables from empty, so the plans it stored stay
+    // valid from one transaction to the next.
+    let mut plan_ids = runner::PlanIds::default();
     let mut closed = false;
     while !closed {
         let mut end = position;
@@ -298,7 +299,7 @@ fn write_batches(
         if runner::read_position(&tx)? != position {
             return Ok(Written::Interrupted);
         }
-        let mut book = SqlBook::with_payee_lists(&tx, std::mem::take(&mut payee_lists));
+        let mut book = SqlBook::with_plan_ids(&tx, std::mem::take(&mut plan_ids));
         // Lines go in many rows to a statement, in seq order with the rest.
         let mut lines: Vec<&LineRecord> = Vec::new();
         for write in pending.iter().flat_map(|b| &b.writes) {
@@ -311,7 +312,7 @@ fn write_batches(
             }
         }
         book.insert_lines(&lines)?;
-        payee_lists = book.into_payee_lists();
+        plan_ids = book.into_plan_ids();
         runner::write_position(&tx, end)?;
         tx.commit()?;
         position = end;
@@ -468,9 +469,11 @@ impl LineBook for RecentBook<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal::Decimal;
 
     fn record(seq: u64, line_id: &str, reverses: Option<&str>) -> LineRecord {
-        crate::fold::tests::booked_line(seq, line_id, reverses, Default::default())
+        let plan = crate::fold::tests::plan_paying("creator", &["a"]);
+        crate::fold::tests::booked_line(seq, line_id, reverses, Decimal::ONE, plan)
     }
 
     /// A hash collision must cost a scan, never a wrong answer, whether the

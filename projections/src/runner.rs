@@ -2,8 +2,7 @@
 //! log's own SQLite file, one transaction per batch, position included, and
 //! answers queries over those tables as of any log prefix.
 
-use crate::allocation::Payee;
-use crate::allocation_codec;
+use crate::allocation::{AllocationPlan, Allocations};
 use crate::amount::{ExactSum, MantissaSums};
 use crate::fold::{Change, DerivativeRecord, Fold, LineBook, LineRecord, LineStatus, KIND_PARTY};
 use crate::fold_input::FoldInput;
@@ -30,7 +29,7 @@ pub const ROYALTIES: &str = "royalties";
 const LAYOUT: &str = "table-layout";
 /// Bumped whenever the projection tables change shape: tables of another
 /// layout are dropped and folded again from the log on open.
-pub const TABLE_LAYOUT_VERSION: u64 = 4;
+pub const TABLE_LAYOUT_VERSION: u64 = 5;
 /// Events read and folded per transaction while catching up.
 pub const CATCH_UP_BATCH_EVENTS: usize = 10_000;
 /// Events written per transaction by a rebuild from the store (its commits
@@ -208,7 +207,8 @@ impl Projections {
         tx.execute_batch(
             "DROP TABLE IF EXISTS projection_usage_line; DROP TABLE IF EXISTS projection_derivative;
              DROP TABLE IF EXISTS projection_catalog_entry; DROP TABLE IF EXISTS projection_position;
-             DROP TABLE IF EXISTS projection_fingerprint_key; DROP TABLE IF EXISTS projection_payee_list;",
+             DROP TABLE IF EXISTS projection_fingerprint_key; DROP TABLE IF EXISTS projection_allocation_plan;
+             DROP TABLE IF EXISTS projection_payee_list;",
         )?;
         tx.execute_batch(schemas::PROJECTIONS_SQLITE_DDL)?;
         tx.execute(
@@ -342,15 +342,18 @@ impl Projections {
             "SELECT {LINE_COLUMNS}
              WHERE u.period = ?1 AND u.currency = ?2 AND u.seq < ?3 AND u.status = 'booked' ORDER BY u.seq"
         ))?;
-        let rows = statement.query_map(params![period, currency, size as i64], line_from_row)?;
+        let plans = PlanReader::new(&self.conn);
+        let rows = statement.query_map(params![period, currency, size as i64], |row| {
+            line_from_row(row, &plans)
+        })?;
         rows.map(|row| row?.map_err(ProjectionError::Corrupt))
             .collect()
     }
 
     /// The statement inputs of one period and currency below seq `size`:
     /// the exact gross and each party's exact total of the booked lines,
-    /// summed straight from the stored allocations (a period can hold
-    /// millions of them, so no line is materialized).
+    /// each line allocated by its plan and added by position (a period can
+    /// hold millions of lines, so none is materialized).
     pub fn period_totals(
         &self,
         period: &str,
@@ -358,47 +361,32 @@ impl Projections {
         size: u64,
     ) -> Result<PeriodTotals, ProjectionError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT seq, gross, payee_list, amounts FROM projection_usage_line
+            "SELECT seq, gross, plan FROM projection_usage_line
              WHERE period = ?1 AND currency = ?2 AND seq < ?3 AND status = 'booked'",
         )?;
         let mut rows = statement.query(params![period, currency, size as i64])?;
+        let plans = PlanReader::new(&self.conn);
         let mut gross = MantissaSums::default();
-        // Each party's sums, and where each payee list's amounts go: a line
-        // adds its amounts by position, without looking up a party name.
+        // Each party's sums, and where each plan's amounts go: a line adds
+        // its amounts by position, without looking up a party name.
         let mut parties = PartySums::default();
-        let mut slots_of_list: HashMap<i64, Vec<usize>> = HashMap::new();
+        let mut slots_of_plan: HashMap<i64, (Arc<AllocationPlan>, Vec<usize>)> = HashMap::new();
         while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            let corrupt =
-                |e: String| ProjectionError::Corrupt(format!("usage line at seq {seq}: {e}"));
-            let line_gross = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-            gross.add(
-                Decimal::from_str(line_gross)
-                    .map_err(|e| corrupt(format!("gross {line_gross:?}: {e}")))?,
-            );
-            let list: Option<i64> = row.get(2)?;
-            let slots: &[usize] = match list.map(|id| (id, slots_of_list.entry(id))) {
-                None => &[],
-                Some((_, Entry::Occupied(known))) => known.into_mut(),
-                Some((id, Entry::Vacant(new))) => {
-                    new.insert(parties.slots_of(&self.conn, id).map_err(|e| match e {
-                        SlotsError::Sqlite(e) => ProjectionError::Sqlite(e),
-                        SlotsError::Corrupt(e) => corrupt(e),
-                    })?)
+            let line = BookedRow::read(row)?;
+            gross.add(line.gross);
+            let (plan, slots) = match slots_of_plan.entry(line.plan) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) => {
+                    let plan = plans.plan(line.plan)?.map_err(|e| line.corrupt(e))?;
+                    let slots = parties.slots_of(&plan);
+                    new.insert((plan, slots))
                 }
             };
-            let amounts = row.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
-            let count = allocation_codec::for_each_amount(amounts, |i, amount| {
-                if let Some(&slot) = slots.get(i) {
-                    parties.sums[slot].1.add(amount);
-                }
-            })
-            .map_err(corrupt)?;
-            if count != slots.len() {
-                return Err(corrupt(format!(
-                    "{count} amounts for a payee list of {}",
-                    slots.len()
-                )));
+            let allocations = plan
+                .allocate(line.gross)
+                .map_err(|e| line.corrupt(e.to_string()))?;
+            for (&slot, &amount) in slots.iter().zip(allocations.amounts()) {
+                parties.sums[slot].1.add(amount);
             }
         }
         Ok(PeriodTotals {
@@ -422,36 +410,30 @@ impl Projections {
         parties: &BTreeSet<&str>,
     ) -> Result<BTreeMap<(String, String), ExactSum>, ProjectionError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT u.seq, u.derivative, p.payees, u.amounts
-             FROM projection_usage_line u LEFT JOIN projection_payee_list p ON p.id = u.payee_list
-             WHERE u.period = ?1 AND u.currency = ?2 AND u.seq < ?3 AND u.status = 'booked'",
+            "SELECT seq, gross, plan, derivative FROM projection_usage_line
+             WHERE period = ?1 AND currency = ?2 AND seq < ?3 AND status = 'booked'",
         )?;
         let mut rows = statement.query(params![period, currency, size as i64])?;
+        let plans = PlanReader::new(&self.conn);
         let mut totals: BTreeMap<(String, String), ExactSum> = BTreeMap::new();
         while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            let derivative = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let line = BookedRow::read(row)?;
+            let derivative = row.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
             let derivative = Uuid::from_slice(derivative)
-                .map_err(|e| ProjectionError::Corrupt(format!("usage line at seq {seq}: {e}")))?
+                .map_err(|e| line.corrupt(e.to_string()))?
                 .to_string();
-            let payees = row
-                .get_ref(2)?
-                .as_blob_or_null()
-                .map_err(rusqlite::Error::from)?;
-            let amounts = row.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
-            allocation_codec::for_each_allocation(
-                payees.unwrap_or_default(),
-                amounts,
-                |_, party, _, amount| {
-                    if parties.contains(party) {
-                        totals
-                            .entry((party.to_string(), derivative.clone()))
-                            .or_default()
-                            .add(amount);
-                    }
-                },
-            )
-            .map_err(|e| ProjectionError::Corrupt(format!("usage line at seq {seq}: {e}")))?;
+            let plan = plans.plan(line.plan)?.map_err(|e| line.corrupt(e))?;
+            let allocations = plan
+                .allocate(line.gross)
+                .map_err(|e| line.corrupt(e.to_string()))?;
+            for allocation in allocations.iter() {
+                if parties.contains(allocation.party) {
+                    totals
+                        .entry((allocation.party.to_string(), derivative.clone()))
+                        .or_default()
+                        .add(allocation.amount);
+                }
+            }
         }
         Ok(totals)
     }
@@ -475,10 +457,11 @@ impl Projections {
         let mut statement = self.conn.prepare_cached(&format!(
             "SELECT {LINE_COLUMNS} WHERE u.derivative = ?1 AND u.seq < ?2 ORDER BY u.seq"
         ))?;
-        let rows = statement.query_map(
-            params![&derivative.as_bytes()[..], size as i64],
-            line_from_row,
-        )?;
+        let plans = PlanReader::new(&self.conn);
+        let rows = statement
+            .query_map(params![&derivative.as_bytes()[..], size as i64], |row| {
+                line_from_row(row, &plans)
+            })?;
         rows.map(|row| row?.map_err(ProjectionError::Corrupt))
             .collect()
     }
@@ -748,6 +731,16 @@ fn load_state(conn: &Connection) -> Result<(Fold, u64), ProjectionError> {
     Ok((fold, position))
 }
 
+impl LineRecord {
+    /// The allocations of a line read from the projection tables: the fold
+    /// booked it only where its plan allocates its gross, so one that does
+    /// not means the tables are inconsistent.
+    pub fn stored_allocations(&self) -> Result<Allocations, ProjectionError> {
+        self.allocations()
+            .map_err(|e| ProjectionError::Corrupt(format!("usage line at seq {}: {e}", self.seq)))
+    }
+}
+
 /// Exact sums per party, in the order the parties were first met.
 #[derive(Default)]
 struct PartySums {
@@ -755,101 +748,157 @@ struct PartySums {
     slot_of_party: HashMap<String, usize>,
 }
 
-enum SlotsError {
-    Sqlite(rusqlite::Error),
-    Corrupt(String),
-}
-
 impl PartySums {
-    /// The slot in `sums` of each payee of the stored payee list `id`.
-    fn slots_of(&mut self, conn: &Connection, id: i64) -> Result<Vec<usize>, SlotsError> {
-        let payees: Option<Vec<u8>> = conn
-            .prepare_cached("SELECT payees FROM projection_payee_list WHERE id = ?1")
-            .and_then(|mut s| s.query_row(params![id], |row| row.get(0)).optional())
-            .map_err(SlotsError::Sqlite)?;
-        let payees =
-            payees.ok_or_else(|| SlotsError::Corrupt(format!("payee list {id} is missing")))?;
-        let mut slots = Vec::new();
-        allocation_codec::for_each_payee(&payees, |_, party, _| {
-            let slot = match self.slot_of_party.get(party) {
+    /// The slot in `sums` of each payee of `plan`.
+    fn slots_of(&mut self, plan: &AllocationPlan) -> Vec<usize> {
+        plan.payees()
+            .iter()
+            .map(|payee| match self.slot_of_party.get(&*payee.party) {
                 Some(&slot) => slot,
                 None => {
-                    self.sums.push((party.to_string(), MantissaSums::default()));
+                    self.sums
+                        .push((payee.party.to_string(), MantissaSums::default()));
                     self.slot_of_party
-                        .insert(party.to_string(), self.sums.len() - 1);
+                        .insert(payee.party.to_string(), self.sums.len() - 1);
                     self.sums.len() - 1
                 }
-            };
-            slots.push(slot);
-            Ok(())
-        })
-        .map_err(SlotsError::Corrupt)?;
-        Ok(slots)
+            })
+            .collect()
     }
 }
 
-/// What [`line_from_row`] reads: a usage line (`u`) with its payee list (`p`).
-const LINE_COLUMNS: &str = "u.seq, u.line_id, u.derivative, u.period, u.territory, u.currency, u.streams, u.gross, u.reverses, u.status, p.payees, u.amounts
-     FROM projection_usage_line u LEFT JOIN projection_payee_list p ON p.id = u.payee_list";
+/// The columns of a booked line that a statement reads: `seq, gross, plan`
+/// first in a `SELECT`.
+struct BookedRow {
+    seq: i64,
+    gross: Decimal,
+    plan: i64,
+}
+
+impl BookedRow {
+    fn read(row: &rusqlite::Row<'_>) -> Result<BookedRow, ProjectionError> {
+        let seq: i64 = row.get(0)?;
+        let corrupt = |e: String| ProjectionError::Corrupt(format!("usage line at seq {seq}: {e}"));
+        let gross = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+        let gross =
+            Decimal::from_str(gross).map_err(|e| corrupt(format!("gross {gross:?}: {e}")))?;
+        let plan: Option<i64> = row.get(2)?;
+        let plan = plan.ok_or_else(|| corrupt("a booked line has no allocation plan".into()))?;
+        Ok(BookedRow { seq, gross, plan })
+    }
+
+    fn corrupt(&self, error: String) -> ProjectionError {
+        ProjectionError::Corrupt(format!("usage line at seq {}: {error}", self.seq))
+    }
+}
+
+/// Reads stored allocation plans by id, decoding each once.
+pub(crate) struct PlanReader<'c> {
+    conn: &'c Connection,
+    plans: std::cell::RefCell<HashMap<i64, Arc<AllocationPlan>>>,
+}
+
+impl<'c> PlanReader<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> PlanReader<'c> {
+        PlanReader {
+            conn,
+            plans: Default::default(),
+        }
+    }
+
+    /// The plan stored as `id`, or why it cannot be read.
+    pub(crate) fn plan(
+        &self,
+        id: i64,
+    ) -> Result<Result<Arc<AllocationPlan>, String>, rusqlite::Error> {
+        if let Some(plan) = self.plans.borrow().get(&id) {
+            return Ok(Ok(Arc::clone(plan)));
+        }
+        let stored: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT plan FROM projection_allocation_plan WHERE id = ?1")?
+            .query_row(params![id], |row| row.get(0))
+            .optional()?;
+        let Some(stored) = stored else {
+            return Ok(Err(format!("allocation plan {id} is missing")));
+        };
+        Ok(AllocationPlan::decode(&stored)
+            .map(|plan| {
+                let plan = Arc::new(plan);
+                self.plans.borrow_mut().insert(id, Arc::clone(&plan));
+                plan
+            })
+            .map_err(|e| format!("allocation plan {id}: {e}")))
+    }
+}
+
+/// What [`line_from_row`] reads: a usage line (`u`).
+const LINE_COLUMNS: &str = "u.seq, u.line_id, u.derivative, u.period, u.territory, u.currency, u.streams, u.gross, u.reverses, u.status, u.plan
+     FROM projection_usage_line u";
 
 /// Usage lines in the projection tables, seen through one connection (inside
 /// the runner's transaction, so a batch sees its own earlier lines).
 pub(crate) struct SqlBook<'c> {
     pub(crate) conn: &'c Connection,
-    /// The ids of the payee lists this book has stored or found. Valid
-    /// while the tables are not dropped: a book lives for one transaction,
-    /// or for a rebuild that owns the tables.
-    payee_lists: PayeeListIds,
+    /// The ids of the plans this book has stored or found. Valid while the
+    /// tables are not dropped: a book lives for one transaction, or for a
+    /// rebuild that owns the tables.
+    plan_ids: PlanIds,
+    /// The plans of the lines this book read.
+    plans: PlanReader<'c>,
 }
 
-/// The ids of stored payee lists: by the fold's shared list (one hash of a
-/// pointer per line), and by stored bytes for a list the fold made again
-/// (after a catalog change) or that another book stored.
+/// The ids of stored allocation plans: by the fold's shared plan (one hash
+/// of a pointer per line), and by stored form for a plan the fold made
+/// again (after a catalog change) or that another book stored.
 #[derive(Default)]
-pub(crate) struct PayeeListIds {
-    by_list: HashMap<SharedPayees, i64>,
+pub(crate) struct PlanIds {
+    by_plan: HashMap<SharedPlan, i64>,
     by_bytes: HashMap<Vec<u8>, i64>,
 }
 
-/// Lists each map of [`PayeeListIds`] holds before it forgets them all (a
-/// list it forgot is found again in the table): a log that changes the
-/// catalog between most lines makes a new list per line, and each would
-/// otherwise stay in memory.
-const PAYEE_LISTS_REMEMBERED_MAX: usize = 65_536;
+/// Plans each map of [`PlanIds`] holds before it forgets them all (a plan
+/// it forgot is found again in the table): a log that changes the catalog
+/// between most lines makes a new plan per line, and each would otherwise
+/// stay in memory.
+const PLANS_REMEMBERED_MAX: usize = 65_536;
 
-/// A payee list compared by identity. It holds its list, so the pointer
-/// cannot be reused by another list while it is a key.
-struct SharedPayees(Arc<[Payee]>);
+/// A plan compared by identity. It holds its plan, so the pointer cannot
+/// be reused by another plan while it is a key.
+struct SharedPlan(Arc<AllocationPlan>);
 
-impl PartialEq for SharedPayees {
-    fn eq(&self, other: &SharedPayees) -> bool {
+impl PartialEq for SharedPlan {
+    fn eq(&self, other: &SharedPlan) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
-impl Eq for SharedPayees {}
+impl Eq for SharedPlan {}
 
-impl std::hash::Hash for SharedPayees {
+impl std::hash::Hash for SharedPlan {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        std::ptr::hash(Arc::as_ptr(&self.0).cast::<u8>(), state);
+        std::ptr::hash(Arc::as_ptr(&self.0), state);
     }
 }
 
 impl<'c> SqlBook<'c> {
     pub(crate) fn new(conn: &'c Connection) -> SqlBook<'c> {
-        SqlBook::with_payee_lists(conn, PayeeListIds::default())
+        SqlBook::with_plan_ids(conn, PlanIds::default())
     }
 
-    /// A book that already knows `payee_lists`, which must be stored in
+    /// A book that already knows `plan_ids`, which must be stored in
     /// `conn`'s tables.
-    pub(crate) fn with_payee_lists(conn: &'c Connection, payee_lists: PayeeListIds) -> SqlBook<'c> {
-        SqlBook { conn, payee_lists }
+    pub(crate) fn with_plan_ids(conn: &'c Connection, plan_ids: PlanIds) -> SqlBook<'c> {
+        SqlBook {
+            conn,
+            plan_ids,
+            plans: PlanReader::new(conn),
+        }
     }
 
-    /// The payee lists this book knows, for the next book of the same
-    /// tables.
-    pub(crate) fn into_payee_lists(self) -> PayeeListIds {
-        self.payee_lists
+    /// The plan ids this book knows, for the next book of the same tables.
+    pub(crate) fn into_plan_ids(self) -> PlanIds {
+        self.plan_ids
     }
 
     /// The line recorded at `seq`, if that event was a usage line.
@@ -858,50 +907,50 @@ impl<'c> SqlBook<'c> {
             .conn
             .prepare_cached(&format!("SELECT {LINE_COLUMNS} WHERE u.seq = ?1"))?;
         let record = statement
-            .query_row(params![seq as i64], line_from_row)
+            .query_row(params![seq as i64], |row| line_from_row(row, &self.plans))
             .optional()?;
         record
             .map(|r| r.map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into())))
             .transpose()
     }
 
-    /// The id of the stored payee list `payees`, stored now if it is new.
-    fn payee_list_id(&mut self, payees: &Arc<[Payee]>) -> Result<i64, rusqlite::Error> {
-        let shared = SharedPayees(Arc::clone(payees));
-        if let Some(&id) = self.payee_lists.by_list.get(&shared) {
+    /// The id of the stored plan `plan`, stored now if it is new.
+    fn plan_id(&mut self, plan: &Arc<AllocationPlan>) -> Result<i64, rusqlite::Error> {
+        let shared = SharedPlan(Arc::clone(plan));
+        if let Some(&id) = self.plan_ids.by_plan.get(&shared) {
             return Ok(id);
         }
-        let id = self.stored_payee_list_id(allocation_codec::encode_payees(payees))?;
-        if self.payee_lists.by_list.len() >= PAYEE_LISTS_REMEMBERED_MAX {
-            self.payee_lists.by_list.clear();
+        let id = self.stored_plan_id(plan.encoded())?;
+        if self.plan_ids.by_plan.len() >= PLANS_REMEMBERED_MAX {
+            self.plan_ids.by_plan.clear();
         }
-        self.payee_lists.by_list.insert(shared, id);
+        self.plan_ids.by_plan.insert(shared, id);
         Ok(id)
     }
 
-    /// The id of the payee list stored as `payees`, stored now if it is new.
-    fn stored_payee_list_id(&mut self, payees: Vec<u8>) -> Result<i64, rusqlite::Error> {
-        if let Some(&id) = self.payee_lists.by_bytes.get(&payees) {
+    /// The id of the plan stored as `encoded`, stored now if it is new.
+    fn stored_plan_id(&mut self, encoded: &[u8]) -> Result<i64, rusqlite::Error> {
+        if let Some(&id) = self.plan_ids.by_bytes.get(encoded) {
             return Ok(id);
         }
         let found: Option<i64> = self
             .conn
-            .prepare_cached("SELECT id FROM projection_payee_list WHERE payees = ?1")?
-            .query_row(params![payees], |row| row.get(0))
+            .prepare_cached("SELECT id FROM projection_allocation_plan WHERE plan = ?1")?
+            .query_row(params![encoded], |row| row.get(0))
             .optional()?;
         let id = match found {
             Some(id) => id,
             None => {
                 self.conn
-                    .prepare_cached("INSERT INTO projection_payee_list (payees) VALUES (?1)")?
-                    .execute(params![payees])?;
+                    .prepare_cached("INSERT INTO projection_allocation_plan (plan) VALUES (?1)")?
+                    .execute(params![encoded])?;
                 self.conn.last_insert_rowid()
             }
         };
-        if self.payee_lists.by_bytes.len() >= PAYEE_LISTS_REMEMBERED_MAX {
-            self.payee_lists.by_bytes.clear();
+        if self.plan_ids.by_bytes.len() >= PLANS_REMEMBERED_MAX {
+            self.plan_ids.by_bytes.clear();
         }
-        self.payee_lists.by_bytes.insert(payees, id);
+        self.plan_ids.by_bytes.insert(encoded.to_vec(), id);
         Ok(id)
     }
 
@@ -932,18 +981,18 @@ impl<'c> SqlBook<'c> {
         records: &[R],
         sql: &str,
     ) -> Result<(), rusqlite::Error> {
-        let payee_lists = records
+        let plans = records
             .iter()
             .map(|r| {
-                let allocations = &r.borrow().allocations;
-                match allocations.is_empty() {
-                    true => Ok(None),
-                    false => self.payee_list_id(allocations.payees()).map(Some),
-                }
+                r.borrow()
+                    .plan
+                    .as_ref()
+                    .map(|p| self.plan_id(p))
+                    .transpose()
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut statement = self.conn.prepare_cached(sql)?;
-        for (i, (record, payee_list)) in records.iter().zip(payee_lists).enumerate() {
+        for (i, (record, plan)) in records.iter().zip(plans).enumerate() {
             let (record, first) = (record.borrow(), i * LINE_ROW_VALUES + 1);
             let line = &record.line;
             statement.raw_bind_parameter(first, record.seq as i64)?;
@@ -956,11 +1005,7 @@ impl<'c> SqlBook<'c> {
             statement.raw_bind_parameter(first + 7, line.gross.to_string())?;
             statement.raw_bind_parameter(first + 8, &line.reverses)?;
             statement.raw_bind_parameter(first + 9, &*record.status.to_text())?;
-            statement.raw_bind_parameter(first + 10, payee_list)?;
-            statement.raw_bind_parameter(
-                first + 11,
-                allocation_codec::encode_amounts(record.allocations.amounts()),
-            )?;
+            statement.raw_bind_parameter(first + 10, plan)?;
         }
         statement.raw_execute()?;
         Ok(())
@@ -972,14 +1017,14 @@ impl<'c> SqlBook<'c> {
 /// fifth of a rebuild writer's time per row.
 pub(crate) const LINES_PER_INSERT: usize = 16;
 /// The values of one `projection_usage_line` row, in the order bound.
-const LINE_ROW_VALUES: usize = 12;
+const LINE_ROW_VALUES: usize = 11;
 
 /// An INSERT of `rows` usage lines.
 fn insert_of(rows: usize) -> String {
     let row = format!("({})", ["?"; LINE_ROW_VALUES].join(", "));
     format!(
         "INSERT INTO projection_usage_line
-         (seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, payee_list, amounts)
+         (seq, line_id, derivative, period, territory, currency, streams, gross, reverses, status, plan)
          VALUES {}",
         vec![row; rows].join(", ")
     )
@@ -996,7 +1041,7 @@ impl LineBook for SqlBook<'_> {
             "SELECT {LINE_COLUMNS} WHERE u.line_id = ?1 ORDER BY u.seq LIMIT 1"
         ))?;
         let record = statement
-            .query_row(params![line_id], line_from_row)
+            .query_row(params![line_id], |row| line_from_row(row, &self.plans))
             .optional()?;
         record
             .map(|r| r.map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into())))
@@ -1065,19 +1110,35 @@ impl LineBook for SqlBook<'_> {
     }
 }
 
-/// A usage line from a `SELECT` of [`LINE_COLUMNS`].
-fn line_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LineRecord, String>> {
+/// A usage line from a `SELECT` of [`LINE_COLUMNS`], its plan read through
+/// `plans`.
+fn line_from_row(
+    row: &rusqlite::Row<'_>,
+    plans: &PlanReader<'_>,
+) -> rusqlite::Result<Result<LineRecord, String>> {
     let seq: i64 = row.get(0)?;
+    let corrupt = |e: String| format!("usage line at seq {seq}: {e}");
     let derivative = row.get_ref(2)?.as_blob()?;
     let gross: String = row.get(7)?;
     let status: String = row.get(9)?;
-    let payees: Option<Vec<u8>> = row.get(10)?;
-    let amounts: Vec<u8> = row.get(11)?;
+    let plan = match row.get::<_, Option<i64>>(10)? {
+        Some(id) => match plans.plan(id)? {
+            Ok(plan) => Some(plan),
+            Err(e) => return Ok(Err(corrupt(e))),
+        },
+        None => None,
+    };
+    let status = LineStatus::from_text(&status);
+    if (status == LineStatus::Booked) != plan.is_some() {
+        return Ok(Err(corrupt(
+            "a booked line must have an allocation plan, and only a booked line".into(),
+        )));
+    }
     let line = UsageLine {
         line_id: row.get(1)?,
         derivative: match Uuid::from_slice(derivative) {
             Ok(id) => id,
-            Err(e) => return Ok(Err(format!("usage line at seq {seq}: derivative: {e}"))),
+            Err(e) => return Ok(Err(corrupt(format!("derivative: {e}")))),
         },
         period: row.get(3)?,
         territory: row.get(4)?,
@@ -1085,60 +1146,45 @@ fn line_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LineRecord,
         streams: row.get::<_, i64>(6)? as u64,
         gross: match Decimal::from_str(&gross) {
             Ok(gross) => gross,
-            Err(e) => {
-                return Ok(Err(format!(
-                    "usage line at seq {seq}: gross {gross:?}: {e}"
-                )))
-            }
+            Err(e) => return Ok(Err(corrupt(format!("gross {gross:?}: {e}")))),
         },
         reverses: row.get(8)?,
     };
-    Ok(
-        allocation_codec::decode(payees.as_deref().unwrap_or_default(), &amounts)
-            .map_err(|e| format!("usage line at seq {seq}: {e}"))
-            .map(|allocations| LineRecord {
-                seq: seq as u64,
-                line,
-                status: LineStatus::from_text(&status),
-                allocations,
-            }),
-    )
+    Ok(Ok(LineRecord {
+        seq: seq as u64,
+        line,
+        status,
+        plan,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::allocation::{Allocations, Component};
+    use crate::fold::tests::{booked_line, plan_paying};
 
-    fn payees(parties: &[&str]) -> Arc<[Payee]> {
-        parties
-            .iter()
-            .map(|p| Payee {
-                party: (*p).into(),
-                component: Component::Master,
-                reference: "GBAYE2600001".into(),
-            })
-            .collect()
+    fn line(seq: u64, plan: &Arc<AllocationPlan>) -> LineRecord {
+        booked_line(
+            seq,
+            &format!("L{seq}"),
+            None,
+            Decimal::new(seq as i64 + 1, 2),
+            Arc::clone(plan),
+        )
     }
 
-    fn line(seq: u64, payees: &Arc<[Payee]>) -> LineRecord {
-        let amounts = vec![Decimal::new(seq as i64 + 1, 2); payees.len()];
-        let allocations = Allocations::new(Arc::clone(payees), amounts);
-        crate::fold::tests::booked_line(seq, &format!("L{seq}"), None, allocations)
-    }
-
-    /// Lines that pay the same parties share one stored payee list, whether
-    /// they hold the same shared list, an equal one made again, or come in
-    /// a later transaction; each line reads back its own amounts.
+    /// Lines of the same plan share one stored plan, whether they hold the
+    /// same shared plan, an equal one made again, or come in a later
+    /// transaction; each line reads back its own gross and plan.
     #[test]
-    fn equal_payee_lists_are_stored_once() {
+    fn equal_plans_are_stored_once() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open_connection(&dir.path().join("p.db")).unwrap();
         conn.execute_batch(schemas::PROJECTIONS_SQLITE_DDL).unwrap();
         let (ab, ab_again, ba) = (
-            payees(&["a", "b"]),
-            payees(&["a", "b"]),
-            payees(&["b", "a"]),
+            plan_paying("c", &["a", "b"]),
+            plan_paying("c", &["a", "b"]),
+            plan_paying("c", &["b", "a"]),
         );
         let lines = [line(0, &ab), line(1, &ab), line(2, &ab_again), line(3, &ba)];
         let mut book = SqlBook::new(&conn);
@@ -1148,29 +1194,29 @@ mod tests {
         SqlBook::new(&conn).insert_line(&lines[3]).unwrap();
         let mut rejected = line(4, &ab);
         rejected.status = LineStatus::Rejected("a test".into());
-        rejected.allocations = Allocations::default();
+        rejected.plan = None;
         SqlBook::new(&conn).insert_line(&rejected).unwrap();
-        let lists: i64 = conn
-            .query_row("SELECT count(*) FROM projection_payee_list", [], |r| {
+        let plans: i64 = conn
+            .query_row("SELECT count(*) FROM projection_allocation_plan", [], |r| {
                 r.get(0)
             })
             .unwrap();
-        assert_eq!(lists, 2, "a-b and b-a");
+        assert_eq!(plans, 2, "a-b and b-a");
         let reader = SqlBook::new(&conn);
         for record in lines.iter().chain([&rejected]) {
             assert_eq!(&reader.line_at(record.seq).unwrap().unwrap(), record);
         }
-        let list_of = |seq: i64| -> Option<i64> {
+        let plan_of = |seq: i64| -> Option<i64> {
             conn.query_row(
-                "SELECT payee_list FROM projection_usage_line WHERE seq = ?1",
+                "SELECT plan FROM projection_usage_line WHERE seq = ?1",
                 [seq],
                 |r| r.get(0),
             )
             .unwrap()
         };
-        assert_eq!(list_of(0), list_of(2));
-        assert_ne!(list_of(0), list_of(3));
-        assert_eq!(list_of(4), None);
+        assert_eq!(plan_of(0), plan_of(2));
+        assert_ne!(plan_of(0), plan_of(3));
+        assert_eq!(plan_of(4), None);
     }
 
     /// Lines written many to a statement read back as each was, in order,
@@ -1180,7 +1226,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = open_connection(&dir.path().join("p.db")).unwrap();
         conn.execute_batch(schemas::PROJECTIONS_SQLITE_DDL).unwrap();
-        let (ab, ba) = (payees(&["a", "b"]), payees(&["b", "a"]));
+        let (ab, ba) = (plan_paying("c", &["a", "b"]), plan_paying("c", &["b", "a"]));
         let count = 2 * LINES_PER_INSERT as u64 + 5;
         let lines: Vec<LineRecord> = (0..count)
             .map(|seq| {
@@ -1202,29 +1248,67 @@ mod tests {
         assert_eq!(rows as u64, count);
     }
 
-    /// A line whose amounts do not match its payee list is reported, not
+    /// A statement allocates each line by its stored plan: the totals are
+    /// the sums of the lines' allocations.
+    #[test]
+    fn period_totals_sum_each_line_allocated_by_its_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let projections = Projections::open(&dir.path().join("p.db")).unwrap();
+        let (ab, ba) = (plan_paying("c", &["a", "b"]), plan_paying("c", &["b", "a"]));
+        let lines = [line(0, &ab), line(1, &ba), line(2, &ab)];
+        SqlBook::new(&projections.conn)
+            .insert_lines(&lines)
+            .unwrap();
+        let totals = projections.period_totals("2026-01", "USD", 3).unwrap();
+        let mut expected: BTreeMap<String, ExactSum> = BTreeMap::new();
+        for record in &lines {
+            for a in record.allocations().unwrap().iter() {
+                expected
+                    .entry(a.party.to_string())
+                    .or_default()
+                    .add(a.amount);
+            }
+        }
+        assert_eq!(totals.parties, expected);
+        // Gross 0.01 + 0.02 + 0.03; the voice pool is 0.6 of it, paid 0.9
+        // to "a" under a-b and 0.1 under b-a.
+        assert_eq!(totals.gross, ExactSum::of(Decimal::new(6, 2)));
+        let a = Decimal::new(6, 1)
+            * (Decimal::new(9, 1) * Decimal::new(4, 2) + Decimal::new(1, 1) * Decimal::new(2, 2));
+        assert_eq!(totals.parties["a"], ExactSum::of(a));
+        assert_eq!(
+            totals.parties["platform"],
+            ExactSum::of(Decimal::new(18, 3))
+        );
+    }
+
+    /// A line whose plan is missing or does not decode is reported, not
     /// read as something else.
     #[test]
-    fn amounts_that_do_not_fit_their_payee_list_are_refused() {
+    fn a_line_with_a_bad_plan_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let projections = Projections::open(&dir.path().join("p.db")).unwrap();
         let conn = &projections.conn;
         SqlBook::new(conn)
-            .insert_line(&line(0, &payees(&["a", "b"])))
+            .insert_line(&line(0, &plan_paying("c", &["a", "b"])))
             .unwrap();
         conn.execute(
-            "UPDATE projection_usage_line SET amounts = substr(amounts, 1, 2)",
+            "UPDATE projection_allocation_plan SET plan = substr(plan, 1, 9)",
             [],
         )
         .unwrap();
         let error = projections.period_totals("2026-01", "USD", 1).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "projection tables are inconsistent: usage line at seq 0: 1 amounts for a payee list of 2"
+            "projection tables are inconsistent: usage line at seq 0: allocation plan 1: a stored plan ends early"
         );
         let error = SqlBook::new(conn).line_at(0).unwrap_err().to_string();
+        assert!(error.contains("a stored plan ends early"), "{error}");
+        conn.execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM projection_allocation_plan;")
+            .unwrap();
+        let error = projections.period_totals("2026-01", "USD", 1).unwrap_err();
         assert!(
-            error.contains("fewer amounts than its payee list"),
+            error.to_string().ends_with("allocation plan 1 is missing"),
             "{error}"
         );
     }

@@ -76,12 +76,16 @@ pub struct PeriodTotals {
 
 impl PeriodTotals {
     /// Sums booked `lines`, all of `period` and `currency`.
-    pub fn of_lines(period: &str, currency: &str, lines: &[LineRecord]) -> PeriodTotals {
+    pub fn of_lines(
+        period: &str,
+        currency: &str,
+        lines: &[LineRecord],
+    ) -> Result<PeriodTotals, ProjectionError> {
         let mut totals = PeriodTotals::default();
         for record in lines {
             assert!(record.line.period == period && record.line.currency == currency);
             totals.gross.add(record.line.gross);
-            for allocation in record.allocations.iter() {
+            for allocation in record.stored_allocations()?.iter() {
                 totals
                     .parties
                     .entry(allocation.party.to_string())
@@ -89,7 +93,7 @@ impl PeriodTotals {
                     .add(allocation.amount);
             }
         }
-        totals
+        Ok(totals)
     }
 }
 
@@ -102,7 +106,7 @@ pub fn compute_statement(
     lines: &[LineRecord],
     names: &BTreeMap<String, String>,
 ) -> Result<Statement, StatementError> {
-    let totals = PeriodTotals::of_lines(period, currency, lines);
+    let totals = PeriodTotals::of_lines(period, currency, lines)?;
     statement_from_totals(period, currency, checkpoint, &totals, names)
 }
 
@@ -166,24 +170,28 @@ pub fn party_name(names: &BTreeMap<String, String>, party: &str) -> String {
 
 /// The components behind one party's amount: each usage line and component,
 /// with its seq.
-pub fn statement_detail(lines: &[LineRecord], party: &str) -> Vec<StatementDetail> {
-    lines
-        .iter()
-        .flat_map(|record| {
-            record
-                .allocations
+pub fn statement_detail(
+    lines: &[LineRecord],
+    party: &str,
+) -> Result<Vec<StatementDetail>, ProjectionError> {
+    let mut details = Vec::new();
+    for record in lines {
+        let allocations = record.stored_allocations()?;
+        details.extend(
+            allocations
                 .iter()
                 .filter(|a| a.party == party)
-                .map(move |a| StatementDetail {
+                .map(|a| StatementDetail {
                     seq: record.seq,
                     line_id: record.line.line_id.clone(),
                     derivative: record.line.derivative.to_string(),
                     component: a.component.as_str().to_string(),
                     reference: a.reference.to_string(),
                     amount: a.amount.to_string(),
-                })
-        })
-        .collect()
+                }),
+        );
+    }
+    Ok(details)
 }
 
 /// The checkpoint for log prefix `0..size`: the latest signed checkpoint

@@ -299,12 +299,12 @@ pub async fn import_usage(
                 .book_line(&line, &overlay)
                 .map_err(crate::runner::ProjectionError::from)?
             {
-                Ok(allocations) => {
+                Ok(plan) => {
                     let record = LineRecord {
                         seq: u64::MAX,
                         line: line.clone(),
                         status: LineStatus::Booked,
-                        allocations,
+                        plan: Some(plan),
                     };
                     overlay
                         .record(&Change::UsageLine(record))

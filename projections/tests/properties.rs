@@ -371,28 +371,33 @@ fn tables_of_another_layout_are_folded_again() {
     assert_eq!(again.position(), 0);
 }
 
-/// Layout 3 kept each line's allocations in one `allocations` column; a file
-/// written then opens, drops those tables and folds again into layout 4's.
+/// Layout 4 stored each line's amounts, with a shared payee list; a file
+/// written then opens, drops those tables and folds again into layout 5's,
+/// which store a line's allocation plan instead.
 #[test]
-fn tables_of_layout_3_are_replaced() {
+fn tables_of_layout_4_are_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.db");
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "CREATE TABLE projection_position (projection TEXT PRIMARY KEY, next_seq INTEGER NOT NULL) STRICT;
-         INSERT INTO projection_position VALUES ('table-layout', 3), ('royalties', 1);
+         INSERT INTO projection_position VALUES ('table-layout', 4), ('royalties', 1);
+         CREATE TABLE projection_payee_list (id INTEGER PRIMARY KEY, payees BLOB NOT NULL UNIQUE) STRICT;
+         INSERT INTO projection_payee_list VALUES (1, x'0200');
          CREATE TABLE projection_usage_line (
-             seq INTEGER PRIMARY KEY, line_id TEXT NOT NULL, derivative TEXT NOT NULL,
+             seq INTEGER PRIMARY KEY, line_id TEXT NOT NULL, derivative BLOB NOT NULL,
              period TEXT NOT NULL, territory TEXT NOT NULL, currency TEXT NOT NULL,
              streams INTEGER NOT NULL, gross TEXT NOT NULL, reverses TEXT,
-             status TEXT NOT NULL, allocations BLOB NOT NULL) STRICT;
+             status TEXT NOT NULL, payee_list INTEGER REFERENCES projection_payee_list (id),
+             amounts BLOB NOT NULL) STRICT;
+         CREATE INDEX projection_usage_line_statement ON projection_usage_line (period, currency, seq);
          INSERT INTO projection_usage_line VALUES
-             (0, 'L1', '00000000-0000-0000-0000-000000000001', '2026-01', 'US', 'USD', 1, '1', NULL, 'booked', x'00');",
+             (0, 'L1', x'00000000000000000000000000000001', '2026-01', 'US', 'USD', 1, '1', NULL, 'booked', 1, x'0001');",
     )
     .unwrap();
     drop(conn);
     let mut projections = Projections::open(&path).unwrap();
-    assert_eq!(projections.position(), 0, "layout 3 is folded again");
+    assert_eq!(projections.position(), 0, "layout 4 is folded again");
     let events = vec![(
         "party-p0".to_string(),
         "catalog.party-registered".to_string(),
@@ -400,15 +405,25 @@ fn tables_of_layout_3_are_replaced() {
     )];
     projections.apply(&envelopes(&events)).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let columns: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('projection_usage_line')")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(columns.contains(&"amounts".to_string()), "{columns:?}");
-    assert!(!columns.contains(&"allocations".to_string()), "{columns:?}");
+    let names = |sql: &str| -> Vec<String> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let columns = names("SELECT name FROM pragma_table_info('projection_usage_line')");
+    assert!(columns.contains(&"plan".to_string()), "{columns:?}");
+    assert!(!columns.contains(&"amounts".to_string()), "{columns:?}");
+    let tables = names("SELECT name FROM sqlite_schema WHERE type = 'table'");
+    assert!(
+        !tables.contains(&"projection_payee_list".to_string()),
+        "{tables:?}"
+    );
+    let statement_index =
+        names("SELECT name FROM pragma_index_info('projection_usage_line_statement')");
+    assert_eq!(statement_index, ["period", "currency"]);
     let lines: i64 = conn
         .query_row("SELECT count(*) FROM projection_usage_line", [], |r| {
             r.get(0)

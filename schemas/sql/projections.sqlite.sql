@@ -33,23 +33,24 @@ CREATE TABLE IF NOT EXISTS projection_derivative (
 CREATE INDEX IF NOT EXISTS projection_derivative_output ON projection_derivative (output_hash);
 CREATE INDEX IF NOT EXISTS projection_derivative_pcm ON projection_derivative (pcm_hash);
 
--- Who a booked usage line pays, in order: (component, party, reference) per
--- allocation, in the binary form documented in
--- projections/src/allocation_codec.rs. Every line of one derivative under
--- the same split sheets pays the same list, so it is stored once.
-CREATE TABLE IF NOT EXISTS projection_payee_list (
+-- How policy v1 allocates the lines of one derivative under the split
+-- sheets in force: the policy shares, the creator, and each attribution
+-- component with its weight and split sheets, in the binary form documented
+-- in projections/src/plan_codec.rs. Every line of one derivative under the
+-- same catalog has the same plan, so it is stored once.
+CREATE TABLE IF NOT EXISTS projection_allocation_plan (
     id INTEGER PRIMARY KEY,
-    payees BLOB NOT NULL UNIQUE
+    plan BLOB NOT NULL UNIQUE
 ) STRICT;
 
 -- Every usage line event, in seq order. derivative is the derivative id's
 -- 16 bytes (its index is made again at the end of every rebuild, and on
 -- 36-character text it was the slowest to make). status is 'booked' or
 -- 'rejected: <why>' (a duplicate line id, an unknown derivative, ...). A
--- booked line's exact allocations are its payee list and its amounts, one
--- per payee in the same order (binary, see
--- projections/src/allocation_codec.rs); a line that was not booked has no
--- payee list and no amounts.
+-- booked line's exact allocations are its gross allocated by its plan (for
+-- a reversal, the original line's plan: its negated gross books the
+-- original's allocations negated); they are made when read, not stored. A
+-- line that was not booked has no plan.
 CREATE TABLE IF NOT EXISTS projection_usage_line (
     seq INTEGER PRIMARY KEY,
     line_id TEXT NOT NULL,
@@ -61,13 +62,14 @@ CREATE TABLE IF NOT EXISTS projection_usage_line (
     gross TEXT NOT NULL,
     reverses TEXT,
     status TEXT NOT NULL,
-    payee_list INTEGER REFERENCES projection_payee_list (id),
-    amounts BLOB NOT NULL
+    plan INTEGER REFERENCES projection_allocation_plan (id)
 ) STRICT;
+-- Every index ends with the row's seq (its rowid) implicitly: queries by
+-- derivative or by period and currency read in seq order and cut at seq.
 CREATE INDEX IF NOT EXISTS projection_usage_line_id ON projection_usage_line (line_id);
 CREATE INDEX IF NOT EXISTS projection_usage_line_reverses ON projection_usage_line (reverses) WHERE reverses IS NOT NULL;
-CREATE INDEX IF NOT EXISTS projection_usage_line_statement ON projection_usage_line (period, currency, seq);
-CREATE INDEX IF NOT EXISTS projection_usage_line_derivative ON projection_usage_line (derivative, seq);
+CREATE INDEX IF NOT EXISTS projection_usage_line_statement ON projection_usage_line (period, currency);
+CREATE INDEX IF NOT EXISTS projection_usage_line_derivative ON projection_usage_line (derivative);
 
 -- Acoustic-fingerprint index for lineage (projections/src/fingerprint.rs):
 -- each published derivative with a Chromaprint fingerprint is listed once

@@ -76,7 +76,7 @@ pub async fn run(args: StatementsArgs, context: &Context) -> anyhow::Result<Exit
                 &statement.currency,
                 statement.checkpoint.size,
             )?;
-            let details = statement_detail(&lines, party);
+            let details = statement_detail(&lines, party)?;
             out.push(json!({
                 "period": statement.period, "currency": statement.currency, "checkpoint": statement.checkpoint,
                 "party": party, "line": statement.lines.first(), "details": details
