@@ -765,6 +765,31 @@ mod tests {
         )
     }
 
+    /// Any gross a usage line may have (at most 10^12, 6 decimals), with
+    /// the plan of a remix under any policy and split sheets of up to 10
+    /// decimals: where allocation is proven to succeed.
+    fn any_valid_line() -> impl proptest::strategy::Strategy<Value = (Decimal, AllocationPlan)> {
+        use proptest::strategy::Strategy;
+        (
+            -1_000_000_000_000_000_000i64..=1_000_000_000_000_000_000,
+            0u32..=6,
+            (
+                0u64..=4_000_000_000,
+                0u64..=4_000_000_000,
+                0u64..=10_000_000_000,
+            ),
+            0u32..=10_000,
+            (share_cuts(10), share_cuts(7), share_cuts(3)),
+        )
+            .prop_map(|(micros, decimals, policy_shares, recording_bp, cuts)| {
+                let policy = policy_in(policy_shares, (10, 10, 10));
+                let (master, publishing, likeness) = sheets(cuts, (10, 7, 3));
+                let components = remix(recording_bp, &master, &publishing, &likeness);
+                let plan = AllocationPlan::new(&policy, &"u1".into(), &components).unwrap();
+                (gross(micros, decimals), plan)
+            })
+    }
+
     proptest::proptest! {
         /// Any gross a usage line may have (at most 10^12, 6 decimals),
         /// under any policy and split sheets of up to 10 decimals, is
@@ -772,17 +797,8 @@ mod tests {
         /// products would need up to 52 digits.
         #[test]
         fn every_valid_line_conserves_its_gross(
-            micros in -1_000_000_000_000_000_000i64..=1_000_000_000_000_000_000,
-            decimals in 0u32..=6,
-            policy_shares in (0u64..=4_000_000_000, 0u64..=4_000_000_000, 0u64..=10_000_000_000),
-            recording_bp in 0u32..=10_000,
-            cuts in (share_cuts(10), share_cuts(7), share_cuts(3)),
+            (gross, plan) in any_valid_line(),
         ) {
-            let gross = gross(micros, decimals);
-            let policy = policy_in(policy_shares, (10, 10, 10));
-            let (master, publishing, likeness) = sheets(cuts, (10, 7, 3));
-            let components = remix(recording_bp, &master, &publishing, &likeness);
-            let plan = AllocationPlan::new(&policy, &"u1".into(), &components).unwrap();
             // The fold books lines of such plans without allocating them.
             proptest::prop_assert!(plan.allocates_every_valid_gross());
             let amounts = plan.allocate(gross).unwrap();
@@ -806,17 +822,8 @@ mod tests {
         /// original's allocations negated.
         #[test]
         fn a_negated_gross_allocates_each_amount_negated(
-            micros in -1_000_000_000_000_000_000i64..=1_000_000_000_000_000_000,
-            decimals in 0u32..=6,
-            policy_shares in (0u64..=4_000_000_000, 0u64..=4_000_000_000, 0u64..=10_000_000_000),
-            recording_bp in 0u32..=10_000,
-            cuts in (share_cuts(10), share_cuts(7), share_cuts(3)),
+            (gross, plan) in any_valid_line(),
         ) {
-            let gross = gross(micros, decimals);
-            let policy = policy_in(policy_shares, (10, 10, 10));
-            let (master, publishing, likeness) = sheets(cuts, (10, 7, 3));
-            let components = remix(recording_bp, &master, &publishing, &likeness);
-            let plan = AllocationPlan::new(&policy, &"u1".into(), &components).unwrap();
             let original = plan.allocate(gross).unwrap();
             let reversal = plan.allocate(-gross).unwrap();
             proptest::prop_assert_eq!(original.len(), reversal.len());
