@@ -274,9 +274,9 @@ fn write_batches(
     // 300k lines about 10% slower, the kernel zeroing each new page of it.
     conn.execute_batch("PRAGMA cache_size = -8192;")?;
     let mut pending: Vec<Batch> = Vec::new();
-    // The rebuild owns the tables from empty, so the plans it stored stay
+    // The rebuild owns the tables from empty, so the keys it stored stay
     // valid from one transaction to the next.
-    let mut plan_ids = runner::PlanIds::default();
+    let mut keys = runner::StoredKeys::default();
     let mut closed = false;
     while !closed {
         let mut end = position;
@@ -299,7 +299,7 @@ fn write_batches(
         if runner::read_position(&tx)? != position {
             return Ok(Written::Interrupted);
         }
-        let mut book = SqlBook::with_plan_ids(&tx, std::mem::take(&mut plan_ids));
+        let mut book = SqlBook::with_keys(&tx, std::mem::take(&mut keys));
         // Lines go in many rows to a statement, in seq order with the rest.
         let mut lines: Vec<&LineRecord> = Vec::new();
         for write in pending.iter().flat_map(|b| &b.writes) {
@@ -312,7 +312,7 @@ fn write_batches(
             }
         }
         book.insert_lines(&lines)?;
-        plan_ids = book.into_plan_ids();
+        keys = book.into_keys();
         runner::write_position(&tx, end)?;
         tx.commit()?;
         position = end;

@@ -29,7 +29,7 @@ pub const ROYALTIES: &str = "royalties";
 const LAYOUT: &str = "table-layout";
 /// Bumped whenever the projection tables change shape: tables of another
 /// layout are dropped and folded again from the log on open.
-pub const TABLE_LAYOUT_VERSION: u64 = 5;
+pub const TABLE_LAYOUT_VERSION: u64 = 6;
 /// Events read and folded per transaction while catching up.
 pub const CATCH_UP_BATCH_EVENTS: usize = 10_000;
 /// Events written per transaction by a rebuild from the store (its commits
@@ -208,7 +208,7 @@ impl Projections {
             "DROP TABLE IF EXISTS projection_usage_line; DROP TABLE IF EXISTS projection_derivative;
              DROP TABLE IF EXISTS projection_catalog_entry; DROP TABLE IF EXISTS projection_position;
              DROP TABLE IF EXISTS projection_fingerprint_key; DROP TABLE IF EXISTS projection_allocation_plan;
-             DROP TABLE IF EXISTS projection_payee_list;",
+             DROP TABLE IF EXISTS projection_derivative_key; DROP TABLE IF EXISTS projection_payee_list;",
         )?;
         tx.execute_batch(schemas::PROJECTIONS_SQLITE_DDL)?;
         tx.execute(
@@ -342,9 +342,9 @@ impl Projections {
             "SELECT {LINE_COLUMNS}
              WHERE u.period = ?1 AND u.currency = ?2 AND u.seq < ?3 AND u.status = 'booked' ORDER BY u.seq"
         ))?;
-        let plans = PlanReader::new(&self.conn);
+        let reader = LineReader::new(&self.conn);
         let rows = statement.query_map(params![period, currency, size as i64], |row| {
-            line_from_row(row, &plans)
+            line_from_row(row, &reader)
         })?;
         rows.map(|row| row?.map_err(ProjectionError::Corrupt))
             .collect()
@@ -377,7 +377,7 @@ impl Projections {
             let (plan, slots) = match slots_of_plan.entry(line.plan) {
                 Entry::Occupied(known) => known.into_mut(),
                 Entry::Vacant(new) => {
-                    let plan = plans.plan(line.plan)?.map_err(|e| line.corrupt(e))?;
+                    let plan = plans.get(line.plan)?.map_err(|e| line.corrupt(e))?;
                     let slots = parties.slots_of(&plan);
                     new.insert((plan, slots))
                 }
@@ -414,15 +414,16 @@ impl Projections {
              WHERE period = ?1 AND currency = ?2 AND seq < ?3 AND status = 'booked'",
         )?;
         let mut rows = statement.query(params![period, currency, size as i64])?;
-        let plans = PlanReader::new(&self.conn);
+        let reader = LineReader::new(&self.conn);
         let mut totals: BTreeMap<(String, String), ExactSum> = BTreeMap::new();
         while let Some(row) = rows.next()? {
             let line = BookedRow::read(row)?;
-            let derivative = row.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
-            let derivative = Uuid::from_slice(derivative)
-                .map_err(|e| line.corrupt(e.to_string()))?
+            let derivative = reader
+                .derivatives
+                .get(row.get(3)?)?
+                .map_err(|e| line.corrupt(e))?
                 .to_string();
-            let plan = plans.plan(line.plan)?.map_err(|e| line.corrupt(e))?;
+            let plan = reader.plans.get(line.plan)?.map_err(|e| line.corrupt(e))?;
             let allocations = plan
                 .allocate(line.gross)
                 .map_err(|e| line.corrupt(e.to_string()))?;
@@ -454,14 +455,20 @@ impl Projections {
         derivative: Uuid,
         size: u64,
     ) -> Result<Vec<LineRecord>, ProjectionError> {
+        let key: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT key FROM projection_derivative_key WHERE derivative = ?1")?
+            .query_row(params![&derivative.as_bytes()[..]], |row| row.get(0))
+            .optional()?;
+        let Some(key) = key else {
+            return Ok(Vec::new()); // No usage line names it.
+        };
         let mut statement = self.conn.prepare_cached(&format!(
             "SELECT {LINE_COLUMNS} WHERE u.derivative = ?1 AND u.seq < ?2 ORDER BY u.seq"
         ))?;
-        let plans = PlanReader::new(&self.conn);
-        let rows = statement
-            .query_map(params![&derivative.as_bytes()[..], size as i64], |row| {
-                line_from_row(row, &plans)
-            })?;
+        let reader = LineReader::new(&self.conn);
+        let rows =
+            statement.query_map(params![key, size as i64], |row| line_from_row(row, &reader))?;
         rows.map(|row| row?.map_err(ProjectionError::Corrupt))
             .collect()
     }
@@ -792,43 +799,82 @@ impl BookedRow {
     }
 }
 
-/// Reads stored allocation plans by id, decoding each once.
-pub(crate) struct PlanReader<'c> {
+/// Rows of a small table read by integer key, each decoded once: stored
+/// allocation plans, derivative ids.
+pub(crate) struct KeyedReader<'c, T> {
     conn: &'c Connection,
-    plans: std::cell::RefCell<HashMap<i64, Arc<AllocationPlan>>>,
+    /// A `SELECT` of one blob by key `?1`.
+    sql: &'static str,
+    /// What a row is, for messages.
+    what: &'static str,
+    decode: fn(&[u8]) -> Result<T, String>,
+    decoded: std::cell::RefCell<HashMap<i64, T>>,
 }
+
+/// Stored allocation plans, by id.
+pub(crate) type PlanReader<'c> = KeyedReader<'c, Arc<AllocationPlan>>;
+/// Derivative ids, by the key usage lines store.
+pub(crate) type DerivativeReader<'c> = KeyedReader<'c, Uuid>;
 
 impl<'c> PlanReader<'c> {
     pub(crate) fn new(conn: &'c Connection) -> PlanReader<'c> {
-        PlanReader {
+        KeyedReader {
             conn,
-            plans: Default::default(),
+            sql: "SELECT plan FROM projection_allocation_plan WHERE id = ?1",
+            what: "allocation plan",
+            decode: |bytes| AllocationPlan::decode(bytes).map(Arc::new),
+            decoded: Default::default(),
         }
     }
+}
 
-    /// The plan stored as `id`, or why it cannot be read.
-    pub(crate) fn plan(
-        &self,
-        id: i64,
-    ) -> Result<Result<Arc<AllocationPlan>, String>, rusqlite::Error> {
-        if let Some(plan) = self.plans.borrow().get(&id) {
-            return Ok(Ok(Arc::clone(plan)));
+impl<'c> DerivativeReader<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> DerivativeReader<'c> {
+        KeyedReader {
+            conn,
+            sql: "SELECT derivative FROM projection_derivative_key WHERE key = ?1",
+            what: "derivative key",
+            decode: |bytes| Uuid::from_slice(bytes).map_err(|e| e.to_string()),
+            decoded: Default::default(),
+        }
+    }
+}
+
+impl<T: Clone> KeyedReader<'_, T> {
+    /// The row stored as `key`, or why it cannot be read.
+    pub(crate) fn get(&self, key: i64) -> Result<Result<T, String>, rusqlite::Error> {
+        if let Some(value) = self.decoded.borrow().get(&key) {
+            return Ok(Ok(value.clone()));
         }
         let stored: Option<Vec<u8>> = self
             .conn
-            .prepare_cached("SELECT plan FROM projection_allocation_plan WHERE id = ?1")?
-            .query_row(params![id], |row| row.get(0))
+            .prepare_cached(self.sql)?
+            .query_row(params![key], |row| row.get(0))
             .optional()?;
+        let what = self.what;
         let Some(stored) = stored else {
-            return Ok(Err(format!("allocation plan {id} is missing")));
+            return Ok(Err(format!("{what} {key} is missing")));
         };
-        Ok(AllocationPlan::decode(&stored)
-            .map(|plan| {
-                let plan = Arc::new(plan);
-                self.plans.borrow_mut().insert(id, Arc::clone(&plan));
-                plan
+        Ok((self.decode)(&stored)
+            .inspect(|value| {
+                self.decoded.borrow_mut().insert(key, value.clone());
             })
-            .map_err(|e| format!("allocation plan {id}: {e}")))
+            .map_err(|e| format!("{what} {key}: {e}")))
+    }
+}
+
+/// How [`line_from_row`] reads the keys a usage line stores.
+pub(crate) struct LineReader<'c> {
+    plans: PlanReader<'c>,
+    derivatives: DerivativeReader<'c>,
+}
+
+impl<'c> LineReader<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> LineReader<'c> {
+        LineReader {
+            plans: PlanReader::new(conn),
+            derivatives: DerivativeReader::new(conn),
+        }
     }
 }
 
@@ -840,28 +886,39 @@ const LINE_COLUMNS: &str = "u.seq, u.line_id, u.derivative, u.period, u.territor
 /// the runner's transaction, so a batch sees its own earlier lines).
 pub(crate) struct SqlBook<'c> {
     pub(crate) conn: &'c Connection,
-    /// The ids of the plans this book has stored or found. Valid while the
-    /// tables are not dropped: a book lives for one transaction, or for a
-    /// rebuild that owns the tables.
-    plan_ids: PlanIds,
-    /// The plans of the lines this book read.
-    plans: PlanReader<'c>,
+    /// The keys of the plans and derivative ids this book has stored or
+    /// found. Valid while the tables are not dropped: a book lives for one
+    /// transaction, or for a rebuild that owns the tables.
+    keys: StoredKeys,
+    /// Reads the keys of the lines this book reads.
+    reader: LineReader<'c>,
 }
 
-/// The ids of stored allocation plans: by the fold's shared plan (one hash
-/// of a pointer per line), and by stored form for a plan the fold made
-/// again (after a catalog change) or that another book stored.
+/// The keys of stored allocation plans, by the fold's shared plan (one hash
+/// of a pointer per line) and by stored form for a plan the fold made again
+/// (after a catalog change) or that another book stored; and the keys of
+/// derivative ids.
 #[derive(Default)]
-pub(crate) struct PlanIds {
-    by_plan: HashMap<SharedPlan, i64>,
-    by_bytes: HashMap<Vec<u8>, i64>,
+pub(crate) struct StoredKeys {
+    plans_by_pointer: HashMap<SharedPlan, i64>,
+    plans_by_bytes: HashMap<Vec<u8>, i64>,
+    derivatives: HashMap<Uuid, i64>,
 }
 
-/// Plans each map of [`PlanIds`] holds before it forgets them all (a plan
-/// it forgot is found again in the table): a log that changes the catalog
+/// Keys each map of [`StoredKeys`] holds before it forgets them all (a key
+/// it forgot is found again in its table): a log that changes the catalog
 /// between most lines makes a new plan per line, and each would otherwise
-/// stay in memory.
-const PLANS_REMEMBERED_MAX: usize = 65_536;
+/// stay in memory; so would a log of lines that each name a new derivative.
+const KEYS_REMEMBERED_MAX: usize = 65_536;
+
+/// Inserts `value` into `map`, first forgetting everything once it holds
+/// [`KEYS_REMEMBERED_MAX`].
+fn remember<K: std::hash::Hash + Eq>(map: &mut HashMap<K, i64>, key: K, value: i64) {
+    if map.len() >= KEYS_REMEMBERED_MAX {
+        map.clear();
+    }
+    map.insert(key, value);
+}
 
 /// A plan compared by identity. It holds its plan, so the pointer cannot
 /// be reused by another plan while it is a key.
@@ -883,22 +940,22 @@ impl std::hash::Hash for SharedPlan {
 
 impl<'c> SqlBook<'c> {
     pub(crate) fn new(conn: &'c Connection) -> SqlBook<'c> {
-        SqlBook::with_plan_ids(conn, PlanIds::default())
+        SqlBook::with_keys(conn, StoredKeys::default())
     }
 
-    /// A book that already knows `plan_ids`, which must be stored in
-    /// `conn`'s tables.
-    pub(crate) fn with_plan_ids(conn: &'c Connection, plan_ids: PlanIds) -> SqlBook<'c> {
+    /// A book that already knows `keys`, which must be stored in `conn`'s
+    /// tables.
+    pub(crate) fn with_keys(conn: &'c Connection, keys: StoredKeys) -> SqlBook<'c> {
         SqlBook {
             conn,
-            plan_ids,
-            plans: PlanReader::new(conn),
+            keys,
+            reader: LineReader::new(conn),
         }
     }
 
-    /// The plan ids this book knows, for the next book of the same tables.
-    pub(crate) fn into_plan_ids(self) -> PlanIds {
-        self.plan_ids
+    /// The keys this book knows, for the next book of the same tables.
+    pub(crate) fn into_keys(self) -> StoredKeys {
+        self.keys
     }
 
     /// The line recorded at `seq`, if that event was a usage line.
@@ -907,51 +964,65 @@ impl<'c> SqlBook<'c> {
             .conn
             .prepare_cached(&format!("SELECT {LINE_COLUMNS} WHERE u.seq = ?1"))?;
         let record = statement
-            .query_row(params![seq as i64], |row| line_from_row(row, &self.plans))
+            .query_row(params![seq as i64], |row| line_from_row(row, &self.reader))
             .optional()?;
         record
             .map(|r| r.map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into())))
             .transpose()
     }
 
-    /// The id of the stored plan `plan`, stored now if it is new.
-    fn plan_id(&mut self, plan: &Arc<AllocationPlan>) -> Result<i64, rusqlite::Error> {
+    /// The key of the stored plan `plan`, stored now if it is new.
+    fn plan_key(&mut self, plan: &Arc<AllocationPlan>) -> Result<i64, rusqlite::Error> {
         let shared = SharedPlan(Arc::clone(plan));
-        if let Some(&id) = self.plan_ids.by_plan.get(&shared) {
-            return Ok(id);
+        if let Some(&key) = self.keys.plans_by_pointer.get(&shared) {
+            return Ok(key);
         }
-        let id = self.stored_plan_id(plan.encoded())?;
-        if self.plan_ids.by_plan.len() >= PLANS_REMEMBERED_MAX {
-            self.plan_ids.by_plan.clear();
-        }
-        self.plan_ids.by_plan.insert(shared, id);
-        Ok(id)
-    }
-
-    /// The id of the plan stored as `encoded`, stored now if it is new.
-    fn stored_plan_id(&mut self, encoded: &[u8]) -> Result<i64, rusqlite::Error> {
-        if let Some(&id) = self.plan_ids.by_bytes.get(encoded) {
-            return Ok(id);
-        }
-        let found: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT id FROM projection_allocation_plan WHERE plan = ?1")?
-            .query_row(params![encoded], |row| row.get(0))
-            .optional()?;
-        let id = match found {
-            Some(id) => id,
+        let encoded = plan.encoded();
+        let key = match self.keys.plans_by_bytes.get(encoded) {
+            Some(&key) => key,
             None => {
-                self.conn
-                    .prepare_cached("INSERT INTO projection_allocation_plan (plan) VALUES (?1)")?
-                    .execute(params![encoded])?;
-                self.conn.last_insert_rowid()
+                let key = self.stored_key(
+                    "SELECT id FROM projection_allocation_plan WHERE plan = ?1",
+                    "INSERT INTO projection_allocation_plan (plan) VALUES (?1)",
+                    encoded,
+                )?;
+                remember(&mut self.keys.plans_by_bytes, encoded.to_vec(), key);
+                key
             }
         };
-        if self.plan_ids.by_bytes.len() >= PLANS_REMEMBERED_MAX {
-            self.plan_ids.by_bytes.clear();
+        remember(&mut self.keys.plans_by_pointer, shared, key);
+        Ok(key)
+    }
+
+    /// The key of derivative id `derivative`, stored now if it is new.
+    fn derivative_key(&mut self, derivative: Uuid) -> Result<i64, rusqlite::Error> {
+        if let Some(&key) = self.keys.derivatives.get(&derivative) {
+            return Ok(key);
         }
-        self.plan_ids.by_bytes.insert(encoded.to_vec(), id);
-        Ok(id)
+        let key = self.stored_key(
+            "SELECT key FROM projection_derivative_key WHERE derivative = ?1",
+            "INSERT INTO projection_derivative_key (derivative) VALUES (?1)",
+            derivative.as_bytes(),
+        )?;
+        remember(&mut self.keys.derivatives, derivative, key);
+        Ok(key)
+    }
+
+    /// The key of the row that `select` finds for `value`, inserted with
+    /// `insert` if there is none.
+    fn stored_key(&self, select: &str, insert: &str, value: &[u8]) -> Result<i64, rusqlite::Error> {
+        let found: Option<i64> = self
+            .conn
+            .prepare_cached(select)?
+            .query_row(params![value], |row| row.get(0))
+            .optional()?;
+        match found {
+            Some(key) => Ok(key),
+            None => {
+                self.conn.prepare_cached(insert)?.execute(params![value])?;
+                Ok(self.conn.last_insert_rowid())
+            }
+        }
     }
 
     /// Inserts the row of one usage line.
@@ -981,23 +1052,21 @@ impl<'c> SqlBook<'c> {
         records: &[R],
         sql: &str,
     ) -> Result<(), rusqlite::Error> {
-        let plans = records
+        let keys = records
             .iter()
             .map(|r| {
-                r.borrow()
-                    .plan
-                    .as_ref()
-                    .map(|p| self.plan_id(p))
-                    .transpose()
+                let r = r.borrow();
+                let plan = r.plan.as_ref().map(|p| self.plan_key(p)).transpose()?;
+                Ok((self.derivative_key(r.line.derivative)?, plan))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, rusqlite::Error>>()?;
         let mut statement = self.conn.prepare_cached(sql)?;
-        for (i, (record, plan)) in records.iter().zip(plans).enumerate() {
+        for (i, (record, (derivative, plan))) in records.iter().zip(keys).enumerate() {
             let (record, first) = (record.borrow(), i * LINE_ROW_VALUES + 1);
             let line = &record.line;
             statement.raw_bind_parameter(first, record.seq as i64)?;
             statement.raw_bind_parameter(first + 1, &line.line_id)?;
-            statement.raw_bind_parameter(first + 2, &line.derivative.as_bytes()[..])?;
+            statement.raw_bind_parameter(first + 2, derivative)?;
             statement.raw_bind_parameter(first + 3, &line.period)?;
             statement.raw_bind_parameter(first + 4, &line.territory)?;
             statement.raw_bind_parameter(first + 5, &line.currency)?;
@@ -1041,7 +1110,7 @@ impl LineBook for SqlBook<'_> {
             "SELECT {LINE_COLUMNS} WHERE u.line_id = ?1 ORDER BY u.seq LIMIT 1"
         ))?;
         let record = statement
-            .query_row(params![line_id], |row| line_from_row(row, &self.plans))
+            .query_row(params![line_id], |row| line_from_row(row, &self.reader))
             .optional()?;
         record
             .map(|r| r.map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into())))
@@ -1110,19 +1179,22 @@ impl LineBook for SqlBook<'_> {
     }
 }
 
-/// A usage line from a `SELECT` of [`LINE_COLUMNS`], its plan read through
-/// `plans`.
+/// A usage line from a `SELECT` of [`LINE_COLUMNS`], its keys read through
+/// `reader`.
 fn line_from_row(
     row: &rusqlite::Row<'_>,
-    plans: &PlanReader<'_>,
+    reader: &LineReader<'_>,
 ) -> rusqlite::Result<Result<LineRecord, String>> {
     let seq: i64 = row.get(0)?;
     let corrupt = |e: String| format!("usage line at seq {seq}: {e}");
-    let derivative = row.get_ref(2)?.as_blob()?;
+    let derivative = match reader.derivatives.get(row.get(2)?)? {
+        Ok(derivative) => derivative,
+        Err(e) => return Ok(Err(corrupt(e))),
+    };
     let gross: String = row.get(7)?;
     let status: String = row.get(9)?;
     let plan = match row.get::<_, Option<i64>>(10)? {
-        Some(id) => match plans.plan(id)? {
+        Some(id) => match reader.plans.get(id)? {
             Ok(plan) => Some(plan),
             Err(e) => return Ok(Err(corrupt(e))),
         },
@@ -1136,10 +1208,7 @@ fn line_from_row(
     }
     let line = UsageLine {
         line_id: row.get(1)?,
-        derivative: match Uuid::from_slice(derivative) {
-            Ok(id) => id,
-            Err(e) => return Ok(Err(corrupt(format!("derivative: {e}")))),
-        },
+        derivative,
         period: row.get(3)?,
         territory: row.get(4)?,
         currency: row.get(5)?,
@@ -1246,6 +1315,52 @@ mod tests {
             })
             .unwrap();
         assert_eq!(rows as u64, count);
+    }
+
+    /// Each derivative id is stored once, under a key that its lines store;
+    /// a derivative's lines are found by its id, and one no line names has
+    /// none.
+    #[test]
+    fn derivative_ids_are_stored_once_and_lines_found_by_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let projections = Projections::open(&dir.path().join("p.db")).unwrap();
+        let plan = plan_paying("c", &["a"]);
+        let lines: Vec<LineRecord> = (0..5)
+            .map(|seq| {
+                let mut record = line(seq, &plan);
+                record.line.derivative = Uuid::from_u128(u128::from(seq % 2) + 1);
+                record
+            })
+            .collect();
+        SqlBook::new(&projections.conn)
+            .insert_lines(&lines[..3])
+            .unwrap();
+        SqlBook::new(&projections.conn)
+            .insert_lines(&lines[3..])
+            .unwrap();
+        let keys: i64 = projections
+            .conn
+            .query_row("SELECT count(*) FROM projection_derivative_key", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(keys, 2);
+        let seqs = |derivative: u128, size: u64| -> Vec<u64> {
+            projections
+                .lines_of_derivative(Uuid::from_u128(derivative), size)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect()
+        };
+        assert_eq!(seqs(1, 5), [0, 2, 4]);
+        assert_eq!(seqs(2, 5), [1, 3]);
+        assert_eq!(seqs(1, 4), [0, 2]);
+        assert!(seqs(3, 5).is_empty());
+        let read = projections
+            .lines_of_derivative(Uuid::from_u128(2), 5)
+            .unwrap();
+        assert_eq!(read, [lines[1].clone(), lines[3].clone()]);
     }
 
     /// A statement allocates each line by its stored plan: the totals are

@@ -372,8 +372,8 @@ fn tables_of_another_layout_are_folded_again() {
 }
 
 /// Layout 4 stored each line's amounts, with a shared payee list; a file
-/// written then opens, drops those tables and folds again into layout 5's,
-/// which store a line's allocation plan instead.
+/// written then opens, drops those tables and folds again into the current
+/// layout's, which store a line's allocation plan instead.
 #[test]
 fn tables_of_layout_4_are_replaced() {
     let dir = tempfile::tempdir().unwrap();

@@ -43,9 +43,18 @@ CREATE TABLE IF NOT EXISTS projection_allocation_plan (
     plan BLOB NOT NULL UNIQUE
 ) STRICT;
 
--- Every usage line event, in seq order. derivative is the derivative id's
--- 16 bytes (its index is made again at the end of every rebuild, and on
--- 36-character text it was the slowest to make). status is 'booked' or
+-- A key for every derivative id a usage line names, published or not:
+-- usage lines store and index the key. Their derivative index is made again
+-- at the end of every rebuild, and at a million lines an index of integers
+-- took about half the time of one of the ids' 16 bytes (0.35 against
+-- 0.65 s; on their 36-character text it was slower still).
+CREATE TABLE IF NOT EXISTS projection_derivative_key (
+    key INTEGER PRIMARY KEY,
+    derivative BLOB NOT NULL UNIQUE
+) STRICT;
+
+-- Every usage line event, in seq order. derivative is its derivative id's
+-- key in projection_derivative_key. status is 'booked' or
 -- 'rejected: <why>' (a duplicate line id, an unknown derivative, ...). A
 -- booked line's exact allocations are its gross allocated by its plan (for
 -- a reversal, the original line's plan: its negated gross books the
@@ -54,7 +63,7 @@ CREATE TABLE IF NOT EXISTS projection_allocation_plan (
 CREATE TABLE IF NOT EXISTS projection_usage_line (
     seq INTEGER PRIMARY KEY,
     line_id TEXT NOT NULL,
-    derivative BLOB NOT NULL,
+    derivative INTEGER NOT NULL REFERENCES projection_derivative_key (key),
     period TEXT NOT NULL,
     territory TEXT NOT NULL,
     currency TEXT NOT NULL,
