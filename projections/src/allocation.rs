@@ -218,6 +218,18 @@ pub enum OwnedComponent {
 }
 
 impl OwnedComponent {
+    /// `components`, each with its weight in basis points, as a plan reads
+    /// them.
+    pub fn weighted(components: &[(u32, OwnedComponent)]) -> Vec<WeightedComponent<'_>> {
+        components
+            .iter()
+            .map(|(weight_bp, component)| WeightedComponent {
+                weight_bp: *weight_bp,
+                component: component.resolved(),
+            })
+            .collect()
+    }
+
     pub fn resolved(&self) -> ResolvedComponent<'_> {
         match self {
             OwnedComponent::Recording {
@@ -422,14 +434,7 @@ impl AllocationPlan {
     /// The plan stored as `encoded` (by [`AllocationPlan::encoded`]).
     pub fn decode(encoded: &[u8]) -> Result<AllocationPlan, String> {
         let stored = crate::plan_codec::decode(encoded)?;
-        let components: Vec<WeightedComponent<'_>> = stored
-            .components
-            .iter()
-            .map(|(weight_bp, component)| WeightedComponent {
-                weight_bp: *weight_bp,
-                component: component.resolved(),
-            })
-            .collect();
+        let components = OwnedComponent::weighted(&stored.components);
         let plan = AllocationPlan::with_shares(stored.shares, &stored.creator, &components)
             .map_err(|e| format!("a stored plan is invalid: {e}"))?;
         if plan.encoded != encoded {

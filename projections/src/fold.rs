@@ -6,9 +6,7 @@
 //! the runner). Given the same events, a fold makes the same [`Change`]s, so
 //! a rebuild from zero equals any incremental catch-up.
 
-use crate::allocation::{
-    AllocationError, AllocationPlan, Allocations, OwnedComponent, Share, WeightedComponent,
-};
+use crate::allocation::{AllocationError, AllocationPlan, Allocations, OwnedComponent, Share};
 use crate::usage::check_line;
 use ledger::Envelope;
 use rust_decimal::Decimal;
@@ -438,13 +436,7 @@ impl Fold {
                 return Err("a split sheet in force does not sum to 1".into());
             }
         }
-        let weighted: Vec<WeightedComponent<'_>> = components
-            .iter()
-            .map(|(weight_bp, component)| WeightedComponent {
-                weight_bp: *weight_bp,
-                component: component.resolved(),
-            })
-            .collect();
+        let weighted = OwnedComponent::weighted(&components);
         let creator: Arc<str> = published.requested_by.as_str().into();
         AllocationPlan::new(policy, &creator, &weighted).map_err(|e| e.to_string())
     }
@@ -537,6 +529,7 @@ impl<B: LineBook + ?Sized> LineBook for MemoryBook<'_, B> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::allocation::WeightedComponent;
     use serde_json::json;
 
     /// An envelope at `seq` of a stream of its own, as the fold's tests

@@ -287,14 +287,7 @@ mod tests {
     }
 
     fn plan_of(stored: &StoredPlan) -> AllocationPlan {
-        let components: Vec<WeightedComponent<'_>> = stored
-            .components
-            .iter()
-            .map(|(weight_bp, c)| WeightedComponent {
-                weight_bp: *weight_bp,
-                component: c.resolved(),
-            })
-            .collect();
+        let components = OwnedComponent::weighted(&stored.components);
         AllocationPlan::new(
             &schemas::catalog::Policy {
                 id: "v1".into(),
