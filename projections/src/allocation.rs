@@ -45,24 +45,13 @@ impl Component {
     }
 }
 
-/// One party's exact share of one usage line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Allocation {
-    pub party: Arc<str>,
-    pub component: Component,
-    /// The ISRC (master), ISWC (publishing) or voice model id (likeness)
-    /// behind the amount; empty for platform and creator.
-    pub reference: Arc<str>,
-    #[serde(with = "rust_decimal::serde::str")]
-    pub amount: Decimal,
-}
-
 /// Who one allocation pays, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Payee {
     pub party: Arc<str>,
     pub component: Component,
-    /// As [`Allocation::reference`].
+    /// The ISRC (master), ISWC (publishing) or voice model id (likeness)
+    /// behind the amount; empty for platform and creator.
     pub reference: Arc<str>,
 }
 
@@ -71,7 +60,7 @@ pub struct Payee {
 ///
 /// The payee list is shared: every line of a derivative under the same
 /// split sheets pays the same parties, so a plan makes it once and each
-/// line adds only its amounts. Building ten [`Allocation`]s per line, two
+/// line adds only its amounts. Building ten owned allocations per line, two
 /// shared strings in each, was a third of a rebuild's folding time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Allocations {
@@ -93,19 +82,6 @@ impl Allocations {
     pub fn new(payees: Arc<[Payee]>, amounts: Vec<Decimal>) -> Allocations {
         assert_eq!(payees.len(), amounts.len(), "one amount per payee");
         Allocations { payees, amounts }
-    }
-
-    /// The allocations `allocations`, in order.
-    pub fn of(allocations: &[Allocation]) -> Allocations {
-        let payees = allocations
-            .iter()
-            .map(|a| Payee {
-                party: Arc::clone(&a.party),
-                component: a.component,
-                reference: Arc::clone(&a.reference),
-            })
-            .collect();
-        Allocations::new(payees, allocations.iter().map(|a| a.amount).collect())
     }
 
     pub fn payees(&self) -> &Arc<[Payee]> {
@@ -134,28 +110,6 @@ impl Allocations {
                 reference: &payee.reference,
                 amount,
             })
-    }
-
-    /// The same payees, every amount negated: what a reversal books.
-    pub fn negated(&self) -> Allocations {
-        Allocations {
-            payees: Arc::clone(&self.payees),
-            amounts: self.amounts.iter().map(|a| -*a).collect(),
-        }
-    }
-
-    /// Each allocation as an owned [`Allocation`].
-    pub fn to_vec(&self) -> Vec<Allocation> {
-        self.payees
-            .iter()
-            .zip(&self.amounts)
-            .map(|(payee, &amount)| Allocation {
-                party: Arc::clone(&payee.party),
-                component: payee.component,
-                reference: Arc::clone(&payee.reference),
-                amount,
-            })
-            .collect()
     }
 }
 
