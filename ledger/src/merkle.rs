@@ -86,6 +86,26 @@ pub fn stored_hash_count(size: u64) -> u64 {
     2 * size - u64::from(size.count_ones())
 }
 
+/// The leaf whose append stored the hash at stored-hash `index`, and the
+/// hash's level: the inverse of [`stored_hash_index`] (Go's
+/// `tlog.SplitStoredHashIndex`, which answers the subtree instead). Leaf `m`
+/// stores `1 + trailing_ones(m)` hashes from `stored_hash_count(m)` on: its
+/// own at level 0, then those of the subtrees it completes, lowest first.
+pub fn stored_hash_leaf(index: u64) -> (u64, u8) {
+    // stored_hash_count(m) = 2m - popcount(m) lies in (2m - 64, 2m], so the
+    // leaf is at most 32 past index / 2.
+    let mut leaf = index / 2;
+    let mut first = stored_hash_count(leaf);
+    loop {
+        let next = first + 1 + u64::from(leaf.trailing_ones());
+        if next > index {
+            return (leaf, (index - first) as u8);
+        }
+        leaf += 1;
+        first = next;
+    }
+}
+
 /// Why a Merkle computation or verification failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MerkleError {
@@ -692,6 +712,20 @@ mod tests {
     use serde::{Deserialize, Serialize};
     use std::path::{Path, PathBuf};
     use std::sync::OnceLock;
+
+    #[test]
+    fn stored_hash_leaf_inverts_stored_hash_index() {
+        for leaf in 0..5000u64 {
+            for level in 0..=leaf.trailing_ones() as u8 {
+                let index = stored_hash_index(level, leaf >> level);
+                assert_eq!(index, stored_hash_count(leaf) + u64::from(level));
+                assert_eq!(stored_hash_leaf(index), (leaf, level), "index {index}");
+            }
+        }
+        let leaf = TREE_SIZE_MAX - 1;
+        let top = stored_hash_count(leaf) + u64::from(leaf.trailing_ones());
+        assert_eq!(stored_hash_leaf(top), (leaf, leaf.trailing_ones() as u8));
+    }
 
     fn test_leaf(i: u64) -> Hash {
         leaf_hash(&i.to_le_bytes())

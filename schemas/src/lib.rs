@@ -23,6 +23,16 @@ pub const POSTGRES_MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../sql/postgres/0001_init.sql"),
     ),
     (2, "0002_api", include_str!("../sql/postgres/0002_api.sql")),
+    (
+        3,
+        "0003_durable_size",
+        include_str!("../sql/postgres/0003_durable_size.sql"),
+    ),
+    (
+        4,
+        "0004_event_hashes",
+        include_str!("../sql/postgres/0004_event_hashes.sql"),
+    ),
 ];
 
 /// SQLite DDL of the HTTP API's own records (keys, idempotency) in the data

@@ -3,21 +3,29 @@
 //!
 //! The sequencer is a row lock. Every append transaction locks the single
 //! `log_head` row (`SELECT ... FOR UPDATE`), reads the log's size, assigns
-//! seqs from it, writes the events, their stored Merkle hashes and the new
-//! size, and commits. Whichever node holds the lock is the only writer, so
-//! seqs are gap-free across nodes, and since the next writer can only read the
-//! head after this commit, commit order is seq order: a reader never sees seq
-//! N before every smaller seq. Inside one node, one writer task drains every
-//! waiting append into one transaction (group commit), exactly as the
-//! embedded store does; the planning (expected versions, idempotent retries,
-//! leaf splicing, the Merkle frontier) is the shared [`sequencer`].
+//! seqs from it, writes the events (each row with the Merkle hashes its
+//! append stores) and the new size, and commits. Whichever node holds the
+//! lock is the only writer, so seqs are gap-free across nodes, and since the
+//! next writer can only read the head after this commit, commit order is seq
+//! order: a reader never sees seq N before every smaller seq. Inside one
+//! node, one writer task drains every waiting append into one transaction
+//! (group commit), exactly as the embedded store does; the planning
+//! (expected versions, idempotent retries, leaf splicing, the Merkle
+//! frontier) is the shared [`sequencer`].
+//!
+//! The append transaction commits without waiting for its WAL flush, so the
+//! lock passes to the next node at once; right behind it the node publishes
+//! the log's size in a durable transaction (`log_durable`), whose flush
+//! covers the append, and only then answers its clients. Readers stop at the
+//! largest published size, so none sees an event a crash could take back
+//! (schemas/sql/postgres/0003_durable_size.sql).
 //!
 //! A node's in-memory frontier is stale once another node appended; the
 //! writer notices under the lock (the head's size moved) and takes the
 //! frontier from the head row before planning. Its remembered stream heads
 //! (`HeadCache`) are brought up to date, under the lock, from the events
 //! committed since, so a commit holds the lock for one trip to the node and
-//! back, the writes and one WAL flush (see `Writer::write`).
+//! back and the writes (see `Writer::write`).
 //!
 //! Checkpoints are signed under the same lock, and `checkpoints.size` is the
 //! primary key, so no two different checkpoints of one size can exist; every
@@ -220,7 +228,21 @@ impl PostgresStore {
                         latest,
                     ),
                     heads: HeadCache::empty(0),
+                    node: Uuid::new_v4(),
                 };
+                // Only the largest durable size counts: drop the rows of
+                // nodes that opened before (this node's first publish is in
+                // its first checkpoint transaction, just below).
+                writer
+                    .conn
+                    .as_ref()
+                    .expect("just opened")
+                    .client
+                    .execute(
+                        "DELETE FROM log_durable WHERE size < (SELECT max(size) FROM log_durable)",
+                        &[],
+                    )
+                    .await?;
                 // A log that was just created, or whose last batch committed
                 // before a crash could sign it, gets its checkpoint now.
                 writer.sign_checkpoint().await?;
@@ -281,6 +303,22 @@ impl PostgresStore {
                 )))
             }
             None => return Err(StoreError::NoLog(redacted_url(&config.url))),
+        }
+        // Reads rely on every migration (the durable size is the third):
+        // this node does not migrate, so it refuses an older schema.
+        let applied: Option<i32> = conn
+            .client
+            .query_one("SELECT max(version) FROM schema_migrations", &[])
+            .await?
+            .get(0);
+        let needed = schemas::POSTGRES_MIGRATIONS
+            .last()
+            .map_or(0, |(version, _, _)| *version);
+        if applied.unwrap_or(0) < needed {
+            return Err(backend(format!(
+                "this log's schema is at migration {}, and reading it needs migration {needed}; open it once with a writing node (`ledgerline serve`, or any append) to migrate it",
+                applied.unwrap_or(0)
+            )));
         }
         drop(conn);
         Ok(store)
@@ -451,6 +489,22 @@ fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
 
 const EVENT_COLUMNS: &str = "seq, id, stream, version, type, leaf";
 
+/// The log's durable size, as a subquery: no read of events goes past it
+/// (schemas/sql/postgres/0003_durable_size.sql).
+macro_rules! durable_size {
+    () => {
+        "(SELECT coalesce(max(size), 0) FROM log_durable)"
+    };
+}
+
+/// Publishes the log's size as this node sees it, as the node's row of
+/// `log_durable`. Run in a durable transaction only: its commit flushes the
+/// WAL up to its own commit record, so every event the statement could see
+/// is durable once it commits, and only then does the row become visible.
+const PUBLISH_DURABLE_SIZE: &str =
+    "INSERT INTO log_durable (node, size) SELECT $1, size FROM log_head
+     ON CONFLICT (node) DO UPDATE SET size = greatest(log_durable.size, excluded.size)";
+
 fn event_row(row: &Row) -> Result<StoredEvent, StoreError> {
     let seq: i64 = row.try_get(0)?;
     let version: i64 = row.try_get(3)?;
@@ -552,17 +606,8 @@ async fn with_stored_hashes<R>(
                 }
             }
         };
-        let indexes: Vec<i64> = wanted.iter().map(|&i| i as i64).collect();
-        let rows = client
-            .query(
-                "SELECT idx, hash FROM merkle_hashes WHERE idx = ANY($1)",
-                &[&indexes],
-            )
-            .await?;
-        for row in rows {
-            let index: i64 = row.try_get(0)?;
-            let hash = hash_from(row.try_get(1)?, "a stored Merkle hash")?;
-            fetched.known.insert(index as u64, hash);
+        for (index, hash) in read_stored_hashes(client, &wanted).await? {
+            fetched.known.insert(index, hash);
         }
         for index in wanted {
             if !fetched.known.contains_key(&index) {
@@ -573,6 +618,41 @@ async fn with_stored_hashes<R>(
     Err(StoreError::Corrupt(format!(
         "a Merkle computation still lacked hashes after {HASH_FETCH_PASSES_MAX} reads"
     )))
+}
+
+/// The stored hashes at `indexes` that exist, from the rows of the events
+/// whose appends stored them, or from `merkle_hashes` for events appended
+/// before migration `0004_event_hashes`.
+async fn read_stored_hashes(
+    client: &impl GenericClient,
+    indexes: &[u64],
+) -> Result<Vec<(u64, Hash)>, StoreError> {
+    let mut wanted = Vec::with_capacity(indexes.len());
+    let mut seqs = Vec::with_capacity(indexes.len());
+    let mut levels = Vec::with_capacity(indexes.len());
+    for &index in indexes {
+        let (leaf, level) = merkle::stored_hash_leaf(index);
+        wanted.push(to_i64(index, "stored hash index")?);
+        seqs.push(to_i64(leaf, "seq")?);
+        levels.push(i32::from(level));
+    }
+    let rows = client
+        .query(
+            "SELECT w.idx, coalesce(substring(e.hashes FROM w.level * 32 + 1 FOR 32), m.hash)
+             FROM unnest($1::bigint[], $2::bigint[], $3::integer[]) AS w(idx, seq, level)
+             LEFT JOIN events e ON e.seq = w.seq
+             LEFT JOIN merkle_hashes m ON e.hashes IS NULL AND m.idx = w.idx",
+            &[&wanted, &seqs, &levels],
+        )
+        .await?;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in rows {
+        let index: i64 = row.try_get(0)?;
+        if let Some(hash) = row.try_get::<_, Option<Vec<u8>>>(1)? {
+            found.push((index as u64, hash_from(hash, "a stored Merkle hash")?));
+        }
+    }
+    Ok(found)
 }
 
 /// Adapts `&dyn HashReader` to the `&impl HashReader` the Merkle functions take.
@@ -670,7 +750,9 @@ impl Edge {
     }
 }
 
-/// A group of events as the column arrays of one multi-row insert.
+/// A group of events as the column arrays of one multi-row insert, each
+/// with the Merkle hashes its append stored (`events.hashes`, migration
+/// `0004_event_hashes`).
 struct EventRows<'a> {
     seqs: Vec<i64>,
     ids: Vec<Uuid>,
@@ -678,10 +760,17 @@ struct EventRows<'a> {
     versions: Vec<i64>,
     types: Vec<&'a str>,
     leaves: Vec<&'a [u8]>,
+    hashes: Vec<Vec<u8>>,
 }
 
+/// The statement that inserts [`EventRows`].
+const INSERT_EVENTS: &str = "INSERT INTO events (seq, id, stream, version, type, leaf, hashes)
+     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bytea[], $7::bytea[])";
+
 impl<'a> EventRows<'a> {
-    fn new(events: &'a [StoredEvent]) -> Result<EventRows<'a>, StoreError> {
+    /// `events` (consecutive seqs) and `stored`, the hashes their appends
+    /// stored, in order (what [`Frontier::append`] produced for them).
+    fn new(events: &'a [StoredEvent], stored: &[(u64, Hash)]) -> Result<EventRows<'a>, StoreError> {
         let mut rows = EventRows {
             seqs: Vec::with_capacity(events.len()),
             ids: Vec::with_capacity(events.len()),
@@ -689,7 +778,9 @@ impl<'a> EventRows<'a> {
             versions: Vec::with_capacity(events.len()),
             types: Vec::with_capacity(events.len()),
             leaves: Vec::with_capacity(events.len()),
+            hashes: Vec::with_capacity(events.len()),
         };
+        let mut stored = stored.iter();
         for event in events {
             rows.seqs.push(to_i64(event.seq, "seq")?);
             rows.ids.push(event.id);
@@ -697,12 +788,34 @@ impl<'a> EventRows<'a> {
             rows.versions.push(to_i64(event.version, "version")?);
             rows.types.push(&event.event_type);
             rows.leaves.push(&event.leaf);
+            let first = merkle::stored_hash_count(event.seq);
+            let count = 1 + event.seq.trailing_ones() as usize;
+            let mut hashes = Vec::with_capacity(32 * count);
+            for level in 0..count as u64 {
+                match stored.next() {
+                    Some((index, hash)) if *index == first + level => {
+                        hashes.extend_from_slice(hash)
+                    }
+                    _ => {
+                        return Err(StoreError::Corrupt(format!(
+                        "event {}: the hashes planned for it are not the {count} its append stores",
+                        event.seq
+                    )))
+                    }
+                }
+            }
+            rows.hashes.push(hashes);
+        }
+        if stored.next().is_some() {
+            return Err(StoreError::Corrupt(
+                "hashes planned past the group's last event".into(),
+            ));
         }
         Ok(rows)
     }
 
-    /// Parameters of `INSERT INTO events ... SELECT * FROM unnest($1..$6)`.
-    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+    /// Parameters of [`INSERT_EVENTS`].
+    fn params(&self) -> [&(dyn ToSql + Sync); 7] {
         [
             &self.seqs,
             &self.ids,
@@ -710,6 +823,7 @@ impl<'a> EventRows<'a> {
             &self.versions,
             &self.types,
             &self.leaves,
+            &self.hashes,
         ]
     }
 }
@@ -723,6 +837,7 @@ struct WriteStatements {
     write_rows: Statement,
     insert_checkpoint: Statement,
     checkpoint_by_size: Statement,
+    publish_durable_size: Statement,
 }
 
 /// The writer's connection: durable commits, bounded lock waits.
@@ -734,7 +849,9 @@ struct WriterConnection {
 impl WriterConnection {
     async fn new(client: Client) -> Result<WriterConnection, StoreError> {
         // An acknowledged append must survive a server crash, whatever the
-        // server's default; and no node may hold the head lock forever.
+        // server's default (the append transaction alone opts out, and the
+        // durable publish that follows it is what makes it safe); and no
+        // node may hold the head lock forever.
         client
             .batch_execute(&format!(
                 "SET synchronous_commit = on;
@@ -744,7 +861,9 @@ impl WriterConnection {
             .await?;
         let statements = WriteStatements {
             lock_head: client
-                .prepare("SELECT size, frontier, last_time FROM log_head WHERE singleton FOR UPDATE")
+                .prepare(
+                    "SELECT size, frontier, last_time FROM log_head WHERE singleton FOR UPDATE",
+                )
                 .await?,
             events_by_id: client
                 .prepare(&format!(
@@ -776,15 +895,10 @@ impl WriterConnection {
             // lock is held: the events and the stored hashes (arrays, one
             // row each) and the new head.
             write_rows: client
-                .prepare(
-                    "WITH new_events AS (
-                         INSERT INTO events (seq, id, stream, version, type, leaf)
-                         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bytea[])
-                     ), new_hashes AS (
-                         INSERT INTO merkle_hashes (idx, hash) SELECT * FROM unnest($7::bigint[], $8::bytea[])
-                     )
-                     UPDATE log_head SET size = $9, frontier = $10, last_time = $11 WHERE singleton",
-                )
+                .prepare(&format!(
+                    "WITH new_events AS ({INSERT_EVENTS})
+                     UPDATE log_head SET size = $8, frontier = $9, last_time = $10 WHERE singleton"
+                ))
                 .await?,
             insert_checkpoint: client
                 .prepare(
@@ -795,6 +909,7 @@ impl WriterConnection {
             checkpoint_by_size: client
                 .prepare("SELECT size, root, note FROM checkpoints WHERE size = $1")
                 .await?,
+            publish_durable_size: client.prepare(PUBLISH_DURABLE_SIZE).await?,
         };
         Ok(WriterConnection { client, statements })
     }
@@ -873,6 +988,8 @@ struct Writer {
     cadence: CheckpointCadence,
     /// Stream heads this node has seen, exact as of their own tree size.
     heads: HeadCache,
+    /// This node's row of `log_durable`.
+    node: Uuid,
 }
 
 impl node::NodeWriter for Writer {
@@ -953,8 +1070,8 @@ impl Writer {
     }
 
     /// One group commit in two round trips, the head lock held from the end
-    /// of the first to the end of the second (and a third, under the lock,
-    /// when appends need heads or ids this node has not seen):
+    /// of the first to the `COMMIT` in the second (and a third, under the
+    /// lock, when appends need heads or ids this node has not seen):
     ///
     /// 1. Before the lock, the ids and stream heads this node does not
     ///    remember are looked up; then the lock, and behind it the events
@@ -964,7 +1081,10 @@ impl Writer {
     ///    every earlier commit). The lookups thus run while another node
     ///    may still hold the lock, not inside this node's turn.
     /// 2. Once the lock is held, appends that arrived meanwhile join the
-    ///    batch; then the rows, the head and the COMMIT go out together.
+    ///    batch; then the rows, the head, the COMMIT (which does not wait
+    ///    for its WAL flush, so the lock is free at once) and the durable
+    ///    publish of the log's size go out together. The clients are
+    ///    answered once the publish, and so the flush, is done.
     async fn write(
         &mut self,
         conn: &mut WriterConnection,
@@ -972,12 +1092,16 @@ impl Writer {
         more: &mut mpsc::Receiver<WriterMessage>,
     ) -> Result<Vec<ClientResult>, StoreError> {
         let (client, statements) = (&conn.client, &conn.statements);
+        let node = self.node;
+        let publish: [&(dyn ToSql + Sync); 1] = [&node];
         let known = self.heads.size();
         let asked = Unknown::of(&batch.clients, &self.heads, &Unknown::default());
         let since_params: [&(dyn ToSql + Sync); 2] =
             [&to_i64(known, "tree size")?, &CATCH_UP_EVENTS_MAX];
         let (_, looked_up, head, since) = tokio::try_join!(
-            client.batch_execute("BEGIN"),
+            // The commit releases the head lock without waiting for its WAL
+            // flush; the durable publish after it waits (see below).
+            client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
             lookup(conn, &asked),
             client.query_one(&statements.lock_head, &[]),
             client.query(&statements.events_since, &since_params),
@@ -1037,16 +1161,15 @@ impl Writer {
         let size = self.sequencer.frontier().size();
         let checkpoint_due = (checkpoint_now || self.cadence.due()) && self.cadence.pending(size);
         if plan.events.is_empty() && !checkpoint_due {
-            client.batch_execute("COMMIT").await?;
+            // Retries and refusals only, answered from what this
+            // transaction read, which may not be durable yet: publish too.
+            tokio::try_join!(
+                client.batch_execute("COMMIT"),
+                client.execute(&statements.publish_durable_size, &publish),
+            )?;
             return Ok(plan.results);
         }
-        let rows = EventRows::new(&plan.events)?;
-        let indexes = plan
-            .hashes
-            .iter()
-            .map(|(index, _)| to_i64(*index, "stored hash index"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let hashes: Vec<&[u8]> = plan.hashes.iter().map(|(_, h)| h.as_slice()).collect();
+        let rows = EventRows::new(&plan.events, &plan.hashes)?;
         self.edge = self.edge.advance(size, &plan.hashes)?;
         let frontier_bytes = self.edge.to_bytes();
         let last_time = match plan.events.last() {
@@ -1054,16 +1177,15 @@ impl Writer {
             None => head.try_get::<_, Option<String>>(2)?,
         };
         let new_size = to_i64(size, "tree size")?;
-        let [seqs, ids, streams, versions, types, leaves] = rows.params();
-        let params: [&(dyn ToSql + Sync); 11] = [
+        let [seqs, ids, streams, versions, types, leaves, hashes] = rows.params();
+        let params: [&(dyn ToSql + Sync); 10] = [
             seqs,
             ids,
             streams,
             versions,
             types,
             leaves,
-            &indexes,
-            &hashes,
+            hashes,
             &new_size,
             &frontier_bytes,
             &last_time,
@@ -1077,15 +1199,29 @@ impl Writer {
         };
         if checkpoint_due {
             // Rare (once per interval): store and check the checkpoint
-            // before committing, so a conflict commits nothing.
+            // before committing, so a conflict commits nothing. A
+            // checkpoint is only ever committed durably, with the size it
+            // covers published in the same transaction.
             write_rows.await?;
             let checkpoint = self.insert_checkpoint(client, statements).await?;
-            client.batch_execute("COMMIT").await?;
+            tokio::try_join!(
+                client.batch_execute("SET LOCAL synchronous_commit = on"),
+                client.execute(&statements.publish_durable_size, &publish),
+                client.batch_execute("COMMIT"),
+            )?;
             self.cadence.record(checkpoint);
         } else {
-            // If any statement fails the transaction is aborted and COMMIT
-            // only rolls it back; the failure is what the caller sees.
-            tokio::try_join!(write_rows, client.batch_execute("COMMIT"))?;
+            // The rows, the COMMIT (which releases the lock at once) and
+            // the durable publish go out together; the answer waits for the
+            // publish, that is for the WAL flush that covers this commit.
+            // If a statement fails the transaction is aborted, COMMIT only
+            // rolls it back, and the failure is what the caller sees; the
+            // publish then states only what was committed anyway.
+            tokio::try_join!(
+                write_rows,
+                client.batch_execute("COMMIT"),
+                client.execute(&statements.publish_durable_size, &publish),
+            )?;
         }
         self.heads.committed(size, &plan.events);
         Ok(plan.results)
@@ -1120,8 +1256,10 @@ impl Writer {
     /// head lock, if none of its size exists yet.
     async fn sign_checkpoint(&mut self) -> Result<(), StoreError> {
         let conn = self.take_connection().await?;
+        let node = self.node;
         let outcome = async {
             let (client, statements) = (&conn.client, &conn.statements);
+            let publish: [&(dyn ToSql + Sync); 1] = [&node];
             let (_, head) = tokio::try_join!(
                 client.batch_execute("BEGIN"),
                 client.query_one(&statements.lock_head, &[]),
@@ -1132,7 +1270,12 @@ impl Writer {
             } else {
                 None
             };
-            client.batch_execute("COMMIT").await?;
+            // A durable transaction (the connection's default): the
+            // checkpoint and the size it covers become visible together.
+            tokio::try_join!(
+                client.execute(&statements.publish_durable_size, &publish),
+                client.batch_execute("COMMIT"),
+            )?;
             if let Some(checkpoint) = checkpoint {
                 self.cadence.record(checkpoint);
             }
@@ -1316,10 +1459,12 @@ impl PostgresStore {
     }
 
     async fn read_size(&self) -> Result<u64, StoreError> {
-        let rows = self.read_rows("SELECT size FROM log_head", &[]).await?;
+        let rows = self
+            .read_rows(concat!("SELECT ", durable_size!()), &[])
+            .await?;
         let row = rows
             .first()
-            .ok_or_else(|| StoreError::Corrupt("the log_head row is missing".into()))?;
+            .ok_or_else(|| StoreError::Corrupt("no durable size".into()))?;
         let size: i64 = row.try_get(0)?;
         Ok(size as u64)
     }
@@ -1416,6 +1561,7 @@ impl PostgresStore {
             root: frontier.root(),
         };
         let mut next_checkpoint = checkpoints.partition_point(|c| c.size < start);
+        let copier = Uuid::new_v4();
         loop {
             let from = frontier.size();
             // A chunk ends at the next checkpoint, so each signed root is
@@ -1481,7 +1627,7 @@ impl PostgresStore {
                 frontier: edge.to_bytes(),
                 last_time,
             };
-            copy_chunk(&mut client, from, &events, &hashes, &head, &signed).await?;
+            copy_chunk(&mut client, from, &events, &hashes, &head, &signed, copier).await?;
             report.copied += events.len() as u64;
             report.checkpoints += signed.len();
             report.root = frontier.root();
@@ -1513,6 +1659,7 @@ async fn copy_chunk(
     hashes: &[(u64, Hash)],
     head_update: &HeadUpdate,
     checkpoints: &[SignedCheckpoint],
+    copier: Uuid,
 ) -> Result<(), StoreError> {
     let transaction = client.transaction().await?;
     let head: i64 = transaction
@@ -1525,25 +1672,8 @@ async fn copy_chunk(
         )));
     }
     if !events.is_empty() {
-        let rows = EventRows::new(events)?;
-        transaction
-            .execute(
-                "INSERT INTO events (seq, id, stream, version, type, leaf)
-                 SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bytea[])",
-                &rows.params(),
-            )
-            .await?;
-        let indexes = hashes
-            .iter()
-            .map(|(index, _)| to_i64(*index, "stored hash index"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let values: Vec<&[u8]> = hashes.iter().map(|(_, h)| h.as_slice()).collect();
-        transaction
-            .execute(
-                "INSERT INTO merkle_hashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-                &[&indexes, &values],
-            )
-            .await?;
+        let rows = EventRows::new(events, hashes)?;
+        transaction.execute(INSERT_EVENTS, &rows.params()).await?;
         let size = to_i64(from + events.len() as u64, "tree size")?;
         transaction
             .execute(
@@ -1552,6 +1682,10 @@ async fn copy_chunk(
             )
             .await?;
     }
+    // The copy's transactions are durable: publish what each one holds.
+    transaction
+        .execute(PUBLISH_DURABLE_SIZE, &[&copier])
+        .await?;
     for checkpoint in checkpoints {
         let size = to_i64(checkpoint.size, "tree size")?;
         transaction
@@ -1596,7 +1730,12 @@ impl EventStore for PostgresStore {
         let from = to_i64(from, "seq")?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read_rows(
-            "SELECT seq, id, stream, version, type, leaf FROM events WHERE seq >= $1 ORDER BY seq LIMIT $2",
+            concat!(
+                "SELECT seq, id, stream, version, type, leaf FROM events
+                 WHERE seq >= $1 AND seq < ",
+                durable_size!(),
+                " ORDER BY seq LIMIT $2"
+            ),
             &[&from, &limit],
         )
         .await?
@@ -1612,7 +1751,12 @@ impl EventStore for PostgresStore {
             .collect::<Result<Vec<i64>, _>>()?;
         let events = self
             .read_rows(
-                "SELECT seq, id, stream, version, type, leaf FROM events WHERE seq = ANY($1) ORDER BY seq",
+                concat!(
+                    "SELECT seq, id, stream, version, type, leaf FROM events
+                     WHERE seq = ANY($1) AND seq < ",
+                    durable_size!(),
+                    " ORDER BY seq"
+                ),
                 &[&wanted],
             )
             .await?
@@ -1645,7 +1789,12 @@ impl EventStore for PostgresStore {
         let from = to_i64(from_version, "version")?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read_rows(
-            "SELECT seq, id, stream, version, type, leaf FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+            concat!(
+                "SELECT seq, id, stream, version, type, leaf FROM events
+                 WHERE stream = $1 AND version >= $2 AND seq < ",
+                durable_size!(),
+                " ORDER BY version LIMIT $3"
+            ),
             &[&stream, &from, &limit],
         )
         .await?
@@ -1656,7 +1805,11 @@ impl EventStore for PostgresStore {
 
     async fn read_event(&self, id: Uuid) -> Result<Option<StoredEvent>, StoreError> {
         self.read_rows(
-            "SELECT seq, id, stream, version, type, leaf FROM events WHERE id = $1",
+            concat!(
+                "SELECT seq, id, stream, version, type, leaf FROM events
+                 WHERE id = $1 AND seq < ",
+                durable_size!()
+            ),
             &[&id],
         )
         .await?
@@ -1757,24 +1910,52 @@ impl EventStore for PostgresStore {
         start: u64,
         end: u64,
     ) -> Result<Vec<(u64, Hash)>, StoreError> {
-        let (start, end) = (
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        // The events whose appends stored these hashes, and, for events
+        // appended before migration 0004_event_hashes, merkle_hashes.
+        let (first, _) = merkle::stored_hash_leaf(start);
+        let (last, _) = merkle::stored_hash_leaf(end - 1);
+        let leaves = [to_i64(first, "seq")?, to_i64(last, "seq")?];
+        let indexes = [
             to_i64(start, "stored hash index")?,
             to_i64(end, "stored hash index")?,
-        );
-        self.read_rows(
-            "SELECT idx, hash FROM merkle_hashes WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-            &[&start, &end],
-        )
-        .await?
-        .iter()
-        .map(|row| {
+        ];
+        let leaf_params: [&(dyn ToSql + Sync); 2] = [&leaves[0], &leaves[1]];
+        let index_params: [&(dyn ToSql + Sync); 2] = [&indexes[0], &indexes[1]];
+        let (inline, legacy) = tokio::try_join!(
+            self.read_rows(
+                "SELECT seq, hashes FROM events
+                 WHERE seq >= $1 AND seq <= $2 AND hashes IS NOT NULL ORDER BY seq",
+                &leaf_params,
+            ),
+            self.read_rows(
+                "SELECT idx, hash FROM merkle_hashes WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+                &index_params,
+            ),
+        )?;
+        let mut hashes = Vec::with_capacity((end - start) as usize);
+        for row in &inline {
+            let seq = row.try_get::<_, i64>(0)? as u64;
+            let stored: Vec<u8> = row.try_get(1)?;
+            let first = merkle::stored_hash_count(seq);
+            for (level, hash) in stored.chunks(32).enumerate() {
+                let index = first + level as u64;
+                if (start..end).contains(&index) {
+                    hashes.push((index, hash_from(hash.to_vec(), "a stored Merkle hash")?));
+                }
+            }
+        }
+        for row in &legacy {
             let index: i64 = row.try_get(0)?;
-            Ok((
+            hashes.push((
                 index as u64,
                 hash_from(row.try_get(1)?, "a stored Merkle hash")?,
-            ))
-        })
-        .collect()
+            ));
+        }
+        hashes.sort_unstable_by_key(|(index, _)| *index);
+        Ok(hashes)
     }
 }
 

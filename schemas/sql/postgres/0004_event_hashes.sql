@@ -1,0 +1,21 @@
+-- ledgerline scale-out store (PostgreSQL), fourth migration: each event
+-- row holds the Merkle hashes its append stored.
+--
+-- Appending leaf m stores 1 + trailing_ones(m) hashes of the RFC 6962 tree:
+-- the leaf's own, then one for each complete subtree it completes, lowest
+-- first, at stored-hash indexes StoredHashCount(m) and on (Go's
+-- sumdb/tlog layout, ledger/src/merkle.rs). They used to be rows of
+-- merkle_hashes, about two per event, each with its own index entry and
+-- WAL records. Every append writes them while it holds the log's head
+-- lock, which serializes the nodes' commits, so that cost bounded the
+-- whole log's rate; kept in the event's own row they cost a few bytes of
+-- it instead.
+--
+-- hashes is their concatenation, 32 bytes each, level 0 first. Events
+-- appended before this migration have none (NULL) and keep their hashes in
+-- merkle_hashes, which readers fall back to; nothing writes merkle_hashes
+-- any more. (So the head row's frontier hashes, which 0001_init.sql says
+-- are also in merkle_hashes, are now in the rows of the events whose
+-- appends made them.)
+ALTER TABLE events ADD COLUMN hashes bytea
+    CHECK (length(hashes) >= 32 AND length(hashes) % 32 = 0);
