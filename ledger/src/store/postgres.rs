@@ -763,6 +763,23 @@ struct EventRows<'a> {
     hashes: Vec<Vec<u8>>,
 }
 
+/// The hashes the append of leaf `seq` stored (`1 + trailing_ones(seq)`,
+/// from `stored_hash_count(seq)` on), concatenated, taken from the front of
+/// `stored`; `None` if `stored` does not hold exactly those next.
+fn stored_by<'a>(seq: u64, stored: &mut impl Iterator<Item = &'a (u64, Hash)>) -> Option<Vec<u8>> {
+    let first = merkle::stored_hash_count(seq);
+    let count = 1 + u64::from(seq.trailing_ones());
+    let mut hashes = Vec::with_capacity(32 * count as usize);
+    for index in first..first + count {
+        let (stored_index, hash) = stored.next()?;
+        if *stored_index != index {
+            return None;
+        }
+        hashes.extend_from_slice(hash);
+    }
+    Some(hashes)
+}
+
 /// The statement that inserts [`EventRows`].
 const INSERT_EVENTS: &str = "INSERT INTO events (seq, id, stream, version, type, leaf, hashes)
      SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bytea[], $7::bytea[])";
@@ -788,22 +805,12 @@ impl<'a> EventRows<'a> {
             rows.versions.push(to_i64(event.version, "version")?);
             rows.types.push(&event.event_type);
             rows.leaves.push(&event.leaf);
-            let first = merkle::stored_hash_count(event.seq);
-            let count = 1 + event.seq.trailing_ones() as usize;
-            let mut hashes = Vec::with_capacity(32 * count);
-            for level in 0..count as u64 {
-                match stored.next() {
-                    Some((index, hash)) if *index == first + level => {
-                        hashes.extend_from_slice(hash)
-                    }
-                    _ => {
-                        return Err(StoreError::Corrupt(format!(
-                        "event {}: the hashes planned for it are not the {count} its append stores",
-                        event.seq
-                    )))
-                    }
-                }
-            }
+            let hashes = stored_by(event.seq, &mut stored).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "event {}: the hashes planned for it are not those its append stores",
+                    event.seq
+                ))
+            })?;
             rows.hashes.push(hashes);
         }
         if stored.next().is_some() {
@@ -892,8 +899,8 @@ impl WriterConnection {
                 ))
                 .await?,
             // The whole group commit in one statement, run while the head
-            // lock is held: the events and the stored hashes (arrays, one
-            // row each) and the new head.
+            // lock is held: the events (arrays, one row each, with their
+            // stored hashes) and the new head.
             write_rows: client
                 .prepare(&format!(
                     "WITH new_events AS ({INSERT_EVENTS})
@@ -1963,6 +1970,28 @@ impl EventStore for PostgresStore {
 mod tests {
     use super::*;
     use crate::merkle::MemoryHashes;
+
+    /// Each event's row takes exactly the hashes its append stored, in
+    /// order, and a plan that does not line up is refused.
+    #[test]
+    fn each_event_takes_the_hashes_its_append_stored() {
+        let mut frontier = Frontier::new();
+        let mut stored = Vec::new();
+        for seq in 0..8u64 {
+            frontier.append(merkle::leaf_hash(&seq.to_be_bytes()), &mut stored);
+        }
+        let mut hashes = stored.iter();
+        let taken: Vec<usize> = (0..8)
+            .map(|seq| stored_by(seq, &mut hashes).unwrap().len() / 32)
+            .collect();
+        // Leaf 3 completes subtrees of 2 and 4 leaves, leaf 7 of 2, 4 and 8.
+        assert_eq!(taken, [1, 2, 1, 3, 1, 2, 1, 4]);
+        assert!(hashes.next().is_none());
+        assert_eq!(stored.len(), merkle::stored_hash_count(8) as usize);
+        // Starting one hash late, nothing lines up.
+        let mut late = stored[1..].iter();
+        assert_eq!(stored_by(0, &mut late), None);
+    }
 
     /// The head row's frontier, advanced batch by batch, always describes
     /// the same tree as the in-memory frontier and as the stored hashes.
