@@ -822,16 +822,19 @@ async fn postgres_reads_hashes_stored_before_they_moved_into_events() {
         return;
     };
     let store = backend.open().await;
-    for n in 0..21 {
-        store
-            .append(one(
-                &format!("s{}", n % 4),
-                ExpectedVersion::Any,
-                vec![event(n)],
-            ))
-            .await
-            .unwrap();
-    }
+    let append = |range: std::ops::Range<u64>| {
+        let store = store.clone();
+        async move {
+            for n in range {
+                let stream = format!("s{}", n % 4);
+                store
+                    .append(one(&stream, ExpectedVersion::Any, vec![event(n)]))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    append(0..21).await;
     // What such a log holds: the same hashes, one row each.
     admin_execute(
         &backend.url(),
@@ -842,16 +845,7 @@ async fn postgres_reads_hashes_stored_before_they_moved_into_events() {
          UPDATE events SET hashes = NULL;",
     )
     .await;
-    for n in 21..45 {
-        store
-            .append(one(
-                &format!("s{}", n % 4),
-                ExpectedVersion::Any,
-                vec![event(n)],
-            ))
-            .await
-            .unwrap();
-    }
+    append(21..45).await;
     let checkpoint = store.checkpoint_now().await.unwrap();
     assert_eq!(checkpoint.size, 45);
     for seq in [0, 13, 20, 21, 30, 44] {
