@@ -562,16 +562,17 @@ fn within_proven_bounds(policy: PolicyShares, components: &[WeightedComponent<'_
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::amount::ExactSum;
     use std::str::FromStr;
 
-    fn d(text: &str) -> Decimal {
+    pub(crate) fn d(text: &str) -> Decimal {
         Decimal::from_str(text).unwrap()
     }
 
-    fn splits(pairs: &[(&str, &str)]) -> Vec<Share> {
+    /// A split sheet of (party, share) pairs.
+    pub(crate) fn splits(pairs: &[(&str, &str)]) -> Vec<Share> {
         pairs
             .iter()
             .map(|(p, s)| Share {

@@ -237,22 +237,8 @@ impl<'b> Reader<'b> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::allocation::tests::{d, splits as sheet};
     use crate::allocation::AllocationPlan;
-    use std::str::FromStr;
-
-    fn d(text: &str) -> Decimal {
-        Decimal::from_str(text).unwrap()
-    }
-
-    fn sheet(pairs: &[(&str, &str)]) -> Vec<Share> {
-        pairs
-            .iter()
-            .map(|(party, share)| Share {
-                party: (*party).into(),
-                share: d(share),
-            })
-            .collect()
-    }
 
     fn stored() -> StoredPlan {
         StoredPlan {
