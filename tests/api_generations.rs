@@ -19,18 +19,22 @@ use std::time::{Duration, Instant};
 const ISRC: &str = "ZZLL02600001";
 /// Short clips keep the jobs quick on CI's software GPU.
 const SECONDS: f64 = 1.5;
+/// The queue test's clips: long enough (about a second and a half of work
+/// on 2 cores) that the job it keeps running is still running when the
+/// requests after it, and the shutdown, arrive some milliseconds later.
+const LONG_SECONDS: f64 = 16.0;
 /// How long a test waits for one job to end.
 const JOB_WAIT: Duration = Duration::from_secs(180);
 /// Every server in this file lets one job wait behind the running one, so
 /// that a burst of requests fills the queue.
 const QUEUE_JOBS: &str = "1";
 
-/// Renders the sample song's stems into the artifact store and imports a
-/// catalog naming them (as tests/generate.rs does).
-fn setup(data: &Path) {
+/// Renders `seconds` of the sample song's stems into the artifact store and
+/// imports a catalog naming them (as tests/generate.rs does).
+fn setup(data: &Path, seconds: f64) {
     let artifacts = ArtifactStore::open(data).unwrap();
     let mut stems = serde_json::Map::new();
-    for stem in sample_catalog::tracks()[0].render(SECONDS) {
+    for stem in sample_catalog::tracks()[0].render(seconds) {
         let stored = artifacts.write_wav(&stem.audio).unwrap();
         let slot = if stem.name == "chords" {
             "other"
@@ -123,6 +127,23 @@ fn raw_post(server: &Server, path: &str, token: &str, body: &Value) -> RawReply 
         .send(body.to_string().as_bytes()))
 }
 
+/// Polls a job's status until the worker has taken it.
+fn wait_until_running(server: &Server, job: &str, token: &str) {
+    let deadline = Instant::now() + JOB_WAIT;
+    loop {
+        let reply = server.get(&format!("/v1/generations/{job}"), Some(token));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let state = reply.json()["state"].as_str().unwrap().to_string();
+        match state.as_str() {
+            "running" => return,
+            "queued" => {}
+            other => panic!("job {job} ended ({other}) before the test saw it run"),
+        }
+        assert!(Instant::now() < deadline, "job {job} still queued");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Polls a job's status until it is neither queued nor running.
 fn wait_for_end(server: &Server, job: &str, token: &str) -> Value {
     let deadline = Instant::now() + JOB_WAIT;
@@ -177,7 +198,7 @@ fn parse_sse(body: &str) -> Vec<SseEvent> {
 fn a_generation_runs_streams_its_events_and_serves_its_output() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    setup(data);
+    setup(data, SECONDS);
     let generator = token(data, &["--role", "generator"]);
     let auditor = token(data, &["--role", "auditor"]);
     let server = start(data);
@@ -346,7 +367,7 @@ fn a_generation_runs_streams_its_events_and_serves_its_output() {
 fn bad_requests_keys_and_roles_get_their_4xx() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    setup(data);
+    setup(data, SECONDS);
     let generator = token(data, &["--role", "generator"]);
     let ingest = token(data, &["--role", "ingest"]);
     let label = token(data, &["--role", "label", "--party", "label"]);
@@ -454,14 +475,28 @@ fn bad_requests_keys_and_roles_get_their_4xx() {
 fn a_full_queue_answers_429_and_shutdown_abandons_queued_jobs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    setup(data);
+    setup(data, LONG_SECONDS);
     let generator = token(data, &["--role", "generator"]);
     let server = start(data);
 
-    // One job runs and one waits; a burst beyond that is refused.
-    let mut accepted = Vec::new();
+    // The first job is queued, then taken by the worker once its compute
+    // engine is up (a second or more on a loaded machine). The burst waits
+    // for that, so that it meets a running job and an empty queue.
+    let first = raw_post(&server, "/v1/generations", &generator, &remix());
+    assert_eq!(
+        first.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let first: Value = serde_json::from_slice(&first.body).unwrap();
+    let first = first["job"].as_str().unwrap().to_string();
+    wait_until_running(&server, &first, &generator);
+
+    // One more job waits behind the running one; the rest are refused.
+    let mut accepted = vec![first];
     let mut refused = 0;
-    for _ in 0..6 {
+    for _ in 0..5 {
         let reply = raw_post(&server, "/v1/generations", &generator, &remix());
         let body: Value = serde_json::from_slice(&reply.body).unwrap();
         match reply.status {
@@ -475,35 +510,35 @@ fn a_full_queue_answers_429_and_shutdown_abandons_queued_jobs() {
             other => panic!("unexpected {other}: {body}"),
         }
     }
-    assert!(refused >= 1, "six requests overflow a queue of one");
-    assert!(!accepted.is_empty());
+    assert_eq!(
+        (accepted.len(), refused),
+        (2, 4),
+        "a queue of one behind a running job takes one of five: {accepted:?}"
+    );
 
-    // Shut down at once: the queued job is abandoned, the running one
-    // finishes; either way each job's stream ends with a last event.
+    // Shut down at once: the queued job is abandoned before it starts, the
+    // running one finishes; either way each job's stream ends with a last event.
     assert!(server.stop().success());
-    let mut abandoned = 0;
-    for job in &accepted {
+    let log: Vec<Value> = ok(data, &["events"])
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let types = |job: &str| -> Vec<String> {
         let stream = format!("generation-{job}");
-        let types: Vec<String> = ok(data, &["events"])
-            .lines()
-            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        log.iter()
             .filter(|event| event["stream"] == stream.as_str())
             .map(|event| event["type"].as_str().unwrap().to_string())
-            .collect();
-        match types.last().map(String::as_str) {
-            Some("generation.derivative-published") => {}
-            Some("generation.abandoned") => {
-                abandoned += 1;
-                if types.len() == 1 {
-                    continue; // It never started.
-                }
-                assert_eq!(types[0], "generation.requested", "{types:?}");
-            }
-            other => panic!("job {job} ends with {other:?}: {types:?}"),
-        }
-    }
-    assert!(
-        abandoned >= 1,
-        "the job waiting at shutdown is abandoned: {accepted:?}"
+            .collect()
+    };
+    let running = types(&accepted[0]);
+    assert_eq!(
+        running.first().map(String::as_str),
+        Some("generation.requested")
     );
+    assert_eq!(
+        running.last().map(String::as_str),
+        Some("generation.derivative-published"),
+        "{running:?}"
+    );
+    assert_eq!(types(&accepted[1]), ["generation.abandoned"]);
 }
