@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 const ISRC: &str = "ZZLL02600001";
 /// Short clips keep the jobs quick on CI's software GPU.
 const SECONDS: f64 = 1.5;
-/// The queue test's clips: long enough (about a second and a half of work
-/// on 2 cores) that the job it keeps running is still running when the
-/// requests after it, and the shutdown, arrive some milliseconds later.
+/// The queue test's clips: long enough (about 1.3 s of work on 2 cores)
+/// that the job it keeps running is still running when the requests after
+/// it, and the shutdown, arrive some milliseconds later.
 const LONG_SECONDS: f64 = 16.0;
 /// How long a test waits for one job to end.
 const JOB_WAIT: Duration = Duration::from_secs(180);
@@ -127,37 +127,35 @@ fn raw_post(server: &Server, path: &str, token: &str, body: &Value) -> RawReply 
         .send(body.to_string().as_bytes()))
 }
 
-/// Polls a job's status until the worker has taken it.
-fn wait_until_running(server: &Server, job: &str, token: &str) {
-    let deadline = Instant::now() + JOB_WAIT;
-    loop {
-        let reply = server.get(&format!("/v1/generations/{job}"), Some(token));
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        let state = reply.json()["state"].as_str().unwrap().to_string();
-        match state.as_str() {
-            "running" => return,
-            "queued" => {}
-            other => panic!("job {job} ended ({other}) before the test saw it run"),
-        }
-        assert!(Instant::now() < deadline, "job {job} still queued");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Polls a job's status until it is neither queued nor running.
-fn wait_for_end(server: &Server, job: &str, token: &str) -> Value {
+/// Polls a job's status every 10 ms until its state is not one of `waiting`,
+/// and returns that status.
+fn poll_until_not(server: &Server, job: &str, token: &str, waiting: &[&str]) -> Value {
     let deadline = Instant::now() + JOB_WAIT;
     loop {
         let reply = server.get(&format!("/v1/generations/{job}"), Some(token));
         assert_eq!(reply.status, 200, "{}", reply.body);
         let status = reply.json();
         let state = status["state"].as_str().unwrap();
-        if state != "queued" && state != "running" {
+        if !waiting.contains(&state) {
             return status;
         }
         assert!(Instant::now() < deadline, "job {job} still {state}");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Waits until the worker has taken the job (and not yet finished it).
+fn wait_until_running(server: &Server, job: &str, token: &str) {
+    let status = poll_until_not(server, job, token, &["queued"]);
+    assert_eq!(
+        status["state"], "running",
+        "job {job} ended before the test saw it run: {status}"
+    );
+}
+
+/// Waits until the job is neither queued nor running.
+fn wait_for_end(server: &Server, job: &str, token: &str) -> Value {
+    poll_until_not(server, job, token, &["queued", "running"])
 }
 
 /// One Server-Sent Event: its `event:`, `id:` and `data:` fields.
