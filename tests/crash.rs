@@ -1,6 +1,10 @@
 //! Crash safety: SIGKILL the binary mid-append, again and again. Every
 //! acknowledged append must survive, nothing half-written may be visible,
 //! and the audit must pass after each restart.
+//!
+//! A killed process's unsynced writes stay in the kernel's page cache, so
+//! this proves process crashes, not power loss; `ledger/tests/power_cut.rs`
+//! cuts the power under the store.
 
 mod common;
 
