@@ -33,6 +33,9 @@ const WRITERS: u64 = 8;
 /// group commits and background WAL checkpoints, and now and then in the
 /// open itself. About a second of appending on a small machine.
 const CUT_CHANGES_MAX: u64 = 3_000;
+/// The early cuts of a round that opens a crashed log: the open signs
+/// the unsigned tail in a few dozen changes.
+const RECOVERY_CUT_CHANGES_MAX: u64 = 60;
 /// A round whose cut has not come by then is cut by the test, so that a
 /// stalled store cannot hang it.
 const ROUND_DURATION_MAX: Duration = Duration::from_secs(10);
@@ -73,8 +76,15 @@ async fn cut_the_power_round_after_round(seed: u64) {
     let power_cut = PowerCut::install();
     let mut acknowledged: Vec<Acknowledged> = Vec::new();
     let mut rounds_that_appended = 0;
+    let mut recovering = false;
     for round in 0..ROUNDS {
-        let cut_at = random.between(1, CUT_CHANGES_MAX);
+        // A round that recovers the last one's crash is cut early half the
+        // time: in the recovery itself, or in the first commits after it.
+        let cut_at = if recovering && random.between(0, 1) == 0 {
+            random.between(1, RECOVERY_CUT_CHANGES_MAX)
+        } else {
+            random.between(1, CUT_CHANGES_MAX)
+        };
         let survivors = if round % 2 == 0 {
             Survivors::None
         } else {
@@ -96,7 +106,15 @@ async fn cut_the_power_round_after_round(seed: u64) {
         );
         rounds_that_appended += u64::from(!acks.is_empty());
         acknowledged.extend(acks);
-        check_every_acknowledged_append(&config, &acknowledged).await;
+        // Now and then the next round opens the crashed log over the shim
+        // itself, so that a cut can also fall in the recovery: the reopened
+        // store signs the unsigned tail and copies the WAL into the database.
+        recovering = round + 1 < ROUNDS && random.between(0, 2) == 0;
+        if recovering {
+            eprintln!("round {round}: the next round recovers this one over the shim");
+        } else {
+            check_every_acknowledged_append(&config, &acknowledged).await;
+        }
     }
     assert!(
         rounds_that_appended * 2 >= ROUNDS,
