@@ -3,10 +3,11 @@
 //! power-cut VFS registered as SQLite's default (so the store's code is the
 //! production code); the power goes off at a seeded point of the I/O
 //! stream, and only what was synced survives (every other round, a random
-//! part of the rest too). After each cut the store is reopened through the
-//! plain unix VFS: every append acknowledged in any round must be there
-//! with its leaf, the log must pass the full audit, and the checkpoint
-//! signed on reopening must prove each stream's newest append.
+//! part of the rest too). The store is then reopened through the plain
+//! unix VFS (now and then only after a further round over the shim, whose
+//! cut may fall in the recovery): every append acknowledged in any round
+//! must be there with its leaf, the log must pass the full audit, and the
+//! checkpoint signed on reopening must prove each stream's newest append.
 //!
 //! The binary's SIGKILL test (`tests/crash.rs`) leaves unsynced writes in
 //! the kernel's page cache, so it proves process crashes only; this test is
