@@ -96,6 +96,7 @@ pub(crate) enum Command {
 }
 
 fn main() -> ExitCode {
+    cli::quiet_headless_vulkan();
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => {

@@ -43,14 +43,25 @@ const VOICE_MODEL: &str = "voice-mara-v1";
 /// Spectrogram images: 4 px per 100 ms of a 12 s clip, 0..22 kHz in 256 rows.
 const SPECTROGRAM_PX: (u32, u32) = (480, 256);
 
-/// The catalog parties, works and voice model, with their splits.
-fn catalog_document(tracks: &[(TrackSpec, Vec<(String, Artifact)>)]) -> Value {
+/// The catalog parties, works and voice model, with their splits. The
+/// document is written to `<data dir>/demo/`, and stem paths in a catalog
+/// are read relative to the document, so each stem is named from there
+/// (`../artifacts/...`): that holds whether the data directory was given
+/// as a relative or an absolute path.
+fn catalog_document(data_dir: &Path, tracks: &[(TrackSpec, Vec<(String, Artifact)>)]) -> Value {
+    let from_demo_dir = |artifact: &Artifact| -> String {
+        let inside_data_dir = artifact
+            .path
+            .strip_prefix(data_dir)
+            .expect("artifacts are stored inside the data directory");
+        Path::new("..").join(inside_data_dir).display().to_string()
+    };
     let stem_paths = |stems: &[(String, Artifact)]| -> Value {
         let path = |name: &str| {
             stems
                 .iter()
                 .find(|(n, _)| n == name)
-                .map(|(_, a)| a.path.display().to_string())
+                .map(|(_, a)| from_demo_dir(a))
         };
         // The catalog's four stem slots; the sample catalog's chords are "other".
         json!({"vocals": path("vocals"), "drums": path("drums"), "bass": path("bass"), "other": path("chords")})
@@ -131,7 +142,7 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
     let catalog_path = demo_dir.join("catalog.json");
     std::fs::write(
         &catalog_path,
-        serde_json::to_string_pretty(&catalog_document(&tracks))?,
+        serde_json::to_string_pretty(&catalog_document(&context.data_dir, &tracks))?,
     )?;
     run_command(
         context,

@@ -225,6 +225,27 @@ pub fn finish(outcome: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
+/// Keeps a headless machine's terminal free of window-system errors.
+///
+/// Mesa's `VK_LAYER_MESA_device_select` Vulkan layer, loaded implicitly
+/// with Mesa's drivers, connects to the Wayland and X displays while it
+/// enumerates GPUs, to prefer the one driving the screen. With no display,
+/// libwayland prints `error: XDG_RUNTIME_DIR is invalid or not set` on
+/// stderr, which reads as a failure though nothing failed. Where no display
+/// is set there is no screen to prefer, so the layer is switched off with
+/// the `NODEVICE_SELECT` variable its manifest declares, unless the user
+/// chose a device with `MESA_VK_DEVICE_SELECT` or set the switch already.
+///
+/// Call it first in `main`, before any thread starts: it sets an
+/// environment variable of this process.
+pub fn quiet_headless_vulkan() {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    let headless = !set("DISPLAY") && !set("WAYLAND_DISPLAY");
+    if headless && !set("MESA_VK_DEVICE_SELECT") && std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 /// Logs go to stderr so that stdout stays machine-readable; `RUST_LOG` tunes them.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
