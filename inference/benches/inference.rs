@@ -7,9 +7,9 @@
 //! Needs a GPU adapter (lavapipe counts).
 
 use inference::gpu::{Engine, Gpu};
-use inference::kernels::ddsp::{self, Controls};
 use inference::kernels::{hpss, mix, phase_vocoder, resample, snr_db, yin};
 use inference::sample_catalog::{tracks, STEM_NAMES};
+use inference::voice::ddsp::{self, Controls};
 use inference::voice::VoiceModel;
 use inference::Audio;
 use std::sync::OnceLock;

@@ -6,7 +6,7 @@
 //! to the CPU twins when no adapter exists and says so in a `backend: cpu` log
 //! line, so a step's record always names the backend that really ran.
 
-use crate::kernels::KernelSource;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU64;
@@ -23,6 +23,25 @@ const WORKGROUPS_PER_DIMENSION_MAX: u32 = 65_535;
 /// Idle buffers kept for reuse; beyond these, returned buffers are freed.
 const POOL_BUFFERS_MAX: usize = 64;
 const POOL_BYTES_MAX: u64 = 1 << 30;
+
+/// A kernel's WGSL text, compiled into the binary with `include_str!`.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelSource {
+    /// Stable name, also the pipeline cache key.
+    pub name: &'static str,
+    pub wgsl: &'static str,
+}
+
+impl KernelSource {
+    /// `sha256:<hex>` of the WGSL text, recorded in step events so a step
+    /// names the exact shader that produced it.
+    pub fn source_hash(&self) -> String {
+        format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(self.wgsl.as_bytes()))
+        )
+    }
+}
 
 /// The backend a caller asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -531,6 +550,18 @@ pub(crate) fn test_gpu() -> &'static Gpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_hash_is_sha256_of_the_wgsl_text() {
+        let kernel = KernelSource {
+            name: "t",
+            wgsl: "abc",
+        };
+        assert_eq!(
+            kernel.source_hash(),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn backend_parses_the_three_names_and_rejects_others() {

@@ -13,7 +13,7 @@
 //!   event in the log, and the replay of a step on the CPU twin.
 //! - [`sample_catalog`]: synthesized multitrack songs for demos and tests.
 //! - [`voice`]: voice models learned from an artist's licensed vocal stems,
-//!   which drive [`kernels::ddsp`] synthesis.
+//!   which drive [`voice::ddsp`] synthesis.
 //! - [`spectrogram`]: log-magnitude spectrogram PNGs, to look at what a step did.
 
 pub mod artifacts;

@@ -16,7 +16,6 @@ pub mod fold;
 pub mod fold_input;
 pub mod identifiers;
 pub mod lineage;
-mod plan_codec;
 mod rebuild;
 pub mod reconcile;
 pub mod runner;

@@ -8,10 +8,10 @@
 use inference::artifacts::{self, ArtifactError};
 use inference::gpu::{Backend, Engine};
 use inference::kernels::{
-    ddsp, hpss, mix, phase_vocoder, resample, stft, yin, KernelError, KernelSource,
+    hpss, mix, phase_vocoder, resample, stft, yin, KernelError, KernelSource,
 };
 use inference::spectrogram::{self, SpectrogramError};
-use inference::voice::{VoiceModel, VoiceModelError};
+use inference::voice::{ddsp, VoiceModel, VoiceModelError};
 use inference::Audio;
 use serde_json::json;
 use std::path::{Path, PathBuf};

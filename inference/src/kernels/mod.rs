@@ -6,10 +6,11 @@
 //! - [`hpss`]: harmonic/percussive separation by median filtering.
 //! - [`phase_vocoder`] and [`resample`]: time stretch and pitch shift.
 //! - [`yin`]: f0, confidence and loudness per frame.
-//! - [`ddsp`]: harmonic-plus-noise synthesis from f0, loudness and a voice model.
 //! - [`mix`]: mixdown, loudness normalisation and per-stem energy.
+//!
+//! The voice synthesizer, which reads a voice model, lives with the model
+//! in [`crate::voice::ddsp`]; the kernels here know nothing of voices.
 
-pub mod ddsp;
 pub mod hpss;
 pub mod mix;
 pub mod phase_vocoder;
@@ -19,26 +20,7 @@ pub mod yin;
 
 use crate::audio::Audio;
 use crate::gpu::GpuError;
-use sha2::{Digest, Sha256};
-
-/// A kernel's WGSL text, compiled into the binary with `include_str!`.
-#[derive(Clone, Copy, Debug)]
-pub struct KernelSource {
-    /// Stable name, also the pipeline cache key.
-    pub name: &'static str,
-    pub wgsl: &'static str,
-}
-
-impl KernelSource {
-    /// `sha256:<hex>` of the WGSL text, recorded in step events so a step
-    /// names the exact shader that produced it.
-    pub fn source_hash(&self) -> String {
-        format!(
-            "sha256:{}",
-            hex::encode(Sha256::digest(self.wgsl.as_bytes()))
-        )
-    }
-}
+pub use crate::gpu::KernelSource;
 
 /// Why a kernel could not run.
 #[derive(Debug, thiserror::Error)]
@@ -81,18 +63,6 @@ pub fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn source_hash_is_sha256_of_the_wgsl_text() {
-        let kernel = KernelSource {
-            name: "t",
-            wgsl: "abc",
-        };
-        assert_eq!(
-            kernel.source_hash(),
-            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 
     #[test]
     fn mono_mix_averages_the_channels() {

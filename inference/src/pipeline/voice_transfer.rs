@@ -6,8 +6,8 @@
 use super::PipelineError;
 use crate::audio::Audio;
 use crate::gpu::Engine;
-use crate::kernels::ddsp::{self, Controls};
 use crate::kernels::{phase_vocoder, yin, KernelSource};
+use crate::voice::ddsp::{self, Controls};
 use crate::voice::VoiceModel;
 
 /// SNR above which a CPU replay of a voice transfer matches: f0 tracking

@@ -19,11 +19,11 @@
 //! sample index and sines from one polynomial, so both backends produce the
 //! same noise and agree to rounding.
 
-use super::yin::{self, YinParams};
-use super::{KernelError, KernelSource};
 use crate::artifacts::{DURATION_S_MAX, SAMPLE_RATE_RANGE};
 use crate::audio::Audio;
-use crate::gpu::{self, Dispatch, Engine, Gpu};
+use crate::gpu::{self, Dispatch, Engine, Gpu, KernelSource};
+use crate::kernels::yin::{self, YinParams};
+use crate::kernels::KernelError;
 use crate::voice::{self, VoiceModel, SILENCE_DB};
 
 pub const KERNEL: KernelSource = KernelSource {

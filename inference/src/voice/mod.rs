@@ -1,5 +1,6 @@
 //! Voice models: what a consenting artist's licensed vocal stems teach the
-//! harmonic-plus-noise synthesizer ([`crate::kernels::ddsp`]) about a timbre.
+//! harmonic-plus-noise synthesizer ([`ddsp`]) about a timbre, and that
+//! synthesizer, which renders a voice from a model.
 //!
 //! Training tracks f0, confidence and loudness per frame with the YIN kernel
 //! (on the caller's [`Engine`]), takes the STFT of the same frames (librosa
@@ -27,6 +28,8 @@
 //! Training is deterministic: the same stems on the same backend give a
 //! byte-identical model (fixed accumulation order, f64 sums). The CPU backend
 //! is the reference; a GPU's f0 track may differ in the last digits.
+
+pub mod ddsp;
 
 use crate::audio::Audio;
 use crate::gpu::Engine;

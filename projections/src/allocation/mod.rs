@@ -15,6 +15,8 @@
 //! [`AllocationPlan::allocate`] asserts it. Products are exact unless they
 //! need more digits than a `Decimal` holds (see `scaled.rs`).
 
+mod plan_codec;
+
 use crate::catalog::SHARE_DECIMALS_MAX;
 use crate::scaled::Scaled;
 use rust_decimal::Decimal;
@@ -387,7 +389,7 @@ impl AllocationPlan {
 
     /// The plan stored as `encoded` (by [`AllocationPlan::encoded`]).
     pub fn decode(encoded: &[u8]) -> Result<AllocationPlan, String> {
-        let stored = crate::plan_codec::decode(encoded)?;
+        let stored = plan_codec::decode(encoded)?;
         let components = OwnedComponent::weighted(&stored.components);
         let plan = AllocationPlan::with_shares(stored.shares, &stored.creator, &components)
             .map_err(|e| format!("a stored plan is invalid: {e}"))?;
@@ -470,7 +472,7 @@ impl AllocationPlan {
             })
             .collect();
         Ok(AllocationPlan {
-            encoded: crate::plan_codec::encode(policy, creator, components),
+            encoded: plan_codec::encode(policy, creator, components),
             allocates_every_valid_gross: within_proven_bounds(policy, components),
             platform_share: Scaled::of(policy.platform),
             creator_share: Scaled::of(policy.creator),

@@ -26,9 +26,7 @@
 //! folding thread (perf, 300k lines); a million-line rebuild made and wrote
 //! them all, while a statement reads a quarter of them.
 
-use crate::allocation::{
-    OwnedComponent, PolicyShares, ResolvedComponent, Share, WeightedComponent,
-};
+use super::{OwnedComponent, PolicyShares, ResolvedComponent, Share, WeightedComponent};
 use rust_decimal::Decimal;
 use std::sync::Arc;
 
