@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod body;
 pub mod catalog;
+pub mod connections;
 pub mod error;
 pub mod generations;
 pub mod health;
@@ -146,13 +147,15 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
 }
 
 /// Serves the API on `listen` over the data directory's log until SIGTERM or
-/// ctrl-c, with room for `generation_queue_jobs` waiting generation jobs;
-/// then finishes in-flight requests, finishes or abandons generation jobs
+/// ctrl-c, with room for `generation_queue_jobs` waiting generation jobs and
+/// at most `connections_max` open connections (see [`connections`]); then
+/// finishes in-flight requests, finishes or abandons generation jobs
 /// (see [`generations::Generations::stop`]), signs a checkpoint covering
 /// every acknowledged append and closes the store.
 pub async fn serve(
     listen: SocketAddr,
     generation_queue_jobs: usize,
+    connections_max: usize,
     context: &Context,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
@@ -204,11 +207,8 @@ pub async fn serve(
     tracing::info!(%address, "listening");
     // Tests and scripts wait for this line before sending requests.
     println!("listening on http://{address}");
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(signal)
-        .await;
+    connections::serve(listener, router(state), connections_max, signal).await;
     stop_generations.await?;
-    served?;
     let checkpoint = store.checkpoint_now().await?;
     tracing::info!(size = checkpoint.size, "final checkpoint signed");
     // Dropping the last handle closes the writer and waits for it. Connection
