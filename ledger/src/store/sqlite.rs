@@ -92,7 +92,7 @@ impl SqliteStore {
     /// Opens the store in `config.data_dir`, creating the directory, the
     /// database and the signing key on first use. Blocking.
     pub fn open(config: SqliteConfig) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        crate::private::create_private_dir(&config.data_dir).map_err(|e| {
             backend(format!(
                 "cannot create data directory {}: {e}",
                 config.data_dir.display()
@@ -104,6 +104,8 @@ impl SqliteStore {
             &config.origin,
         )?;
         let path = config.data_dir.join(DATABASE_FILE);
+        crate::private::prepare_database(&path)
+            .map_err(|e| backend(format!("cannot create {}: {e}", path.display())))?;
         let mut conn = open_connection(&path)?;
         conn.execute_batch(schemas::SQLITE_DDL)?;
         check_meta(&conn, &config.origin)?;
