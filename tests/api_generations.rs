@@ -540,3 +540,41 @@ fn a_full_queue_answers_429_and_shutdown_abandons_queued_jobs() {
     );
     assert_eq!(types(&accepted[1]), ["generation.abandoned"]);
 }
+
+/// The server's `EVENT_STREAMS_PER_KEY_MAX`.
+const EVENT_STREAMS_PER_KEY_MAX: usize = 8;
+
+#[test]
+fn event_streams_beyond_the_per_key_cap_get_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    setup(data, LONG_SECONDS);
+    let generator = token(data, &["--role", "generator"]);
+    let auditor = token(data, &["--role", "auditor"]);
+    let server = start(data);
+    let submitted = raw_post(&server, "/v1/generations", &generator, &remix());
+    assert_eq!(submitted.status, 202);
+    let job: Value = serde_json::from_slice(&submitted.body).unwrap();
+    let url = format!(
+        "{}/v1/generations/{}/events",
+        server.base,
+        job["job"].as_str().unwrap()
+    );
+    // Each stream stays open, unread, while its job runs.
+    let open = |token: &str| {
+        agent()
+            .get(&url)
+            .header("authorization", format!("Bearer {token}"))
+            .call()
+            .expect("the server answers")
+    };
+
+    let streams: Vec<_> = (0..EVENT_STREAMS_PER_KEY_MAX)
+        .map(|_| open(&generator))
+        .collect();
+    assert!(streams.iter().all(|stream| stream.status() == 200));
+    let refused = open(&generator);
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(open(&auditor).status(), 200, "the cap is per key");
+}

@@ -66,6 +66,8 @@ pub struct AppState {
     pub generations: generations::Generations,
     /// The data directory's artifacts: stems, step outputs, derivatives.
     pub artifacts: inference::artifacts::ArtifactStore,
+    /// The generation event streams open now, per key.
+    pub event_streams: generations::sse::OpenStreams,
 }
 
 /// Every route, with request ids, logs, metrics and the body limit.
@@ -187,6 +189,7 @@ pub async fn serve(
         projections: tokio::sync::Mutex::new(projections),
         generations,
         artifacts,
+        event_streams: generations::sse::OpenStreams::default(),
     });
     // Generation jobs are stopped as soon as the signal comes, while the
     // server drains: an open event stream of a queued or running job ends
