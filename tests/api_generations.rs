@@ -578,3 +578,36 @@ fn event_streams_beyond_the_per_key_cap_get_429() {
     assert!(refused.headers().contains_key("retry-after"));
     assert_eq!(open(&auditor).status(), 200, "the cap is per key");
 }
+
+#[test]
+fn a_failure_naming_a_file_answers_a_request_id_and_no_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let stem = &sample_catalog::tracks()[0].render(0.1)[0];
+    let stored = ArtifactStore::open(data)
+        .unwrap()
+        .write_wav(&stem.audio)
+        .unwrap();
+    // The stored bytes no longer match their hash: the store's error names
+    // the file.
+    std::fs::write(&stored.path, b"not the stored audio").unwrap();
+    let generator = token(data, &["--role", "generator"]);
+    let server = start(data);
+
+    let reply = server.get(
+        &format!("/v1/artifacts/{}", stored.file_hash),
+        Some(&generator),
+    );
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert_eq!(reply.error_code(), "internal");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let request_id = reply.request_id.expect("500s carry a request id");
+    assert!(message.contains(&request_id), "{message}");
+    let data_dir = data.display().to_string();
+    for leak in [data_dir.as_str(), "/artifacts/", "sha256/"] {
+        assert!(!message.contains(leak), "{message:?} contains {leak:?}");
+    }
+}

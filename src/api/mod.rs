@@ -54,6 +54,16 @@ const STORE_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5
 /// The longest caller-supplied request id kept; longer ones are replaced.
 const REQUEST_ID_BYTES_MAX: usize = 128;
 
+tokio::task_local! {
+    /// The id of the request the current task answers (see [`observe`]).
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being answered, when called while answering one.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(String::clone).ok()
+}
+
 /// What every handler shares.
 pub struct AppState {
     pub store: Arc<dyn EventStore>,
@@ -137,7 +147,12 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
         route = %route,
         key = tracing::field::Empty,
     );
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = REQUEST_ID
+        .scope(
+            request_id.clone(),
+            next.run(request).instrument(span.clone()),
+        )
+        .await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     state.metrics.record_request(status, elapsed);
