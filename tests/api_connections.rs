@@ -38,7 +38,10 @@ fn read_until_closed(stream: &mut TcpStream, started: Instant) -> (String, Durat
             Ok(n) => received.extend_from_slice(&buffer[..n]),
         }
     }
-    (String::from_utf8_lossy(&received).into_owned(), started.elapsed())
+    (
+        String::from_utf8_lossy(&received).into_owned(),
+        started.elapsed(),
+    )
 }
 
 #[test]
@@ -56,7 +59,10 @@ fn a_client_that_sends_half_a_request_head_is_cut_off() {
         elapsed < READ_TIMEOUT + MARGIN,
         "the connection was still open after {elapsed:?}"
     );
-    assert!(received.is_empty(), "no answer to half a request: {received}");
+    assert!(
+        received.is_empty(),
+        "no answer to half a request: {received}"
+    );
 }
 
 #[test]
@@ -107,7 +113,9 @@ fn start_with_few_files(data: &Path) -> (Child, String) {
         .port();
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg(format!("ulimit -n {SERVER_FILES_MAX} && exec \"$0\" \"$@\""))
+        .arg(format!(
+            "ulimit -n {SERVER_FILES_MAX} && exec \"$0\" \"$@\""
+        ))
         .arg(common::binary())
         .arg("--data")
         .arg(data)

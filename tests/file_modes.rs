@@ -82,8 +82,7 @@ fn databases_readable_by_others_are_made_owner_only() {
     append(&data);
     ok_json(&data, &["keys", "create", "--role", "admin"]);
     for file in ["ledger.db", "api.db"] {
-        std::fs::set_permissions(data.join(file), std::fs::Permissions::from_mode(0o644))
-            .unwrap();
+        std::fs::set_permissions(data.join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     append(&data);
     ok_json(&data, &["keys", "create", "--role", "admin"]);
