@@ -540,3 +540,74 @@ fn a_full_queue_answers_429_and_shutdown_abandons_queued_jobs() {
     );
     assert_eq!(types(&accepted[1]), ["generation.abandoned"]);
 }
+
+/// The server's `EVENT_STREAMS_PER_KEY_MAX`.
+const EVENT_STREAMS_PER_KEY_MAX: usize = 8;
+
+#[test]
+fn event_streams_beyond_the_per_key_cap_get_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    setup(data, LONG_SECONDS);
+    let generator = token(data, &["--role", "generator"]);
+    let auditor = token(data, &["--role", "auditor"]);
+    let server = start(data);
+    let submitted = raw_post(&server, "/v1/generations", &generator, &remix());
+    assert_eq!(submitted.status, 202);
+    let job: Value = serde_json::from_slice(&submitted.body).unwrap();
+    let url = format!(
+        "{}/v1/generations/{}/events",
+        server.base,
+        job["job"].as_str().unwrap()
+    );
+    // Each stream stays open, unread, while its job runs.
+    let open = |token: &str| {
+        agent()
+            .get(&url)
+            .header("authorization", format!("Bearer {token}"))
+            .call()
+            .expect("the server answers")
+    };
+
+    let streams: Vec<_> = (0..EVENT_STREAMS_PER_KEY_MAX)
+        .map(|_| open(&generator))
+        .collect();
+    assert!(streams.iter().all(|stream| stream.status() == 200));
+    let refused = open(&generator);
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(open(&auditor).status(), 200, "the cap is per key");
+}
+
+#[test]
+fn a_failure_naming_a_file_answers_a_request_id_and_no_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let stem = &sample_catalog::tracks()[0].render(0.1)[0];
+    let stored = ArtifactStore::open(data)
+        .unwrap()
+        .write_wav(&stem.audio)
+        .unwrap();
+    // The stored bytes no longer match their hash: the store's error names
+    // the file.
+    std::fs::write(&stored.path, b"not the stored audio").unwrap();
+    let generator = token(data, &["--role", "generator"]);
+    let server = start(data);
+
+    let reply = server.get(
+        &format!("/v1/artifacts/{}", stored.file_hash),
+        Some(&generator),
+    );
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert_eq!(reply.error_code(), "internal");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let request_id = reply.request_id.expect("500s carry a request id");
+    assert!(message.contains(&request_id), "{message}");
+    let data_dir = data.display().to_string();
+    for leak in [data_dir.as_str(), "/artifacts/", "sha256/"] {
+        assert!(!message.contains(leak), "{message:?} contains {leak:?}");
+    }
+}

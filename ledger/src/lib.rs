@@ -13,6 +13,7 @@
 pub mod checkpoint;
 pub mod envelope;
 pub mod merkle;
+pub mod private;
 pub mod store;
 pub mod verify;
 

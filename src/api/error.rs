@@ -1,6 +1,7 @@
 //! The API's one error type. Every failure, from a bad query parameter to a
 //! stream version conflict, leaves the server as `{"error":{"code","message"}}`
-//! with the status that names its cause.
+//! with the status that names its cause. A 500's message is generic: its
+//! detail is logged, under the request id the answer carries.
 
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -144,10 +145,22 @@ impl IntoResponse for ApiError {
             ApiError::TooManyRequests { retry_after_s, .. } => Some(*retry_after_s),
             _ => None,
         };
+        let message = match &self {
+            // The detail of a server failure can name files and database
+            // internals: it goes to the log (above), tagged with the
+            // request id, and the client gets the id to quote.
+            ApiError::Internal(_) => match super::current_request_id() {
+                Some(id) => format!(
+                    "the server failed to answer; its log has the detail under request id {id}"
+                ),
+                None => "the server failed to answer; its log has the detail".to_string(),
+            },
+            _ => self.to_string(),
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
-                message: self.to_string(),
+                message,
                 conflict,
             },
         };

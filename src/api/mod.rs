@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod body;
 pub mod catalog;
+pub mod connections;
 pub mod error;
 pub mod generations;
 pub mod health;
@@ -53,6 +54,16 @@ const STORE_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5
 /// The longest caller-supplied request id kept; longer ones are replaced.
 const REQUEST_ID_BYTES_MAX: usize = 128;
 
+tokio::task_local! {
+    /// The id of the request the current task answers (see [`observe`]).
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being answered, when called while answering one.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(String::clone).ok()
+}
+
 /// What every handler shares.
 pub struct AppState {
     pub store: Arc<dyn EventStore>,
@@ -65,6 +76,8 @@ pub struct AppState {
     pub generations: generations::Generations,
     /// The data directory's artifacts: stems, step outputs, derivatives.
     pub artifacts: inference::artifacts::ArtifactStore,
+    /// The generation event streams open now, per key.
+    pub event_streams: generations::sse::OpenStreams,
 }
 
 /// Every route, with request ids, logs, metrics and the body limit.
@@ -134,7 +147,12 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
         route = %route,
         key = tracing::field::Empty,
     );
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = REQUEST_ID
+        .scope(
+            request_id.clone(),
+            next.run(request).instrument(span.clone()),
+        )
+        .await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     state.metrics.record_request(status, elapsed);
@@ -146,13 +164,15 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
 }
 
 /// Serves the API on `listen` over the data directory's log until SIGTERM or
-/// ctrl-c, with room for `generation_queue_jobs` waiting generation jobs;
-/// then finishes in-flight requests, finishes or abandons generation jobs
+/// ctrl-c, with room for `generation_queue_jobs` waiting generation jobs and
+/// at most `connections_max` open connections (see [`connections`]); then
+/// finishes in-flight requests, finishes or abandons generation jobs
 /// (see [`generations::Generations::stop`]), signs a checkpoint covering
 /// every acknowledged append and closes the store.
 pub async fn serve(
     listen: SocketAddr,
     generation_queue_jobs: usize,
+    connections_max: usize,
     context: &Context,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
@@ -184,6 +204,7 @@ pub async fn serve(
         projections: tokio::sync::Mutex::new(projections),
         generations,
         artifacts,
+        event_streams: generations::sse::OpenStreams::default(),
     });
     // Generation jobs are stopped as soon as the signal comes, while the
     // server drains: an open event stream of a queued or running job ends
@@ -204,11 +225,8 @@ pub async fn serve(
     tracing::info!(%address, "listening");
     // Tests and scripts wait for this line before sending requests.
     println!("listening on http://{address}");
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(signal)
-        .await;
+    connections::serve(listener, router(state), connections_max, signal).await;
     stop_generations.await?;
-    served?;
     let checkpoint = store.checkpoint_now().await?;
     tracing::info!(size = checkpoint.size, "final checkpoint signed");
     // Dropping the last handle closes the writer and waits for it. Connection

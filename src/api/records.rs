@@ -82,7 +82,8 @@ impl SqliteRecords {
             place: path.display().to_string(),
             message: e.to_string(),
         };
-        std::fs::create_dir_all(data_dir).map_err(|e| failed(&e))?;
+        ledger::private::create_private_dir(data_dir).map_err(|e| failed(&e))?;
+        ledger::private::prepare_database(&path).map_err(|e| failed(&e))?;
         let conn = Connection::open(&path).map_err(|e| failed(&e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| failed(&e))?;

@@ -132,7 +132,7 @@ impl Context {
             )));
         }
         if signing_key.is_none() {
-            std::fs::create_dir_all(&self.data_dir)?;
+            ledger::private::create_private_dir(&self.data_dir)?;
         }
         Ok(load_signer(
             signing_key.as_deref(),
@@ -177,8 +177,10 @@ impl Context {
     /// in the data directory.
     pub fn local_database(&self) -> anyhow::Result<PathBuf> {
         if self.postgres_url()?.is_some() || self.kurrentdb_url().is_some() {
-            std::fs::create_dir_all(&self.data_dir)?;
-            Ok(self.data_dir.join(NODE_DATABASE_FILE))
+            ledger::private::create_private_dir(&self.data_dir)?;
+            let database = self.data_dir.join(NODE_DATABASE_FILE);
+            ledger::private::prepare_database(&database)?;
+            Ok(database)
         } else {
             Ok(self.data_dir.join(sqlite::DATABASE_FILE))
         }

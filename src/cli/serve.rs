@@ -1,6 +1,7 @@
 //! `ledgerline serve`: the HTTP API (see `crate::api`) on the data directory.
 
 use super::Context;
+use crate::api::connections::CONNECTIONS_MAX_DEFAULT;
 use crate::api::generations::{QUEUE_JOBS_DEFAULT, QUEUE_JOBS_MAX};
 use clap::Args;
 use std::net::SocketAddr;
@@ -15,9 +16,21 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGERLINE_GENERATION_QUEUE", default_value_t = QUEUE_JOBS_DEFAULT as u64,
           value_parser = clap::value_parser!(u64).range(1..=QUEUE_JOBS_MAX as u64))]
     generation_queue: u64,
+    /// Open connections at most; beyond it the longest idle one is closed,
+    /// or new ones wait. Keep it well below the process's file descriptor
+    /// limit (`ulimit -n`), which the store needs too.
+    #[arg(long, env = "LEDGERLINE_CONNECTIONS_MAX", default_value_t = CONNECTIONS_MAX_DEFAULT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    connections_max: u64,
 }
 
 pub async fn run(args: ServeArgs, context: &Context) -> anyhow::Result<ExitCode> {
-    crate::api::serve(args.listen, args.generation_queue as usize, context).await?;
+    crate::api::serve(
+        args.listen,
+        args.generation_queue as usize,
+        args.connections_max as usize,
+        context,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,9 @@
 //! nodes: each runs its client connections and its one writer on a private
 //! single-threaded runtime, on a thread of its own, so the store works from
 //! any caller's runtime and its `Drop` can wait for the final checkpoint;
-//! the writer's loop of group commits and checkpoint ticks; and the check
-//! that a node signs with the log's key.
+//! the writer's loop of group commits and checkpoint ticks (which the
+//! embedded SQLite store's writer runs too); and the check that a node
+//! signs with the log's key.
 
 use crate::checkpoint::NoteVerifier;
 use crate::store::sequencer::{self, CheckpointCadence, Wake, WriterMessage};

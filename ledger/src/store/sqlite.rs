@@ -6,8 +6,9 @@
 use crate::checkpoint::{NoteSigner, NoteVerifier};
 use crate::merkle::{self, Frontier, Hash, HashReader, MerkleError};
 use crate::store::hash_cache::HashCache;
+use crate::store::node::NodeWriter;
 use crate::store::sequencer::{
-    self, Batch, CheckpointCadence, ClientResult, PreparedRequest, Sequencer, SequencerView, Wake,
+    self, Batch, CheckpointCadence, ClientResult, PreparedRequest, Sequencer, SequencerView,
     WriterMessage, WRITER_QUEUE_DEPTH,
 };
 use crate::store::{
@@ -92,7 +93,7 @@ impl SqliteStore {
     /// Opens the store in `config.data_dir`, creating the directory, the
     /// database and the signing key on first use. Blocking.
     pub fn open(config: SqliteConfig) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        crate::private::create_private_dir(&config.data_dir).map_err(|e| {
             backend(format!(
                 "cannot create data directory {}: {e}",
                 config.data_dir.display()
@@ -104,6 +105,8 @@ impl SqliteStore {
             &config.origin,
         )?;
         let path = config.data_dir.join(DATABASE_FILE);
+        crate::private::prepare_database(&path)
+            .map_err(|e| backend(format!("cannot create {}: {e}", path.display())))?;
         let mut conn = open_connection(&path)?;
         conn.execute_batch(schemas::SQLITE_DDL)?;
         check_meta(&conn, &config.origin)?;
@@ -423,39 +426,52 @@ impl SequencerView for WriteView<'_> {
     }
 }
 
-/// The single writer: owns the write connection, the sequencer and the signer.
+/// The writer on its thread, with the write connection. The background WAL
+/// checkpointer is declared first so that it stops, after a last pass,
+/// before the write connection closes.
+struct WriterThread {
+    _checkpointer: WalCheckpointer,
+    conn: Connection,
+    writer: Writer,
+}
+
+impl NodeWriter for WriterThread {
+    async fn commit_batch(&mut self, batch: Batch, _more: &mut mpsc::Receiver<WriterMessage>) {
+        self.writer.commit_batch(&mut self.conn, batch);
+    }
+    async fn sign_checkpoint(&mut self) -> Result<(), StoreError> {
+        self.writer.sign_checkpoint(&mut self.conn)
+    }
+    fn cadence(&mut self) -> &mut CheckpointCadence {
+        &mut self.writer.cadence
+    }
+    fn size(&self) -> u64 {
+        self.writer.sequencer.frontier().size()
+    }
+}
+
+/// The single writer: owns the sequencer and the signer.
 struct Writer {
     sequencer: Sequencer,
     cadence: CheckpointCadence,
 }
 
 impl Writer {
-    fn run(mut self, mut conn: Connection, mut receiver: mpsc::Receiver<WriterMessage>) {
+    /// Serves `receiver` on this thread until it closes, with the writer
+    /// loop every backend shares (see [`NodeWriter::run`]), then signs a
+    /// last checkpoint.
+    fn run(self, conn: Connection, receiver: mpsc::Receiver<WriterMessage>) {
         let checkpointer = WalCheckpointer::start(&conn);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .expect("a current-thread runtime starts");
-        runtime.block_on(async {
-            loop {
-                let deadline = self.cadence.deadline(self.sequencer.frontier().size());
-                match sequencer::next_batch(&mut receiver, deadline).await {
-                    Wake::Batch(batch) => self.commit_batch(&mut conn, batch),
-                    Wake::CheckpointDue => {
-                        if let Err(e) = self.sign_checkpoint(&mut conn) {
-                            tracing::error!("checkpoint signing failed: {e}");
-                        }
-                    }
-                    Wake::Closed => break,
-                }
-            }
-        });
-        if self.checkpoint_pending() {
-            if let Err(e) = self.sign_checkpoint(&mut conn) {
-                tracing::error!("final checkpoint signing failed: {e}");
-            }
-        }
-        drop(checkpointer);
+        let thread = WriterThread {
+            _checkpointer: checkpointer,
+            conn,
+            writer: self,
+        };
+        runtime.block_on(NodeWriter::run(thread, receiver));
     }
 
     fn checkpoint_pending(&self) -> bool {

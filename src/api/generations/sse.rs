@@ -15,9 +15,9 @@ use ledger::EventStore;
 use schemas::generation::{
     generation_stream, DERIVATIVE_PUBLISHED, GENERATION_ABANDONED, GENERATION_REJECTED,
 };
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -28,13 +28,65 @@ const EVENTS_PAGE_MAX: usize = 256;
 /// The longest an event stream stays open; a client may reconnect with
 /// `Last-Event-ID` to go on.
 const EVENTS_STREAM_DURATION_MAX: Duration = Duration::from_secs(60 * 60);
+/// Event streams one API key may hold open at once. Each holds a connection
+/// and polls the log; a key that wants more should poll job status instead.
+pub const EVENT_STREAMS_PER_KEY_MAX: usize = 8;
+/// What a refused event stream's `Retry-After` says, in seconds.
+const EVENT_STREAMS_RETRY_AFTER_S: u64 = 5;
 /// The SSE event type of the synthetic event that ends the stream of a job
 /// that failed without a last event in the log (it has no `id:`, as it is
 /// not a log event).
 pub const JOB_FAILED_SSE_EVENT: &str = "job-failed";
 
+/// How many event streams each API key holds open now.
+#[derive(Default)]
+pub struct OpenStreams(Arc<Mutex<HashMap<String, usize>>>);
+
+impl OpenStreams {
+    /// Counts a new stream for `key_id`, or refuses it (429) when the key
+    /// already holds [`EVENT_STREAMS_PER_KEY_MAX`]. The stream is counted
+    /// until the returned value is dropped, which is when the response body
+    /// ends or its connection closes.
+    fn open(&self, key_id: &str) -> Result<OpenStream, ApiError> {
+        let mut open = self.0.lock().expect("open event streams lock");
+        let count = open.entry(key_id.to_string()).or_default();
+        if *count >= EVENT_STREAMS_PER_KEY_MAX {
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "this API key already has {EVENT_STREAMS_PER_KEY_MAX} event streams open, the most one key may; close one, or poll GET /v1/generations/{{id}}"
+                ),
+                retry_after_s: EVENT_STREAMS_RETRY_AFTER_S,
+            });
+        }
+        *count += 1;
+        Ok(OpenStream {
+            streams: self.0.clone(),
+            key_id: key_id.to_string(),
+        })
+    }
+}
+
+/// One open event stream, counted against its key while it lives.
+struct OpenStream {
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+    key_id: String,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        let mut open = self.streams.lock().expect("open event streams lock");
+        if let Some(count) = open.get_mut(&self.key_id) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key_id);
+            }
+        }
+    }
+}
+
 /// Follows one job's stream in the log, for its event stream.
 struct Follow {
+    _open: OpenStream,
     store: Arc<dyn EventStore>,
     generations: Arc<Shared>,
     job: Uuid,
@@ -123,7 +175,8 @@ impl Follow {
 /// ends after `generation.derivative-published`, `generation.rejected` or
 /// `generation.abandoned`; a job that failed without one ends with a
 /// `job-failed` event (`{"job","error"}`, no id). `Last-Event-ID` resumes
-/// after that seq.
+/// after that seq. One key may hold [`EVENT_STREAMS_PER_KEY_MAX`] streams
+/// open at once; more are refused with 429.
 #[utoipa::path(
     get,
     path = "/v1/generations/{id}/events",
@@ -140,6 +193,7 @@ impl Follow {
         (status = 401, description = "No valid API key", body = crate::api::error::ErrorBody),
         (status = 403, description = "Role may not read generations", body = crate::api::error::ErrorBody),
         (status = 404, description = "No such job", body = crate::api::error::ErrorBody),
+        (status = 429, description = "The key has the most event streams open it may", body = crate::api::error::ErrorBody),
     )
 )]
 pub async fn events(
@@ -170,7 +224,9 @@ pub async fn events(
     {
         return Err(unknown_job(job));
     }
+    let open = state.event_streams.open(&principal.key_id)?;
     let follow = Follow {
+        _open: open,
         store: state.store.clone(),
         generations: state.generations.shared.clone(),
         job,
