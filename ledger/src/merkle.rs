@@ -605,7 +605,7 @@ impl fmt::Debug for Frontier {
     }
 }
 
-/// Serde helpers for a [`Hash`] as a lowercase hex string; use as
+/// Serde helpers for a [`Hash`](type@Hash) as a lowercase hex string; use as
 /// `#[serde(with = "crate::merkle::hex_hash")]`. Deserializing accepts
 /// exactly 64 lowercase hex digits, so every hash has one spelling.
 pub mod hex_hash {
