@@ -1,6 +1,6 @@
-//! ledgerline's server-side generation engine: real signal processing as WGSL
-//! compute kernels dispatched through wgpu, each with a CPU twin that tests
-//! compare it against and that runs when no GPU adapter exists.
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules
 //!
 //! - [`gpu`]: the process-wide device, pipeline cache and buffer pool, and the
 //!   [`gpu::Engine`] a caller picks with [`gpu::Backend`].

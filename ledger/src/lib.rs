@@ -1,14 +1,14 @@
-//! ledgerline's append-only event log.
+#![doc = include_str!("../README.md")]
 //!
-//! Every event is stored as the exact bytes of its canonical envelope
-//! ([`envelope`], RFC 8785 JSON). Those bytes are a leaf of one global
-//! RFC 6962 Merkle tree ([`merkle`]) whose index is the event's `seq`, and
-//! each event names the leaf hash of its predecessor in the same stream, so
-//! every stream is also a hash chain. Signed checkpoints ([`checkpoint`], C2SP
-//! `tlog-checkpoint` in C2SP `signed-note` form) let anyone outside check,
-//! with inclusion and consistency proofs, that the log was only ever appended
-//! to. [`store`] holds the `EventStore` trait and its backends; [`verify`] is
-//! the full audit.
+//! ## Modules
+//!
+//! - [`envelope`]: the event envelope and its canonical leaf bytes.
+//! - [`merkle`]: RFC 6962 hashing, stored-hash addressing, proofs and their
+//!   verifiers, as pure functions over a small storage trait.
+//! - [`checkpoint`]: C2SP checkpoints and signed notes, Ed25519 keys in Go's
+//!   note formats.
+//! - [`store`]: the `EventStore` trait and its backends.
+//! - [`verify`]: the full audit of a log.
 
 pub mod checkpoint;
 pub mod envelope;

@@ -11,8 +11,8 @@
 //! the hashes it needs in one batch, so a database backend pays one round trip.
 //!
 //! The verifiers follow `transparency-dev/merkle`'s `proof` package, whose
-//! test vectors (`shared/testdata/merkle`) they must all pass, including the
-//! cases that must be rejected.
+//! test vectors (vendored in `ledger/tests/testdata/merkle`) they must all
+//! pass, including the cases that must be rejected.
 
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -605,7 +605,7 @@ impl fmt::Debug for Frontier {
     }
 }
 
-/// Serde helpers for a [`Hash`] as a lowercase hex string; use as
+/// Serde helpers for a [`Hash`](type@Hash) as a lowercase hex string; use as
 /// `#[serde(with = "crate::merkle::hex_hash")]`. Deserializing accepts
 /// exactly 64 lowercase hex digits, so every hash has one spelling.
 pub mod hex_hash {
@@ -1416,7 +1416,7 @@ mod tests {
     // ---- transparency-dev/merkle conformance vectors ----
 
     fn vectors_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/merkle")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/merkle")
     }
 
     fn json_files(dir: &Path, files: &mut Vec<PathBuf>) {
@@ -1482,7 +1482,7 @@ mod tests {
         assert!(
             root.is_dir(),
             "the Merkle conformance vectors are missing: expected the transparency-dev/merkle \
-             testdata at {} (shared/testdata/merkle next to the workspace)",
+             testdata at {} (scripts/merkle-vectors --check says what is wrong with the copy)",
             root.display()
         );
         let (mut inclusion, mut consistency, mut must_fail) = (0, 0, 0);

@@ -1,7 +1,7 @@
 //! `scripts/bench projections`: usage import, rebuild, statement and lineage
 //! speed of the royalty projection on the embedded store.
 //!
-//! Default scale (issue 4): 1,000,000 usage lines over 10,000 derivatives and
+//! Default scale: 1,000,000 usage lines over 10,000 derivatives and
 //! 50,000 parties. Options: `--lines N`, `--derivatives N`, `--parties N`,
 //! `--lookups N` (lineage queries, default 1000), `--rebuilds N` (rebuilds
 //! timed, default 3; the goal is judged on their median). Rebuild is printed
@@ -27,8 +27,8 @@ struct Options {
     derivatives: u64,
     parties: u64,
     lookups: u64,
-    /// Rebuilds to time: the goal is judged on their median, since one run
-    /// on a shared machine varies by about 15%.
+    /// Rebuilds to time: the goal is judged on their median, since single
+    /// runs on a shared machine vary (`docs/performance.md`).
     rebuilds: u64,
 }
 

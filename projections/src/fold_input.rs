@@ -6,7 +6,7 @@
 //! owned strings) only for the fold to convert it to a [`UsageLine`] and
 //! drop the map; here the line is parsed from the leaf's bytes to its type
 //! directly. Events the fold ignores are not decoded past their header, and
-//! the rest (catalog entries, derivatives: few) become envelopes as before.
+//! the rest (catalog entries, derivatives: few) become envelopes.
 
 use crate::fold::{catalog_kind, Change, Fold, LineBook};
 use ledger::envelope::EnvelopeError;

@@ -1,11 +1,20 @@
-//! Deterministic folds over the ledgerline log: royalty allocation,
-//! statements, reconciliation, lineage and audit-as-of queries.
+#![doc = include_str!("../README.md")]
 //!
-//! Everything here is a pure function of the events `0..N` in seq order,
-//! computed with exact decimals (`rust_decimal`) and no wall-clock reads, so
-//! the same log prefix always yields byte-identical statements. The
-//! [`runner`] keeps the folded read model in `projection_*` tables of the
-//! log's own SQLite file, with its position, in one transaction per batch.
+//! ## Modules
+//!
+//! - [`allocation`]: royalty policy v1, one usage line's gross to parties.
+//! - [`catalog`], [`usage`]: catalog documents and usage reports, checked
+//!   and appended as events.
+//! - [`amount`], [`currency`]: exact sums, and rounding to a currency's
+//!   minor unit.
+//! - [`fold`], [`fold_input`]: the fold itself, and its input decoded from
+//!   leaf bytes.
+//! - [`statement`]: statements per period and currency, rounded by largest
+//!   remainder.
+//! - [`reconcile`]: a label's statement compared with ours, line by line.
+//! - [`lineage`], [`fingerprint`]: where an audio file came from, and who
+//!   was paid for it.
+//! - [`runner`]: the read model kept in the log's SQLite file.
 
 pub mod allocation;
 pub mod amount;

@@ -47,10 +47,10 @@ const BATCHES_IN_FLIGHT: usize = 2;
 /// The usage-line indexes dropped while the table loads; the DDL in
 /// `schemas/sql/projections.sqlite.sql` makes them again. The statement
 /// index (period, currency, seq) stays: lines arrive in seq order, so its
-/// inserts land at the end of a few (period, currency) runs, and keeping it
-/// cost the writer less than making it again took (0.4 s of 3.8 s at
-/// 300k lines). A line id or derivative insert lands anywhere in its
-/// index: keeping the derivative index doubled the writer's time.
+/// inserts land at the end of a few (period, currency) runs, which costs
+/// the writer less than making the index again at the end. A line id or
+/// derivative insert lands anywhere in its index, so those are cheaper
+/// made again in one sort (`docs/decisions.md`, "Royalties").
 pub(crate) const USAGE_LINE_INDEXES: [&str; 3] = [
     "projection_usage_line_id",
     "projection_usage_line_reverses",
@@ -267,11 +267,11 @@ fn write_batches(
     let mut position = 0;
     let mut conn = runner::open_connection(database)?;
     // This connection only appends: a small page cache recycles its pages
-    // instead of allocating new ones (page allocation was nearly a quarter of the
-    // thread's time). The WAL is checkpointed as usual (every 1000 pages),
-    // so it reuses the same few megabytes of file: letting it grow to the
-    // whole table and copying it once at the end made every rebuild of
-    // 300k lines about 10% slower, the kernel zeroing each new page of it.
+    // instead of allocating new ones. The WAL is checkpointed as usual
+    // (every 1000 pages), so it reuses the same few megabytes of file; a WAL
+    // grown to the whole table and copied once at the end costs more, as
+    // the kernel zeroes each new page of it (`docs/decisions.md`,
+    // "Royalties").
     conn.execute_batch("PRAGMA cache_size = -8192;")?;
     let mut pending: Vec<Batch> = Vec::new();
     // The rebuild owns the tables from empty, so the keys it stored stay

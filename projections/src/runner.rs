@@ -1081,9 +1081,9 @@ impl<'c> SqlBook<'c> {
     }
 }
 
-/// Usage lines inserted by one statement when there are many: each
-/// statement's own work (its step, reset and bindings cleared) was about a
-/// fifth of a rebuild writer's time per row.
+/// Usage lines inserted by one statement when there are many, so that each
+/// statement's own work (its step, reset and bindings cleared) is shared
+/// by several rows.
 pub(crate) const LINES_PER_INSERT: usize = 16;
 /// The values of one `projection_usage_line` row, in the order bound.
 const LINE_ROW_VALUES: usize = 11;

@@ -1,4 +1,4 @@
-//! ledgerline's event schemas: typed payloads, JSON Schemas and SQL DDL.
+#![doc = include_str!("../README.md")]
 
 pub mod catalog;
 pub mod content_hash;

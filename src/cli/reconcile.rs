@@ -15,7 +15,7 @@ pub enum Format {
 
 #[derive(Args)]
 pub struct ReconcileArgs {
-    /// The label's statement: CSV with header party,currency,amount[,derivative].
+    /// The label's statement: CSV with header party,currency,amount and an optional derivative column.
     #[arg(long)]
     statement: PathBuf,
     /// Period, YYYY-MM.

@@ -17,7 +17,7 @@ pub const SOURCE: KernelSource = KernelSource {
     wgsl: include_str!("stft.wgsl"),
 };
 
-/// The largest FFT the kernel holds in workgroup memory (2048 × vec2<f32> = 16 KiB,
+/// The largest FFT the kernel holds in workgroup memory (2048 × `vec2<f32>` = 16 KiB,
 /// WebGPU's guaranteed workgroup storage).
 pub const N_FFT_MAX: usize = 2048;
 

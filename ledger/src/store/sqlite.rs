@@ -675,8 +675,8 @@ impl Readers {
                 conn.busy_timeout(Duration::from_secs(10))?;
                 // Through the memory map, as the writer's connection reads:
                 // a page read without it is a pread() and a copy into the
-                // page cache, a third of the reading thread's time in a
-                // profile of a projection rebuild.
+                // page cache, which bulk reads such as a rebuild's pay on
+                // every page.
                 conn.execute_batch(&format!("PRAGMA mmap_size={MMAP_BYTES};"))?;
                 conn
             }

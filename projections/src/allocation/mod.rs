@@ -62,8 +62,8 @@ pub struct Payee {
 ///
 /// The payee list is shared: every line of a derivative under the same
 /// split sheets pays the same parties, so a plan makes it once and each
-/// line adds only its amounts. Building ten owned allocations per line, two
-/// shared strings in each, was a third of a rebuild's folding time.
+/// line adds only its amounts, rather than owned payees (two shared
+/// strings each) for every line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Allocations {
     payees: Arc<[Payee]>,
@@ -289,8 +289,7 @@ enum PlannedShares {
 /// leaves over: the largest share's (ties: the lowest party id).
 ///
 /// Shares are kept without trailing zeros, so that their products carry
-/// none of the shares' own (each amount is normalized when it is stored;
-/// keeping a sheet's shares at one scale instead measured no faster).
+/// none of the shares' own (each amount is normalized when it is stored).
 #[derive(Debug, Clone)]
 struct SplitSheet {
     shares: Vec<Scaled>,

@@ -21,10 +21,10 @@
 //! has one stored form: lines of the same plan share one row, and
 //! [`AllocationPlan::decode`] refuses any other form.
 //!
-//! Why not store each line's amounts: a line of twelve payees took 60 to 70
-//! bytes of amounts, and making them was about two fifths of a rebuild's
-//! folding thread (perf, 300k lines); a million-line rebuild made and wrote
-//! them all, while a statement reads a quarter of them.
+//! Why not store each line's amounts: a rebuild would make and write the
+//! amounts of every line (a line of twelve payees has 60 to 70 bytes of
+//! them), while a statement reads only the lines of one period and
+//! currency (`docs/decisions.md`, "Royalties", has the measurements).
 
 use super::{OwnedComponent, PolicyShares, ResolvedComponent, Share, WeightedComponent};
 use rust_decimal::Decimal;

@@ -13,7 +13,7 @@
 //! job's stream `generation-<job id>`.
 //!
 //! On shutdown, queued jobs are abandoned at once and a running job gets
-//! [`RUNNING_JOB_WAIT`] to finish; either way an abandoned job's stream ends
+//! [`queue::RUNNING_JOB_WAIT`] to finish; either way an abandoned job's stream ends
 //! with `generation.abandoned`.
 //!
 //! Here: submitting and reporting on jobs; the queue and its worker are in
