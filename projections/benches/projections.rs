@@ -121,8 +121,8 @@ fn rate(count: u64, elapsed: Duration) -> String {
 /// both).
 fn job_start(job: Uuid, recording: &str, requested_by: &str) -> AppendRequest {
     use schemas::generation::{
-        generation_stream, ComputeBackend, GenerationRequested, GenerationStep, Recipe,
-        RecipeKind, StepOp, GENERATION_REQUESTED, GENERATION_STEP,
+        generation_stream, ComputeBackend, GenerationRequested, GenerationStep, Recipe, RecipeKind,
+        StepOp, GENERATION_REQUESTED, GENERATION_STEP,
     };
     let requested = GenerationRequested {
         job,
@@ -155,7 +155,10 @@ fn job_start(job: Uuid, recording: &str, requested_by: &str) -> AppendRequest {
         generation_stream(job),
         ExpectedVersion::Exact(0),
         vec![
-            NewEvent::new(GENERATION_REQUESTED, serde_json::to_value(requested).unwrap()),
+            NewEvent::new(
+                GENERATION_REQUESTED,
+                serde_json::to_value(requested).unwrap(),
+            ),
             NewEvent::new(GENERATION_STEP, serde_json::to_value(step).unwrap()),
         ],
     )

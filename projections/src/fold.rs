@@ -186,9 +186,14 @@ pub enum Change {
     /// A generation job's request, or its next step, in order: the first
     /// `events` events of its stream are its request and its steps. A
     /// published derivative ends its job.
-    JobProgress { job: Uuid, events: u64 },
+    JobProgress {
+        job: Uuid,
+        events: u64,
+    },
     /// A job ended without a derivative (`generation.abandoned`).
-    JobAbandoned { job: Uuid },
+    JobAbandoned {
+        job: Uuid,
+    },
     Derivative(DerivativeRecord),
     UsageLine(LineRecord),
 }
@@ -300,9 +305,7 @@ impl Fold {
             }
         } else if envelope.event_type == GENERATION_ABANDONED {
             match job_of(envelope) {
-                Some(job) if self.jobs.remove(&job).is_some() => {
-                    Some(Change::JobAbandoned { job })
-                }
+                Some(job) if self.jobs.remove(&job).is_some() => Some(Change::JobAbandoned { job }),
                 _ => None,
             }
         } else if envelope.event_type == LINE_IMPORTED {
@@ -624,7 +627,10 @@ pub(crate) mod tests {
 
     /// A generation job's request and one step, as the engine appends them
     /// before its publication: versions 0 and 1 of the job's stream.
-    pub(crate) fn job_start(job: Uuid, requested_by: &str) -> [(&'static str, serde_json::Value); 2] {
+    pub(crate) fn job_start(
+        job: Uuid,
+        requested_by: &str,
+    ) -> [(&'static str, serde_json::Value); 2] {
         use schemas::generation::{
             ComputeBackend, GenerationRequested, GenerationStep, Recipe, RecipeKind, StepOp,
         };
@@ -656,7 +662,10 @@ pub(crate) mod tests {
             duration_ms: 1,
         };
         [
-            (GENERATION_REQUESTED, serde_json::to_value(requested).unwrap()),
+            (
+                GENERATION_REQUESTED,
+                serde_json::to_value(requested).unwrap(),
+            ),
             (GENERATION_STEP, serde_json::to_value(step).unwrap()),
         ]
     }
@@ -689,7 +698,11 @@ pub(crate) mod tests {
     }
 
     /// The events of a whole generation job, as the engine appends them.
-    pub(crate) fn job_envelopes(seq: u64, job: Uuid, published: serde_json::Value) -> Vec<Envelope> {
+    pub(crate) fn job_envelopes(
+        seq: u64,
+        job: Uuid,
+        published: serde_json::Value,
+    ) -> Vec<Envelope> {
         let [requested, step] = job_start(job, "u");
         stream_envelopes(
             seq,
@@ -857,7 +870,10 @@ pub(crate) mod tests {
     #[test]
     fn a_derivative_after_its_request_and_a_step_is_published() {
         let job = Uuid::from_u128(7);
-        assert_eq!(published_by(&job_envelopes(0, job, published(job, "u"))), [job]);
+        assert_eq!(
+            published_by(&job_envelopes(0, job, published(job, "u"))),
+            [job]
+        );
     }
 
     /// The forged provenance of a raw append: a publication alone on its
@@ -911,7 +927,11 @@ pub(crate) mod tests {
         let envelopes = stream_envelopes(
             0,
             &generation_stream(job),
-            vec![requested, step, (DERIVATIVE_PUBLISHED, published(other, "u"))],
+            vec![
+                requested,
+                step,
+                (DERIVATIVE_PUBLISHED, published(other, "u")),
+            ],
         );
         assert!(published_by(&envelopes).is_empty());
     }
@@ -926,7 +946,10 @@ pub(crate) mod tests {
             vec![
                 requested,
                 step,
-                (GENERATION_ABANDONED, json!({"job": job, "reason": "shutdown"})),
+                (
+                    GENERATION_ABANDONED,
+                    json!({"job": job, "reason": "shutdown"}),
+                ),
                 (DERIVATIVE_PUBLISHED, published(job, "u")),
             ],
         );

@@ -68,7 +68,10 @@ impl FoldInput {
         } else if catalog_kind(event_type).is_some()
             || matches!(
                 event_type,
-                DERIVATIVE_PUBLISHED | GENERATION_REQUESTED | GENERATION_STEP | GENERATION_ABANDONED
+                DERIVATIVE_PUBLISHED
+                    | GENERATION_REQUESTED
+                    | GENERATION_STEP
+                    | GENERATION_ABANDONED
             )
         {
             Envelope::from_leaf(leaf).map(FoldInput::Envelope)

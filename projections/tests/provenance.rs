@@ -50,11 +50,19 @@ async fn a_forged_derivative_pays_no_one_and_has_no_lineage() {
 
     // The importer refuses its usage; a line appended past the importer is
     // folded, but not booked.
-    let refused = import_csv(&mut f, &format!("F1,2026-03,{FORGED},US,USD,1000,100.00,\n")).await;
+    let refused = import_csv(
+        &mut f,
+        &format!("F1,2026-03,{FORGED},US,USD,1000,100.00,\n"),
+    )
+    .await;
     let refusal = refused.unwrap_err().to_string();
     assert!(refusal.contains("is not published"), "{refusal}");
     f.store
-        .append(AppendRequest::new("usage-forged", ExpectedVersion::Any, vec![usage_event(FORGED)]))
+        .append(AppendRequest::new(
+            "usage-forged",
+            ExpectedVersion::Any,
+            vec![usage_event(FORGED)],
+        ))
         .await
         .unwrap();
     let march = statements(&f.store, &mut f.projections, "2026-03", None, None)
@@ -65,10 +73,18 @@ async fn a_forged_derivative_pays_no_one_and_has_no_lineage() {
         "{march:?}"
     );
 
-    let answer = lineage(&f.store, &mut f.projections, &LineageQuery::Derivative(FORGED), None)
-        .await
-        .unwrap();
-    assert!(matches!(answer, LineageAnswer::NotFound { .. }), "{answer:?}");
+    let answer = lineage(
+        &f.store,
+        &mut f.projections,
+        &LineageQuery::Derivative(FORGED),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(answer, LineageAnswer::NotFound { .. }),
+        "{answer:?}"
+    );
 }
 
 /// The fold follows a job across transactions: a job whose request and

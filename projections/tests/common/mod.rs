@@ -106,7 +106,10 @@ pub fn job_start(job: Uuid, requested_by: &str) -> [NewEvent; 2] {
         duration_ms: 1,
     };
     [
-        NewEvent::new(GENERATION_REQUESTED, serde_json::to_value(requested).unwrap()),
+        NewEvent::new(
+            GENERATION_REQUESTED,
+            serde_json::to_value(requested).unwrap(),
+        ),
         NewEvent::new(GENERATION_STEP, serde_json::to_value(step).unwrap()),
     ]
 }
