@@ -164,11 +164,39 @@ fn nodes_of_one_postgres_log_share_keys_and_idempotency() {
         (409, "id_reused")
     );
 
+    // Concurrent requests with one key, spread over both nodes, reserve it
+    // in the shared records: all get one response, and the line is in the
+    // log once.
+    let concurrent = report.replace("A1,", "C1,");
+    let post = &post;
+    let replies: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let posts: Vec<_> = (0..8)
+            .map(|n| {
+                let (server, body) = (if n % 2 == 0 { &a } else { &b }, &concurrent);
+                scope.spawn(move || post(server, "report-3", body))
+            })
+            .collect();
+        posts
+            .into_iter()
+            .map(|post| {
+                let reply = post.join().unwrap();
+                (reply.status, reply.body)
+            })
+            .collect()
+    });
+    assert_eq!(replies[0].0, 200, "{}", replies[0].1);
+    assert!(
+        replies.iter().all(|reply| reply == &replies[0]),
+        "{replies:?}"
+    );
+    let after_concurrent = size(&a);
+    assert_eq!(after_concurrent, after_first + 1, "one line, imported once");
+
     // Revoked on one node's command line, refused by both at once.
     run(&node_b, &["keys", "revoke", &ingest_id]);
     for server in [&a, &b] {
         let refused = post(server, "report-2", &other);
         assert_eq!(refused.status, 401, "{}", refused.body);
     }
-    assert_eq!(size(&a), after_first);
+    assert_eq!(size(&a), after_concurrent);
 }
