@@ -105,7 +105,7 @@ fn each_role_reaches_only_its_endpoints() {
     .map(|(name, args)| (name, create_key(data, args).1))
     .collect();
     let server = Server::start(data);
-    let event = json!({"type": "catalog.test", "data": {"party": "label-a"}});
+    let event = json!({"type": "note.test", "data": {"party": "label-a"}});
 
     // Expected status per role: admin, ingest, generator, auditor, label-a, label-b.
     let matrix: &[(&str, &str, [u16; 6])] = &[

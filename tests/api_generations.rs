@@ -127,6 +127,16 @@ fn raw_post(server: &Server, path: &str, token: &str, body: &Value) -> RawReply 
         .send(body.to_string().as_bytes()))
 }
 
+/// POST /v1/generations of `body` with an `Idempotency-Key`.
+fn post_generation(server: &Server, token: &str, key: &str, body: &Value) -> RawReply {
+    raw(agent()
+        .post(format!("{}/v1/generations", server.base))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .send(body.to_string().as_bytes()))
+}
+
 /// Polls a job's status every 10 ms until its state is not one of `waiting`,
 /// and returns that status.
 fn poll_until_not(server: &Server, job: &str, token: &str, waiting: &[&str]) -> Value {
@@ -610,4 +620,60 @@ fn a_failure_naming_a_file_answers_a_request_id_and_no_path() {
     for leak in [data_dir.as_str(), "/artifacts/", "sha256/"] {
         assert!(!message.contains(leak), "{message:?} contains {leak:?}");
     }
+
+/// Identical requests sent at once with one `Idempotency-Key`, in several
+/// rounds: each round queues exactly one job, every response of the round
+/// names it, and the log holds one published derivative per key. The same
+/// key with another body is refused.
+#[test]
+fn concurrent_requests_with_one_idempotency_key_queue_one_job() {
+    const ROUNDS: usize = 3;
+    const CONCURRENT: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    setup(data, SECONDS);
+    let generator = token(data, &["--role", "generator"]);
+    let auditor = token(data, &["--role", "auditor"]);
+    let server = start(data);
+
+    for round in 0..ROUNDS {
+        let key = format!("burst-{round}");
+        let replies: Vec<RawReply> = std::thread::scope(|scope| {
+            let posts: Vec<_> = (0..CONCURRENT)
+                .map(|_| scope.spawn(|| post_generation(&server, &generator, &key, &remix())))
+                .collect();
+            posts.into_iter().map(|post| post.join().unwrap()).collect()
+        });
+        let jobs: std::collections::BTreeSet<String> = replies
+            .iter()
+            .map(|reply| {
+                let body: Value = serde_json::from_slice(&reply.body).unwrap();
+                assert_eq!(reply.status, 202, "{body}");
+                body["job"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(jobs.len(), 1, "round {round}: {jobs:?}");
+        let job = jobs.into_iter().next().unwrap();
+        assert_eq!(
+            wait_for_end(&server, &job, &generator)["state"],
+            "published"
+        );
+    }
+    let events = server.get("/v1/events?limit=10000", Some(&auditor)).json();
+    let published = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "generation.derivative-published")
+        .count();
+    assert_eq!(published, ROUNDS);
+
+    let mut other = remix();
+    other["requested_by"] = json!("creator-2");
+    let reused = post_generation(&server, &generator, "burst-0", &other);
+    let body: Value = serde_json::from_slice(&reused.body).unwrap();
+    assert_eq!(
+        (reused.status, body["error"]["code"].clone()),
+        (409, json!("id_reused"))
+    );
 }

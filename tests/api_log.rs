@@ -62,16 +62,16 @@ fn log_endpoints_serve_what_the_cli_prints() {
     assert_eq!(verifier.verify_checkpoint(&note.body).unwrap().size, 0);
 
     let one = server.post_json(
-        "/v1/streams/recording-1/events",
+        "/v1/streams/notes-1/events",
         &token,
-        &json!({"type": "catalog.test", "data": {"title": "Yesterday"}, "expected_version": 0}),
+        &json!({"type": "note.test", "data": {"title": "Yesterday"}, "expected_version": 0}),
     );
     assert_eq!(one.status, 201, "{}", one.body);
     assert_eq!(one.json()["events"][0]["seq"], 0);
     let two = server.post_json(
-        "/v1/streams/recording-2/events",
+        "/v1/streams/notes-2/events",
         &token,
-        &json!([{"type": "catalog.test", "data": {"n": 1}}, {"type": "catalog.test", "data": {"n": 2}}]),
+        &json!([{"type": "note.test", "data": {"n": 1}}, {"type": "note.test", "data": {"n": 2}}]),
     );
     assert_eq!(two.status, 201, "{}", two.body);
     let appended = two.json()["events"].clone();
@@ -89,15 +89,15 @@ fn log_endpoints_serve_what_the_cli_prints() {
 
     // A stale expected version: 409 with the typed conflict, nothing written.
     let conflict = server.post_json(
-        "/v1/streams/recording-1/events",
+        "/v1/streams/notes-1/events",
         &token,
-        &json!({"type": "catalog.test", "data": {}, "expected_version": 0}),
+        &json!({"type": "note.test", "data": {}, "expected_version": 0}),
     );
     assert_eq!(conflict.status, 409);
     assert_eq!(conflict.error_code(), "version_conflict");
     assert_eq!(
         conflict.json()["error"]["conflict"],
-        json!({"stream": "recording-1", "expected_version": 0, "actual_version": 1})
+        json!({"stream": "notes-1", "expected_version": 0, "actual_version": 1})
     );
     assert_eq!(event_count(&server), 3);
 
@@ -115,14 +115,14 @@ fn log_endpoints_serve_what_the_cli_prints() {
     assert_eq!(page["next"], 2);
 
     // Streams, paged by version.
-    let stream = server.get("/v1/streams/recording-2", Some(&token)).json();
+    let stream = server.get("/v1/streams/notes-2", Some(&token)).json();
     assert_eq!(stream["events"], json!([cli_events[1], cli_events[2]]));
     let stream = server
-        .get("/v1/streams/recording-2?from=1", Some(&token))
+        .get("/v1/streams/notes-2?from=1", Some(&token))
         .json();
     assert_eq!(stream["events"], json!([cli_events[2]]));
     assert_eq!(stream["next"], 2);
-    let missing = server.get("/v1/streams/recording-9", Some(&token));
+    let missing = server.get("/v1/streams/notes-9", Some(&token));
     assert_eq!(
         (missing.status, missing.error_code().as_str()),
         (404, "not_found")
@@ -239,7 +239,7 @@ fn appends_are_idempotent_and_bad_input_writes_nothing() {
     let token = admin_token(data);
     let server = Server::start(data);
     let authorization = format!("Bearer {token}");
-    let path = "/v1/streams/usage-2026-11/events";
+    let path = "/v1/streams/reports-2026-11/events";
     let post = |headers: &[(&str, &str)], body: &str| {
         let mut all = vec![("authorization", authorization.as_str())];
         all.extend_from_slice(headers);
@@ -248,7 +248,7 @@ fn appends_are_idempotent_and_bad_input_writes_nothing() {
     let json_type = ("content-type", "application/json");
 
     // Idempotency-Key: the retry gets the first response and appends nothing.
-    let body = r#"[{"type":"usage.reported","data":{"plays":1}},{"type":"usage.reported","data":{"plays":2}}]"#;
+    let body = r#"[{"type":"test.reported","data":{"plays":1}},{"type":"test.reported","data":{"plays":2}}]"#;
     let first = post(&[json_type, ("idempotency-key", "retry-1")], body);
     assert_eq!(first.status, 201, "{}", first.body);
     let retry = post(&[json_type, ("idempotency-key", "retry-1")], body);
@@ -260,7 +260,7 @@ fn appends_are_idempotent_and_bad_input_writes_nothing() {
     // The same key for a different request is refused, not applied.
     let reused = post(
         &[json_type, ("idempotency-key", "retry-1")],
-        r#"{"type":"usage.reported","data":{"plays":3}}"#,
+        r#"{"type":"test.reported","data":{"plays":3}}"#,
     );
     assert_eq!(
         (reused.status, reused.error_code().as_str()),
@@ -272,7 +272,7 @@ fn appends_are_idempotent_and_bad_input_writes_nothing() {
     assert_eq!(other.status, 201);
     assert_ne!(other.body, first.body);
     // A client-chosen event id is idempotent too.
-    let with_id = r#"{"type":"usage.reported","data":{"plays":4},"id":"7b0b6c55-4c8e-4c39-9d43-2a4f0f1f0a01"}"#;
+    let with_id = r#"{"type":"test.reported","data":{"plays":4},"id":"7b0b6c55-4c8e-4c39-9d43-2a4f0f1f0a01"}"#;
     let by_id = post(&[json_type], with_id);
     assert_eq!(by_id.status, 201);
     assert_eq!(post(&[json_type], with_id).body, by_id.body);
@@ -450,6 +450,61 @@ fn appends_are_idempotent_and_bad_input_writes_nothing() {
     assert!(value("ledgerline_http_requests_total{class=\"4xx\"}") >= 15.0);
 
     assert!(server.stop().success());
+}
+
+/// The attack of a forged derivative: an ingest key appending the engine's
+/// `generation.derivative-published` to a generation stream. Every event
+/// type and stream the engine and the importers own is refused with 403,
+/// naming the reserved prefixes, and nothing is written.
+#[test]
+fn raw_appends_of_engine_and_importer_events_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let ingest = ok_json(data, &["keys", "create", "--role", "ingest"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = Server::start(data);
+    let job = "6f1c1c1e-1111-4a4a-8b8b-000000000001";
+    let forged = json!({"job": job, "derivative": job, "recording": "GBAYE0601498",
+        "requested_by": "mallory", "recipe": {}, "output": format!("sha256:{}", "2".repeat(64)),
+        "output_pcm": format!("sha256:{}", "3".repeat(64)), "duration_ms": 1000,
+        "attribution": [{"kind": "recording", "ref": "GBAYE0601498", "weight_bp": 10000}]});
+    let attempts = [
+        (
+            format!("/v1/streams/generation-{job}/events"),
+            json!({"type": "generation.derivative-published", "data": forged}),
+        ),
+        (
+            "/v1/streams/notes/events".to_string(),
+            json!([{"type": "note.test", "data": {}}, {"type": "usage.line-imported", "data": {}}]),
+        ),
+        (
+            "/v1/streams/notes/events".to_string(),
+            json!({"type": "catalog.party-registered", "data": {"id": "mallory"}}),
+        ),
+        (
+            "/v1/streams/party-mallory/events".to_string(),
+            json!({"type": "note.test", "data": {}}),
+        ),
+    ];
+    for (path, body) in attempts {
+        let refused = server.post_json(&path, &ingest, &body);
+        assert_eq!(
+            (refused.status, refused.error_code().as_str()),
+            (403, "forbidden"),
+            "{path}: {}",
+            refused.body
+        );
+        assert!(refused.body.contains("is reserved"), "{}", refused.body);
+    }
+    assert_eq!(event_count(&server), 0);
+    let allowed = server.post_json(
+        "/v1/streams/notes/events",
+        &ingest,
+        &json!({"type": "note.test", "data": {}}),
+    );
+    assert_eq!(allowed.status, 201, "{}", allowed.body);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 mod common;
 
 use common::server::Server;
-use common::{ok, ok_json};
+use common::{ok, ok_json, publish_derivative};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -62,18 +62,7 @@ fn import_catalog(data: &Path, work: &Path) {
         "output_pcm": format!("sha256:{}", "0".repeat(64)), "duration_ms": 1000,
         "attribution": [{"kind": "recording", "ref": "GBAYE0601498", "weight_bp": 5000}, {"kind": "voice", "ref": "vm1", "weight_bp": 5000}]
     });
-    ok(
-        data,
-        &[
-            "append",
-            "--stream",
-            &format!("generation-{DERIVATIVE}"),
-            "--type",
-            "generation.derivative-published",
-            "--data",
-            &published.to_string(),
-        ],
-    );
+    publish_derivative(data, &published);
 }
 
 /// The catalog and one month of usage in USD and JPY, imported with the CLI.

@@ -29,9 +29,9 @@ fn appended_events_are_provable_with_public_formats() {
         &[
             "append",
             "--stream",
-            "recording-GBAYE0601498",
+            "notes-GBAYE0601498",
             "--type",
-            "catalog.test",
+            "note.test",
             "--data",
             r#"{"title":"Yesterday"}"#,
         ],
@@ -46,9 +46,9 @@ fn appended_events_are_provable_with_public_formats() {
         &[
             "append",
             "--stream",
-            "recording-GBAYE0601498",
+            "notes-GBAYE0601498",
             "--type",
-            "catalog.test",
+            "note.test",
             "--data",
             &format!("@{}", file.display()),
             "--expected-version",
@@ -258,6 +258,38 @@ fn bad_input_exits_2_and_writes_nothing() {
     assert_eq!(out_of_range.status.code(), Some(2));
     assert_eq!(event_count(data), 1);
     assert!(ok(data, &["verify"]).starts_with("ok 1 events"));
+}
+
+#[test]
+fn append_refuses_engine_and_importer_events_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    ok(
+        data,
+        &["append", "--stream", "s", "--type", "t", "--data", "{}"],
+    );
+    let job = "6f1c1c1e-1111-4a4a-8b8b-000000000001";
+    let generation_stream = format!("generation-{job}");
+    let attempts: [(&str, &str, &str); 4] = [
+        (
+            &generation_stream,
+            "generation.derivative-published",
+            "--data",
+        ),
+        ("s", "catalog.party-registered", "--data"),
+        ("recording-GBAYE0601498", "t", "--data"),
+        ("s", "usage.line-imported", "--jsonl"),
+    ];
+    for (stream, event_type, mode) in attempts {
+        let payload: &[u8] = if mode == "--data" { b"" } else { b"{}\n" };
+        let mut args = vec!["append", "--stream", stream, "--type", event_type, mode];
+        args.push(if mode == "--data" { "{}" } else { "-" });
+        let refused = run_with_stdin(data, &args, payload);
+        assert_eq!(refused.status.code(), Some(2), "{stream} {event_type}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("is reserved"), "{stderr}");
+    }
+    assert_eq!(event_count(data), 1);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ok, ok_json, run};
+use common::{ok, ok_json, publish_derivative, run};
 use serde_json::json;
 use std::path::Path;
 
@@ -76,18 +76,7 @@ fn statements_reconcile_and_lineage_from_the_command_line() {
         "output": output_hash, "output_pcm": format!("sha256:{}", "0".repeat(64)), "duration_ms": 1000,
         "attribution": [{"kind": "recording", "ref": "GBAYE0601498", "weight_bp": 5000}, {"kind": "voice", "ref": "vm1", "weight_bp": 5000}]
     });
-    ok(
-        data,
-        &[
-            "append",
-            "--stream",
-            &format!("generation-{D1}"),
-            "--type",
-            "generation.derivative-published",
-            "--data",
-            &published.to_string(),
-        ],
-    );
+    publish_derivative(data, &published);
 
     let usage = write(
         work,
@@ -291,18 +280,7 @@ fn a_rewrapped_copy_is_traced_by_its_decoded_pcm() {
         "output_pcm": inference::artifacts::pcm_hash(&audio), "duration_ms": 100,
         "attribution": [{"kind": "recording", "ref": "GBAYE0601498", "weight_bp": 10000}]
     });
-    ok(
-        data,
-        &[
-            "append",
-            "--stream",
-            &format!("generation-{D1}"),
-            "--type",
-            "generation.derivative-published",
-            "--data",
-            &event.to_string(),
-        ],
-    );
+    publish_derivative(data, &event);
 
     assert_eq!(
         ok_json(data, &["lineage", &published_file])["matched_by"],

@@ -232,7 +232,8 @@ fn refused_and_malformed_requests_and_a_step_that_does_not_reproduce() {
     assert_eq!(events(data).len(), count);
 
     // A step event whose output is not what its op makes of its input (the
-    // drums stem recorded as the time-stretched bass) fails its replay.
+    // drums stem recorded as the time-stretched bass), written past the
+    // engine by a writer that holds the log, fails its replay.
     let artifacts = ArtifactStore::open(data).unwrap();
     let record = |name: &str| {
         let path = catalog["recordings"][0]["stems"][name].as_str().unwrap();
@@ -245,19 +246,12 @@ fn refused_and_malformed_requests_and_a_step_that_does_not_reproduce() {
         "params": {"rate_ppm": 1_000_000}, "inputs": [record("bass")], "outputs": [record("drums")],
         "kernels": [], "backend": "cpu", "adapter": null, "measurements": {}, "duration_ms": 1
     });
-    let appended = ok_json(
+    let seq = common::append_as_owner(
         data,
-        &[
-            "append",
-            "--stream",
-            "generation-6f1c1c1e-1111-4a4a-8b8b-000000000009",
-            "--type",
-            "generation.step",
-            "--data",
-            &forged.to_string(),
-        ],
-    );
-    let seq = appended["seq"].as_u64().unwrap().to_string();
+        "generation-6f1c1c1e-1111-4a4a-8b8b-000000000009",
+        vec![ledger::NewEvent::new("generation.step", forged)],
+    )[0]
+    .to_string();
     let output = run(data, &["replay", "--seq", &seq]);
     assert_eq!(output.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();

@@ -7,8 +7,10 @@ mod common;
 mod postgres_support;
 
 use common::server::Server;
+use common::{append_to, generation_job};
 use postgres_support::{node_args, required_env, write_shared_key, TestDatabase};
 use serde_json::json;
+use std::path::Path;
 use std::process::Command;
 
 const DERIVATIVE: &str = "6f1c1c1e-1111-4a4a-8b8b-000000000001";
@@ -30,60 +32,63 @@ fn run(options: &[String], args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-fn append(options: &[String], stream: &str, event_type: &str, data: serde_json::Value) {
-    run(
-        options,
-        &[
-            "append",
-            "--stream",
-            stream,
-            "--type",
-            event_type,
-            "--data",
-            &data.to_string(),
-        ],
-    );
-}
-
-/// A party, a work, a recording, the policy and one published derivative.
-fn publish_a_derivative(options: &[String]) {
-    for party in ["m1", "p1", "u1"] {
-        append(
-            options,
-            &format!("party-{party}"),
-            "catalog.party-registered",
-            json!({"id": party, "name": party.to_uppercase(), "role": "other"}),
-        );
-    }
-    append(
-        options,
-        "work-T-000000001-0",
+/// A party, a work, a recording, the policy and one published derivative,
+/// appended through the ledger library as the importers and the engine
+/// write them (`ledgerline append` refuses their types).
+fn publish_a_derivative(url: &str, key_file: &Path) {
+    let key = std::fs::read_to_string(key_file).unwrap();
+    let signer = ledger::NoteSigner::from_private_key(key.trim()).unwrap();
+    let mut streams: Vec<(String, &str, serde_json::Value)> = ["m1", "p1", "u1"]
+        .into_iter()
+        .map(|party| {
+            (
+                format!("party-{party}"),
+                "catalog.party-registered",
+                json!({"id": party, "name": party.to_uppercase(), "role": "other"}),
+            )
+        })
+        .collect();
+    streams.push((
+        "work-T-000000001-0".into(),
         "catalog.work-registered",
         json!({"iswc": "T-000000001-0", "title": "W", "publishing_splits": [{"party": "p1", "share": "1"}]}),
-    );
-    append(
-        options,
-        "recording-GBAYE0601498",
+    ));
+    streams.push((
+        "recording-GBAYE0601498".into(),
         "catalog.recording-registered",
         json!({"isrc": "GBAYE0601498", "title": "R", "work": "T-000000001-0",
                "master_splits": [{"party": "m1", "share": "1"}],
                "stems": {"mixture": format!("sha256:{:064x}", 1)}}),
-    );
-    append(
-        options,
-        "policy-v1",
+    ));
+    streams.push((
+        "policy-v1".into(),
         "catalog.policy-set",
         json!({"id": "v1", "platform_share": "0.3", "creator_share": "0.15", "master_share": "0.55"}),
-    );
-    append(
-        options,
-        &format!("generation-{DERIVATIVE}"),
-        "generation.derivative-published",
-        json!({"job": DERIVATIVE, "derivative": DERIVATIVE, "recording": "GBAYE0601498",
-               "requested_by": "u1", "recipe": {}, "output": format!("sha256:{:064x}", 2),
-               "output_pcm": format!("sha256:{:064x}", 3), "duration_ms": 1000,
-               "attribution": [{"kind": "recording", "ref": "GBAYE0601498", "weight_bp": 10000}]}),
-    );
+    ));
+    let published = json!({"job": DERIVATIVE, "derivative": DERIVATIVE, "recording": "GBAYE0601498",
+        "requested_by": "u1", "recipe": {}, "output": format!("sha256:{:064x}", 2),
+        "output_pcm": format!("sha256:{:064x}", 3), "duration_ms": 1000,
+        "attribution": [{"kind": "recording", "ref": "GBAYE0601498", "weight_bp": 10000}]});
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let config = ledger::store::postgres::PostgresConfig::new(url, signer);
+            let store = ledger::store::postgres::PostgresStore::open(config)
+                .await
+                .unwrap();
+            for (stream, event_type, data) in streams {
+                append_to(
+                    &store,
+                    &stream,
+                    vec![ledger::NewEvent::new(event_type, data)],
+                )
+                .await;
+            }
+            let (stream, events) = generation_job(&published);
+            append_to(&store, &stream, events).await;
+        });
 }
 
 fn token(options: &[String], role: &str) -> (String, String) {
@@ -109,7 +114,7 @@ fn nodes_of_one_postgres_log_share_keys_and_idempotency() {
     // Keys made before any node ran: the command applies the migrations.
     let (ingest_id, ingest) = token(&node_a, "ingest");
     let (_, auditor) = token(&node_b, "auditor");
-    publish_a_derivative(&node_a);
+    publish_a_derivative(&database.url, &key_file);
 
     let a = Server::start_with(&data_a, &node_a[2..]);
     let b = Server::start_with(&data_b, &node_b[2..]);
@@ -159,11 +164,39 @@ fn nodes_of_one_postgres_log_share_keys_and_idempotency() {
         (409, "id_reused")
     );
 
+    // Concurrent requests with one key, spread over both nodes, reserve it
+    // in the shared records: all get one response, and the line is in the
+    // log once.
+    let concurrent = report.replace("A1,", "C1,");
+    let post = &post;
+    let replies: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let posts: Vec<_> = (0..8)
+            .map(|n| {
+                let (server, body) = (if n % 2 == 0 { &a } else { &b }, &concurrent);
+                scope.spawn(move || post(server, "report-3", body))
+            })
+            .collect();
+        posts
+            .into_iter()
+            .map(|post| {
+                let reply = post.join().unwrap();
+                (reply.status, reply.body)
+            })
+            .collect()
+    });
+    assert_eq!(replies[0].0, 200, "{}", replies[0].1);
+    assert!(
+        replies.iter().all(|reply| reply == &replies[0]),
+        "{replies:?}"
+    );
+    let after_concurrent = size(&a);
+    assert_eq!(after_concurrent, after_first + 1, "one line, imported once");
+
     // Revoked on one node's command line, refused by both at once.
     run(&node_b, &["keys", "revoke", &ingest_id]);
     for server in [&a, &b] {
         let refused = post(server, "report-2", &other);
         assert_eq!(refused.status, 401, "{}", refused.body);
     }
-    assert_eq!(size(&a), after_first);
+    assert_eq!(size(&a), after_concurrent);
 }

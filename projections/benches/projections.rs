@@ -116,6 +116,54 @@ fn rate(count: u64, elapsed: Duration) -> String {
     format!("{:.0}/s", count as f64 / elapsed.as_secs_f64())
 }
 
+/// A generation job's stream up to its publication, as the engine appends
+/// it: the request and one step (the fold accepts a derivative only after
+/// both).
+fn job_start(job: Uuid, recording: &str, requested_by: &str) -> AppendRequest {
+    use schemas::generation::{
+        generation_stream, ComputeBackend, GenerationRequested, GenerationStep, Recipe, RecipeKind,
+        StepOp, GENERATION_REQUESTED, GENERATION_STEP,
+    };
+    let requested = GenerationRequested {
+        job,
+        recording: recording.into(),
+        requested_by: requested_by.into(),
+        recipe: Recipe {
+            kind: RecipeKind::Remix,
+            stems: Default::default(),
+            tempo_rate_ppm: 1_000_000,
+            semitones_cents: 0,
+            voice_model: None,
+        },
+        stems: Default::default(),
+        voice_model: None,
+    };
+    let step = GenerationStep {
+        job,
+        step: 1,
+        op: StepOp::LoadStems,
+        params: json!({}),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        kernels: Vec::new(),
+        backend: ComputeBackend::Cpu,
+        adapter: None,
+        measurements: Default::default(),
+        duration_ms: 1,
+    };
+    AppendRequest::new(
+        generation_stream(job),
+        ExpectedVersion::Exact(0),
+        vec![
+            NewEvent::new(
+                GENERATION_REQUESTED,
+                serde_json::to_value(requested).unwrap(),
+            ),
+            NewEvent::new(GENERATION_STEP, serde_json::to_value(step).unwrap()),
+        ],
+    )
+}
+
 fn main() {
     let options = options();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -169,10 +217,13 @@ async fn run(o: Options) {
     for d in 0..o.derivatives {
         let id = Uuid::from_u128(u128::from(d) + 1);
         let r = d % recordings;
-        requests.push(request(format!("generation-{id}"), schemas::generation::DERIVATIVE_PUBLISHED, json!({
-            "job": id, "derivative": id, "recording": format!("GBAYE{:07}", r), "requested_by": party(creators_from + d % creators),
+        let creator = party(creators_from + d % creators);
+        let mut job = job_start(id, &format!("GBAYE{:07}", r), &creator);
+        job.events.push(NewEvent::new(schemas::generation::DERIVATIVE_PUBLISHED, json!({
+            "job": id, "derivative": id, "recording": format!("GBAYE{:07}", r), "requested_by": creator,
             "recipe": {}, "output": format!("sha256:{:064x}", d), "output_pcm": format!("sha256:{:064x}", d + (1 << 40)), "duration_ms": 1000,
             "attribution": [{"kind": "recording", "ref": format!("GBAYE{:07}", r), "weight_bp": 6000 + (d % 7) * 100}, {"kind": "voice", "ref": format!("vm{}", d % voice_models), "weight_bp": 4000 - (d % 7) * 100}]})));
+        requests.push(job);
     }
     append_chunked(&store, requests).await;
     println!(

@@ -318,28 +318,26 @@ pub(crate) mod tests {
     /// recorded (or, for `None`, a version 1 event without one).
     async fn publish(store: &dyn EventStore, derivative: Uuid, recorded: Option<&[u32]>) -> u64 {
         use base64::engine::general_purpose::STANDARD;
-        let mut event = serde_json::json!({
-            "job": derivative, "derivative": derivative, "recording": "GBAYE0601498",
-            "requested_by": "u1", "recipe": {},
-            "output": format!("sha256:{:064x}", derivative.as_u128()),
-            "output_pcm": format!("sha256:{:064x}", derivative.as_u128() + 1),
-            "duration_ms": 40_000,
-            "attribution": [{"kind": "recording", "ref": "GBAYE0601498", "weight_bp": 10000}]
-        });
+        let mut event = crate::fold::tests::published(derivative, "u1");
         if let Some(items) = recorded {
             let bytes: Vec<u8> = items.iter().flat_map(|i| i.to_le_bytes()).collect();
             event["output_fingerprint"] = serde_json::json!({
                 "algorithm": FINGERPRINT_CHROMAPRINT_TEST2, "items": STANDARD.encode(bytes)
             });
         }
+        let mut events: Vec<NewEvent> = crate::fold::tests::job_start(derivative, "u1")
+            .into_iter()
+            .map(|(event_type, data)| NewEvent::new(event_type, data))
+            .collect();
+        events.push(NewEvent::new(DERIVATIVE_PUBLISHED, event));
         store
             .append(AppendRequest::new(
                 generation_stream(derivative),
-                ExpectedVersion::Any,
-                vec![NewEvent::new(DERIVATIVE_PUBLISHED, event)],
+                ExpectedVersion::Exact(0),
+                events,
             ))
             .await
-            .unwrap()[0]
+            .unwrap()[2]
             .seq
     }
 

@@ -5,13 +5,25 @@
 //! in a [`LineBook`] (memory in tests, the `projection_usage_line` table in
 //! the runner). Given the same events, a fold makes the same [`Change`]s, so
 //! a rebuild from zero equals any incremental catch-up.
+//!
+//! A derivative is accepted only as the engine publishes one: as the last
+//! event of its job's stream `generation-<job>`, after the job's
+//! `generation.requested` (the stream's first event) and at least one
+//! `generation.step`, with nothing else between them. [`Fold::jobs`] follows
+//! each job from its request to its publication. A publication that comes
+//! any other way (a raw append by a writer that does not own the type, an
+//! older or compromised one) changes nothing: its lines are not booked, and
+//! lineage does not find it.
 
 use crate::allocation::{AllocationError, AllocationPlan, Allocations, OwnedComponent, Share};
 use crate::usage::check_line;
 use ledger::Envelope;
 use rust_decimal::Decimal;
 use schemas::catalog::{self as catalog_events, Party, Policy, Recording, VoiceModel, Work};
-use schemas::generation::{AttributionKind, DerivativePublished, DERIVATIVE_PUBLISHED};
+use schemas::generation::{
+    generation_stream, AttributionKind, DerivativePublished, DERIVATIVE_PUBLISHED,
+    GENERATION_ABANDONED, GENERATION_REQUESTED, GENERATION_STEP,
+};
 use schemas::usage::{UsageLine, LINE_IMPORTED};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -171,6 +183,17 @@ pub enum Change {
         seq: u64,
         data: serde_json::Value,
     },
+    /// A generation job's request, or its next step, in order: the first
+    /// `events` events of its stream are its request and its steps. A
+    /// published derivative ends its job.
+    JobProgress {
+        job: Uuid,
+        events: u64,
+    },
+    /// A job ended without a derivative (`generation.abandoned`).
+    JobAbandoned {
+        job: Uuid,
+    },
     Derivative(DerivativeRecord),
     UsageLine(LineRecord),
 }
@@ -191,7 +214,25 @@ pub trait LineBook {
 pub struct Fold {
     pub catalog: CatalogState,
     pub derivatives: HashMap<Uuid, DerivativeRecord>,
+    /// Generation jobs requested and not yet ended, by job id: the number of
+    /// events at the start of the job's stream that are its request and its
+    /// steps, in order.
+    pub jobs: HashMap<Uuid, u64>,
     plans: Plans,
+}
+
+/// The job a request, step or abandonment names. The fold reads no more of
+/// them: a step's content is checked by replaying it (`inference`'s replay),
+/// not by the royalty fold.
+#[derive(Deserialize)]
+struct JobEvent {
+    job: Uuid,
+}
+
+/// The job of a generation event, when the event is on that job's stream.
+fn job_of(envelope: &Envelope) -> Option<Uuid> {
+    let JobEvent { job } = JobEvent::deserialize(&envelope.data).ok()?;
+    (envelope.stream == generation_stream(job)).then_some(job)
 }
 
 /// The plans of the derivatives whose lines were folded since the catalog
@@ -232,7 +273,8 @@ impl Fold {
             }
         } else if envelope.event_type == DERIVATIVE_PUBLISHED {
             match DerivativePublished::deserialize(&envelope.data) {
-                Ok(published) if !self.derivatives.contains_key(&published.derivative) => {
+                Ok(published) if self.ends_its_job(envelope, &published) => {
+                    self.jobs.remove(&published.job);
                     let record = DerivativeRecord {
                         seq: envelope.seq,
                         stream: envelope.stream.clone(),
@@ -242,6 +284,28 @@ impl Fold {
                         .insert(record.published.derivative, record.without_fingerprint());
                     Some(Change::Derivative(record))
                 }
+                _ => None,
+            }
+        } else if envelope.event_type == GENERATION_REQUESTED {
+            match job_of(envelope) {
+                Some(job) if envelope.version == 0 && !self.derivatives.contains_key(&job) => {
+                    self.jobs.insert(job, 1);
+                    Some(Change::JobProgress { job, events: 1 })
+                }
+                _ => None,
+            }
+        } else if envelope.event_type == GENERATION_STEP {
+            match job_of(envelope) {
+                Some(job) if self.jobs.get(&job) == Some(&envelope.version) => {
+                    let events = envelope.version + 1;
+                    self.jobs.insert(job, events);
+                    Some(Change::JobProgress { job, events })
+                }
+                _ => None,
+            }
+        } else if envelope.event_type == GENERATION_ABANDONED {
+            match job_of(envelope) {
+                Some(job) if self.jobs.remove(&job).is_some() => Some(Change::JobAbandoned { job }),
                 _ => None,
             }
         } else if envelope.event_type == LINE_IMPORTED {
@@ -254,6 +318,19 @@ impl Fold {
             book.record(change)?;
         }
         Ok(change)
+    }
+
+    /// Whether `published` is the next event of its job: on the job's own
+    /// stream, naming the job as the derivative, right after the job's
+    /// request and at least one step.
+    fn ends_its_job(&self, envelope: &Envelope, published: &DerivativePublished) -> bool {
+        published.derivative == published.job
+            && envelope.stream == generation_stream(published.job)
+            && !self.derivatives.contains_key(&published.derivative)
+            && self
+                .jobs
+                .get(&published.job)
+                .is_some_and(|&events| events >= 2 && events == envelope.version)
     }
 
     /// Folds the usage line event at `seq` (`None`: its payload is not a
@@ -548,6 +625,105 @@ pub(crate) mod tests {
         }
     }
 
+    /// A generation job's request and one step, as the engine appends them
+    /// before its publication: versions 0 and 1 of the job's stream.
+    pub(crate) fn job_start(
+        job: Uuid,
+        requested_by: &str,
+    ) -> [(&'static str, serde_json::Value); 2] {
+        use schemas::generation::{
+            ComputeBackend, GenerationRequested, GenerationStep, Recipe, RecipeKind, StepOp,
+        };
+        let requested = GenerationRequested {
+            job,
+            recording: "GBAYE0601498".into(),
+            requested_by: requested_by.into(),
+            recipe: Recipe {
+                kind: RecipeKind::Remix,
+                stems: Default::default(),
+                tempo_rate_ppm: 1_000_000,
+                semitones_cents: 0,
+                voice_model: None,
+            },
+            stems: Default::default(),
+            voice_model: None,
+        };
+        let step = GenerationStep {
+            job,
+            step: 1,
+            op: StepOp::LoadStems,
+            params: json!({}),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            kernels: Vec::new(),
+            backend: ComputeBackend::Cpu,
+            adapter: None,
+            measurements: Default::default(),
+            duration_ms: 1,
+        };
+        [
+            (
+                GENERATION_REQUESTED,
+                serde_json::to_value(requested).unwrap(),
+            ),
+            (GENERATION_STEP, serde_json::to_value(step).unwrap()),
+        ]
+    }
+
+    /// A derivative's publication, requested by `requested_by` and
+    /// attributed wholly to recording GBAYE0601498.
+    pub(crate) fn published(job: Uuid, requested_by: &str) -> serde_json::Value {
+        json!({"job": job, "derivative": job, "recording": "GBAYE0601498",
+               "requested_by": requested_by, "recipe": {}, "output": format!("sha256:{:064x}", job.as_u128()),
+               "output_pcm": format!("sha256:{:064x}", job.as_u128() + 1), "duration_ms": 1000,
+               "attribution": [{"kind": "recording", "ref": "GBAYE0601498", "weight_bp": 10000}]})
+    }
+
+    /// `events` as consecutive events of `stream` from version 0, at seqs
+    /// from `seq` on.
+    pub(crate) fn stream_envelopes(
+        seq: u64,
+        stream: &str,
+        events: Vec<(&str, serde_json::Value)>,
+    ) -> Vec<Envelope> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(version, (event_type, data))| Envelope {
+                stream: stream.into(),
+                version: version as u64,
+                ..envelope(seq + version as u64, event_type, data)
+            })
+            .collect()
+    }
+
+    /// The events of a whole generation job, as the engine appends them.
+    pub(crate) fn job_envelopes(
+        seq: u64,
+        job: Uuid,
+        published: serde_json::Value,
+    ) -> Vec<Envelope> {
+        let [requested, step] = job_start(job, "u");
+        stream_envelopes(
+            seq,
+            &generation_stream(job),
+            vec![requested, step, (DERIVATIVE_PUBLISHED, published)],
+        )
+    }
+
+    /// Folds `envelopes` in order; returns the derivatives they published.
+    fn published_by(envelopes: &[Envelope]) -> Vec<Uuid> {
+        let mut fold = Fold::default();
+        let mut book = MemoryBook::new();
+        let mut derivatives = Vec::new();
+        for envelope in envelopes {
+            if let Some(Change::Derivative(record)) = fold.apply(envelope, &mut book).unwrap() {
+                derivatives.push(record.published.derivative);
+            }
+        }
+        derivatives
+    }
+
     /// A plan that pays the platform, creator `creator`, and `parties`
     /// through one voice component: the last of them a share of 0.1 each,
     /// the first the rest.
@@ -658,18 +834,17 @@ pub(crate) mod tests {
             catalog_events::POLICY_SET,
             json!({"id": "v1", "platform_share": "0.3", "creator_share": "0.2", "master_share": "0.5"}),
         ));
-        events.push((
-            DERIVATIVE_PUBLISHED,
-            json!({"job": Uuid::from_u128(7), "derivative": Uuid::from_u128(7), "recording": "GBAYE0601498",
-                   "requested_by": "u", "recipe": {}, "output": format!("sha256:{:064x}", 1),
-                   "output_pcm": format!("sha256:{:064x}", 2), "duration_ms": 1000,
-                   "attribution": [{"kind": "recording", "ref": "GBAYE0601498", "weight_bp": 10000}]}),
-        ));
+        let mut envelopes: Vec<Envelope> = events
+            .into_iter()
+            .enumerate()
+            .map(|(seq, (event_type, data))| envelope(seq as u64, event_type, data))
+            .collect();
+        let job = Uuid::from_u128(7);
+        envelopes.extend(job_envelopes(7, job, published(job, "u")));
         let mut fold = Fold::default();
         let mut book = MemoryBook::new();
-        for (seq, (event_type, data)) in events.into_iter().enumerate() {
-            fold.apply(&envelope(seq as u64, event_type, data), &mut book)
-                .unwrap();
+        for envelope in &envelopes {
+            fold.apply(envelope, &mut book).unwrap();
         }
         let d = |text: &str| text.parse::<Decimal>().unwrap();
         // 100: platform 30, creator 20, pool 50, master half of it.
@@ -690,5 +865,99 @@ pub(crate) mod tests {
             masters(second),
             [("a".to_string(), d("15")), ("b".to_string(), d("10"))]
         );
+    }
+
+    #[test]
+    fn a_derivative_after_its_request_and_a_step_is_published() {
+        let job = Uuid::from_u128(7);
+        assert_eq!(
+            published_by(&job_envelopes(0, job, published(job, "u"))),
+            [job]
+        );
+    }
+
+    /// The forged provenance of a raw append: a publication alone on its
+    /// job's stream, with no request or step before it.
+    #[test]
+    fn a_derivative_without_its_request_and_steps_is_not_published() {
+        let job = Uuid::from_u128(7);
+        let forged = stream_envelopes(
+            0,
+            &generation_stream(job),
+            vec![(DERIVATIVE_PUBLISHED, published(job, "mallory"))],
+        );
+        assert!(published_by(&forged).is_empty());
+    }
+
+    #[test]
+    fn a_derivative_after_a_request_with_no_step_is_not_published() {
+        let job = Uuid::from_u128(7);
+        let [requested, _] = job_start(job, "u");
+        let envelopes = stream_envelopes(
+            0,
+            &generation_stream(job),
+            vec![requested, (DERIVATIVE_PUBLISHED, published(job, "u"))],
+        );
+        assert!(published_by(&envelopes).is_empty());
+    }
+
+    /// Events of other types between a job's steps and its publication
+    /// (appended by a writer that does not own the stream) void the job.
+    #[test]
+    fn a_derivative_after_a_foreign_event_on_its_stream_is_not_published() {
+        let job = Uuid::from_u128(7);
+        let [requested, step] = job_start(job, "u");
+        let envelopes = stream_envelopes(
+            0,
+            &generation_stream(job),
+            vec![
+                requested,
+                step,
+                ("note.added", json!({"job": job})),
+                (DERIVATIVE_PUBLISHED, published(job, "u")),
+            ],
+        );
+        assert!(published_by(&envelopes).is_empty());
+    }
+
+    #[test]
+    fn a_derivative_on_another_jobs_stream_is_not_published() {
+        let (job, other) = (Uuid::from_u128(7), Uuid::from_u128(8));
+        let [requested, step] = job_start(job, "u");
+        let envelopes = stream_envelopes(
+            0,
+            &generation_stream(job),
+            vec![
+                requested,
+                step,
+                (DERIVATIVE_PUBLISHED, published(other, "u")),
+            ],
+        );
+        assert!(published_by(&envelopes).is_empty());
+    }
+
+    #[test]
+    fn an_abandoned_job_publishes_nothing_and_is_forgotten() {
+        let job = Uuid::from_u128(7);
+        let [requested, step] = job_start(job, "u");
+        let envelopes = stream_envelopes(
+            0,
+            &generation_stream(job),
+            vec![
+                requested,
+                step,
+                (
+                    GENERATION_ABANDONED,
+                    json!({"job": job, "reason": "shutdown"}),
+                ),
+                (DERIVATIVE_PUBLISHED, published(job, "u")),
+            ],
+        );
+        let mut fold = Fold::default();
+        let mut book = MemoryBook::new();
+        for envelope in &envelopes {
+            fold.apply(envelope, &mut book).unwrap();
+        }
+        assert!(fold.jobs.is_empty() && fold.derivatives.is_empty());
     }
 }

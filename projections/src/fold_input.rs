@@ -6,12 +6,15 @@
 //! owned strings) only for the fold to convert it to a [`UsageLine`] and
 //! drop the map; here the line is parsed from the leaf's bytes to its type
 //! directly. Events the fold ignores are not decoded past their header, and
-//! the rest (catalog entries, derivatives: few) become envelopes.
+//! the rest (catalog entries, generation jobs' requests, steps and ends: a
+//! few per derivative) become envelopes.
 
 use crate::fold::{catalog_kind, Change, Fold, LineBook};
 use ledger::envelope::EnvelopeError;
 use ledger::Envelope;
-use schemas::generation::DERIVATIVE_PUBLISHED;
+use schemas::generation::{
+    DERIVATIVE_PUBLISHED, GENERATION_ABANDONED, GENERATION_REQUESTED, GENERATION_STEP,
+};
 use schemas::usage::{UsageLine, LINE_IMPORTED};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -24,7 +27,7 @@ pub enum FoldInput {
     /// A usage line event; `line` is `None` when its payload is not a valid
     /// usage line (the fold skips it, as it skips any invalid payload).
     UsageLine { seq: u64, line: Option<UsageLine> },
-    /// A catalog entry or a published derivative.
+    /// A catalog entry, or an event of a generation job the fold follows.
     Envelope(Envelope),
     /// An event of a type the fold does not read.
     Ignored { seq: u64 },
@@ -62,7 +65,15 @@ impl FoldInput {
                 seq: parts.seq,
                 line: serde_json::from_str(parts.data.get()).ok(),
             })
-        } else if catalog_kind(event_type).is_some() || event_type == DERIVATIVE_PUBLISHED {
+        } else if catalog_kind(event_type).is_some()
+            || matches!(
+                event_type,
+                DERIVATIVE_PUBLISHED
+                    | GENERATION_REQUESTED
+                    | GENERATION_STEP
+                    | GENERATION_ABANDONED
+            )
+        {
             Envelope::from_leaf(leaf).map(FoldInput::Envelope)
         } else {
             Ok(FoldInput::Ignored { seq: parts.seq })

@@ -29,7 +29,7 @@ pub const ROYALTIES: &str = "royalties";
 const LAYOUT: &str = "table-layout";
 /// Bumped whenever the projection tables change shape: tables of another
 /// layout are dropped and folded again from the log on open.
-pub const TABLE_LAYOUT_VERSION: u64 = 6;
+pub const TABLE_LAYOUT_VERSION: u64 = 7;
 /// Events read and folded per transaction while catching up.
 pub const CATCH_UP_BATCH_EVENTS: usize = 10_000;
 /// Events written per transaction by a rebuild from the store (its commits
@@ -208,7 +208,8 @@ impl Projections {
             "DROP TABLE IF EXISTS projection_usage_line; DROP TABLE IF EXISTS projection_derivative;
              DROP TABLE IF EXISTS projection_catalog_entry; DROP TABLE IF EXISTS projection_position;
              DROP TABLE IF EXISTS projection_fingerprint_key; DROP TABLE IF EXISTS projection_allocation_plan;
-             DROP TABLE IF EXISTS projection_derivative_key; DROP TABLE IF EXISTS projection_payee_list;",
+             DROP TABLE IF EXISTS projection_derivative_key; DROP TABLE IF EXISTS projection_payee_list;
+             DROP TABLE IF EXISTS projection_open_job;",
         )?;
         tx.execute_batch(schemas::PROJECTIONS_SQLITE_DDL)?;
         tx.execute(
@@ -692,7 +693,7 @@ pub(crate) fn read_position(conn: &Connection) -> Result<u64, ProjectionError> {
 }
 
 /// The fold's in-memory state, from the tables: catalog versions replayed in
-/// seq order, and every published derivative.
+/// seq order, every published derivative, and the generation jobs still open.
 fn load_state(conn: &Connection) -> Result<(Fold, u64), ProjectionError> {
     let position = read_position(conn)?;
     let mut fold = Fold::default();
@@ -734,6 +735,15 @@ fn load_state(conn: &Connection) -> Result<(Fold, u64), ProjectionError> {
                 published,
             },
         );
+    }
+    let mut statement = conn.prepare("SELECT job, events FROM projection_open_job")?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+    })?;
+    for row in rows {
+        let (job, events) = row?;
+        let job = Uuid::parse_str(&job).map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+        fold.jobs.insert(job, events as u64);
     }
     Ok((fold, position))
 }
@@ -1099,6 +1109,16 @@ fn insert_of(rows: usize) -> String {
     )
 }
 
+impl SqlBook<'_> {
+    /// Forgets an open generation job: it was published or abandoned.
+    fn close_job(&self, job: Uuid) -> Result<(), rusqlite::Error> {
+        self.conn
+            .prepare_cached("DELETE FROM projection_open_job WHERE job = ?1")?
+            .execute(params![job.to_string()])?;
+        Ok(())
+    }
+}
+
 static MULTI_ROW_INSERT: LazyLock<String> = LazyLock::new(|| insert_of(LINES_PER_INSERT));
 static SINGLE_ROW_INSERT: LazyLock<String> = LazyLock::new(|| insert_of(1));
 
@@ -1140,7 +1160,17 @@ impl LineBook for SqlBook<'_> {
                     .prepare_cached("INSERT INTO projection_catalog_entry (kind, id, seq, data) VALUES (?1, ?2, ?3, ?4)")?
                     .execute(params![kind, id, *seq as i64, data.to_string()])?;
             }
+            Change::JobProgress { job, events } => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO projection_open_job (job, events) VALUES (?1, ?2)
+                         ON CONFLICT (job) DO UPDATE SET events = excluded.events",
+                    )?
+                    .execute(params![job.to_string(), *events as i64])?;
+            }
+            Change::JobAbandoned { job } => self.close_job(*job)?,
             Change::Derivative(record) => {
+                self.close_job(record.published.job)?;
                 let data =
                     serde_json::to_string(&record.published).expect("a derivative serializes");
                 self.conn

@@ -3,6 +3,8 @@
 //! gross, and the read model does not depend on how the events were batched
 //! or whether it was rebuilt from zero.
 
+mod common;
+
 use ledger::Envelope;
 use projections::allocation::{allocate, ResolvedComponent, Share, WeightedComponent};
 use projections::amount::{largest_remainder, round_half_even_minor_units, ExactSum};
@@ -146,6 +148,9 @@ fn scenario() -> impl Strategy<Value = Vec<(String, String, serde_json::Value)>>
             for (i, (rw, vw)) in derivative_w.iter().enumerate() {
                 let id = Uuid::from_u128(i as u128 + 1);
                 let bp = basis_points(&[*rw, *vw]);
+                for event in common::job_start(id, &format!("creator{i}")) {
+                    events.push((format!("generation-{id}"), event.event_type, event.data));
+                }
                 events.push((format!("generation-{id}"), "generation.derivative-published".into(), json!({
                     "job": id, "derivative": id, "recording": "GBAYE0601498", "requested_by": format!("creator{i}"),
                     "recipe": {}, "output": format!("sha256:{:064x}", i), "output_pcm": format!("sha256:{:064x}", i + 100),
@@ -196,13 +201,18 @@ fn scenario() -> impl Strategy<Value = Vec<(String, String, serde_json::Value)>>
 }
 
 fn envelopes(events: &[(String, String, serde_json::Value)]) -> Vec<Envelope> {
+    let mut versions: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
     events
         .iter()
         .enumerate()
         .map(|(seq, (stream, event_type, data))| Envelope {
             seq: seq as u64,
             stream: stream.clone(),
-            version: 0,
+            version: {
+                let next = versions.entry(stream).or_default();
+                *next += 1;
+                *next - 1
+            },
             id: Uuid::from_u128(seq as u128 + 1_000),
             event_type: event_type.clone(),
             schema: 1,

@@ -14,7 +14,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
 ) STRICT;
 
 -- The first successful response of each idempotent write, per API key and
--- Idempotency-Key, with the SHA-256 of the request it answered.
+-- Idempotency-Key, with the SHA-256 of the request it answered. A row with
+-- status 0 reserves its key for a request still running (its body is the
+-- reservation's token). Rows expire after the TTL in src/api/idempotency.rs.
 CREATE TABLE IF NOT EXISTS api_idempotency (
     api_key_id       TEXT NOT NULL,
     idempotency_key  TEXT NOT NULL,

@@ -33,6 +33,15 @@ CREATE TABLE IF NOT EXISTS projection_derivative (
 CREATE INDEX IF NOT EXISTS projection_derivative_output ON projection_derivative (output_hash);
 CREATE INDEX IF NOT EXISTS projection_derivative_pcm ON projection_derivative (pcm_hash);
 
+-- Generation jobs requested and not yet published or abandoned: the first
+-- `events` events of the job's stream are its request and its steps, in
+-- order. The fold accepts a derivative only as the next event of such a job
+-- with at least one step (see projections/src/fold.rs).
+CREATE TABLE IF NOT EXISTS projection_open_job (
+    job TEXT PRIMARY KEY,
+    events INTEGER NOT NULL
+) STRICT;
+
 -- How policy v1 allocates the lines of one derivative under the split
 -- sheets in force: the policy shares, the creator, and each attribution
 -- component with its weight and split sheets, in the binary form documented

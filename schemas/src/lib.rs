@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod content_hash;
 pub mod generation;
+pub mod reserved;
 pub mod usage;
 
 pub use content_hash::ContentHash;

@@ -448,7 +448,9 @@ fn parse_event(value: serde_json::Value, at: &str) -> Result<NewEventBody, ApiEr
 
 /// Appends one event, or a list atomically, to a stream (admin and ingest
 /// keys). With an `Idempotency-Key`, a retry returns the first response and
-/// appends nothing.
+/// appends nothing. The event types and streams of the generation engine and
+/// the importers are refused ([`schemas::reserved`]): they are written only
+/// by those writers, through their own endpoints.
 #[utoipa::path(
     post,
     path = "/v1/streams/{stream}/events",
@@ -463,7 +465,7 @@ fn parse_event(value: serde_json::Value, at: &str) -> Result<NewEventBody, ApiEr
         (status = 201, description = "Durably appended", body = AppendResult),
         (status = 400, description = "Malformed body; the message names the field", body = super::error::ErrorBody),
         (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Role may not append", body = super::error::ErrorBody),
+        (status = 403, description = "Role may not append, or the stream or an event type is reserved for the generation engine and the importers (`generation.`, `catalog.`, `usage.`, `voice.` types; `generation-`, `voice-`, `party-`, `work-`, `recording-`, `policy-`, `usage-` streams)", body = super::error::ErrorBody),
         (status = 409, description = "Version conflict (typed in `error.conflict`), or an id or Idempotency-Key reused for other content", body = super::error::ErrorBody),
         (status = 413, description = "Body over 8 MiB", body = super::error::ErrorBody),
         (status = 415, description = "Body is not application/json", body = super::error::ErrorBody),
@@ -488,6 +490,14 @@ pub async fn append(
         AppendBody::One(event) => vec![event],
         AppendBody::Many(events) => events,
     };
+    // 403, not 422: the events may be well formed; what is refused is this
+    // caller writing them, since only the engine and the importers may.
+    if let Some(refusal) = schemas::reserved::raw_append_refusal(
+        &stream,
+        bodies.iter().map(|body| body.event_type.as_str()),
+    ) {
+        return Err(ApiError::Forbidden(refusal));
+    }
     let expected = match bodies.first() {
         Some(first) => first
             .expected_version

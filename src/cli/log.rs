@@ -150,6 +150,16 @@ pub fn read_json_argument(argument: &str) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| bad_input(format!("{origin} is not valid JSON: {e}")))
 }
 
+/// Refuses, before the log is opened, the event types and streams that only
+/// the generation engine and the importers write (`generate`, `catalog
+/// import`, `usage import`, `voice train`).
+fn refuse_reserved(stream: &str, event_type: &str) -> anyhow::Result<()> {
+    match schemas::reserved::raw_append_refusal(stream, [event_type]) {
+        Some(refusal) => Err(bad_input(refusal)),
+        None => Ok(()),
+    }
+}
+
 async fn append(args: AppendArgs, context: &Context) -> anyhow::Result<ExitCode> {
     let Some(data) = &args.data else {
         return append_lines(args, context).await;
@@ -166,6 +176,7 @@ async fn append(args: AppendArgs, context: &Context) -> anyhow::Result<ExitCode>
     let expected = args
         .expected_version
         .map_or(ExpectedVersion::Any, ExpectedVersion::Exact);
+    refuse_reserved(&args.stream, &args.event_type)?;
     let event = NewEvent {
         id,
         event_type: args.event_type,
@@ -191,6 +202,7 @@ async fn append_lines(args: AppendArgs, context: &Context) -> anyhow::Result<Exi
     use futures::stream::{FuturesUnordered, StreamExt};
     use tokio::io::AsyncBufReadExt;
 
+    refuse_reserved(&args.stream, &args.event_type)?;
     let path = args.jsonl.expect("clap requires --data or --jsonl");
     let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if path == "-" {
         Box::new(tokio::io::stdin())

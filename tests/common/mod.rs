@@ -96,6 +96,88 @@ pub fn ok_json(data: &Path, args: &[&str]) -> serde_json::Value {
 }
 
 /// A `ledgerline serve` process on a free loopback port, and an HTTP client for it.
+/// The events the generation engine appends for a derivative: its request
+/// and one step, then `published` (a `generation.derivative-published`
+/// payload, whose `job`, `recording` and `requested_by` the request repeats).
+/// The fold accepts a derivative only after its request and a step.
+pub fn generation_job(published: &serde_json::Value) -> (String, Vec<ledger::NewEvent>) {
+    use schemas::generation::{
+        generation_stream, ComputeBackend, GenerationRequested, GenerationStep, Recipe, RecipeKind,
+        StepOp, DERIVATIVE_PUBLISHED, GENERATION_REQUESTED, GENERATION_STEP,
+    };
+    let job: uuid::Uuid = serde_json::from_value(published["job"].clone()).unwrap();
+    let requested = GenerationRequested {
+        job,
+        recording: published["recording"].as_str().unwrap().into(),
+        requested_by: published["requested_by"].as_str().unwrap().into(),
+        recipe: Recipe {
+            kind: RecipeKind::Remix,
+            stems: Default::default(),
+            tempo_rate_ppm: 1_000_000,
+            semitones_cents: 0,
+            voice_model: None,
+        },
+        stems: Default::default(),
+        voice_model: None,
+    };
+    let step = GenerationStep {
+        job,
+        step: 1,
+        op: StepOp::LoadStems,
+        params: serde_json::json!({}),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        kernels: Vec::new(),
+        backend: ComputeBackend::Cpu,
+        adapter: None,
+        measurements: Default::default(),
+        duration_ms: 1,
+    };
+    let events = vec![
+        ledger::NewEvent::new(
+            GENERATION_REQUESTED,
+            serde_json::to_value(requested).unwrap(),
+        ),
+        ledger::NewEvent::new(GENERATION_STEP, serde_json::to_value(step).unwrap()),
+        ledger::NewEvent::new(DERIVATIVE_PUBLISHED, published.clone()),
+    ];
+    (generation_stream(job), events)
+}
+
+/// Appends `events` to `stream` of `store`; returns their seqs.
+pub async fn append_to(
+    store: &dyn ledger::store::EventStore,
+    stream: &str,
+    events: Vec<ledger::NewEvent>,
+) -> Vec<u64> {
+    let request =
+        ledger::store::AppendRequest::new(stream, ledger::store::ExpectedVersion::Exact(0), events);
+    let appended = store.append(request).await.unwrap();
+    appended.iter().map(|a| a.seq).collect()
+}
+
+/// Appends `events` as a new stream of the embedded log in `data`, through
+/// the ledger library as the engine and the importers write:
+/// `ledgerline append` refuses their event types and streams. No other
+/// process may hold the log meanwhile. Returns the events' seqs.
+pub fn append_as_owner(data: &Path, stream: &str, events: Vec<ledger::NewEvent>) -> Vec<u64> {
+    use ledger::store::sqlite::{SqliteConfig, SqliteStore};
+    let config = SqliteConfig::new(data, ledger::checkpoint::DEFAULT_ORIGIN);
+    let store = SqliteStore::open(config).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(append_to(&store, stream, events))
+}
+
+/// Publishes a derivative in the embedded log in `data` as the engine does
+/// (see [`generation_job`]); returns the publication's seq.
+pub fn publish_derivative(data: &Path, published: &serde_json::Value) -> u64 {
+    let (stream, events) = generation_job(published);
+    append_as_owner(data, &stream, events)[2]
+}
+
 pub mod server {
     use std::io::{BufRead, BufReader};
     use std::path::Path;

@@ -8,7 +8,10 @@ use ledger::NewEvent;
 use projections::catalog::CatalogDocument;
 use projections::runner::Projections;
 use projections::usage::{import_usage, parse_usage_csv, UsageImport};
-use schemas::generation::{generation_stream, DERIVATIVE_PUBLISHED};
+use schemas::generation::{
+    generation_stream, ComputeBackend, GenerationRequested, GenerationStep, Recipe, RecipeKind,
+    StepOp, DERIVATIVE_PUBLISHED, GENERATION_REQUESTED, GENERATION_STEP,
+};
 use schemas::ContentHash;
 use serde_json::json;
 use uuid::Uuid;
@@ -72,6 +75,45 @@ pub async fn import_catalog(
     catalog.import(store).await.unwrap()
 }
 
+/// A generation job's request and its one step, as the engine appends them
+/// before the publication: the fold accepts a derivative only after both.
+pub fn job_start(job: Uuid, requested_by: &str) -> [NewEvent; 2] {
+    let requested = GenerationRequested {
+        job,
+        recording: "GBAYE0601498".into(),
+        requested_by: requested_by.into(),
+        recipe: Recipe {
+            kind: RecipeKind::Cover,
+            stems: Default::default(),
+            tempo_rate_ppm: 1_000_000,
+            semitones_cents: 0,
+            voice_model: Some("vm1".into()),
+        },
+        stems: [("vocals".to_string(), fake_hash("vocals.wav"))].into(),
+        voice_model: None,
+    };
+    let step = GenerationStep {
+        job,
+        step: 1,
+        op: StepOp::LoadStems,
+        params: json!({}),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        kernels: Vec::new(),
+        backend: ComputeBackend::Cpu,
+        adapter: None,
+        measurements: Default::default(),
+        duration_ms: 1,
+    };
+    [
+        NewEvent::new(
+            GENERATION_REQUESTED,
+            serde_json::to_value(requested).unwrap(),
+        ),
+        NewEvent::new(GENERATION_STEP, serde_json::to_value(step).unwrap()),
+    ]
+}
+
 pub fn derivative_event(
     derivative: Uuid,
     requested_by: &str,
@@ -88,21 +130,24 @@ pub fn derivative_event(
     )
 }
 
+/// Appends a whole generation job (its request, a step and the derivative's
+/// publication); returns the publication's seq.
 pub async fn publish(
     store: &dyn EventStore,
     derivative: Uuid,
     requested_by: &str,
     attribution: serde_json::Value,
 ) -> u64 {
-    let event = derivative_event(derivative, requested_by, attribution);
+    let mut events = Vec::from(job_start(derivative, requested_by));
+    events.push(derivative_event(derivative, requested_by, attribution));
     store
         .append(AppendRequest::new(
             generation_stream(derivative),
-            ExpectedVersion::Any,
-            vec![event],
+            ExpectedVersion::Exact(0),
+            events,
         ))
         .await
-        .unwrap()[0]
+        .unwrap()[2]
         .seq
 }
 
