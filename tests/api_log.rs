@@ -669,8 +669,44 @@ fn healthz_reports_a_writer_that_cannot_write() {
     assert!(message.contains("cannot be appended to"), "{message}");
 }
 
+/// Pages through `path` (`/v1/events` or a stream's) from its start,
+/// checking that each page ends at the event that takes its leaves to
+/// 4 MiB and that its `next` continues it; returns each page's positions.
+fn page_through(server: &Server, token: &str, path: &str, position: &str) -> Vec<Vec<u64>> {
+    let leaf_bytes = |event: &Value| {
+        use base64::Engine as _;
+        let leaf = event["leaf"].as_str().unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(leaf)
+            .unwrap()
+            .len()
+    };
+    let mut pages = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = server.get(&format!("{path}?limit=200&from={from}"), Some(token));
+        assert_eq!(page.status, 200, "{}", page.body);
+        let page = page.json();
+        let events = page["events"].as_array().unwrap();
+        if events.is_empty() {
+            assert_eq!(page["next"], from);
+            return pages;
+        }
+        let bytes: Vec<usize> = events.iter().map(leaf_bytes).collect();
+        let before_last: usize = bytes[..bytes.len() - 1].iter().sum();
+        assert!(before_last < 4 << 20, "{before_last}");
+        let positions: Vec<u64> = events
+            .iter()
+            .map(|e| e[position].as_u64().unwrap())
+            .collect();
+        from = page["next"].as_u64().unwrap();
+        assert_eq!(from, positions.last().unwrap() + 1);
+        pages.push(positions);
+    }
+}
+
 #[test]
-fn events_pages_end_at_4_mib_of_leaves_and_say_where_to_go_on() {
+fn event_pages_end_at_4_mib_of_leaves_and_say_where_to_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let token = admin_token(data);
@@ -681,38 +717,14 @@ fn events_pages_end_at_4_mib_of_leaves_and_say_where_to_go_on() {
         let appended = server.post_json("/v1/streams/big/events", &token, &event);
         assert_eq!(appended.status, 201, "{}", appended.body);
     }
-    let leaf_bytes = |event: &Value| {
-        use base64::Engine as _;
-        let leaf = event["leaf"].as_str().unwrap();
-        base64::engine::general_purpose::STANDARD
-            .decode(leaf)
-            .unwrap()
-            .len()
-    };
-    let mut seqs = Vec::new();
-    let mut from = 0;
-    let mut pages = 0;
-    loop {
-        let page = server.get(&format!("/v1/events?limit=200&from={from}"), Some(&token));
-        assert_eq!(page.status, 200, "{}", page.body);
-        let page = page.json();
-        let events = page["events"].as_array().unwrap();
-        if events.is_empty() {
-            assert_eq!(page["next"], from);
-            break;
-        }
-        // The event that takes the page's leaves to 4 MiB is its last.
-        let bytes: Vec<usize> = events.iter().map(leaf_bytes).collect();
-        let before_last: usize = bytes[..bytes.len() - 1].iter().sum();
-        assert!(before_last < 4 << 20, "{before_last}");
-        seqs.extend(events.iter().map(|e| e["seq"].as_u64().unwrap()));
-        pages += 1;
-        from = page["next"].as_u64().unwrap();
-        assert_eq!(from, seqs.last().unwrap() + 1);
-    }
-    assert_eq!(seqs, (0..12).collect::<Vec<u64>>());
-    // Five 1 MB events reach 4 MiB: pages of 5, 5 and 2.
-    assert_eq!(pages, 3);
+    // Five 1 MB events reach 4 MiB: pages of 5, 5 and 2, of the log and of
+    // the stream alike.
+    let expected: Vec<Vec<u64>> = vec![(0..5).collect(), (5..10).collect(), vec![10, 11]];
+    assert_eq!(page_through(&server, &token, "/v1/events", "seq"), expected);
+    assert_eq!(
+        page_through(&server, &token, "/v1/streams/big", "version"),
+        expected
+    );
 }
 
 #[test]

@@ -444,6 +444,12 @@ async fn pages_end_at_the_event_that_reaches_their_byte_budget(backend: &dyn Bac
     // A budget smaller than one leaf still moves a reader on by one event.
     assert_eq!(seqs(page(3, 10, 1).await.unwrap()), [3]);
     assert!(page(5, 10, usize::MAX).await.unwrap().is_empty());
+    // A stream's pages end the same way (its versions are these seqs).
+    let stream_page = |from, limit, bytes| store.read_stream_bytes("p", from, limit, bytes);
+    assert_eq!(seqs(stream_page(0, 10, two).await.unwrap()), [0, 1]);
+    assert_eq!(seqs(stream_page(0, 10, two + 1).await.unwrap()), [0, 1, 2]);
+    assert_eq!(seqs(stream_page(3, 10, 1).await.unwrap()), [3]);
+    assert!(stream_page(5, 10, usize::MAX).await.unwrap().is_empty());
 }
 
 async fn reads_from_past_any_log_are_refused(backend: &dyn Backend) {
@@ -460,6 +466,9 @@ async fn reads_from_past_any_log_are_refused(backend: &dyn Backend) {
     assert!(refused(store.read_range(u64::MAX, 10).await));
     assert!(refused(store.read_range_bytes(beyond, 10, 1 << 20).await));
     assert!(refused(store.read_stream("s", beyond, 10).await));
+    assert!(refused(
+        store.read_stream_bytes("s", beyond, 10, 1 << 20).await
+    ));
     assert!(matches!(
         store.read_leaves(beyond, 10).await,
         Err(StoreError::OutOfRange { .. })

@@ -29,7 +29,7 @@ use uuid::Uuid;
 const PAGE_EVENTS_DEFAULT: usize = 1000;
 /// The most events one page may return.
 pub const PAGE_EVENTS_MAX: usize = 10_000;
-/// The leaf bytes that end a page of `/v1/events` (4 MiB; as base64 in the
+/// The leaf bytes that end a page of events (4 MiB; as base64 in the
 /// response, under 6 MiB): the event that reaches them is the page's last,
 /// so a page of large events holds fewer than `limit` and `next` says where
 /// to go on.
@@ -62,8 +62,10 @@ pub struct Event {
     leaf_hash: String,
 }
 
-/// A page of events in seq (or stream version) order.
+/// A page of events in seq (or stream version) order. The handlers stream
+/// it as they read it; this type documents it in the OpenAPI document.
 #[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // Only its schema is used.
 pub struct EventPage {
     #[schema(value_type = Vec<Event>)]
     events: Vec<serde_json::Value>,
@@ -84,8 +86,8 @@ pub struct CheckpointQuery {
 pub struct PageQuery {
     /// First seq (for a stream: first version) to return. Default 0.
     from: Option<u64>,
-    /// Most events to return: default 1000, at most 10000. A page of
-    /// `/v1/events` also ends at the event that takes its leaves to 4 MiB.
+    /// Most events to return: default 1000, at most 10000. A page also
+    /// ends at the event that takes its leaves to 4 MiB.
     limit: Option<usize>,
 }
 
@@ -266,53 +268,85 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     authorize(&principal, Action::ReadLog, None)?;
     let Query(query) = query?;
-    let mut page = PageCursor {
-        store: state.store.clone(),
-        next: query.from.unwrap_or(0),
-        events_left: page_limit(query.limit)?,
-        leaf_bytes_left: PAGE_LEAF_BYTES_MAX,
-    };
+    let mut page = PageCursor::new(
+        state.store.clone(),
+        None,
+        query.from.unwrap_or(0),
+        page_limit(query.limit)?,
+    );
     // The first chunk is read before the response starts, so that a bad
     // `from` or a log that does not answer gets its own status code.
     let first = page.read_chunk().await?;
-    Ok((
-        [(CONTENT_TYPE, "application/json")],
-        Body::from_stream(page.into_json(first)),
-    )
-        .into_response())
+    Ok(page.into_response(first))
 }
 
-/// Where a page of `/v1/events` stands as it streams out.
+/// Where a page of events (of the log, or of one stream) stands as it
+/// streams out.
 struct PageCursor {
     store: Arc<dyn EventStore>,
-    /// The seq after the last event read: the page's `next`.
+    /// The stream paged through; `None` for the whole log.
+    stream: Option<String>,
+    /// The seq (for a stream: the version) after the last event read: the
+    /// page's `next`.
     next: u64,
     events_left: usize,
     leaf_bytes_left: usize,
 }
 
 impl PageCursor {
+    fn new(
+        store: Arc<dyn EventStore>,
+        stream: Option<String>,
+        from: u64,
+        limit: usize,
+    ) -> PageCursor {
+        PageCursor {
+            store,
+            stream,
+            next: from,
+            events_left: limit,
+            leaf_bytes_left: PAGE_LEAF_BYTES_MAX,
+        }
+    }
+
     /// The page's next events, as many as one chunk holds; none once the
-    /// page is complete or the log ends.
+    /// page is complete or the log (or stream) ends.
     async fn read_chunk(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
         if self.leaf_bytes_left == 0 {
             return Ok(Vec::new());
         }
-        let events = self
-            .store
-            .read_range_bytes(
-                self.next,
-                self.events_left,
-                self.leaf_bytes_left.min(PAGE_CHUNK_LEAF_BYTES),
-            )
-            .await?;
+        let leaf_bytes_max = self.leaf_bytes_left.min(PAGE_CHUNK_LEAF_BYTES);
+        let events = match &self.stream {
+            None => {
+                self.store
+                    .read_range_bytes(self.next, self.events_left, leaf_bytes_max)
+                    .await?
+            }
+            Some(stream) => {
+                self.store
+                    .read_stream_bytes(stream, self.next, self.events_left, leaf_bytes_max)
+                    .await?
+            }
+        };
         let leaf_bytes: usize = events.iter().map(|e| e.leaf.len()).sum();
         self.leaf_bytes_left = self.leaf_bytes_left.saturating_sub(leaf_bytes);
         self.events_left -= events.len();
         if let Some(last) = events.last() {
-            self.next = last.seq + 1;
+            self.next = match self.stream {
+                None => last.seq + 1,
+                Some(_) => last.version + 1,
+            };
         }
         Ok(events)
+    }
+
+    /// The page as a streamed JSON response, starting with `first`.
+    fn into_response(self, first: Vec<StoredEvent>) -> Response {
+        (
+            [(CONTENT_TYPE, "application/json")],
+            Body::from_stream(self.into_json(first)),
+        )
+            .into_response()
     }
 
     /// The page as an [`EventPage`] document, one chunk of events at a
@@ -355,7 +389,8 @@ impl PageCursor {
     }
 }
 
-/// One stream's events in version order (admin and auditor keys).
+/// One stream's events in version order (admin and auditor keys), paged
+/// and streamed as `/v1/events` is.
 #[utoipa::path(
     get,
     path = "/v1/streams/{stream}",
@@ -363,7 +398,7 @@ impl PageCursor {
     params(("stream" = String, Path, description = "Stream name"), PageQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of the stream's events", body = EventPage),
+        (status = 200, description = "A page of the stream's events: at most `limit`, ending at the event that takes its leaves to 4 MiB", body = EventPage),
         (status = 400, description = "Bad stream name or query", body = super::error::ErrorBody),
         (status = 401, description = "No valid API key", body = super::error::ErrorBody),
         (status = 403, description = "Role may not read the log", body = super::error::ErrorBody),
@@ -375,7 +410,7 @@ pub async fn stream(
     principal: Principal,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<PageQuery>, QueryRejection>,
-) -> Result<Json<EventPage>, ApiError> {
+) -> Result<Response, ApiError> {
     authorize(&principal, Action::ReadLog, None)?;
     let Path(stream) = path?;
     let Query(query) = query?;
@@ -383,18 +418,19 @@ pub async fn stream(
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let from = query.from.unwrap_or(0);
     let limit = page_limit(query.limit)?;
-    let events = state.store.read_stream(&stream, from, limit.max(1)).await?;
-    if events.is_empty() && from == 0 {
+    let mut page = PageCursor::new(state.store.clone(), Some(stream.clone()), from, limit);
+    let first = page.read_chunk().await?;
+    // A page of no events from version 0 may still be of a stream that
+    // exists, when the limit is 0.
+    if first.is_empty()
+        && from == 0
+        && (limit > 0 || state.store.read_stream(&stream, 0, 1).await?.is_empty())
+    {
         return Err(ApiError::NotFound(format!(
             "stream {stream:?} has no events"
         )));
     }
-    let events = &events[..limit.min(events.len())];
-    let next = events.last().map_or(from, |e| e.version + 1);
-    Ok(Json(EventPage {
-        events: events.iter().map(crate::cli::log::event_json).collect(),
-        next,
-    }))
+    Ok(page.into_response(first))
 }
 
 /// Inclusion proof of the event at `seq` in the tree of `size` leaves.

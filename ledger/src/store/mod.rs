@@ -321,6 +321,17 @@ pub trait EventStore: Send + Sync {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Events of one stream with `version >= from_version`, in order, at
+    /// most `limit`, and no more once their leaves reach `leaf_bytes_max`
+    /// bytes in all, as [`EventStore::read_range_bytes`] bounds a page of
+    /// the log.
+    async fn read_stream_bytes(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
     /// One event by id.
     async fn read_event(&self, id: Uuid) -> Result<Option<StoredEvent>, StoreError>;
     /// The events at `seqs` (ascending, no repeats), in that order; an

@@ -1853,6 +1853,37 @@ impl EventStore for PostgresStore {
         .collect()
     }
 
+    async fn read_stream_bytes(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let from = to_i64(from_version, "version")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let leaf_bytes_max = i64::try_from(leaf_bytes_max.max(1)).unwrap_or(i64::MAX);
+        // As in `read_range_bytes`: lengths alone are summed.
+        self.read_rows(
+            concat!(
+                "SELECT seq, id, stream, version, type, leaf FROM (
+                     SELECT seq, id, stream, version, type, leaf,
+                            sum(octet_length(leaf)) OVER (ORDER BY version) - octet_length(leaf) AS before
+                     FROM events
+                     WHERE stream = $1 AND version >= $2 AND seq < ",
+                durable_size!(),
+                " ORDER BY version LIMIT $3
+                 ) page
+                 WHERE before < $4 ORDER BY version"
+            ),
+            &[&stream, &from, &limit, &leaf_bytes_max],
+        )
+        .await?
+        .iter()
+        .map(event_row)
+        .collect()
+    }
+
     async fn read_event(&self, id: Uuid) -> Result<Option<StoredEvent>, StoreError> {
         self.read_rows(
             concat!(

@@ -386,6 +386,29 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
+/// The events of `rows` (of [`EVENT_COLUMNS`]) that fit a page of
+/// `leaf_bytes_max` leaf bytes (see [`PageBytes`]). Rows are stepped one at
+/// a time, so a leaf past the budget is never copied out of SQLite.
+fn page_of(
+    mut rows: rusqlite::Rows<'_>,
+    leaf_bytes_max: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut page = PageBytes::new(leaf_bytes_max);
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        let leaf_bytes = row
+            .get_ref(5)?
+            .as_blob()
+            .map_err(rusqlite::Error::from)?
+            .len();
+        if !page.take(leaf_bytes) {
+            break;
+        }
+        events.push(event_row(row)?);
+    }
+    Ok(events)
+}
+
 /// Reads stored Merkle hashes through one connection.
 struct SqliteHashes<'a>(&'a Connection);
 
@@ -753,23 +776,8 @@ impl EventStore for SqliteStore {
                 "SELECT {EVENT_COLUMNS} FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
             ))?;
             let from = position(conn, from, "seq")?;
-            // Rows are stepped one at a time: a leaf past the budget is
-            // never copied out of SQLite.
-            let mut rows = statement.query(params![from, limit as i64])?;
-            let mut page = PageBytes::new(leaf_bytes_max);
-            let mut events = Vec::new();
-            while let Some(row) = rows.next()? {
-                let leaf_bytes = row
-                    .get_ref(5)?
-                    .as_blob()
-                    .map_err(rusqlite::Error::from)?
-                    .len();
-                if !page.take(leaf_bytes) {
-                    break;
-                }
-                events.push(event_row(row)?);
-            }
-            Ok(events)
+            let rows = statement.query(params![from, limit as i64])?;
+            page_of(rows, leaf_bytes_max)
         })
         .await
     }
@@ -819,6 +827,25 @@ impl EventStore for SqliteStore {
             let from = position(conn, from_version, "version")?;
             let rows = statement.query_map(params![stream, from, limit as i64], event_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn read_stream_bytes(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let stream = stream.to_string();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"
+            ))?;
+            let from = position(conn, from_version, "version")?;
+            let rows = statement.query(params![stream, from, limit as i64])?;
+            page_of(rows, leaf_bytes_max)
         })
         .await
     }

@@ -448,6 +448,20 @@ impl EventStore for KurrentDbStore {
         .await?
     }
 
+    async fn read_stream_bytes(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(|replica| {
+            check_position("version", from_version, replica.size())?;
+            Ok(replica.read_stream_bytes(stream, from_version, limit, leaf_bytes_max))
+        })
+        .await?
+    }
+
     async fn read_event(&self, id: Uuid) -> Result<Option<StoredEvent>, StoreError> {
         self.read(|replica| replica.read_event(&id)).await
     }

@@ -328,6 +328,26 @@ impl Replica {
         })
     }
 
+    pub fn read_stream_bytes(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Vec<StoredEvent> {
+        let from = usize::try_from(from_version).unwrap_or(usize::MAX);
+        let mut page = PageBytes::new(leaf_bytes_max);
+        self.streams.get(stream).map_or_else(Vec::new, |seqs| {
+            seqs.iter()
+                .skip(from)
+                .take(limit)
+                .map(|&seq| &self.events[seq as usize])
+                .take_while(|event| page.take(event.leaf.len()))
+                .cloned()
+                .collect()
+        })
+    }
+
     /// The events at `seqs`, in that order; the first seq past the log is an error.
     pub fn read_seqs(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
         seqs.iter()
