@@ -556,9 +556,14 @@ impl WriterHealth {
     /// Records the outcome of one write.
     pub fn record<T>(&self, outcome: &Result<T, StoreError>) {
         match outcome {
-            Ok(_) => self.set(None),
+            Ok(_) => self.succeeded(),
             Err(error) => self.failed(error),
         }
+    }
+
+    /// Records a write that succeeded.
+    pub fn succeeded(&self) {
+        self.set(None);
     }
 
     /// Records a write that failed.
