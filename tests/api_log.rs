@@ -7,7 +7,11 @@ mod common;
 
 use common::server::Server;
 use common::{ok, ok_json, run};
-use ledger::merkle::{verify_consistency, verify_inclusion, Hash};
+use ledger::envelope::{format_time, DATA_DEPTH_MAX};
+use ledger::merkle::{
+    leaf_hash, verify_consistency, verify_inclusion, Frontier, Hash, HashReader, MerkleError,
+};
+use ledger::store::sequencer::{assemble_leaf, PreparedEvent};
 use ledger::NoteVerifier;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -588,4 +592,210 @@ fn openapi_documents_every_endpoint() {
     let errors = &document["components"]["schemas"]["ErrorBody"];
     assert!(errors.is_object(), "the error shape is documented");
     assert!(server.stop().success());
+}
+
+/// Data `depth` objects deep: `{"a":{"a":{}}}` is 3 deep.
+fn nested(depth: usize) -> Value {
+    (1..depth).fold(json!({}), |inner, _| json!({ "a": inner }))
+}
+
+/// The Merkle hashes stored in a data directory's SQLite log.
+struct StoredHashes<'a>(&'a rusqlite::Connection);
+
+impl HashReader for StoredHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
+        indexes
+            .iter()
+            .map(|&index| {
+                let hash: Vec<u8> = self
+                    .0
+                    .query_row(
+                        "SELECT hash FROM merkle_hashes WHERE idx = ?1",
+                        [index as i64],
+                        |row| row.get(0),
+                    )
+                    .map_err(|e| MerkleError::Read(e.to_string()))?;
+                hash.try_into()
+                    .map_err(|_| MerkleError::Read(format!("hash {index} is not 32 bytes")))
+            })
+            .collect()
+    }
+}
+
+/// Writes one event as the first of `stream` straight into the SQLite log,
+/// past every check the writer makes, as a writer without them would have:
+/// the leaf the sequencer builds, and its Merkle hashes when `with_hashes`.
+fn append_behind_the_writer(data: &Path, stream: &str, payload: &Value, with_hashes: bool) {
+    let conn = rusqlite::Connection::open(data.join(ledger::store::sqlite::DATABASE_FILE)).unwrap();
+    let size: i64 = conn
+        .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+        .unwrap();
+    let event = PreparedEvent {
+        id: uuid::Uuid::new_v4(),
+        id_given: false,
+        event_type: "test.raw".into(),
+        schema: 1,
+        // One member per object and no numbers: serde_json's bytes are RFC 8785's.
+        data: serde_json::to_vec(payload).unwrap(),
+    };
+    let time = format_time(time::OffsetDateTime::now_utc());
+    let leaf = assemble_leaf(&event, size as u64, stream, 0, &time, None);
+    conn.execute(
+        "INSERT INTO events (seq, id, stream, version, type, leaf) VALUES (?1, ?2, ?3, 0, ?4, ?5)",
+        rusqlite::params![
+            size,
+            event.id.as_bytes().as_slice(),
+            stream,
+            event.event_type,
+            leaf
+        ],
+    )
+    .unwrap();
+    if with_hashes {
+        let mut frontier = Frontier::load(size as u64, &StoredHashes(&conn)).unwrap();
+        let mut hashes = Vec::new();
+        frontier.append(leaf_hash(&leaf), &mut hashes);
+        for (index, hash) in hashes {
+            conn.execute(
+                "INSERT INTO merkle_hashes (idx, hash) VALUES (?1, ?2)",
+                rusqlite::params![index as i64, hash.as_slice()],
+            )
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_log_holding_an_event_too_deep_for_readers_opens_appends_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let token = admin_token(data);
+    let append = [
+        "append",
+        "--stream",
+        "s",
+        "--type",
+        "test.tick",
+        "--data",
+        "{}",
+    ];
+    ok_json(data, &append);
+    // One level deeper than any writer now accepts: the leaf, envelope
+    // included, is past serde_json's nesting limit.
+    append_behind_the_writer(data, "deep", &nested(DATA_DEPTH_MAX + 1), true);
+    assert_eq!(ok_json(data, &append)["seq"], 2);
+    let server = Server::start(data);
+    assert_eq!(event_count(&server), 3);
+    let appended = server.post_json(
+        "/v1/streams/s/events",
+        &token,
+        &json!({"type": "test.tick", "data": {}}),
+    );
+    assert_eq!(appended.status, 201, "{}", appended.body);
+    let page = server.get("/v1/events", Some(&token));
+    assert_eq!(page.json()["events"].as_array().unwrap().len(), 4);
+    assert!(server.stop().success());
+    assert!(ok(data, &["verify"]).starts_with("ok 4 events"));
+}
+
+#[test]
+fn healthz_reports_a_writer_that_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let token = admin_token(data);
+    let server = Server::start(data);
+    let append = || {
+        server.post_json(
+            "/v1/streams/s/events",
+            &token,
+            &json!({"type": "test.tick", "data": {}}),
+        )
+    };
+    assert_eq!(append().status, 201);
+    assert_eq!(server.get("/healthz", None).status, 200);
+    // An event another process wrote without its Merkle hashes: the writer
+    // cannot extend the tree past it, while reads still answer.
+    append_behind_the_writer(data, "ghost", &json!({}), false);
+    assert_eq!(append().status, 500);
+    let health = server.get("/healthz", None);
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert_eq!(health.error_code(), "unavailable");
+    let message = health.json()["error"]["message"].to_string();
+    assert!(message.contains("cannot be appended to"), "{message}");
+}
+
+/// Pages through `path` (`/v1/events` or a stream's) from its start,
+/// checking that each page ends at the event that takes its leaves to
+/// 4 MiB and that its `next` continues it; returns each page's positions.
+fn page_through(server: &Server, token: &str, path: &str, position: &str) -> Vec<Vec<u64>> {
+    let leaf_bytes = |event: &Value| {
+        use base64::Engine as _;
+        let leaf = event["leaf"].as_str().unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(leaf)
+            .unwrap()
+            .len()
+    };
+    let mut pages = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = server.get(&format!("{path}?limit=200&from={from}"), Some(token));
+        assert_eq!(page.status, 200, "{}", page.body);
+        let page = page.json();
+        let events = page["events"].as_array().unwrap();
+        if events.is_empty() {
+            assert_eq!(page["next"], from);
+            return pages;
+        }
+        let bytes: Vec<usize> = events.iter().map(leaf_bytes).collect();
+        let before_last: usize = bytes[..bytes.len() - 1].iter().sum();
+        assert!(before_last < 4 << 20, "{before_last}");
+        let positions: Vec<u64> = events
+            .iter()
+            .map(|e| e[position].as_u64().unwrap())
+            .collect();
+        from = page["next"].as_u64().unwrap();
+        assert_eq!(from, positions.last().unwrap() + 1);
+        pages.push(positions);
+    }
+}
+
+#[test]
+fn event_pages_end_at_4_mib_of_leaves_and_say_where_to_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let token = admin_token(data);
+    let server = Server::start(data);
+    let pad = "x".repeat(1_000_000);
+    for n in 0..12 {
+        let event = json!({"type": "test.big", "data": {"n": n, "pad": pad}});
+        let appended = server.post_json("/v1/streams/big/events", &token, &event);
+        assert_eq!(appended.status, 201, "{}", appended.body);
+    }
+    // Five 1 MB events reach 4 MiB: pages of 5, 5 and 2, of the log and of
+    // the stream alike.
+    let expected: Vec<Vec<u64>> = vec![(0..5).collect(), (5..10).collect(), vec![10, 11]];
+    assert_eq!(page_through(&server, &token, "/v1/events", "seq"), expected);
+    assert_eq!(
+        page_through(&server, &token, "/v1/streams/big", "version"),
+        expected
+    );
+}
+
+#[test]
+fn events_from_past_any_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let token = admin_token(data);
+    let server = Server::start(data);
+    let appended = server.post_json(
+        "/v1/streams/s/events",
+        &token,
+        &json!({"type": "test.tick", "data": {}}),
+    );
+    assert_eq!(appended.status, 201);
+    for from in [1u64 << 63, u64::MAX] {
+        let reply = server.get(&format!("/v1/events?from={from}"), Some(&token));
+        assert_eq!(reply.status, 400, "from={from}: {}", reply.body);
+    }
 }

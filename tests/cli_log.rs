@@ -184,6 +184,43 @@ fn retries_with_the_same_id_append_once() {
     assert!(String::from_utf8_lossy(&reused.stderr).contains("already appended"));
 }
 
+/// JSON text of objects `depth` deep: `{"a":{"a":{}}}` is 3 deep.
+fn nested(depth: usize) -> String {
+    format!(
+        "{}{{}}{}",
+        r#"{"a":"#.repeat(depth - 1),
+        "}".repeat(depth - 1)
+    )
+}
+
+#[test]
+fn append_refuses_data_nested_deeper_than_readers_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let append = |payload: &str| {
+        run(
+            data,
+            &["append", "--stream", "s", "--type", "t", "--data", payload],
+        )
+    };
+    ok(
+        data,
+        &["append", "--stream", "s", "--type", "t", "--data", "{}"],
+    );
+    // 127 levels of data parse, but the envelope would take the leaf to 128,
+    // which no reader accepts.
+    let refused = append(&nested(127));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("more than 126 deep"), "{stderr}");
+    assert_eq!(event_count(data), 1);
+    // The log stays writable, and the deepest data accepted reads back.
+    assert!(append(&nested(126)).status.success());
+    assert!(append("{}").status.success());
+    assert_eq!(event_count(data), 3);
+    assert!(ok(data, &["verify"]).starts_with("ok 3 events"));
+}
+
 #[test]
 fn bad_input_exits_2_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();

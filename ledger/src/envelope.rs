@@ -7,6 +7,7 @@
 //! readers hash the stored bytes and never re-serialize to verify.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 use time::OffsetDateTime;
@@ -19,6 +20,14 @@ pub const LEAF_SIZE_BYTES_MAX: usize = 1 << 20;
 pub const STREAM_NAME_BYTES_MAX: usize = 200;
 /// The longest event type name, in bytes.
 pub const EVENT_TYPE_BYTES_MAX: usize = 100;
+/// The deepest nesting of arrays and objects in a leaf, its envelope object
+/// included. Every reader decodes leaves with serde_json, which refuses a
+/// document nested deeper (its recursion limit); a leaf the writer accepts
+/// must stay within it, or the log would hold an event no reader can read.
+pub const LEAF_DEPTH_MAX: usize = 127;
+/// The deepest nesting of arrays and objects in an event's data: the leaf's
+/// envelope object is one level more.
+pub const DATA_DEPTH_MAX: usize = LEAF_DEPTH_MAX - 1;
 /// The largest integer magnitude that survives every JSON implementation
 /// (RFC 7493 I-JSON, section 2.2); RFC 8785 relies on it.
 pub const SAFE_INTEGER_MAX: u64 = (1 << 53) - 1;
@@ -68,16 +77,25 @@ pub struct Envelope {
     pub data: Value,
 }
 
-/// The envelope fields that the audit needs, borrowed from the leaf bytes
-/// without building the payload.
+/// Every envelope field borrowed from the leaf bytes, the payload left as
+/// undecoded JSON text: what a reader that needs no payload (the audit, the
+/// writer's clock) reads, without building the payload or descending into it.
 #[derive(Debug, Deserialize)]
 pub struct LeafHeader<'a> {
     pub seq: u64,
     #[serde(borrow)]
     pub stream: Cow<'a, str>,
     pub version: u64,
+    pub id: Uuid,
+    #[serde(rename = "type", borrow)]
+    pub event_type: Cow<'a, str>,
+    pub schema: u32,
+    #[serde(borrow)]
+    pub time: Cow<'a, str>,
     #[serde(borrow)]
     pub prev: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub data: &'a RawValue,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -94,6 +112,8 @@ pub enum EnvelopeError {
     UnsafeNumber(String),
     #[error("event data must be a JSON object")]
     DataNotObject,
+    #[error("event data nests arrays and objects more than {DATA_DEPTH_MAX} deep, deeper than JSON readers accept; flatten it")]
+    TooDeep,
     #[error("leaf is not a valid envelope: {0}")]
     BadLeaf(String),
 }
@@ -127,16 +147,28 @@ pub fn validate_event_type(event_type: &str) -> Result<(), EnvelopeError> {
     }
 }
 
-/// Checks a payload before it is sequenced: an object whose numbers every
-/// JSON reader gets back exactly.
+/// Checks a payload before it is sequenced: an object, nested no deeper
+/// than [`DATA_DEPTH_MAX`], whose numbers every JSON reader gets back
+/// exactly. The limits are the readers', so that every event the writer
+/// accepts can be read back.
 pub fn validate_data(data: &Value) -> Result<(), EnvelopeError> {
     if !data.is_object() {
         return Err(EnvelopeError::DataNotObject);
     }
-    check_numbers(data)
+    check_value(data, 0)
 }
 
-fn check_numbers(value: &Value) -> Result<(), EnvelopeError> {
+/// Checks `value`, found inside `depth` arrays and objects. The walk never
+/// goes deeper than the limit, so a payload of any depth is refused without
+/// exhausting the stack.
+fn check_value(value: &Value, depth: usize) -> Result<(), EnvelopeError> {
+    let inner = || {
+        if depth < DATA_DEPTH_MAX {
+            Ok(depth + 1)
+        } else {
+            Err(EnvelopeError::TooDeep)
+        }
+    };
     match value {
         Value::Number(n) => {
             let safe = if let Some(u) = n.as_u64() {
@@ -154,8 +186,14 @@ fn check_numbers(value: &Value) -> Result<(), EnvelopeError> {
                 Err(EnvelopeError::UnsafeNumber(n.to_string()))
             }
         }
-        Value::Array(items) => items.iter().try_for_each(check_numbers),
-        Value::Object(map) => map.values().try_for_each(check_numbers),
+        Value::Array(items) => {
+            let depth = inner()?;
+            items.iter().try_for_each(|item| check_value(item, depth))
+        }
+        Value::Object(map) => {
+            let depth = inner()?;
+            map.values().try_for_each(|item| check_value(item, depth))
+        }
         _ => Ok(()),
     }
 }
@@ -175,13 +213,31 @@ impl Envelope {
         Ok(leaf)
     }
 
-    /// Decodes stored leaf bytes.
+    /// Decodes stored leaf bytes. The payload is decoded on its own, so a
+    /// leaf whose payload alone is within the reader's nesting limit reads
+    /// back even when the envelope around it takes the leaf one level past
+    /// [`LEAF_DEPTH_MAX`] (events that writers without that limit accepted).
     pub fn from_leaf(leaf: &[u8]) -> Result<Envelope, EnvelopeError> {
-        serde_json::from_slice(leaf).map_err(|e| EnvelopeError::BadLeaf(e.to_string()))
+        let header = LeafHeader::from_leaf(leaf)?;
+        let data = serde_json::from_str(header.data.get())
+            .map_err(|e| EnvelopeError::BadLeaf(format!("data: {e}")))?;
+        Ok(Envelope {
+            seq: header.seq,
+            stream: header.stream.into_owned(),
+            version: header.version,
+            id: header.id,
+            event_type: header.event_type.into_owned(),
+            schema: header.schema,
+            time: header.time.into_owned(),
+            prev: header.prev.map(Cow::into_owned),
+            data,
+        })
     }
 }
 
 impl<'a> LeafHeader<'a> {
+    /// Decodes the envelope fields of stored leaf bytes; the payload is
+    /// only scanned for its end, at any depth.
     pub fn from_leaf(leaf: &'a [u8]) -> Result<LeafHeader<'a>, EnvelopeError> {
         serde_json::from_slice(leaf).map_err(|e| EnvelopeError::BadLeaf(e.to_string()))
     }
@@ -243,6 +299,51 @@ mod tests {
         let mut env = sample();
         env.data = json!({"blob": "x".repeat(LEAF_SIZE_BYTES_MAX)});
         assert!(matches!(env.to_leaf(), Err(EnvelopeError::TooLarge { .. })));
+    }
+
+    /// Data of `depth` nested objects: `{"a":{"a":{}}}` is 3 deep.
+    fn nested(depth: usize) -> Value {
+        (1..depth).fold(json!({}), |inner, _| json!({ "a": inner }))
+    }
+
+    #[test]
+    fn data_nested_past_the_readers_limit_is_refused() {
+        assert_eq!(validate_data(&nested(DATA_DEPTH_MAX)), Ok(()));
+        assert_eq!(
+            validate_data(&nested(DATA_DEPTH_MAX + 1)),
+            Err(EnvelopeError::TooDeep)
+        );
+        assert_eq!(
+            validate_data(&json!({"list": [nested(DATA_DEPTH_MAX - 1)]})),
+            Err(EnvelopeError::TooDeep)
+        );
+    }
+
+    /// The limit is serde_json's own: a leaf at the limit is read back by a
+    /// plain `from_slice`, and one level more is refused by it.
+    #[test]
+    fn the_deepest_leaf_accepted_is_read_by_a_plain_json_reader() {
+        let mut env = sample();
+        env.data = nested(DATA_DEPTH_MAX);
+        let leaf = env.to_leaf().unwrap();
+        assert!(serde_json::from_slice::<Value>(&leaf).is_ok());
+        assert_eq!(Envelope::from_leaf(&leaf).unwrap(), env);
+        let deeper = [b"[".as_slice(), &leaf, b"]"].concat();
+        let error = serde_json::from_slice::<Value>(&deeper).unwrap_err();
+        assert!(error.to_string().contains("recursion limit"), "{error}");
+    }
+
+    /// A leaf one level past the limit (accepted by writers that did not
+    /// check depth) still decodes, and so does its header.
+    #[test]
+    fn a_leaf_one_level_too_deep_still_decodes() {
+        let mut env = sample();
+        env.data = nested(DATA_DEPTH_MAX + 1);
+        let leaf = env.to_leaf().unwrap();
+        assert!(serde_json::from_slice::<Value>(&leaf).is_err());
+        assert_eq!(Envelope::from_leaf(&leaf).unwrap(), env);
+        let header = LeafHeader::from_leaf(&leaf).unwrap();
+        assert_eq!((header.seq, header.time.as_ref()), (7, env.time.as_str()));
     }
 
     #[test]

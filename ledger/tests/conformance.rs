@@ -14,10 +14,13 @@
 
 use async_trait::async_trait;
 use ledger::checkpoint::NoteVerifier;
+use ledger::envelope::{EnvelopeError, DATA_DEPTH_MAX};
 use ledger::merkle::{self, verify_consistency, verify_inclusion};
 use ledger::store::postgres::{PostgresConfig, PostgresStore};
 use ledger::store::sqlite::{SqliteConfig, SqliteStore};
-use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent, NoteSigner, StoreError};
+use ledger::{
+    AppendRequest, EventStore, ExpectedVersion, NewEvent, NoteSigner, StoreError, StoredEvent,
+};
 use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -379,6 +382,99 @@ async fn bad_events_are_refused_with_nothing_written(backend: &dyn Backend) {
     assert_eq!(store.size().await.unwrap(), 0);
 }
 
+/// Data `depth` objects deep: `{"a":{"a":{}}}` is 3 deep.
+fn nested(depth: usize) -> serde_json::Value {
+    (1..depth).fold(json!({}), |inner, _| json!({ "a": inner }))
+}
+
+async fn data_deeper_than_readers_accept_is_refused_and_the_deepest_reads_back(
+    backend: &dyn Backend,
+) {
+    let deepest = NewEvent::new("test.deep", nested(DATA_DEPTH_MAX));
+    {
+        let store = backend.open().await;
+        let too_deep = NewEvent::new("test.deep", nested(DATA_DEPTH_MAX + 1));
+        let error = store
+            .append(one("d", ExpectedVersion::Any, vec![too_deep]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::BadEvent(EnvelopeError::TooDeep)),
+            "{error}"
+        );
+        assert_eq!(store.size().await.unwrap(), 0);
+        store
+            .append(one("d", ExpectedVersion::Any, vec![deepest.clone()]))
+            .await
+            .unwrap();
+    }
+    // A writer reopened over the accepted event goes on, and it reads back.
+    let store = backend.open().await;
+    store
+        .append(one("d", ExpectedVersion::Exact(1), vec![event(1)]))
+        .await
+        .unwrap();
+    let events = store.read_range(0, 10).await.unwrap();
+    assert_eq!(events[0].envelope().unwrap().data, deepest.data);
+    ledger::verify::audit(store.as_ref(), &backend.verifier(), &mut |_, _| {})
+        .await
+        .unwrap();
+}
+
+async fn pages_end_at_the_event_that_reaches_their_byte_budget(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let big = |n: u64| NewEvent::new("test.big", json!({"n": n, "pad": "x".repeat(100_000)}));
+    store
+        .append(one("p", ExpectedVersion::Any, (0..5).map(big).collect()))
+        .await
+        .unwrap();
+    let lens: Vec<usize> = store
+        .read_range(0, 5)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.leaf.len())
+        .collect();
+    let seqs = |events: Vec<StoredEvent>| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let page = |from, limit, bytes| store.read_range_bytes(from, limit, bytes);
+    let two = lens[0] + lens[1];
+    assert_eq!(seqs(page(0, 10, two).await.unwrap()), [0, 1]);
+    assert_eq!(seqs(page(0, 10, two + 1).await.unwrap()), [0, 1, 2]);
+    assert_eq!(seqs(page(0, 2, usize::MAX).await.unwrap()), [0, 1]);
+    // A budget smaller than one leaf still moves a reader on by one event.
+    assert_eq!(seqs(page(3, 10, 1).await.unwrap()), [3]);
+    assert!(page(5, 10, usize::MAX).await.unwrap().is_empty());
+    // A stream's pages end the same way (its versions are these seqs).
+    let stream_page = |from, limit, bytes| store.read_stream_bytes("p", from, limit, bytes);
+    assert_eq!(seqs(stream_page(0, 10, two).await.unwrap()), [0, 1]);
+    assert_eq!(seqs(stream_page(0, 10, two + 1).await.unwrap()), [0, 1, 2]);
+    assert_eq!(seqs(stream_page(3, 10, 1).await.unwrap()), [3]);
+    assert!(stream_page(5, 10, usize::MAX).await.unwrap().is_empty());
+}
+
+async fn reads_from_past_any_log_are_refused(backend: &dyn Backend) {
+    let store = backend.open().await;
+    store
+        .append(one("s", ExpectedVersion::Any, vec![event(0)]))
+        .await
+        .unwrap();
+    let beyond = ledger::store::POSITION_MAX + 1;
+    let refused = |result: Result<Vec<StoredEvent>, StoreError>| {
+        matches!(result, Err(StoreError::OutOfRange { .. }))
+    };
+    assert!(refused(store.read_range(beyond, 10).await));
+    assert!(refused(store.read_range(u64::MAX, 10).await));
+    assert!(refused(store.read_range_bytes(beyond, 10, 1 << 20).await));
+    assert!(refused(store.read_stream("s", beyond, 10).await));
+    assert!(refused(
+        store.read_stream_bytes("s", beyond, 10, 1 << 20).await
+    ));
+    assert!(matches!(
+        store.read_leaves(beyond, 10).await,
+        Err(StoreError::OutOfRange { .. })
+    ));
+}
+
 async fn concurrent_writers_share_group_commits(backend: &dyn Backend) {
     let store = backend.open().await;
     let writers = (0..64u64).map(|w| {
@@ -667,6 +763,24 @@ macro_rules! backend_tests {
             async fn bad_events_are_refused_with_nothing_written() {
                 let Some(backend) = $backend else { return };
                 super::bad_events_are_refused_with_nothing_written(&backend).await
+            }
+            #[tokio::test]
+            async fn data_deeper_than_readers_accept_is_refused_and_the_deepest_reads_back() {
+                let Some(backend) = $backend else { return };
+                super::data_deeper_than_readers_accept_is_refused_and_the_deepest_reads_back(
+                    &backend,
+                )
+                .await
+            }
+            #[tokio::test]
+            async fn pages_end_at_the_event_that_reaches_their_byte_budget() {
+                let Some(backend) = $backend else { return };
+                super::pages_end_at_the_event_that_reaches_their_byte_budget(&backend).await
+            }
+            #[tokio::test]
+            async fn reads_from_past_any_log_are_refused() {
+                let Some(backend) = $backend else { return };
+                super::reads_from_past_any_log_are_refused(&backend).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_writers_share_group_commits() {

@@ -1,4 +1,4 @@
-//! `GET /healthz`: whether the server can read its log.
+//! `GET /healthz`: whether the server can read its log and append to it.
 
 use super::error::ApiError;
 use super::AppState;
@@ -17,14 +17,15 @@ pub struct Health {
     events: u64,
 }
 
-/// Liveness and readiness: 200 when the log answers a read, 503 otherwise.
+/// Liveness and readiness: 200 when the log answers a read and its writer
+/// can write, 503 with the reason otherwise.
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "operations",
     responses(
-        (status = 200, description = "The server and its log answer", body = Health),
-        (status = 503, description = "The log does not answer", body = super::error::ErrorBody),
+        (status = 200, description = "The server and its log answer, and appends can be written", body = Health),
+        (status = 503, description = "The log does not answer, or its writer cannot write (the message says why)", body = super::error::ErrorBody),
     )
 )]
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Result<Json<Health>, ApiError> {
@@ -33,6 +34,17 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Result<Json<Health>,
         .size()
         .await
         .map_err(|e| ApiError::Unavailable(format!("the log does not answer: {e}")))?;
+    if state.store.writer_fault().is_some() {
+        // A writer's fault stands until one of its writes succeeds; one
+        // that has recovered (a lock released, space freed) proves it here
+        // by signing whatever is committed.
+        let _ = state.store.checkpoint_now().await;
+        if let Some(fault) = state.store.writer_fault() {
+            return Err(ApiError::Unavailable(format!(
+                "the log cannot be appended to: {fault}"
+            )));
+        }
+    }
     Ok(Json(Health {
         status: "ok",
         events,

@@ -8,13 +8,16 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::idempotency::idempotency_key;
 use super::AppState;
+use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ledger::{AppendRequest, ExpectedVersion, NewEvent, SignedCheckpoint, StoreError};
+use ledger::{
+    AppendRequest, EventStore, ExpectedVersion, NewEvent, SignedCheckpoint, StoreError, StoredEvent,
+};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +29,14 @@ use uuid::Uuid;
 const PAGE_EVENTS_DEFAULT: usize = 1000;
 /// The most events one page may return.
 pub const PAGE_EVENTS_MAX: usize = 10_000;
+/// The leaf bytes that end a page of events (4 MiB; as base64 in the
+/// response, under 6 MiB): the event that reaches them is the page's last,
+/// so a page of large events holds fewer than `limit` and `next` says where
+/// to go on.
+pub const PAGE_LEAF_BYTES_MAX: usize = 4 << 20;
+/// The leaf bytes read from the store at a time while a page streams out, so
+/// that a request holds one chunk in memory rather than its whole page.
+const PAGE_CHUNK_LEAF_BYTES: usize = 1 << 20;
 /// UUID v5 namespace for event ids derived from an `Idempotency-Key`, so a
 /// retried request carries the same ids and the ledger's own idempotency
 /// returns the first result (never change it: old keys would stop matching).
@@ -51,8 +62,10 @@ pub struct Event {
     leaf_hash: String,
 }
 
-/// A page of events in seq (or stream version) order.
+/// A page of events in seq (or stream version) order. The handlers stream
+/// it as they read it; this type documents it in the OpenAPI document.
 #[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // Only its schema is used.
 pub struct EventPage {
     #[schema(value_type = Vec<Event>)]
     events: Vec<serde_json::Value>,
@@ -73,7 +86,8 @@ pub struct CheckpointQuery {
 pub struct PageQuery {
     /// First seq (for a stream: first version) to return. Default 0.
     from: Option<u64>,
-    /// Most events to return: default 1000, at most 10000.
+    /// Most events to return: default 1000, at most 10000. A page also
+    /// ends at the event that takes its leaves to 4 MiB.
     limit: Option<usize>,
 }
 
@@ -231,7 +245,9 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
 }
 
 /// Events in seq order, the same objects as `ledgerline events` (admin and
-/// auditor keys).
+/// auditor keys). A page holds at most `limit` events and ends at the event
+/// that takes its leaves to 4 MiB; it is streamed as it is read, and
+/// `next` is the `from` of the following page.
 #[utoipa::path(
     get,
     path = "/v1/events",
@@ -239,8 +255,8 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     params(PageQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of events", body = EventPage),
-        (status = 400, description = "Bad query", body = super::error::ErrorBody),
+        (status = 200, description = "A page of events: at most `limit`, ending at the event that takes its leaves to 4 MiB", body = EventPage),
+        (status = 400, description = "Bad query, or `from` beyond any log (2^63 or more)", body = super::error::ErrorBody),
         (status = 401, description = "No valid API key", body = super::error::ErrorBody),
         (status = 403, description = "Role may not read the log", body = super::error::ErrorBody),
     )
@@ -249,24 +265,132 @@ pub async fn events(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     query: Result<Query<PageQuery>, QueryRejection>,
-) -> Result<Json<EventPage>, ApiError> {
+) -> Result<Response, ApiError> {
     authorize(&principal, Action::ReadLog, None)?;
     let Query(query) = query?;
-    let from = query.from.unwrap_or(0);
-    let limit = page_limit(query.limit)?;
-    let events = if limit == 0 {
-        Vec::new()
-    } else {
-        state.store.read_range(from, limit).await?
-    };
-    let next = events.last().map_or(from, |e| e.seq + 1);
-    Ok(Json(EventPage {
-        events: events.iter().map(crate::cli::log::event_json).collect(),
-        next,
-    }))
+    let mut page = PageCursor::new(
+        state.store.clone(),
+        None,
+        query.from.unwrap_or(0),
+        page_limit(query.limit)?,
+    );
+    // The first chunk is read before the response starts, so that a bad
+    // `from` or a log that does not answer gets its own status code.
+    let first = page.read_chunk().await?;
+    Ok(page.into_response(first))
 }
 
-/// One stream's events in version order (admin and auditor keys).
+/// Where a page of events (of the log, or of one stream) stands as it
+/// streams out.
+struct PageCursor {
+    store: Arc<dyn EventStore>,
+    /// The stream paged through; `None` for the whole log.
+    stream: Option<String>,
+    /// The seq (for a stream: the version) after the last event read: the
+    /// page's `next`.
+    next: u64,
+    events_left: usize,
+    leaf_bytes_left: usize,
+}
+
+impl PageCursor {
+    fn new(
+        store: Arc<dyn EventStore>,
+        stream: Option<String>,
+        from: u64,
+        limit: usize,
+    ) -> PageCursor {
+        PageCursor {
+            store,
+            stream,
+            next: from,
+            events_left: limit,
+            leaf_bytes_left: PAGE_LEAF_BYTES_MAX,
+        }
+    }
+
+    /// The page's next events, as many as one chunk holds; none once the
+    /// page is complete or the log (or stream) ends.
+    async fn read_chunk(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
+        if self.leaf_bytes_left == 0 {
+            return Ok(Vec::new());
+        }
+        let leaf_bytes_max = self.leaf_bytes_left.min(PAGE_CHUNK_LEAF_BYTES);
+        let events = match &self.stream {
+            None => {
+                self.store
+                    .read_range_bytes(self.next, self.events_left, leaf_bytes_max)
+                    .await?
+            }
+            Some(stream) => {
+                self.store
+                    .read_stream_bytes(stream, self.next, self.events_left, leaf_bytes_max)
+                    .await?
+            }
+        };
+        let leaf_bytes: usize = events.iter().map(|e| e.leaf.len()).sum();
+        self.leaf_bytes_left = self.leaf_bytes_left.saturating_sub(leaf_bytes);
+        self.events_left -= events.len();
+        if let Some(last) = events.last() {
+            self.next = match self.stream {
+                None => last.seq + 1,
+                Some(_) => last.version + 1,
+            };
+        }
+        Ok(events)
+    }
+
+    /// The page as a streamed JSON response, starting with `first`.
+    fn into_response(self, first: Vec<StoredEvent>) -> Response {
+        (
+            [(CONTENT_TYPE, "application/json")],
+            Body::from_stream(self.into_json(first)),
+        )
+            .into_response()
+    }
+
+    /// The page as an [`EventPage`] document, one chunk of events at a
+    /// time, starting with `first`. A store error after the first chunk can
+    /// only cut the body short, which the client sees as a broken response.
+    fn into_json(
+        self,
+        first: Vec<StoredEvent>,
+    ) -> impl futures::Stream<Item = Result<Vec<u8>, StoreError>> + Send {
+        let start = (self, Some(first), true);
+        futures::stream::unfold(Some(start), |state| async move {
+            let (mut page, chunk, opening) = state?;
+            let chunk = match chunk {
+                Some(chunk) => chunk,
+                None => match page.read_chunk().await {
+                    Ok(chunk) => chunk,
+                    Err(error) => {
+                        tracing::error!("a page of events ended early: {error}");
+                        return Some((Err(error), None));
+                    }
+                },
+            };
+            let mut json = Vec::new();
+            if opening {
+                json.extend_from_slice(b"{\"events\":[");
+            }
+            if chunk.is_empty() {
+                json.extend_from_slice(format!("],\"next\":{}}}", page.next).as_bytes());
+                return Some((Ok(json), None));
+            }
+            for (index, event) in chunk.iter().enumerate() {
+                if index > 0 || !opening {
+                    json.push(b',');
+                }
+                serde_json::to_writer(&mut json, &crate::cli::log::event_json(event))
+                    .expect("a JSON value serializes");
+            }
+            Some((Ok(json), Some((page, None, false))))
+        })
+    }
+}
+
+/// One stream's events in version order (admin and auditor keys), paged
+/// and streamed as `/v1/events` is.
 #[utoipa::path(
     get,
     path = "/v1/streams/{stream}",
@@ -274,7 +398,7 @@ pub async fn events(
     params(("stream" = String, Path, description = "Stream name"), PageQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of the stream's events", body = EventPage),
+        (status = 200, description = "A page of the stream's events: at most `limit`, ending at the event that takes its leaves to 4 MiB", body = EventPage),
         (status = 400, description = "Bad stream name or query", body = super::error::ErrorBody),
         (status = 401, description = "No valid API key", body = super::error::ErrorBody),
         (status = 403, description = "Role may not read the log", body = super::error::ErrorBody),
@@ -286,7 +410,7 @@ pub async fn stream(
     principal: Principal,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<PageQuery>, QueryRejection>,
-) -> Result<Json<EventPage>, ApiError> {
+) -> Result<Response, ApiError> {
     authorize(&principal, Action::ReadLog, None)?;
     let Path(stream) = path?;
     let Query(query) = query?;
@@ -294,18 +418,19 @@ pub async fn stream(
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let from = query.from.unwrap_or(0);
     let limit = page_limit(query.limit)?;
-    let events = state.store.read_stream(&stream, from, limit.max(1)).await?;
-    if events.is_empty() && from == 0 {
+    let mut page = PageCursor::new(state.store.clone(), Some(stream.clone()), from, limit);
+    let first = page.read_chunk().await?;
+    // A page of no events from version 0 may still be of a stream that
+    // exists, when the limit is 0.
+    if first.is_empty()
+        && from == 0
+        && (limit > 0 || state.store.read_stream(&stream, 0, 1).await?.is_empty())
+    {
         return Err(ApiError::NotFound(format!(
             "stream {stream:?} has no events"
         )));
     }
-    let events = &events[..limit.min(events.len())];
-    let next = events.last().map_or(from, |e| e.version + 1);
-    Ok(Json(EventPage {
-        events: events.iter().map(crate::cli::log::event_json).collect(),
-        next,
-    }))
+    Ok(page.into_response(first))
 }
 
 /// Inclusion proof of the event at `seq` in the tree of `size` leaves.

@@ -16,7 +16,7 @@ pub mod sequencer;
 pub mod sqlite;
 
 use crate::checkpoint::NoteVerifier;
-use crate::envelope::{EnvelopeError, NewEvent};
+use crate::envelope::{EnvelopeError, LeafHeader, NewEvent};
 use crate::merkle::{Hash, MerkleError};
 use async_trait::async_trait;
 use serde::Serialize;
@@ -102,6 +102,12 @@ impl StoredEvent {
     /// Decodes the envelope from the stored bytes.
     pub fn envelope(&self) -> Result<crate::Envelope, EnvelopeError> {
         crate::Envelope::from_leaf(&self.leaf)
+    }
+
+    /// Decodes the envelope fields from the stored bytes, leaving the
+    /// payload undecoded.
+    pub fn header(&self) -> Result<LeafHeader<'_>, EnvelopeError> {
+        LeafHeader::from_leaf(&self.leaf)
     }
 }
 
@@ -216,11 +222,55 @@ pub(crate) fn check_consistency_request(from: u64, to: u64) -> Result<(), StoreE
     Ok(())
 }
 
+/// The largest seq or version any log can hold: stores keep them as signed
+/// 64-bit integers.
+pub const POSITION_MAX: u64 = i64::MAX as u64;
+
+/// Refuses a read from `what` at `value`, past [`POSITION_MAX`], in a log of
+/// `size` events: no log holds it, and a store must not wrap it around to
+/// read from the start instead.
+pub(crate) fn check_position(what: &str, value: u64, size: u64) -> Result<(), StoreError> {
+    if value > POSITION_MAX {
+        return Err(StoreError::OutOfRange {
+            what: format!("{what} {value} (at most 2^63-1)"),
+            size,
+        });
+    }
+    Ok(())
+}
+
 /// The error for a seq that [`EventStore::read_seqs`] did not find in a log of `size` events.
 pub(crate) fn missing_seq(seq: u64, size: u64) -> StoreError {
     StoreError::OutOfRange {
         what: format!("event {seq}"),
         size,
+    }
+}
+
+/// The leaf bytes a page of events may gather: events are taken while the
+/// bytes before them are under the budget, so the event that reaches it is
+/// the last, and a page holds at least one event whenever one exists.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PageBytes {
+    taken: usize,
+    max: usize,
+}
+
+impl PageBytes {
+    pub(crate) fn new(leaf_bytes_max: usize) -> PageBytes {
+        PageBytes {
+            taken: 0,
+            max: leaf_bytes_max,
+        }
+    }
+
+    /// Takes a leaf of `leaf_bytes` into the page, if the page has room.
+    pub(crate) fn take(&mut self, leaf_bytes: usize) -> bool {
+        if self.taken > 0 && self.taken >= self.max {
+            return false;
+        }
+        self.taken = self.taken.saturating_add(leaf_bytes);
+        true
     }
 }
 
@@ -245,6 +295,17 @@ pub trait EventStore: Send + Sync {
     async fn size(&self) -> Result<u64, StoreError>;
     /// Events with `seq >= from`, in seq order, at most `limit`.
     async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Events with `seq >= from`, in seq order, at most `limit`, and no
+    /// more once their leaves reach `leaf_bytes_max` bytes in all: the event
+    /// that reaches it is the last, so at least one event is returned
+    /// whenever one exists. A page's memory is bounded by its bytes, whatever
+    /// size its events are.
+    async fn read_range_bytes(
+        &self,
+        from: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
     /// The stored leaf bytes of the events with `seq >= from`, in seq
     /// order, at most `limit`: all that a fold of the whole log reads. A
     /// backend that hashes each leaf as it reads an event answers this
@@ -260,6 +321,17 @@ pub trait EventStore: Send + Sync {
         stream: &str,
         from_version: u64,
         limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Events of one stream with `version >= from_version`, in order, at
+    /// most `limit`, and no more once their leaves reach `leaf_bytes_max`
+    /// bytes in all, as [`EventStore::read_range_bytes`] bounds a page of
+    /// the log.
+    async fn read_stream_bytes(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
     ) -> Result<Vec<StoredEvent>, StoreError>;
     /// One event by id.
     async fn read_event(&self, id: Uuid) -> Result<Option<StoredEvent>, StoreError>;
@@ -294,6 +366,11 @@ pub trait EventStore: Send + Sync {
     fn verifier_key(&self) -> &str;
     /// Appends waiting for this process's writer (a metric; 0 when read-only).
     fn queue_depth(&self) -> usize;
+    /// Why this process's writer cannot write now: it has stopped, or the
+    /// last group commit or checkpoint it attempted failed (the fault stays
+    /// until a write succeeds). `None` while it writes, and for a read-only
+    /// store, which has no writer.
+    fn writer_fault(&self) -> Option<String>;
 
     /// Inclusion proof of leaf `index` in the tree of `size` leaves.
     async fn prove_inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError>;

@@ -7,7 +7,7 @@
 //! signs with the log's key.
 
 use crate::checkpoint::NoteVerifier;
-use crate::store::sequencer::{self, CheckpointCadence, Wake, WriterMessage};
+use crate::store::sequencer::{self, CheckpointCadence, Wake, WriterHealth, WriterMessage};
 use crate::store::{SignedCheckpoint, StoreError};
 use std::future::Future;
 use std::thread::JoinHandle;
@@ -17,8 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 /// A node's writer: commits one group of appends at a time and signs
 /// checkpoints on the cadence's ticks.
 pub(crate) trait NodeWriter: Send + 'static {
-    /// Commits `batch` and answers each of its clients. A writer may add
-    /// appends that reach `more` meanwhile (see [`sequencer::Batch::top_up`]).
+    /// Commits `batch`, answers each of its clients and records the outcome
+    /// in [`NodeWriter::health`]. A writer may add appends that reach `more`
+    /// meanwhile (see [`sequencer::Batch::top_up`]).
     fn commit_batch(
         &mut self,
         batch: sequencer::Batch,
@@ -27,6 +28,8 @@ pub(crate) trait NodeWriter: Send + 'static {
     /// Signs a checkpoint of everything committed.
     fn sign_checkpoint(&mut self) -> impl Future<Output = Result<(), StoreError>>;
     fn cadence(&mut self) -> &mut CheckpointCadence;
+    /// Where this writer records whether its writes succeed.
+    fn health(&self) -> &WriterHealth;
     /// The tree size this writer has committed.
     fn size(&self) -> u64;
 
@@ -43,10 +46,12 @@ pub(crate) trait NodeWriter: Send + 'static {
                 match sequencer::next_batch(&mut receiver, deadline).await {
                     Wake::Batch(batch) => self.commit_batch(batch, &mut receiver).await,
                     Wake::CheckpointDue => {
-                        if let Err(e) = self.sign_checkpoint().await {
+                        let signed = self.sign_checkpoint().await;
+                        if let Err(e) = &signed {
                             tracing::error!("checkpoint signing failed: {e}");
                             self.cadence().postpone();
                         }
+                        self.health().record(&signed);
                     }
                     Wake::Closed => break,
                 }

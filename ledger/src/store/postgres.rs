@@ -45,7 +45,7 @@ use crate::store::head_cache::HeadCache;
 use crate::store::node;
 use crate::store::sequencer::{
     self, Batch, CheckpointCadence, ClientResult, PrefetchedView, PreparedRequest, Sequencer,
-    WriterMessage, WRITER_QUEUE_DEPTH,
+    WriterHealth, WriterMessage, WRITER_QUEUE_DEPTH,
 };
 use crate::store::{
     check_consistency_request, check_inclusion_request, AppendRequest, Appended, ConsistencyProof,
@@ -117,6 +117,7 @@ pub fn is_postgres_url(url: &str) -> bool {
 /// The PostgreSQL event store of one node.
 pub struct PostgresStore {
     writer: Option<mpsc::Sender<WriterMessage>>,
+    writer_health: WriterHealth,
     /// Dropped to stop a read-only store's thread (a writable one stops when
     /// its writer's queue closes).
     close: Option<oneshot::Sender<()>>,
@@ -209,8 +210,10 @@ impl PostgresStore {
     pub async fn open(config: PostgresConfig) -> Result<PostgresStore, StoreError> {
         let (runtime, start, thread) = node::start_runtime::<Writer>("ledger-postgres")?;
         let connector = Connector::new(&config.url, runtime.clone())?;
+        let writer_health = WriterHealth::default();
         let setup = {
             let connector = connector.clone();
+            let health = writer_health.clone();
             let config = config.clone();
             runtime.spawn(async move {
                 let mut client = connector.connect().await?;
@@ -229,6 +232,7 @@ impl PostgresStore {
                     ),
                     heads: HeadCache::empty(0),
                     node: Uuid::new_v4(),
+                    health,
                 };
                 // Only the largest durable size counts: drop the rows of
                 // nodes that opened before (this node's first publish is in
@@ -256,6 +260,7 @@ impl PostgresStore {
             .map_err(|_| StoreError::Closed)?;
         Ok(PostgresStore {
             writer: Some(sender),
+            writer_health,
             close: None,
             thread: Some(thread),
             readers: ReadPool::new(connector),
@@ -275,6 +280,7 @@ impl PostgresStore {
             .map_err(|_| StoreError::Closed)?;
         let store = PostgresStore {
             writer: None,
+            writer_health: WriterHealth::default(),
             close: Some(close),
             thread: Some(thread),
             readers: ReadPool::new(connector),
@@ -997,6 +1003,7 @@ struct Writer {
     heads: HeadCache,
     /// This node's row of `log_durable`.
     node: Uuid,
+    health: WriterHealth,
 }
 
 impl node::NodeWriter for Writer {
@@ -1008,6 +1015,9 @@ impl node::NodeWriter for Writer {
     }
     fn cadence(&mut self) -> &mut CheckpointCadence {
         &mut self.cadence
+    }
+    fn health(&self) -> &WriterHealth {
+        &self.health
     }
     fn size(&self) -> u64 {
         self.sequencer.frontier().size()
@@ -1073,6 +1083,7 @@ impl Writer {
             self.heads.forget(self.sequencer.frontier().size());
             tracing::error!("group commit failed: {error}");
         }
+        self.health.record(&outcome);
         batch.answer(outcome, self.cadence.latest());
     }
 
@@ -1180,7 +1191,7 @@ impl Writer {
         self.edge = self.edge.advance(size, &plan.hashes)?;
         let frontier_bytes = self.edge.to_bytes();
         let last_time = match plan.events.last() {
-            Some(event) => Some(event.envelope()?.time),
+            Some(event) => Some(event.header()?.time.into_owned()),
             None => head.try_get::<_, Option<String>>(2)?,
         };
         let new_size = to_i64(size, "tree size")?;
@@ -1586,7 +1597,7 @@ impl PostgresStore {
             let mut hashes = Vec::with_capacity(events.len() * 2);
             for (offset, event) in events.iter().enumerate() {
                 let seq = from + offset as u64;
-                let envelope = event.envelope()?;
+                let envelope = event.header()?;
                 if event.seq != seq
                     || envelope.seq != seq
                     || envelope.stream != event.stream
@@ -1627,7 +1638,7 @@ impl PostgresStore {
             }
             edge = edge.advance(frontier.size(), &hashes)?;
             let last_time = match events.last() {
-                Some(event) => Some(event.envelope()?.time),
+                Some(event) => Some(event.header()?.time.into_owned()),
                 None => None,
             };
             let head = HeadUpdate {
@@ -1751,6 +1762,38 @@ impl EventStore for PostgresStore {
         .collect()
     }
 
+    async fn read_range_bytes(
+        &self,
+        from: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let from = to_i64(from, "seq")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let leaf_bytes_max = i64::try_from(leaf_bytes_max.max(1)).unwrap_or(i64::MAX);
+        // `before`, the leaf bytes of the page's earlier events, is summed
+        // from lengths alone (a TOASTed leaf is not fetched to be measured),
+        // so leaves past the budget never leave the server.
+        self.read_rows(
+            concat!(
+                "SELECT seq, id, stream, version, type, leaf FROM (
+                     SELECT seq, id, stream, version, type, leaf,
+                            sum(octet_length(leaf)) OVER (ORDER BY seq) - octet_length(leaf) AS before
+                     FROM events
+                     WHERE seq >= $1 AND seq < ",
+                durable_size!(),
+                " ORDER BY seq LIMIT $2
+                 ) page
+                 WHERE before < $3 ORDER BY seq"
+            ),
+            &[&from, &limit, &leaf_bytes_max],
+        )
+        .await?
+        .iter()
+        .map(event_row)
+        .collect()
+    }
+
     async fn read_seqs(&self, seqs: Vec<u64>) -> Result<Vec<StoredEvent>, StoreError> {
         let wanted = seqs
             .iter()
@@ -1803,6 +1846,37 @@ impl EventStore for PostgresStore {
                 " ORDER BY version LIMIT $3"
             ),
             &[&stream, &from, &limit],
+        )
+        .await?
+        .iter()
+        .map(event_row)
+        .collect()
+    }
+
+    async fn read_stream_bytes(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let from = to_i64(from_version, "version")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let leaf_bytes_max = i64::try_from(leaf_bytes_max.max(1)).unwrap_or(i64::MAX);
+        // As in `read_range_bytes`: lengths alone are summed.
+        self.read_rows(
+            concat!(
+                "SELECT seq, id, stream, version, type, leaf FROM (
+                     SELECT seq, id, stream, version, type, leaf,
+                            sum(octet_length(leaf)) OVER (ORDER BY version) - octet_length(leaf) AS before
+                     FROM events
+                     WHERE stream = $1 AND version >= $2 AND seq < ",
+                durable_size!(),
+                " ORDER BY version LIMIT $3
+                 ) page
+                 WHERE before < $4 ORDER BY version"
+            ),
+            &[&stream, &from, &limit, &leaf_bytes_max],
         )
         .await?
         .iter()
@@ -1873,6 +1947,11 @@ impl EventStore for PostgresStore {
 
     fn queue_depth(&self) -> usize {
         PostgresStore::queue_depth(self)
+    }
+
+    fn writer_fault(&self) -> Option<String> {
+        let queue = self.writer.as_ref()?;
+        self.writer_health.fault(queue)
     }
 
     async fn prove_inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {

@@ -11,7 +11,7 @@
 use crate::checkpoint::{Checkpoint, NoteSigner};
 use crate::envelope::{
     format_time, validate_data, validate_event_type, validate_stream_name, EnvelopeError,
-    LEAF_SIZE_BYTES_MAX,
+    LeafHeader, LEAF_SIZE_BYTES_MAX,
 };
 use crate::merkle::{leaf_hash, Frontier, Hash};
 use crate::store::{
@@ -21,6 +21,7 @@ use crate::store::{
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -425,19 +426,18 @@ impl SequencerView for PrefetchedView {
 }
 
 /// The time recorded in a stored leaf: a reopened writer continues the
-/// log's clock from its last event, so times never go backwards.
+/// log's clock from its last event, so times never go backwards. Only the
+/// envelope is read: whatever the payload holds, the writer can go on.
 pub fn leaf_time(leaf: &[u8]) -> Result<OffsetDateTime, StoreError> {
-    let envelope = crate::Envelope::from_leaf(leaf)?;
-    OffsetDateTime::parse(
-        &envelope.time,
-        &time::format_description::well_known::Rfc3339,
+    let header = LeafHeader::from_leaf(leaf)?;
+    OffsetDateTime::parse(&header.time, &time::format_description::well_known::Rfc3339).map_err(
+        |e| {
+            StoreError::Corrupt(format!(
+                "event {} has a bad time {:?}: {e}",
+                header.seq, header.time
+            ))
+        },
     )
-    .map_err(|e| {
-        StoreError::Corrupt(format!(
-            "event {} has a bad time {:?}: {e}",
-            envelope.seq, envelope.time
-        ))
-    })
 }
 
 /// The checkpoint signer of a writable store: the operator's key when one is
@@ -543,6 +543,49 @@ pub enum WriterMessage {
     CheckpointNow {
         reply: oneshot::Sender<Result<SignedCheckpoint, StoreError>>,
     },
+}
+
+/// Whether a store's writer can write: shared between the writer, which
+/// records the outcome of each group commit and checkpoint it attempts,
+/// and the store, which reports it (`EventStore::writer_fault`). A failed
+/// write is the fault until a later write succeeds.
+#[derive(Debug, Clone, Default)]
+pub struct WriterHealth(Arc<Mutex<Option<String>>>);
+
+impl WriterHealth {
+    /// Records the outcome of one write.
+    pub fn record<T>(&self, outcome: &Result<T, StoreError>) {
+        match outcome {
+            Ok(_) => self.succeeded(),
+            Err(error) => self.failed(error),
+        }
+    }
+
+    /// Records a write that succeeded.
+    pub fn succeeded(&self) {
+        self.set(None);
+    }
+
+    /// Records a write that failed.
+    pub fn failed(&self, error: &StoreError) {
+        self.set(Some(error.to_string()));
+    }
+
+    fn set(&self, fault: Option<String>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = fault;
+    }
+
+    /// Why the writer whose queue is `queue` cannot write: it has stopped,
+    /// or its last write failed. `None` while it writes.
+    pub fn fault(&self, queue: &mpsc::Sender<WriterMessage>) -> Option<String> {
+        if queue.is_closed() {
+            return Some("the writer has stopped".into());
+        }
+        let fault = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        fault
+            .as_ref()
+            .map(|error| format!("the writer's last write failed: {error}"))
+    }
 }
 
 /// Appends waiting for a writer before callers are made to wait (backpressure).

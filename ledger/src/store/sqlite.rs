@@ -9,11 +9,12 @@ use crate::store::hash_cache::HashCache;
 use crate::store::node::NodeWriter;
 use crate::store::sequencer::{
     self, Batch, CheckpointCadence, ClientResult, PreparedRequest, Sequencer, SequencerView,
-    WriterMessage, WRITER_QUEUE_DEPTH,
+    WriterHealth, WriterMessage, WRITER_QUEUE_DEPTH,
 };
 use crate::store::{
-    check_consistency_request, check_inclusion_request, AppendRequest, Appended, ConsistencyProof,
-    EventStore, InclusionProof, SignedCheckpoint, StoreError, StoredEvent,
+    check_consistency_request, check_inclusion_request, check_position, AppendRequest, Appended,
+    ConsistencyProof, EventStore, InclusionProof, PageBytes, SignedCheckpoint, StoreError,
+    StoredEvent, POSITION_MAX,
 };
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -72,6 +73,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Option<mpsc::Sender<WriterMessage>>,
     writer_thread: Option<JoinHandle<()>>,
+    writer_health: WriterHealth,
     readers: Arc<Readers>,
     /// Stored hashes that proofs read, kept in memory (they never change).
     proof_hashes: Arc<HashCache>,
@@ -114,7 +116,9 @@ impl SqliteStore {
         let size = tree_size(&conn)?;
         let frontier = Frontier::load(size, &SqliteHashes(&conn))?;
         let last_time = last_event_time(&conn)?.unwrap_or_else(OffsetDateTime::now_utc);
+        let writer_health = WriterHealth::default();
         let mut writer = Writer {
+            health: writer_health.clone(),
             sequencer: Sequencer::new(frontier, last_time),
             cadence: CheckpointCadence::new(
                 signer,
@@ -142,6 +146,7 @@ impl SqliteStore {
             path,
             writer: Some(sender),
             writer_thread: Some(writer_thread),
+            writer_health,
             proof_hashes: Arc::new(HashCache::new(PROOF_HASH_CACHE_ENTRIES)),
             verifier,
             verifier_key,
@@ -196,6 +201,7 @@ impl SqliteStore {
             path,
             writer: None,
             writer_thread: None,
+            writer_health: WriterHealth::default(),
             proof_hashes: Arc::new(HashCache::new(PROOF_HASH_CACHE_ENTRIES)),
             verifier: signer.verifier(),
             verifier_key: signer.verifier_key(),
@@ -354,6 +360,15 @@ fn hash_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Hash> 
     })
 }
 
+/// A seq or version to read from, as SQLite's signed integer, once
+/// [`check_position`] has refused one that would wrap around.
+fn position(conn: &Connection, value: u64, what: &str) -> Result<i64, StoreError> {
+    if value > POSITION_MAX {
+        check_position(what, value, tree_size(conn)?)?;
+    }
+    Ok(value as i64)
+}
+
 const EVENT_COLUMNS: &str = "seq, id, stream, version, type, leaf";
 
 fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
@@ -372,6 +387,29 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
         leaf_hash: merkle::leaf_hash(&leaf),
         leaf,
     })
+}
+
+/// The events of `rows` (of [`EVENT_COLUMNS`]) that fit a page of
+/// `leaf_bytes_max` leaf bytes (see [`PageBytes`]). Rows are stepped one at
+/// a time, so a leaf past the budget is never copied out of SQLite.
+fn page_of(
+    mut rows: rusqlite::Rows<'_>,
+    leaf_bytes_max: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut page = PageBytes::new(leaf_bytes_max);
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        let leaf_bytes = row
+            .get_ref(5)?
+            .as_blob()
+            .map_err(rusqlite::Error::from)?
+            .len();
+        if !page.take(leaf_bytes) {
+            break;
+        }
+        events.push(event_row(row)?);
+    }
+    Ok(events)
 }
 
 /// Reads stored Merkle hashes through one connection.
@@ -445,6 +483,9 @@ impl NodeWriter for WriterThread {
     fn cadence(&mut self) -> &mut CheckpointCadence {
         &mut self.writer.cadence
     }
+    fn health(&self) -> &WriterHealth {
+        &self.writer.health
+    }
     fn size(&self) -> u64 {
         self.writer.sequencer.frontier().size()
     }
@@ -454,6 +495,7 @@ impl NodeWriter for WriterThread {
 struct Writer {
     sequencer: Sequencer,
     cadence: CheckpointCadence,
+    health: WriterHealth,
 }
 
 impl Writer {
@@ -488,6 +530,7 @@ impl Writer {
             self.sequencer = before;
             tracing::error!("group commit failed: {error}");
         }
+        self.health.record(&outcome);
         batch.answer(outcome, self.cadence.latest());
     }
 
@@ -732,8 +775,26 @@ impl EventStore for SqliteStore {
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
             ))?;
-            let rows = statement.query_map(params![from as i64, limit as i64], event_row)?;
+            let from = position(conn, from, "seq")?;
+            let rows = statement.query_map(params![from, limit as i64], event_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn read_range_bytes(
+        &self,
+        from: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
+            ))?;
+            let from = position(conn, from, "seq")?;
+            let rows = statement.query(params![from, limit as i64])?;
+            page_of(rows, leaf_bytes_max)
         })
         .await
     }
@@ -742,7 +803,8 @@ impl EventStore for SqliteStore {
         self.read(move |conn| {
             let mut statement = conn
                 .prepare_cached("SELECT leaf FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
-            let rows = statement.query_map(params![from as i64, limit as i64], |row| row.get(0))?;
+            let from = position(conn, from, "seq")?;
+            let rows = statement.query_map(params![from, limit as i64], |row| row.get(0))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
@@ -779,8 +841,28 @@ impl EventStore for SqliteStore {
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"
             ))?;
-            let rows = statement.query_map(params![stream, from_version as i64, limit as i64], event_row)?;
+            let from = position(conn, from_version, "version")?;
+            let rows = statement.query_map(params![stream, from, limit as i64], event_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn read_stream_bytes(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let stream = stream.to_string();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"
+            ))?;
+            let from = position(conn, from_version, "version")?;
+            let rows = statement.query(params![stream, from, limit as i64])?;
+            page_of(rows, leaf_bytes_max)
         })
         .await
     }
@@ -837,6 +919,11 @@ impl EventStore for SqliteStore {
 
     fn queue_depth(&self) -> usize {
         SqliteStore::queue_depth(self)
+    }
+
+    fn writer_fault(&self) -> Option<String> {
+        let queue = self.writer.as_ref()?;
+        self.writer_health.fault(queue)
     }
 
     async fn prove_inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {

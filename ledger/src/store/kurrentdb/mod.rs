@@ -58,11 +58,11 @@ use crate::checkpoint::{NoteSigner, NoteVerifier};
 use crate::merkle::{self, Hash};
 use crate::store::node;
 use crate::store::sequencer::{
-    self, CheckpointCadence, Sequencer, WriterMessage, WRITER_QUEUE_DEPTH,
+    self, CheckpointCadence, Sequencer, WriterHealth, WriterMessage, WRITER_QUEUE_DEPTH,
 };
 use crate::store::{
-    check_consistency_request, check_inclusion_request, AppendRequest, Appended, ConsistencyProof,
-    EventStore, InclusionProof, SignedCheckpoint, StoreError, StoredEvent,
+    check_consistency_request, check_inclusion_request, check_position, AppendRequest, Appended,
+    ConsistencyProof, EventStore, InclusionProof, SignedCheckpoint, StoreError, StoredEvent,
 };
 use async_trait::async_trait;
 use record::Record;
@@ -203,6 +203,7 @@ pub struct KurrentDbStore {
     shared: Arc<Shared>,
     runtime: Handle,
     writer: Option<mpsc::Sender<WriterMessage>>,
+    writer_health: WriterHealth,
     /// Dropped to stop a read-only store's thread (a writable one stops when
     /// its writer's queue closes).
     close: Option<oneshot::Sender<()>>,
@@ -249,9 +250,11 @@ impl KurrentDbStore {
             replica: RwLock::new(Replica::new(&origin)),
             sync: tokio::sync::Mutex::new(()),
         });
+        let writer_health = WriterHealth::default();
         let setup = {
             let shared = shared.clone();
             let config = config.clone();
+            let health = writer_health.clone();
             runtime.spawn(async move {
                 if writable {
                     // Whichever node creates the log first writes its header;
@@ -289,6 +292,7 @@ impl KurrentDbStore {
                         latest,
                     ),
                     config.append_size_bytes_max,
+                    health,
                 );
                 // A log that was just created, or whose last batch committed
                 // before a crash could sign it, gets its checkpoint now.
@@ -323,6 +327,7 @@ impl KurrentDbStore {
             shared,
             runtime,
             writer,
+            writer_health,
             close,
             thread: Some(thread),
             verifier: config.signer.verifier(),
@@ -410,7 +415,24 @@ impl EventStore for KurrentDbStore {
     }
 
     async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read(|replica| replica.read_range(from, limit)).await
+        self.read(|replica| {
+            check_position("seq", from, replica.size())?;
+            Ok(replica.read_range(from, limit))
+        })
+        .await?
+    }
+
+    async fn read_range_bytes(
+        &self,
+        from: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(|replica| {
+            check_position("seq", from, replica.size())?;
+            Ok(replica.read_range_bytes(from, limit, leaf_bytes_max))
+        })
+        .await?
     }
 
     async fn read_stream(
@@ -419,8 +441,25 @@ impl EventStore for KurrentDbStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read(|replica| replica.read_stream(stream, from_version, limit))
-            .await
+        self.read(|replica| {
+            check_position("version", from_version, replica.size())?;
+            Ok(replica.read_stream(stream, from_version, limit))
+        })
+        .await?
+    }
+
+    async fn read_stream_bytes(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(|replica| {
+            check_position("version", from_version, replica.size())?;
+            Ok(replica.read_stream_bytes(stream, from_version, limit, leaf_bytes_max))
+        })
+        .await?
     }
 
     async fn read_event(&self, id: Uuid) -> Result<Option<StoredEvent>, StoreError> {
@@ -458,6 +497,11 @@ impl EventStore for KurrentDbStore {
 
     fn queue_depth(&self) -> usize {
         KurrentDbStore::queue_depth(self)
+    }
+
+    fn writer_fault(&self) -> Option<String> {
+        let queue = self.writer.as_ref()?;
+        self.writer_health.fault(queue)
     }
 
     async fn prove_inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {

@@ -11,7 +11,7 @@
 use super::record::{BatchRecord, Record};
 use crate::merkle::{self, Frontier, Hash, HashReader, MemoryHashes, MerkleError};
 use crate::store::sequencer::{leaf_time, SequencerView};
-use crate::store::{missing_seq, SignedCheckpoint, StoreError, StoredEvent};
+use crate::store::{missing_seq, PageBytes, SignedCheckpoint, StoreError, StoredEvent};
 use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -137,12 +137,12 @@ impl Replica {
         let mut heads: HashMap<String, (u64, Option<Hash>)> = HashMap::new();
         for (offset, leaf) in batch.leaves.into_iter().enumerate() {
             let seq = batch.first_seq + offset as u64;
-            let envelope = crate::Envelope::from_leaf(&leaf)
+            let header = crate::envelope::LeafHeader::from_leaf(&leaf)
                 .map_err(|e| corrupt(format!("the leaf of seq {seq} is not an envelope: {e}")))?;
-            let head = match heads.get(&envelope.stream) {
+            let head = match heads.get(header.stream.as_ref()) {
                 Some(head) => *head,
                 None => {
-                    let head = self.stream_head(&envelope.stream);
+                    let head = self.stream_head(&header.stream);
                     (
                         head.map_or(0, |(version, _)| version + 1),
                         head.map(|(_, hash)| hash),
@@ -150,32 +150,38 @@ impl Replica {
                 }
             };
             let prev = head.1.map(hex::encode);
-            if envelope.seq != seq || envelope.version != head.0 || envelope.prev != prev {
+            if header.seq != seq
+                || header.version != head.0
+                || header.prev.as_deref() != prev.as_deref()
+            {
                 return Err(corrupt(format!(
                     "the leaf at seq {seq} claims seq {}, version {} of {:?}, which does not continue the log",
-                    envelope.seq, envelope.version, envelope.stream
+                    header.seq, header.version, header.stream
                 )));
             }
-            if self.by_id.contains_key(&envelope.id)
-                || events.iter().any(|e: &StoredEvent| e.id == envelope.id)
+            if self.by_id.contains_key(&header.id)
+                || events.iter().any(|e: &StoredEvent| e.id == header.id)
             {
                 return Err(corrupt(format!(
                     "event id {} appears twice in the log",
-                    envelope.id
+                    header.id
                 )));
             }
+            let (stream, version, id, event_type) = (
+                header.stream.into_owned(),
+                header.version,
+                header.id,
+                header.event_type.into_owned(),
+            );
             let leaf_hash = merkle::leaf_hash(&leaf);
             frontier.append(leaf_hash, &mut added);
-            heads.insert(
-                envelope.stream.clone(),
-                (envelope.version + 1, Some(leaf_hash)),
-            );
+            heads.insert(stream.clone(), (version + 1, Some(leaf_hash)));
             events.push(StoredEvent {
                 seq,
-                stream: envelope.stream,
-                version: envelope.version,
-                id: envelope.id,
-                event_type: envelope.event_type,
+                stream,
+                version,
+                id,
+                event_type,
                 leaf,
                 leaf_hash,
             });
@@ -294,6 +300,23 @@ impl Replica {
         self.events.iter().skip(from).take(limit).cloned().collect()
     }
 
+    pub fn read_range_bytes(
+        &self,
+        from: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Vec<StoredEvent> {
+        let from = usize::try_from(from).unwrap_or(usize::MAX);
+        let mut page = PageBytes::new(leaf_bytes_max);
+        self.events
+            .iter()
+            .skip(from)
+            .take(limit)
+            .take_while(|event| page.take(event.leaf.len()))
+            .cloned()
+            .collect()
+    }
+
     pub fn read_stream(&self, stream: &str, from_version: u64, limit: usize) -> Vec<StoredEvent> {
         let from = usize::try_from(from_version).unwrap_or(usize::MAX);
         self.streams.get(stream).map_or_else(Vec::new, |seqs| {
@@ -301,6 +324,26 @@ impl Replica {
                 .skip(from)
                 .take(limit)
                 .map(|&seq| self.events[seq as usize].clone())
+                .collect()
+        })
+    }
+
+    pub fn read_stream_bytes(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+        leaf_bytes_max: usize,
+    ) -> Vec<StoredEvent> {
+        let from = usize::try_from(from_version).unwrap_or(usize::MAX);
+        let mut page = PageBytes::new(leaf_bytes_max);
+        self.streams.get(stream).map_or_else(Vec::new, |seqs| {
+            seqs.iter()
+                .skip(from)
+                .take(limit)
+                .map(|&seq| &self.events[seq as usize])
+                .take_while(|event| page.take(event.leaf.len()))
+                .cloned()
                 .collect()
         })
     }

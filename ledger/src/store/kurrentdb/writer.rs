@@ -6,7 +6,8 @@ use super::record::{BatchRecord, Record};
 use super::{copies, LedgerAppend, Shared};
 use crate::store::node;
 use crate::store::sequencer::{
-    Batch, CheckpointCadence, ClientResult, Plan, PreparedRequest, Sequencer, WriterMessage,
+    Batch, CheckpointCadence, ClientResult, Plan, PreparedRequest, Sequencer, WriterHealth,
+    WriterMessage,
 };
 use crate::store::{SignedCheckpoint, StoreError, StoredEvent};
 use std::sync::Arc;
@@ -61,6 +62,7 @@ pub(super) struct Writer {
     sequencer: Sequencer,
     cadence: CheckpointCadence,
     append_size_bytes_max: usize,
+    health: WriterHealth,
 }
 
 impl node::NodeWriter for Writer {
@@ -73,6 +75,9 @@ impl node::NodeWriter for Writer {
     fn cadence(&mut self) -> &mut CheckpointCadence {
         &mut self.cadence
     }
+    fn health(&self) -> &WriterHealth {
+        &self.health
+    }
     fn size(&self) -> u64 {
         self.sequencer.frontier().size()
     }
@@ -84,12 +89,14 @@ impl Writer {
         sequencer: Sequencer,
         cadence: CheckpointCadence,
         append_size_bytes_max: usize,
+        health: WriterHealth,
     ) -> Writer {
         Writer {
             shared,
             sequencer,
             cadence,
             append_size_bytes_max,
+            health,
         }
     }
 
@@ -107,6 +114,7 @@ impl Writer {
         let mut results: Vec<ClientResult> = Vec::new();
         let mut committed = Vec::new();
         let mut failure: Option<String> = None;
+        let mut fault = None;
         for (i, run) in runs.into_iter().enumerate() {
             let clients = run.len();
             if let Some(message) = &failure {
@@ -123,8 +131,13 @@ impl Writer {
                     let message = error.to_string();
                     results.extend((0..clients).map(|_| Err(StoreError::Backend(message.clone()))));
                     failure = Some(message);
+                    fault = Some(error);
                 }
             }
+        }
+        match &fault {
+            Some(error) => self.health.failed(error),
+            None => self.health.succeeded(),
         }
         batch.answer(Ok(results), self.cadence.latest());
         copies::copy_committed(&self.shared, committed).await;
