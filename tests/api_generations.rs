@@ -620,6 +620,7 @@ fn a_failure_naming_a_file_answers_a_request_id_and_no_path() {
     for leak in [data_dir.as_str(), "/artifacts/", "sha256/"] {
         assert!(!message.contains(leak), "{message:?} contains {leak:?}");
     }
+}
 
 /// Identical requests sent at once with one `Idempotency-Key`, in several
 /// rounds: each round queues exactly one job, every response of the round
