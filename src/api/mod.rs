@@ -65,6 +65,8 @@ pub struct AppState {
     pub generations: generations::Generations,
     /// The data directory's artifacts: stems, step outputs, derivatives.
     pub artifacts: inference::artifacts::ArtifactStore,
+    /// Audio uploads to `POST /v1/lineage`: their staging folder and decode slots.
+    pub uploads: lineage::Uploads,
 }
 
 /// Every route, with request ids, logs, metrics and the body limit.
@@ -170,6 +172,8 @@ pub async fn serve(
             .await??;
     let metrics = Metrics::default();
     let artifacts = inference::artifacts::ArtifactStore::open(&context.data_dir)?;
+    let uploads = lineage::Uploads::open(&context.data_dir)
+        .with_context(|| format!("cannot prepare {}/uploads", context.data_dir.display()))?;
     let generations = generations::Generations::start(
         store.clone(),
         artifacts.clone(),
@@ -184,6 +188,7 @@ pub async fn serve(
         projections: tokio::sync::Mutex::new(projections),
         generations,
         artifacts,
+        uploads,
     });
     // Generation jobs are stopped as soon as the signal comes, while the
     // server drains: an open event stream of a queued or running job ends
