@@ -124,10 +124,10 @@ async fn look_up(
     Ok(answer)
 }
 
-/// The largest upload `POST /v1/lineage` takes: any MP3 or Ogg file, and
-/// FLAC, of the longest audio decoding accepts, or 12 minutes of the
-/// platform's own 32-bit float stereo WAV at 44.1 kHz. Uploads are staged on
-/// disk, never held in memory.
+/// The largest upload `POST /v1/lineage` takes: room for a 20-minute MP3
+/// or Ogg Vorbis file at 320 kbit/s (48 MB), a CD-quality FLAC of about 15
+/// minutes, or 12 minutes of the platform's own 32-bit float stereo WAV at
+/// 44.1 kHz. Uploads are staged on disk, never held in memory.
 pub const UPLOAD_BYTES_MAX: u64 = 128 << 20;
 
 /// Uploads decoded at a time. A decode keeps a core busy for up to seconds
