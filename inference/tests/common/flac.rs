@@ -56,7 +56,7 @@ impl ConstantFlac {
     /// FLAC frame number `block` (fixed block size), CRCs included.
     fn frame(&self, block: u64) -> Vec<u8> {
         let mut header = Bits::default();
-        header.put(0b1111_1111_1111_10, 14); // sync code
+        header.put(0b11_1111_1111_1110, 14); // sync code
         header.put(0, 1); // reserved
         header.put(0, 1); // fixed block size
         header.put(0b0111, 4); // block size: 16 bits after the frame number
