@@ -701,11 +701,11 @@ fn lineage_is_served_and_labels_see_only_derivatives_that_paid_them() {
         !own.is_empty() && own.iter().all(|p| p == "label"),
         "{own:?}"
     );
-    // A label it did not pay: 403, nothing of the lineage.
+    // A label it did not pay: 404, nothing of the lineage.
     let reply = server.get(&path, Some(&other_label));
     assert_eq!(
         (reply.status, reply.error_code().as_str()),
-        (403, "forbidden")
+        (404, "not_found")
     );
     assert!(!reply.body.contains("GBAYE0601498"), "{}", reply.body);
 
@@ -742,8 +742,8 @@ fn lineage_is_served_and_labels_see_only_derivatives_that_paid_them() {
             Some(&other_label),
             "audio/wav",
             audio.as_slice(),
-            403,
-            "forbidden",
+            404,
+            "not_found",
         ),
         (
             Some(&ingest),
@@ -796,5 +796,81 @@ fn lineage_is_served_and_labels_see_only_derivatives_that_paid_them() {
         assert_eq!(reply.status, status, "{bad}: {}", reply.body);
         reply.error_code();
     }
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_label_key_sees_its_own_share_of_a_lineage_and_no_other_partys_amounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = &dir.path().join("data");
+    import_month(data, dir.path());
+    let label = token(data, &["--role", "label", "--party", "label"]);
+    let server = Server::start(data);
+    let by_id = server.get(&format!("/v1/lineage/{DERIVATIVE}"), Some(&label));
+    assert_eq!(by_id.status, 200, "{}", by_id.body);
+    let authorization = format!("Bearer {label}");
+    let headers = [
+        ("content-type", "audio/wav"),
+        ("authorization", authorization.as_str()),
+    ];
+    let by_file = server.post("/v1/lineage", &headers, &cover_audio());
+    assert_eq!(by_file.status, 200, "{}", by_file.body);
+
+    for answer in [by_id.json(), by_file.json()] {
+        assert_eq!(answer["derivative"]["derivative"], DERIVATIVE);
+        for revenue in answer["revenue"].as_array().unwrap() {
+            assert!(revenue.get("gross").is_none(), "{revenue}");
+            let parties = revenue["parties"].as_array().unwrap();
+            assert!(parties.iter().all(|p| p["party"] == "label"), "{revenue}");
+        }
+        for line in answer["usage"].as_array().unwrap() {
+            assert!(line.get("gross").is_none(), "{line}");
+        }
+        assert_eq!(
+            answer["recordings"]["GBAYE0601498"]["data"]["master_splits"],
+            json!([{"party": "label", "share": "0.5"}])
+        );
+        assert_eq!(
+            answer["works"]["T-034524680-1"]["data"]["publishing_splits"],
+            json!([])
+        );
+        assert_eq!(
+            answer["voice_models"]["vm1"]["data"]["likeness_splits"],
+            json!([])
+        );
+        // Only generation events are cited: catalog and usage leaves carry
+        // every party's splits and the gross.
+        for cited in answer["cited"].as_array().unwrap() {
+            let event_type = cited["type"].as_str().unwrap();
+            assert!(event_type.starts_with("generation."), "{event_type}");
+            let leaf = cited["leaf"].as_str().unwrap();
+            assert!(
+                !leaf.contains("\"party\"") && !leaf.contains("gross"),
+                "{leaf}"
+            );
+        }
+    }
+    assert!(server.stop().success());
+}
+
+#[test]
+fn another_partys_derivative_gets_the_same_404_as_an_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = &dir.path().join("data");
+    import_month(data, dir.path());
+    let other_label = token(data, &["--role", "label", "--party", "other-label"]);
+    let server = Server::start(data);
+    let theirs = server.get(&format!("/v1/lineage/{DERIVATIVE}"), Some(&other_label));
+    let unknown = server.get(
+        "/v1/lineage/6f1c1c1e-1111-4a4a-8b8b-00000000dead",
+        Some(&other_label),
+    );
+    assert_eq!(
+        (theirs.status, unknown.status),
+        (404, 404),
+        "{}",
+        theirs.body
+    );
+    assert_eq!(theirs.body, unknown.body);
     assert!(server.stop().success());
 }

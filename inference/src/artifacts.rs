@@ -5,7 +5,10 @@
 //! (`artifacts/pcm/<hex>` holds the file hash), so the same audio re-wrapped in
 //! another container or encoding is still recognised. Inputs are decoded and
 //! validated before anything is written: an unreadable, empty, non-finite,
-//! over-long or oddly sampled file is refused with nothing stored.
+//! over-long or oddly sampled file, or one that decodes to more than
+//! [`DECODED_SAMPLES_MAX`] samples, is refused with nothing stored. Files
+//! are decoded as a stream ([`decode_stream`]), so a caller that only needs
+//! a hash ([`pcm_hash_of_file`]) never holds the decoded audio.
 //!
 //! WAV is read and written with `hound`; FLAC, MP3 and Ogg Vorbis are decoded
 //! with `symphonia`.
@@ -13,8 +16,9 @@
 use crate::audio::Audio;
 use sha2::{Digest, Sha256};
 use std::fs;
-use std::io::{Cursor, Write};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 
 /// Longest accepted input, seconds.
 pub const DURATION_S_MAX: u64 = 20 * 60;
@@ -22,6 +26,12 @@ pub const DURATION_S_MAX: u64 = 20 * 60;
 pub const SAMPLE_RATE_RANGE: std::ops::RangeInclusive<u32> = 8_000..=192_000;
 /// Most channels accepted.
 pub const CHANNELS_MAX: usize = 8;
+/// The most samples (all channels together) one file may decode to: 20
+/// minutes of stereo at 96 kHz, 921.6 MB as f32. The duration, rate and
+/// channel limits alone would allow 8 channels at 192 kHz for 20 minutes
+/// (7.4 GB as f32), which a few megabytes of compressed constant audio can
+/// claim.
+pub const DECODED_SAMPLES_MAX: u64 = DURATION_S_MAX * 96_000 * 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -35,6 +45,13 @@ pub enum ArtifactError {
     NonFinite { index: usize },
     #[error("the audio lasts more than {DURATION_S_MAX} s ({frames} frames at {sample_rate} Hz)")]
     TooLong { frames: u64, sample_rate: u32 },
+    #[error("the audio decodes to more than {limit} samples, the most accepted ({samples} samples reached or declared: {channels} channels at {sample_rate} Hz); send a shorter excerpt, or fewer channels or a lower rate")]
+    TooManySamples {
+        samples: u64,
+        sample_rate: u32,
+        channels: usize,
+        limit: u64,
+    },
     #[error("sample rate {0} Hz is outside the accepted 8000..=192000 Hz")]
     SampleRate(u32),
     #[error("{0} channels: accepted 1..={CHANNELS_MAX}")]
@@ -86,24 +103,94 @@ pub fn pcm_hash(audio: &Audio) -> String {
     format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
-/// Decodes and validates an audio file from disk.
+/// Decodes and validates an audio file from disk, within
+/// [`DECODED_SAMPLES_MAX`].
 pub fn decode_file(path: &Path) -> Result<Audio, ArtifactError> {
-    let bytes = fs::read(path).map_err(|e| ArtifactError::Unreadable {
+    collect(open_source(path)?, extension_of(path))
+}
+
+/// Decodes and validates audio bytes, within [`DECODED_SAMPLES_MAX`];
+/// `extension` is a format hint.
+pub fn decode_bytes(bytes: &[u8], extension: Option<&str>) -> Result<Audio, ArtifactError> {
+    collect(Box::new(Cursor::new(bytes.to_vec())), extension)
+}
+
+/// The [`pcm_hash`] of an audio file, decoded as a stream: memory stays at
+/// one packet whatever the file decodes to, and decoding stops at
+/// [`DECODED_SAMPLES_MAX`]. Equal to `pcm_hash(&decode_file(path)?)`.
+pub fn pcm_hash_of_file(path: &Path) -> Result<String, ArtifactError> {
+    let mut hasher = Sha256::new();
+    let mut bytes = Vec::new();
+    decode_stream(path, DECODED_SAMPLES_MAX, &mut |spec, samples| {
+        if spec.first {
+            hasher.update(spec.sample_rate.to_le_bytes());
+            hasher.update((spec.channels as u16).to_le_bytes());
+        }
+        bytes.clear();
+        bytes.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+        hasher.update(&bytes);
+    })?;
+    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+}
+
+/// What a streamed decode hands its sink with each run of frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamSpec {
+    pub sample_rate: u32,
+    pub channels: usize,
+    /// True for the first run of frames only.
+    pub first: bool,
+}
+
+/// Decodes the audio file at `path` as a stream, handing `sink` whole
+/// interleaved frames as they are decoded, validated as [`decode_file`]
+/// validates (rate, channels, duration, finite samples, not empty). The
+/// file is refused with [`ArtifactError::TooManySamples`] as soon as its
+/// header declares, or its decoded samples (all channels) reach, more than
+/// `decoded_samples_max`: a few kilobytes of compressed silence can claim
+/// gigabytes of PCM. Returns the number of frames decoded.
+pub fn decode_stream(
+    path: &Path,
+    decoded_samples_max: u64,
+    sink: &mut dyn FnMut(StreamSpec, &[f32]),
+) -> Result<u64, ArtifactError> {
+    let source = open_source(path)?;
+    let mut budget = Budget::new(decoded_samples_max, sink);
+    decode_source(source, extension_of(path), &mut budget)?;
+    budget.finish()
+}
+
+fn open_source(path: &Path) -> Result<Box<dyn MediaSource>, ArtifactError> {
+    let file = fs::File::open(path).map_err(|e| ArtifactError::Unreadable {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    decode_bytes(&bytes, path.extension().and_then(|e| e.to_str()))
+    Ok(Box::new(file))
 }
 
-/// Decodes and validates audio bytes; `extension` is a format hint.
-pub fn decode_bytes(bytes: &[u8], extension: Option<&str>) -> Result<Audio, ArtifactError> {
-    let audio = if bytes.starts_with(b"RIFF") {
-        decode_wav(bytes)?
-    } else {
-        decode_with_symphonia(bytes, extension)?
+fn extension_of(path: &Path) -> Option<&str> {
+    path.extension().and_then(|e| e.to_str())
+}
+
+/// Decodes into planar channels, within [`DECODED_SAMPLES_MAX`].
+fn collect(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<Audio, ArtifactError> {
+    let mut rate = 0;
+    let mut channels: Vec<Vec<f32>> = Vec::new();
+    let mut sink = |spec: StreamSpec, samples: &[f32]| {
+        if spec.first {
+            rate = spec.sample_rate;
+            channels = vec![Vec::new(); spec.channels];
+        }
+        for frame in samples.chunks_exact(spec.channels) {
+            for (channel, &sample) in channels.iter_mut().zip(frame) {
+                channel.push(sample);
+            }
+        }
     };
-    validate(&audio)?;
-    Ok(audio)
+    let mut budget = Budget::new(DECODED_SAMPLES_MAX, &mut sink);
+    decode_source(source, extension, &mut budget)?;
+    budget.finish()?;
+    Ok(Audio::new(rate, channels))
 }
 
 fn check_header(
@@ -147,52 +234,190 @@ fn validate(audio: &Audio) -> Result<(), ArtifactError> {
     Ok(())
 }
 
-fn decode_wav(bytes: &[u8]) -> Result<Audio, ArtifactError> {
+/// Stands between a decoder and its sink: checks the header's claims and
+/// every decoded run of frames against the limits before the sink sees it.
+struct Budget<'a> {
+    decoded_samples_max: u64,
+    sink: &'a mut dyn FnMut(StreamSpec, &[f32]),
+    spec: Option<(u32, usize)>,
+    samples: u64,
+}
+
+impl<'a> Budget<'a> {
+    fn new(decoded_samples_max: u64, sink: &'a mut dyn FnMut(StreamSpec, &[f32])) -> Self {
+        Budget {
+            decoded_samples_max,
+            sink,
+            spec: None,
+            samples: 0,
+        }
+    }
+
+    fn too_many(&self, samples: u64, sample_rate: u32, channels: usize) -> ArtifactError {
+        ArtifactError::TooManySamples {
+            samples,
+            sample_rate,
+            channels,
+            limit: self.decoded_samples_max,
+        }
+    }
+
+    /// What a header declares, checked before anything is decoded.
+    fn declared(
+        &self,
+        sample_rate: u32,
+        channels: usize,
+        frames: Option<u64>,
+    ) -> Result<(), ArtifactError> {
+        check_header(sample_rate, channels, frames)?;
+        match frames.map(|f| f.saturating_mul(channels as u64)) {
+            Some(samples) if samples > self.decoded_samples_max => {
+                Err(self.too_many(samples, sample_rate, channels))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Interleaved whole frames just decoded.
+    fn frames(
+        &mut self,
+        sample_rate: u32,
+        channels: usize,
+        samples: &[f32],
+    ) -> Result<(), ArtifactError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let first = match self.spec {
+            None => {
+                check_header(sample_rate, channels, None)?;
+                self.spec = Some((sample_rate, channels));
+                true
+            }
+            Some(spec) if spec == (sample_rate, channels) => false,
+            Some((rate, count)) => {
+                return Err(ArtifactError::Undecodable {
+                    reason: format!(
+                        "the stream changes from {count} channels at {rate} Hz to {channels} channels at {sample_rate} Hz"
+                    ),
+                })
+            }
+        };
+        let total = self.samples + samples.len() as u64;
+        if total > self.decoded_samples_max {
+            return Err(self.too_many(total, sample_rate, channels));
+        }
+        let frames = total / channels as u64;
+        if frames > DURATION_S_MAX * u64::from(sample_rate) {
+            return Err(ArtifactError::TooLong {
+                frames,
+                sample_rate,
+            });
+        }
+        if let Some(i) = samples.iter().position(|x| !x.is_finite()) {
+            return Err(ArtifactError::NonFinite {
+                index: (self.samples + i as u64) as usize,
+            });
+        }
+        self.samples = total;
+        let spec = StreamSpec {
+            sample_rate,
+            channels,
+            first,
+        };
+        (self.sink)(spec, samples);
+        Ok(())
+    }
+
+    /// The frames decoded, or why there were none.
+    fn finish(self) -> Result<u64, ArtifactError> {
+        match self.spec {
+            Some((_, channels)) => Ok(self.samples / channels as u64),
+            None => Err(ArtifactError::Empty),
+        }
+    }
+}
+
+/// Interleaved samples read from a WAV file per call of the sink.
+const WAV_CHUNK_SAMPLES: usize = 1 << 16;
+
+fn decode_source(
+    mut source: Box<dyn MediaSource>,
+    extension: Option<&str>,
+    budget: &mut Budget,
+) -> Result<(), ArtifactError> {
+    let mut magic = [0u8; 4];
+    let is_wav = source.read_exact(&mut magic).is_ok() && &magic == b"RIFF";
+    let rewound = source.seek(SeekFrom::Start(0));
+    rewound.map_err(|e| ArtifactError::Undecodable {
+        reason: e.to_string(),
+    })?;
+    if is_wav {
+        decode_wav(source, budget)
+    } else {
+        decode_with_symphonia(source, extension, budget)
+    }
+}
+
+fn decode_wav(source: Box<dyn MediaSource>, budget: &mut Budget) -> Result<(), ArtifactError> {
     let undecodable = |e: hound::Error| ArtifactError::Undecodable {
         reason: e.to_string(),
     };
-    let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(undecodable)?;
+    let reader = hound::WavReader::new(BufReader::new(source)).map_err(undecodable)?;
     let spec = reader.spec();
     let channels = usize::from(spec.channels);
-    check_header(
+    budget.declared(
         spec.sample_rate,
         channels,
         Some(u64::from(reader.duration())),
     )?;
-    let samples: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => reader
-            .into_samples::<f32>()
-            .collect::<Result<_, _>>()
-            .map_err(undecodable)?,
+    // Whole frames per chunk; a trailing partial frame is dropped.
+    let chunk_samples = WAV_CHUNK_SAMPLES - WAV_CHUNK_SAMPLES % channels;
+    let mut chunk = Vec::with_capacity(chunk_samples);
+    let flush = |chunk: &mut Vec<f32>, budget: &mut Budget| {
+        let whole = chunk.len() - chunk.len() % channels;
+        let result = budget.frames(spec.sample_rate, channels, &chunk[..whole]);
+        chunk.clear();
+        result
+    };
+    match spec.sample_format {
+        hound::SampleFormat::Float => {
+            for sample in reader.into_samples::<f32>() {
+                chunk.push(sample.map_err(undecodable)?);
+                if chunk.len() == chunk_samples {
+                    flush(&mut chunk, budget)?;
+                }
+            }
+        }
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            reader
-                .into_samples::<i32>()
-                .map(|s| s.map(|v| v as f32 * scale))
-                .collect::<Result<_, _>>()
-                .map_err(undecodable)?
+            for sample in reader.into_samples::<i32>() {
+                chunk.push(sample.map_err(undecodable)? as f32 * scale);
+                if chunk.len() == chunk_samples {
+                    flush(&mut chunk, budget)?;
+                }
+            }
         }
-    };
-    Ok(Audio::from_interleaved(
-        spec.sample_rate,
-        channels,
-        &samples[..samples.len() - samples.len() % channels],
-    ))
+    }
+    flush(&mut chunk, budget)
 }
 
-fn decode_with_symphonia(bytes: &[u8], extension: Option<&str>) -> Result<Audio, ArtifactError> {
+fn decode_with_symphonia(
+    source: Box<dyn MediaSource>,
+    extension: Option<&str>,
+    budget: &mut Budget,
+) -> Result<(), ArtifactError> {
     use symphonia::core::audio::SampleBuffer;
     use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
     use symphonia::core::errors::Error;
     use symphonia::core::formats::FormatOptions;
-    use symphonia::core::io::MediaSourceStream;
     use symphonia::core::meta::MetadataOptions;
     use symphonia::core::probe::Hint;
 
     let undecodable = |e: Error| ArtifactError::Undecodable {
         reason: e.to_string(),
     };
-    let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
+    let stream = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(extension) = extension {
         hint.with_extension(extension);
@@ -221,13 +446,11 @@ fn decode_with_symphonia(bytes: &[u8], extension: Option<&str>) -> Result<Audio,
             reason: "unknown sample rate".into(),
         })?;
     let channels = track.codec_params.channels.map(|c| c.count()).unwrap_or(0);
-    check_header(sample_rate, channels.max(1), track.codec_params.n_frames)?;
-    let frames_max = DURATION_S_MAX * u64::from(sample_rate);
+    budget.declared(sample_rate, channels.max(1), track.codec_params.n_frames)?;
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(undecodable)?;
-    let mut samples: Vec<f32> = Vec::new();
-    let mut channel_count = channels;
+    let mut buffer: Option<SampleBuffer<f32>> = None;
     loop {
         let packet = match format.next_packet() {
             Ok(packet) => packet,
@@ -240,28 +463,17 @@ fn decode_with_symphonia(bytes: &[u8], extension: Option<&str>) -> Result<Audio,
         }
         let decoded = decoder.decode(&packet).map_err(undecodable)?;
         let spec = *decoded.spec();
-        channel_count = spec.channels.count();
-        let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
+        let capacity = decoded.capacity() as u64;
+        let buffer = match &mut buffer {
+            Some(buffer) if buffer.capacity() as u64 >= capacity * spec.channels.count() as u64 => {
+                buffer
+            }
+            slot => slot.insert(SampleBuffer::<f32>::new(capacity, spec)),
+        };
         buffer.copy_interleaved_ref(decoded);
-        samples.extend_from_slice(buffer.samples());
-        let frames = (samples.len() / channel_count.max(1)) as u64;
-        if frames > frames_max {
-            return Err(ArtifactError::TooLong {
-                frames,
-                sample_rate,
-            });
-        }
+        budget.frames(sample_rate, spec.channels.count(), buffer.samples())?;
     }
-    check_header(sample_rate, channel_count, None)?;
-    if samples.is_empty() {
-        return Err(ArtifactError::Empty);
-    }
-    let usable = samples.len() - samples.len() % channel_count;
-    Ok(Audio::from_interleaved(
-        sample_rate,
-        channel_count,
-        &samples[..usable],
-    ))
+    Ok(())
 }
 
 /// `audio` as a 32-bit float WAV file (lossless for the kernels' f32 output).

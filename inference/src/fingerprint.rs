@@ -8,10 +8,12 @@
 //! still be traced to it; the matching itself lives in
 //! `projections::fingerprint`, next to the index it searches.
 
+use crate::artifacts::{decode_stream, ArtifactError, DECODED_SAMPLES_MAX};
 use crate::audio::Audio;
 use base64::Engine as _;
 use rusty_chromaprint::{Configuration, Fingerprinter};
 use schemas::generation::{AcousticFingerprint, FINGERPRINT_CHROMAPRINT_TEST2};
+use std::path::Path;
 
 /// Frames of the mono downmix handed to the fingerprinter at a time, so a
 /// 20-minute track is never copied whole into 16-bit samples.
@@ -26,6 +28,8 @@ pub enum FingerprintError {
         channels: usize,
         reason: String,
     },
+    #[error(transparent)]
+    Decode(#[from] ArtifactError),
 }
 
 /// The Chromaprint configuration every recorded fingerprint uses
@@ -62,6 +66,42 @@ pub fn fingerprint(audio: &Audio) -> Result<Vec<u32>, FingerprintError> {
         }));
         printer.consume(&chunk);
     }
+    printer.finish();
+    Ok(printer.fingerprint().to_vec())
+}
+
+/// The Chromaprint items of the audio file at `path`, computed as it is
+/// decoded ([`decode_stream`], within [`DECODED_SAMPLES_MAX`]), so the
+/// decoded audio is never held whole: the same items as
+/// [`fingerprint`] of the decoded file.
+pub fn fingerprint_file(path: &Path) -> Result<Vec<u32>, FingerprintError> {
+    let mut printer = Fingerprinter::new(&configuration());
+    let mut started = Ok(());
+    let mut mono = Vec::new();
+    decode_stream(path, DECODED_SAMPLES_MAX, &mut |spec, samples| {
+        if spec.first {
+            started =
+                printer
+                    .start(spec.sample_rate, 1)
+                    .map_err(|e| FingerprintError::Unsupported {
+                        sample_rate: spec.sample_rate,
+                        channels: spec.channels,
+                        reason: e.to_string().trim_end().to_string(),
+                    });
+        }
+        if started.is_err() {
+            return;
+        }
+        let scale = 1.0 / spec.channels as f32;
+        mono.clear();
+        mono.extend(
+            samples
+                .chunks_exact(spec.channels)
+                .map(|frame| to_i16(frame.iter().sum::<f32>() * scale)),
+        );
+        printer.consume(&mono);
+    })?;
+    started?;
     printer.finish();
     Ok(printer.fingerprint().to_vec())
 }

@@ -2,7 +2,8 @@
 //! Vorbis), from files made by the reference encoders (see
 //! `tests/fixtures/README.md`).
 
-use inference::artifacts::{decode_file, pcm_hash};
+use inference::artifacts::{decode_file, pcm_hash, pcm_hash_of_file};
+use inference::fingerprint::{fingerprint, fingerprint_file};
 use inference::Audio;
 use std::path::PathBuf;
 
@@ -61,5 +62,26 @@ fn lossy_mp3_and_ogg_keep_each_channels_tone() {
                 "{name} channel {channel}: {tone} Hz only {ratio_db:.1} dB above {other} Hz"
             );
         }
+    }
+}
+
+#[test]
+fn streamed_pcm_hashes_and_fingerprints_equal_those_of_the_decoded_audio() {
+    for name in [
+        "tone-440hz.wav",
+        "tone-440hz.flac",
+        "tone-440hz.mp3",
+        "tone-440hz.ogg",
+    ] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        let audio = fixture(name);
+        assert_eq!(pcm_hash_of_file(&path).unwrap(), pcm_hash(&audio), "{name}");
+        assert_eq!(
+            fingerprint_file(&path).unwrap(),
+            fingerprint(&audio).unwrap(),
+            "{name}"
+        );
     }
 }

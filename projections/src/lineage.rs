@@ -8,6 +8,13 @@
 //! so a re-encoded, resampled or trimmed copy is still traced; the answer's
 //! `match` says which, and for a fingerprint how well and where. A file that
 //! matches none gets a "no lineage" answer naming what was tried.
+//!
+//! [`lineage_for_party`] answers as one party may see it: only derivatives
+//! that paid that party exist for the search, and an answer keeps the
+//! provenance (the derivative, its generation events, the catalog entries in
+//! force) with that party's own revenue and splits, but no other party's
+//! share, no gross and no usage or catalog event (their leaves carry every
+//! party's splits and the amounts).
 
 use crate::amount::{format_minor_units, largest_remainder, round_half_even_minor_units, ExactSum};
 use crate::currency::minor_unit_exponent;
@@ -31,6 +38,9 @@ use uuid::Uuid;
 
 /// The most generation steps cited for one derivative.
 pub const GENERATION_STEPS_MAX: usize = 1_000;
+
+/// The fields of catalog entries that list parties' shares.
+const SPLIT_FIELDS: [&str; 3] = ["master_splits", "publishing_splits", "likeness_splits"];
 
 /// What is known about an audio file found in the wild.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,7 +112,9 @@ pub struct UsageSummary {
     pub line_id: String,
     pub period: String,
     pub currency: String,
-    pub gross: String,
+    /// Absent from a party's view: with the splits it gives every share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gross: Option<String>,
     pub status: String,
 }
 
@@ -123,7 +135,9 @@ pub struct PartyRevenue {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Revenue {
     pub currency: String,
-    pub gross: String,
+    /// Absent from a party's view, as from its statement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gross: Option<String>,
     pub parties: Vec<PartyRevenue>,
 }
 
@@ -193,6 +207,29 @@ pub async fn lineage(
     query: &LineageQuery,
     as_of: Option<u64>,
 ) -> Result<LineageAnswer, LineageError> {
+    answer(store, projections, query, as_of, None).await
+}
+
+/// Answers a lineage query as `party` may see it (see the module
+/// documentation): a derivative that paid `party` nothing as of `as_of` is
+/// not found, with the same answer as one never published.
+pub async fn lineage_for_party(
+    store: &dyn EventStore,
+    projections: &mut Projections,
+    query: &LineageQuery,
+    as_of: Option<u64>,
+    party: &str,
+) -> Result<LineageAnswer, LineageError> {
+    answer(store, projections, query, as_of, Some(party)).await
+}
+
+async fn answer(
+    store: &dyn EventStore,
+    projections: &mut Projections,
+    query: &LineageQuery,
+    as_of: Option<u64>,
+    party: Option<&str>,
+) -> Result<LineageAnswer, LineageError> {
     let size = store.size().await?;
     let as_of = match as_of {
         Some(as_of) if as_of > size => {
@@ -204,14 +241,21 @@ pub async fn lineage(
     if projections.position() < as_of {
         projections.catch_up_to(store, as_of).await?;
     }
-    let (record, matched, also) = match find(projections, query, as_of)? {
+    let (record, matched, also) = match find(projections, query, as_of, party)? {
         Search::Found(found) => *found,
         Search::Missed { closest } => {
-            let message = match query {
-                LineageQuery::Derivative(id) => {
+            let message = match (query, party) {
+                (LineageQuery::Derivative(id), None) => {
                     format!("no lineage: derivative {id} was not published in this log")
                 }
-                LineageQuery::Audio(identity) => no_lineage_message(identity, closest),
+                // Without the id, so that the answer is the same word for
+                // word whether it was never published or paid others only.
+                (LineageQuery::Derivative(_), Some(party)) => format!(
+                    "no lineage: no derivative with this id that paid party {party:?} was published in this log"
+                ),
+                (LineageQuery::Audio(identity), party) => {
+                    no_lineage_message(identity, closest, party)
+                }
             };
             return Ok(LineageAnswer::NotFound {
                 found: false,
@@ -222,6 +266,13 @@ pub async fn lineage(
     };
     let published = record.published.clone();
     let mut cited_seqs = BTreeSet::from([record.seq]);
+    // A party's answer cites only the generation events: catalog and usage
+    // leaves carry every party's splits and the gross.
+    let cite_unscoped = |cited: &mut BTreeSet<u64>, seq: u64| {
+        if party.is_none() {
+            cited.insert(seq);
+        }
+    };
 
     let steps = store
         .read_stream(&generation_stream(published.job), 0, GENERATION_STEPS_MAX)
@@ -250,7 +301,7 @@ pub async fn lineage(
         if let Some((seq, data)) = projections.catalog_entry(KIND_RECORDING, &isrc, as_of)? {
             if let Some(iswc) = data.get("work").and_then(|w| w.as_str()) {
                 if let Some((work_seq, work)) = projections.catalog_entry(KIND_WORK, iswc, as_of)? {
-                    cited_seqs.insert(work_seq);
+                    cite_unscoped(&mut cited_seqs, work_seq);
                     works.insert(
                         iswc.to_string(),
                         CatalogVersion {
@@ -260,7 +311,7 @@ pub async fn lineage(
                     );
                 }
             }
-            cited_seqs.insert(seq);
+            cite_unscoped(&mut cited_seqs, seq);
             recordings.insert(isrc, CatalogVersion { seq, data });
         }
     }
@@ -272,7 +323,7 @@ pub async fn lineage(
         if let Some((seq, data)) =
             projections.catalog_entry(KIND_VOICE_MODEL, &component.reference, as_of)?
         {
-            cited_seqs.insert(seq);
+            cite_unscoped(&mut cited_seqs, seq);
             voice_models.insert(component.reference.clone(), CatalogVersion { seq, data });
         }
     }
@@ -282,13 +333,13 @@ pub async fn lineage(
     let mut by_currency: BTreeMap<String, (Decimal, BTreeMap<String, PartyTotals>)> =
         BTreeMap::new();
     for record in &lines {
-        cited_seqs.insert(record.seq);
+        cite_unscoped(&mut cited_seqs, record.seq);
         usage.push(UsageSummary {
             seq: record.seq,
             line_id: record.line.line_id.clone(),
             period: record.line.period.clone(),
             currency: record.line.currency.clone(),
-            gross: record.line.gross.to_string(),
+            gross: Some(record.line.gross.to_string()),
             status: record.status.to_text().into_owned(),
         });
         if record.status != LineStatus::Booked {
@@ -321,7 +372,7 @@ pub async fn lineage(
     }
     // Rounded like a statement (largest remainder), so that the amounts
     // of a currency sum to its gross rounded half-even.
-    let revenue = by_currency
+    let mut revenue: Vec<Revenue> = by_currency
         .into_iter()
         .map(|(currency, (gross, parties))| {
             let exponent = minor_unit_exponent(&currency).expect("booked currencies are accepted");
@@ -332,7 +383,7 @@ pub async fn lineage(
             let target = round_half_even_minor_units(&ExactSum::of(gross), exponent);
             let units = largest_remainder(&totals, exponent, target);
             Revenue {
-                gross: gross.to_string(),
+                gross: Some(gross.to_string()),
                 parties: parties
                     .iter()
                     .zip(units)
@@ -351,6 +402,24 @@ pub async fn lineage(
             }
         })
         .collect();
+
+    if let Some(party) = party {
+        for version in recordings
+            .values_mut()
+            .chain(works.values_mut())
+            .chain(voice_models.values_mut())
+        {
+            keep_own_splits(&mut version.data, party);
+        }
+        for line in &mut usage {
+            line.gross = None;
+        }
+        for currency in &mut revenue {
+            currency.gross = None;
+            currency.parties.retain(|p| p.party == party);
+        }
+        revenue.retain(|currency| !currency.parties.is_empty());
+    }
 
     let (checkpoint, root) = checkpoint_covering(store, as_of).await?;
     let seqs: Vec<u64> = cited_seqs.into_iter().collect();
@@ -386,6 +455,33 @@ pub async fn lineage(
     })))
 }
 
+/// Keeps in a catalog entry's split lists only `party`'s own entries.
+fn keep_own_splits(data: &mut serde_json::Value, party: &str) {
+    for field in SPLIT_FIELDS {
+        if let Some(splits) = data.get_mut(field).and_then(|s| s.as_array_mut()) {
+            splits.retain(|split| split.get("party").and_then(|p| p.as_str()) == Some(party));
+        }
+    }
+}
+
+/// Whether `derivative`'s booked usage as of `as_of` allocated anything to
+/// `party`.
+fn paid(
+    projections: &Projections,
+    derivative: Uuid,
+    party: &str,
+    as_of: u64,
+) -> Result<bool, ProjectionError> {
+    for line in projections.lines_of_derivative(derivative, as_of)? {
+        if line.status == LineStatus::Booked
+            && line.stored_allocations()?.iter().any(|a| a.party == party)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// A party's exact total and its exact total per component.
 type PartyTotals = (ExactSum, BTreeMap<String, ExactSum>);
 
@@ -398,29 +494,47 @@ enum Search {
     Missed { closest: Option<FingerprintMatch> },
 }
 
+/// The derivative `query` asks about among those published as of `as_of`
+/// (with `party`, among those that paid it).
 fn find(
     projections: &Projections,
     query: &LineageQuery,
     as_of: u64,
+    party: Option<&str>,
 ) -> Result<Search, ProjectionError> {
-    let by_hash = |mut found: Vec<DerivativeRecord>, method: &str| -> Option<Found> {
-        if found.is_empty() {
-            return None;
-        }
-        let record = found.remove(0);
-        let matched = LineageMatch {
-            method: method.to_string(),
-            fingerprint: None,
-        };
-        Some((
-            record,
-            matched,
-            found.into_iter().map(|r| r.published.derivative).collect(),
-        ))
+    let visible = |record: &DerivativeRecord| match party {
+        None => Ok(true),
+        Some(party) => paid(projections, record.published.derivative, party, as_of),
     };
+    let by_hash =
+        |found: Vec<DerivativeRecord>, method: &str| -> Result<Option<Found>, ProjectionError> {
+            let mut shown = Vec::with_capacity(found.len());
+            for record in found {
+                if visible(&record)? {
+                    shown.push(record);
+                }
+            }
+            if shown.is_empty() {
+                return Ok(None);
+            }
+            let record = shown.remove(0);
+            let matched = LineageMatch {
+                method: method.to_string(),
+                fingerprint: None,
+            };
+            Ok(Some((
+                record,
+                matched,
+                shown.into_iter().map(|r| r.published.derivative).collect(),
+            )))
+        };
     let identity = match query {
         LineageQuery::Derivative(id) => {
-            return Ok(match projections.derivative(*id, as_of)? {
+            let record = match projections.derivative(*id, as_of)? {
+                Some(record) if visible(&record)? => Some(record),
+                _ => None,
+            };
+            return Ok(match record {
                 Some(record) => Search::Found(Box::new((
                     record,
                     LineageMatch {
@@ -430,23 +544,23 @@ fn find(
                     Vec::new(),
                 ))),
                 None => Search::Missed { closest: None },
-            })
+            });
         }
         LineageQuery::Audio(identity) => identity,
     };
     if let Some(found) = by_hash(
         projections.derivatives_by_output(&identity.file_hash, as_of)?,
         "file-hash",
-    ) {
+    )? {
         return Ok(Search::Found(Box::new(found)));
     }
     if let Some(pcm) = &identity.pcm_hash {
-        if let Some(found) = by_hash(projections.derivatives_by_pcm(pcm, as_of)?, "pcm-hash") {
+        if let Some(found) = by_hash(projections.derivatives_by_pcm(pcm, as_of)?, "pcm-hash")? {
             return Ok(Search::Found(Box::new(found)));
         }
     }
     match &identity.fingerprint {
-        Some(items) => find_by_fingerprint(projections, items, as_of),
+        Some(items) => find_by_fingerprint(projections, items, as_of, &visible),
         None => Ok(Search::Missed { closest: None }),
     }
 }
@@ -459,6 +573,7 @@ fn find_by_fingerprint(
     projections: &Projections,
     query: &[u32],
     as_of: u64,
+    visible: &dyn Fn(&DerivativeRecord) -> Result<bool, ProjectionError>,
 ) -> Result<Search, ProjectionError> {
     // Decoding bounds audio at 20 minutes, so this only guards the matcher.
     let query = &query[..query.len().min(fingerprint::ITEMS_MAX)];
@@ -469,7 +584,7 @@ fn find_by_fingerprint(
     )?;
     let mut scored: Vec<(DerivativeRecord, FingerprintMatch)> = Vec::new();
     for (record, votes) in candidates {
-        if votes < fingerprint::CANDIDATE_VOTES_MIN {
+        if votes < fingerprint::CANDIDATE_VOTES_MIN || !visible(&record)? {
             continue;
         }
         let Some(items) = record
@@ -512,9 +627,18 @@ fn find_by_fingerprint(
 }
 
 /// Why an audio file has no lineage, naming every method tried.
-fn no_lineage_message(identity: &AudioIdentity, closest: Option<FingerprintMatch>) -> String {
+fn no_lineage_message(
+    identity: &AudioIdentity,
+    closest: Option<FingerprintMatch>,
+    party: Option<&str>,
+) -> String {
     let file = &identity.file_hash;
-    let prefix = "no lineage: no derivative published in this log has";
+    let prefix = match party {
+        None => "no lineage: no derivative published in this log has".to_string(),
+        Some(party) => {
+            format!("no lineage: no derivative published in this log that paid party {party:?} has")
+        }
+    };
     let (pcm, items) = match (&identity.pcm_hash, &identity.fingerprint) {
         (None, _) => {
             return format!("{prefix} file hash {file} (the file does not decode as audio, so neither its PCM hash nor its acoustic fingerprint could be compared)")
@@ -531,8 +655,8 @@ fn no_lineage_message(identity: &AudioIdentity, closest: Option<FingerprintMatch
         );
     }
     let closest = match closest {
-        // The closest derivative is not named: a label key may not learn
-        // of derivatives that did not pay it.
+        // The closest derivative is not named: the score says how near the
+        // file came, not which derivative it resembles.
         Some(found) => format!(
             "; the closest derivative scored {} bp over {} ms, and a match needs {} bp over {} ms",
             found.score_bp,
@@ -692,7 +816,10 @@ pub fn render_text(answer: &LineageAnswer) -> String {
         ));
     }
     for r in &lineage.revenue {
-        out.push_str(&format!("revenue {} gross {}\n", r.currency, r.gross));
+        match &r.gross {
+            Some(gross) => out.push_str(&format!("revenue {} gross {gross}\n", r.currency)),
+            None => out.push_str(&format!("revenue {}\n", r.currency)),
+        }
         for p in &r.parties {
             out.push_str(&format!(
                 "  {} ({}): {} (exact {})\n",

@@ -62,7 +62,7 @@ async fn lineage_answers_with_verifiable_proofs() {
     );
     assert_eq!(found.usage.len(), 2);
     let usd = found.revenue.iter().find(|r| r.currency == "USD").unwrap();
-    assert_eq!(usd.gross, "10.00");
+    assert_eq!(usd.gross.as_deref(), Some("10.00"));
     let singer = usd.parties.iter().find(|p| p.party == "singer").unwrap();
     // Voice 5.00 x 0.3 = 1.50 likeness, master 3.50 x 0.5 x 0.25 = 0.4375.
     assert_eq!(singer.exact, "1.9375");

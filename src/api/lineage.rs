@@ -1,28 +1,38 @@
 //! `GET /v1/lineage/{derivative}` and `POST /v1/lineage` (an audio file):
 //! where a derivative came from and who it paid, every event cited with its
 //! inclusion proof (the `projections` crate's lineage answer). A label key
-//! sees only derivatives that paid its party, and of their revenue only its
-//! own share. Uploads are streamed to a temporary file, never held whole in
-//! memory, and matched by file hash, by the hash of the decoded PCM (a
-//! re-wrapped copy) or, only when both miss, by acoustic fingerprint (a
-//! re-encoded, resampled or trimmed copy).
+//! gets [`lineage_for_party`]'s answer: only derivatives that paid its party
+//! exist for it (any other is 404, worded as for one never published), and
+//! of those it sees the provenance and its own share, no other party's.
+//! Uploads are streamed to a 0600 file in the data directory's private
+//! `uploads/` folder, never held whole in memory, and decoded as a stream
+//! within the library's decoded-sample budget, a few at a time; they are
+//! matched by file hash, by the hash of the decoded PCM (a re-wrapped copy)
+//! or, only when both miss, by acoustic fingerprint (a re-encoded, resampled
+//! or trimmed copy).
 
 use super::auth::{authorize, Action, Principal, Scope};
 use super::body::media_type;
 use super::error::ApiError;
 use super::AppState;
+use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::header::CONTENT_LENGTH;
 use axum::Json;
 use futures::StreamExt;
-use projections::lineage::{lineage, AudioIdentity, LineageAnswer, LineageError, LineageQuery};
+use inference::artifacts::ArtifactError;
+use projections::lineage::{
+    lineage, lineage_for_party, AudioIdentity, LineageAnswer, LineageError, LineageQuery,
+};
 use projections::runner::ProjectionError;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -47,8 +57,9 @@ impl From<LineageError> for ApiError {
 }
 
 /// The lineage of a derivative (admin, auditor and label keys): its
-/// generation steps, the catalog versions it used, its usage and revenue,
-/// and the checkpoint every cited event's inclusion proof verifies against.
+/// generation steps, the catalog versions it used, its usage and revenue
+/// (a label key: its own share only), and the checkpoint every cited
+/// event's inclusion proof verifies against.
 #[utoipa::path(
     get,
     path = "/v1/lineage/{derivative}",
@@ -59,18 +70,18 @@ impl From<LineageError> for ApiError {
         (status = 200, description = "The lineage, with proofs", body = Object),
         (status = 400, description = "Not a UUID, or as_of beyond the log", body = super::error::ErrorBody),
         (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Role may not read lineage, or the derivative did not pay this label", body = super::error::ErrorBody),
-        (status = 404, description = "No such derivative", body = super::error::ErrorBody),
+        (status = 403, description = "Role may not read lineage", body = super::error::ErrorBody),
+        (status = 404, description = "No such derivative (for a label key: none that paid its party)", body = super::error::ErrorBody),
     )
 )]
 pub async fn derivative(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<UrlPath<String>, PathRejection>,
     query: Result<Query<LineageParams>, QueryRejection>,
 ) -> Result<Json<LineageAnswer>, ApiError> {
     let scope = authorize(&principal, Action::ReadLineage, None)?;
-    let Path(derivative) = path?;
+    let UrlPath(derivative) = path?;
     let Query(query) = query?;
     let id = Uuid::parse_str(&derivative).map_err(|e| {
         ApiError::BadRequest(format!("derivative {derivative:?} is not a UUID: {e}"))
@@ -78,52 +89,137 @@ pub async fn derivative(
     answer(&state, &scope, &LineageQuery::Derivative(id), query.as_of).await
 }
 
-/// Answers `query`, keeping for a label key only its own share of a
-/// derivative that paid it (403 for one that did not).
+/// Answers `query` as `scope` may see it: 404 for no lineage, and for a
+/// label key 404 alike for a derivative that never paid its party.
 async fn answer(
     state: &AppState,
     scope: &Scope,
     query: &LineageQuery,
     as_of: Option<u64>,
 ) -> Result<Json<LineageAnswer>, ApiError> {
-    let answer = look_up(state, query, as_of).await?;
-    scoped(scope, answer)
+    found_or_404(look_up(state, scope, query, as_of).await?)
+}
+
+fn found_or_404(answer: LineageAnswer) -> Result<Json<LineageAnswer>, ApiError> {
+    match answer {
+        LineageAnswer::NotFound { message, .. } => Err(ApiError::NotFound(message)),
+        found => Ok(Json(found)),
+    }
 }
 
 async fn look_up(
     state: &AppState,
+    scope: &Scope,
     query: &LineageQuery,
     as_of: Option<u64>,
 ) -> Result<LineageAnswer, ApiError> {
+    let store = state.store.as_ref();
     let mut projections = state.projections.lock().await;
-    Ok(lineage(state.store.as_ref(), &mut projections, query, as_of).await?)
-}
-
-/// The answer a key may see: 404 for no lineage, and for a label key only
-/// its own share of a derivative that paid it (403 for one that did not).
-fn scoped(scope: &Scope, answer: LineageAnswer) -> Result<Json<LineageAnswer>, ApiError> {
-    let mut found = match answer {
-        LineageAnswer::Found(found) => found,
-        LineageAnswer::NotFound { message, .. } => return Err(ApiError::NotFound(message)),
+    let answer = match scope {
+        Scope::All => lineage(store, &mut projections, query, as_of).await?,
+        Scope::Party(party) => {
+            lineage_for_party(store, &mut projections, query, as_of, party).await?
+        }
     };
-    if let Scope::Party(party) = scope {
-        for revenue in &mut found.revenue {
-            revenue.parties.retain(|p| &p.party == party);
-        }
-        found.revenue.retain(|revenue| !revenue.parties.is_empty());
-        if found.revenue.is_empty() {
-            return Err(ApiError::Forbidden(format!(
-                "derivative {} has paid nothing to party {party:?}; a label key reads only the lineage of derivatives that paid it",
-                found.derivative.derivative
-            )));
-        }
-    }
-    Ok(Json(LineageAnswer::Found(found)))
+    Ok(answer)
 }
 
-/// The largest upload `POST /v1/lineage` takes: a 20-minute track (the
-/// longest input generation accepts) as 32-bit float stereo WAV at 192 kHz.
-pub const UPLOAD_BYTES_MAX: u64 = 20 * 60 * 192_000 * 2 * 4 + (1 << 20);
+/// The largest upload `POST /v1/lineage` takes: room for a 20-minute MP3
+/// or Ogg Vorbis file at 320 kbit/s (48 MB), a CD-quality FLAC of about 15
+/// minutes, or 12 minutes of the platform's own 32-bit float stereo WAV at
+/// 44.1 kHz. Uploads are staged on disk, never held in memory.
+pub const UPLOAD_BYTES_MAX: u64 = 128 << 20;
+
+/// Uploads decoded at a time. A decode keeps a core busy for up to seconds
+/// (it stops at [`inference::artifacts::DECODED_SAMPLES_MAX`]); an upload
+/// that finds every slot taken is answered 429 and its file removed.
+pub const DECODES_CONCURRENT_MAX: usize = 2;
+
+/// The data directory's folder for uploads being matched.
+const UPLOAD_DIR: &str = "uploads";
+
+/// Where uploads are staged, and the decode slots they share.
+pub struct Uploads {
+    dir: PathBuf,
+    decodes: Arc<Semaphore>,
+}
+
+impl Uploads {
+    /// Opens `<data dir>/uploads`, readable by the server's user only
+    /// (0700), removing the files an earlier run was killed before removing.
+    pub fn open(data_dir: &Path) -> std::io::Result<Uploads> {
+        let dir = data_dir.join(UPLOAD_DIR);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(Uploads {
+            dir,
+            decodes: Arc::new(Semaphore::new(DECODES_CONCURRENT_MAX)),
+        })
+    }
+
+    /// Streams `body` to a new 0600 file, at most [`UPLOAD_BYTES_MAX`]
+    /// bytes; returns the file and the `sha256:` of its bytes.
+    async fn stage(&self, body: Body) -> Result<(UploadFile, String), ApiError> {
+        let file = UploadFile(self.dir.join(format!("{}.part", Uuid::new_v4())));
+        let staging =
+            |e: std::io::Error| ApiError::Internal(format!("cannot stage the upload: {e}"));
+        let mut writer = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file.0)
+            .await
+            .map_err(staging)?;
+        let mut hasher = Sha256::new();
+        let mut size_bytes = 0u64;
+        let mut body = body.into_data_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}")))?;
+            size_bytes += chunk.len() as u64;
+            if size_bytes > UPLOAD_BYTES_MAX {
+                return Err(upload_too_large());
+            }
+            hasher.update(&chunk);
+            writer.write_all(&chunk).await.map_err(staging)?;
+        }
+        writer.flush().await.map_err(staging)?;
+        if size_bytes == 0 {
+            return Err(ApiError::BadRequest(
+                "the upload is empty: send the audio file as the body".into(),
+            ));
+        }
+        Ok((file, format!("sha256:{}", hex::encode(hasher.finalize()))))
+    }
+
+    /// A decode slot, or 429 when all are taken.
+    fn decode_slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.decodes
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::TooManyRequests {
+                message: format!(
+                    "{DECODES_CONCURRENT_MAX} uploads are being decoded; retry in a moment"
+                ),
+                retry_after_s: 1,
+            })
+    }
+}
+
+fn upload_too_large() -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "an audio upload may be at most {UPLOAD_BYTES_MAX} bytes (128 MiB); trace a larger file with `ledgerline lineage FILE`"
+    ))
+}
 
 /// Media types an audio upload may be sent as.
 const UPLOAD_MEDIA_TYPES: &[&str] = &[
@@ -138,7 +234,8 @@ const UPLOAD_MEDIA_TYPES: &[&str] = &[
     "application/octet-stream",
 ];
 
-/// An upload's temporary file, removed when the request ends however it ends.
+/// An upload's staged file, removed when the request ends however it ends
+/// (answered, refused, failed or abandoned by the client).
 struct UploadFile(PathBuf);
 
 impl Drop for UploadFile {
@@ -162,10 +259,11 @@ impl Drop for UploadFile {
         (status = 200, description = "The lineage, with proofs", body = Object),
         (status = 400, description = "An empty or broken-off upload, or as_of beyond the log", body = super::error::ErrorBody),
         (status = 401, description = "No valid API key", body = super::error::ErrorBody),
-        (status = 403, description = "Role may not read lineage, or the derivative did not pay this label", body = super::error::ErrorBody),
-        (status = 404, description = "No derivative has this audio", body = super::error::ErrorBody),
-        (status = 413, description = "Upload over the size limit", body = super::error::ErrorBody),
+        (status = 403, description = "Role may not read lineage", body = super::error::ErrorBody),
+        (status = 404, description = "No derivative has this audio (for a label key: none that paid its party)", body = super::error::ErrorBody),
+        (status = 413, description = "Upload over 128 MiB, or audio that decodes to more samples than the decoding budget", body = super::error::ErrorBody),
         (status = 415, description = "Not sent as an audio media type", body = super::error::ErrorBody),
+        (status = 429, description = "Every decode slot is taken; retry after Retry-After seconds", body = super::error::ErrorBody),
     )
 )]
 pub async fn upload(
@@ -191,79 +289,61 @@ pub async fn upload(
             ))
         )));
     }
-    let too_large = || {
-        ApiError::PayloadTooLarge(format!(
-            "an audio upload may be at most {UPLOAD_BYTES_MAX} bytes (20 minutes of audio)"
-        ))
-    };
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > UPLOAD_BYTES_MAX) {
-        return Err(too_large());
+        return Err(upload_too_large());
     }
+    let (file, file_hash) = state.uploads.stage(request.into_body()).await?;
 
-    let file =
-        UploadFile(std::env::temp_dir().join(format!("ledgerline-upload-{}.part", Uuid::new_v4())));
-    let mut writer = tokio::fs::File::create(&file.0)
-        .await
-        .map_err(|e| ApiError::Internal(format!("cannot stage the upload: {e}")))?;
-    let mut hasher = Sha256::new();
-    let mut size_bytes = 0u64;
-    let mut body = request.into_body().into_data_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}")))?;
-        size_bytes += chunk.len() as u64;
-        if size_bytes > UPLOAD_BYTES_MAX {
-            return Err(too_large());
-        }
-        hasher.update(&chunk);
-        writer
-            .write_all(&chunk)
-            .await
-            .map_err(|e| ApiError::Internal(format!("cannot stage the upload: {e}")))?;
-    }
-    writer
-        .flush()
-        .await
-        .map_err(|e| ApiError::Internal(format!("cannot stage the upload: {e}")))?;
-    drop(writer);
-    if size_bytes == 0 {
-        return Err(ApiError::BadRequest(
-            "the upload is empty: send the audio file as the body".into(),
-        ));
-    }
-    let file_hash = format!("sha256:{}", hex::encode(hasher.finalize()));
-    // A file that does not decode is matched by its bytes alone.
+    // The slot moves into the blocking task, so it stays taken until the
+    // decode ends even if the client goes away first.
+    let slot = state.uploads.decode_slot()?;
     let path = file.0.clone();
-    let decoded = tokio::task::spawn_blocking(move || {
-        let audio = inference::artifacts::decode_file(&path).ok()?;
-        let pcm_hash = inference::artifacts::pcm_hash(&audio);
-        Some((audio, pcm_hash))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (audio, pcm_hash) = decoded.unzip();
+    let (pcm_hash, slot) =
+        tokio::task::spawn_blocking(move || (inference::artifacts::pcm_hash_of_file(&path), slot))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let pcm_hash = match pcm_hash {
+        Ok(hash) => Some(hash),
+        Err(error @ ArtifactError::TooManySamples { .. }) => {
+            return Err(ApiError::PayloadTooLarge(error.to_string()))
+        }
+        // A file that does not decode is matched by its bytes alone.
+        Err(_) => None,
+    };
+    let decodes = pcm_hash.is_some();
     let mut identity = AudioIdentity {
         file_hash,
         pcm_hash,
         fingerprint: None,
     };
-    let mut found = look_up(&state, &LineageQuery::Audio(identity.clone()), query.as_of).await?;
-    if let (LineageAnswer::NotFound { .. }, Some(audio)) = (&found, audio) {
+    let mut found = look_up(
+        &state,
+        &scope,
+        &LineageQuery::Audio(identity.clone()),
+        query.as_of,
+    )
+    .await?;
+    if let (LineageAnswer::NotFound { .. }, true) = (&found, decodes) {
         // Neither hash matched: fingerprint the audio (about 0.15 s of CPU
         // per 3 minutes, so off the async workers and without holding the
         // projections) and look for a re-encoded, resampled or trimmed copy.
-        let items =
-            tokio::task::spawn_blocking(move || inference::fingerprint::fingerprint(&audio))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let path = file.0.clone();
+        let items = tokio::task::spawn_blocking(move || {
+            let items = inference::fingerprint::fingerprint_file(&path);
+            drop(slot);
+            items
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         identity.fingerprint = Some(items);
-        found = look_up(&state, &LineageQuery::Audio(identity), query.as_of).await?;
+        found = look_up(&state, &scope, &LineageQuery::Audio(identity), query.as_of).await?;
     }
-    scoped(&scope, found)
+    drop(file);
+    found_or_404(found)
 }

@@ -78,6 +78,8 @@ pub struct AppState {
     pub artifacts: inference::artifacts::ArtifactStore,
     /// The generation event streams open now, per key.
     pub event_streams: generations::sse::OpenStreams,
+    /// Audio uploads to `POST /v1/lineage`: their staging folder and decode slots.
+    pub uploads: lineage::Uploads,
 }
 
 /// Every route, with request ids, logs, metrics and the body limit.
@@ -190,6 +192,8 @@ pub async fn serve(
             .await??;
     let metrics = Metrics::default();
     let artifacts = inference::artifacts::ArtifactStore::open(&context.data_dir)?;
+    let uploads = lineage::Uploads::open(&context.data_dir)
+        .with_context(|| format!("cannot prepare {}/uploads", context.data_dir.display()))?;
     let generations = generations::Generations::start(
         store.clone(),
         artifacts.clone(),
@@ -205,6 +209,7 @@ pub async fn serve(
         generations,
         artifacts,
         event_streams: generations::sse::OpenStreams::default(),
+        uploads,
     });
     // Generation jobs are stopped as soon as the signal comes, while the
     // server drains: an open event stream of a queued or running job ends

@@ -5,6 +5,7 @@
 
 use super::{bad_input, Context};
 use clap::{Args, ValueEnum};
+use inference::artifacts::ArtifactError;
 use projections::lineage::{
     hash_file, lineage, render_text, AudioIdentity, LineageAnswer, LineageError, LineageQuery,
 };
@@ -31,7 +32,7 @@ pub struct LineageArgs {
 
 pub async fn run(args: LineageArgs, context: &Context) -> anyhow::Result<ExitCode> {
     let path = Path::new(&args.target);
-    let mut decoded = None;
+    let mut decodes = false;
     let mut query = match Uuid::parse_str(&args.target) {
         Ok(id) if !path.exists() => LineageQuery::Derivative(id),
         _ => {
@@ -43,8 +44,14 @@ pub async fn run(args: LineageArgs, context: &Context) -> anyhow::Result<ExitCod
             })?;
             // A re-wrapped or re-encoded copy still has the same decoded
             // PCM; a file that does not decode is matched by its bytes only.
-            decoded = inference::artifacts::decode_file(path).ok();
-            let pcm_hash = decoded.as_ref().map(inference::artifacts::pcm_hash);
+            let pcm_hash = match inference::artifacts::pcm_hash_of_file(path) {
+                Ok(hash) => Some(hash),
+                Err(error @ ArtifactError::TooManySamples { .. }) => {
+                    return Err(bad_input(format!("{}: {error}", args.target)))
+                }
+                Err(_) => None,
+            };
+            decodes = pcm_hash.is_some();
             LineageQuery::Audio(AudioIdentity {
                 file_hash: file_hash.to_string(),
                 pcm_hash,
@@ -62,13 +69,13 @@ pub async fn run(args: LineageArgs, context: &Context) -> anyhow::Result<ExitCod
     let mut answer = lineage(store.as_ref(), &mut projections, &query, args.as_of)
         .await
         .map_err(input_error)?;
-    if let (LineageAnswer::NotFound { .. }, LineageQuery::Audio(identity), Some(audio)) =
-        (&answer, &mut query, &decoded)
+    if let (LineageAnswer::NotFound { .. }, LineageQuery::Audio(identity), true) =
+        (&answer, &mut query, decodes)
     {
         // Neither hash matched: a re-encoded, resampled or trimmed copy is
         // still found by its acoustic fingerprint.
         identity.fingerprint = Some(
-            inference::fingerprint::fingerprint(audio)
+            inference::fingerprint::fingerprint_file(path)
                 .map_err(|e| bad_input(format!("{}: {e}", args.target)))?,
         );
         answer = lineage(store.as_ref(), &mut projections, &query, args.as_of)

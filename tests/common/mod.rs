@@ -240,10 +240,36 @@ pub mod server {
         /// As [`start`](Self::start), with more global options before
         /// `serve` (`--store URL`, `--signing-key FILE`).
         pub fn start_with(data: &Path, options: &[String]) -> Server {
+            Server::start_command(|| {
+                let mut command = super::ledgerline(data);
+                command.args(options);
+                command
+            })
+        }
+
+        /// As [`start`](Self::start), with the process's address space
+        /// capped at `bytes` (`ulimit -v`), so that a request that would
+        /// take more memory fails at once and kills the server, whatever
+        /// memory the machine has.
+        pub fn start_with_address_space_max(data: &Path, bytes: u64) -> Server {
+            Server::start_command(|| {
+                let mut command = std::process::Command::new("sh");
+                command
+                    .arg("-c")
+                    .arg(format!("ulimit -v {} && exec \"$0\" \"$@\"", bytes / 1024))
+                    .arg(super::binary())
+                    .arg("--data")
+                    .arg(data)
+                    .env_remove("LEDGERLINE_DATA");
+                command
+            })
+        }
+
+        /// Starts `command() serve` on a free loopback port.
+        fn start_command(command: impl Fn() -> std::process::Command) -> Server {
             for _ in 0..START_ATTEMPTS {
                 let port = free_port();
-                let mut child = super::ledgerline(data)
-                    .args(options)
+                let mut child = command()
                     .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
                     .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())

@@ -1,0 +1,3 @@
+//! Helpers shared by the inference tests.
+
+pub mod flac;
