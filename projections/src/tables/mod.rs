@@ -1,7 +1,7 @@
 //! The read model: the `projection_*` tables that the fold writes into the
 //! log's own SQLite file, and the code that reads and writes their rows.
 //!
-//! This module applies the tables' DDL (on every
+//! This module owns the tables' DDL (`tables/schema.sql`, applied on every
 //! open), their layout version, the connection settings, the fold position
 //! stored with the rows, the fold state read back from them, and `SqlBook`,
 //! the [`LineBook`](crate::fold::LineBook) over the usage line table. It
@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 /// The DDL of every projection table and index; `CREATE ... IF NOT EXISTS`
 /// throughout, so applying it again only makes what is missing.
-const DDL: &str = schemas::PROJECTIONS_SQLITE_DDL;
+const DDL: &str = include_str!("schema.sql");
 /// The name of the royalty projection in `projection_position`.
 pub const ROYALTIES: &str = "royalties";
 /// The `projection_position` row that records the tables' layout version.
