@@ -51,7 +51,7 @@ pub enum ProjectionError {
     Corrupt(String),
     #[error("the events to fold start at seq {got}, but the projection is at seq {expected}")]
     Gap { expected: u64, got: u64 },
-    #[error("--as-of {as_of} is beyond the log, which holds {size} events")]
+    #[error("the log prefix of {as_of} events is beyond the log, which holds {size} events")]
     AsOfBeyondLog { as_of: u64, size: u64 },
 }
 
