@@ -14,7 +14,7 @@ use projections::fold_input::FoldInput;
 use projections::lineage::{lineage, LineageQuery};
 use projections::runner::Projections;
 use projections::statement::{compute_statement, statements};
-use projections::usage::import_usage;
+use projections::usage_import::import_usage;
 use rust_decimal::Decimal;
 use schemas::catalog as events;
 use schemas::usage::UsageLine;

@@ -2,9 +2,10 @@
 //!
 //! [`Fold`] holds what is small and needed for every usage line (the catalog
 //! in force and the published derivatives); the usage lines themselves live
-//! in a [`LineBook`] (memory in tests, the `projection_usage_line` table in
-//! the runner). Given the same events, a fold makes the same [`Change`]s, so
-//! a rebuild from zero equals any incremental catch-up.
+//! in a [`LineBook`] (memory in tests, the `projection_usage_line` table of
+//! the read model, [`crate::tables`]). Given the same events, a fold makes
+//! the same [`Change`]s, so a rebuild from zero equals any incremental
+//! catch-up.
 //!
 //! A derivative is accepted only as the engine publishes one: as the last
 //! event of its job's stream `generation-<job>`, after the job's

@@ -3,8 +3,9 @@
 //! ## Modules
 //!
 //! - [`allocation`]: royalty policy v1, one usage line's gross to parties.
-//! - [`catalog`], [`usage`]: catalog documents and usage reports, checked
-//!   and appended as events.
+//! - [`catalog`]: catalog documents, checked and appended as events.
+//! - [`usage`], [`usage_import`]: usage reports parsed and checked line by
+//!   line (pure), then checked against the log and appended.
 //! - [`amount`], [`currency`]: exact sums, and rounding to a currency's
 //!   minor unit.
 //! - [`fold`], [`fold_input`]: the fold itself, and its input decoded from
@@ -14,7 +15,14 @@
 //! - [`reconcile`]: a label's statement compared with ours, line by line.
 //! - [`lineage`], [`fingerprint`]: where an audio file came from, and who
 //!   was paid for it.
-//! - [`runner`]: the read model kept in the log's SQLite file.
+//! - [`tables`]: the read model, `projection_*` tables in the log's SQLite
+//!   file: their DDL, layout and rows.
+//! - [`runner`]: [`runner::Projections`], which folds the log into the
+//!   tables (catch-up and rebuild) and answers queries over them.
+//!
+//! Layers depend one way: allocation, the fold and usage checks (pure) →
+//! tables → rebuild, runner and queries → statements, usage import,
+//! reconciliation and lineage.
 
 pub mod allocation;
 pub mod amount;
@@ -25,9 +33,12 @@ pub mod fold;
 pub mod fold_input;
 pub mod identifiers;
 pub mod lineage;
+mod queries;
 mod rebuild;
 pub mod reconcile;
 pub mod runner;
 mod scaled;
 pub mod statement;
+pub mod tables;
 pub mod usage;
+pub mod usage_import;

@@ -31,7 +31,7 @@
 
 use crate::fold::{Change, Fold, LineBook, LineRecord, LineStatus};
 use crate::fold_input::FoldInput;
-use crate::runner::{self, ProjectionError, SqlBook};
+use crate::tables::{self, ProjectionError, SqlBook};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -44,8 +44,8 @@ use std::thread::JoinHandle;
 /// Folded batches queued ahead of the writer.
 const BATCHES_IN_FLIGHT: usize = 2;
 
-/// The usage-line indexes dropped while the table loads; the DDL in
-/// `schemas/sql/projections.sqlite.sql` makes them again. The statement
+/// The usage-line indexes dropped while the table loads;
+/// [`tables::create_tables`] makes them again. The statement
 /// index (period, currency, seq) stays: lines arrive in seq order, so its
 /// inserts land at the end of a few (period, currency) runs, which costs
 /// the writer less than making the index again at the end. A line id or
@@ -99,7 +99,7 @@ impl Rebuild {
         fold: Fold,
         events_per_transaction: u64,
     ) -> Result<Rebuild, ProjectionError> {
-        let reader = runner::open_connection(database)?;
+        let reader = tables::open_connection(database)?;
         let (sender, inputs) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
         let database = database.to_path_buf();
         let folder = spawn("projections-fold", move || {
@@ -265,7 +265,7 @@ fn write_batches(
     committed: &AtomicU64,
 ) -> Result<Written, ProjectionError> {
     let mut position = 0;
-    let mut conn = runner::open_connection(database)?;
+    let mut conn = tables::open_connection(database)?;
     // This connection only appends: a small page cache recycles its pages
     // instead of allocating new ones. The WAL is checkpointed as usual
     // (every 1000 pages), so it reuses the same few megabytes of file; a WAL
@@ -276,7 +276,7 @@ fn write_batches(
     let mut pending: Vec<Batch> = Vec::new();
     // The rebuild owns the tables from empty, so the keys it stored stay
     // valid from one transaction to the next.
-    let mut keys = runner::StoredKeys::default();
+    let mut keys = tables::StoredKeys::default();
     let mut closed = false;
     while !closed {
         let mut end = position;
@@ -296,7 +296,7 @@ fn write_batches(
             break;
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if runner::read_position(&tx)? != position {
+        if tables::read_position(&tx)? != position {
             return Ok(Written::Interrupted);
         }
         let mut book = SqlBook::with_keys(&tx, std::mem::take(&mut keys));
@@ -313,7 +313,7 @@ fn write_batches(
         }
         book.insert_lines(&lines)?;
         keys = book.into_keys();
-        runner::write_position(&tx, end)?;
+        tables::write_position(&tx, end)?;
         tx.commit()?;
         position = end;
         committed.store(position, Ordering::Release);
@@ -482,8 +482,8 @@ mod tests {
     #[test]
     fn a_colliding_key_is_confirmed_against_the_line() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = runner::open_connection(&dir.path().join("p.db")).unwrap();
-        conn.execute_batch(schemas::PROJECTIONS_SQLITE_DDL).unwrap();
+        let conn = tables::open_connection(&dir.path().join("p.db")).unwrap();
+        tables::create_tables(&conn).unwrap();
         drop_usage_line_indexes(&conn).unwrap();
         // L1 and its reversal L2 are committed; L3 and its reversal L4 are
         // only in memory.

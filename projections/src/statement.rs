@@ -8,7 +8,9 @@ use crate::amount::{format_minor_units, largest_remainder, round_half_even_minor
 use crate::currency::{accepted_currencies, minor_unit_exponent};
 use crate::fold::LineRecord;
 use crate::identifiers::is_valid_period;
-use crate::runner::{ProjectionError, Projections};
+pub use crate::queries::PeriodTotals;
+use crate::runner::Projections;
+use crate::tables::ProjectionError;
 use ledger::store::EventStore;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -64,37 +66,6 @@ pub enum StatementError {
     Projection(#[from] ProjectionError),
     #[error("no checkpoint is signed yet; append an event first")]
     NoCheckpoint,
-}
-
-/// What a statement of one period and currency is computed from: the exact
-/// gross of its booked lines and each party's exact total, by party id.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PeriodTotals {
-    pub gross: ExactSum,
-    pub parties: BTreeMap<String, ExactSum>,
-}
-
-impl PeriodTotals {
-    /// Sums booked `lines`, all of `period` and `currency`.
-    pub fn of_lines(
-        period: &str,
-        currency: &str,
-        lines: &[LineRecord],
-    ) -> Result<PeriodTotals, ProjectionError> {
-        let mut totals = PeriodTotals::default();
-        for record in lines {
-            assert!(record.line.period == period && record.line.currency == currency);
-            totals.gross.add(record.line.gross);
-            for allocation in record.stored_allocations()?.iter() {
-                totals
-                    .parties
-                    .entry(allocation.party.to_string())
-                    .or_default()
-                    .add(allocation.amount);
-            }
-        }
-        Ok(totals)
-    }
 }
 
 /// Computes the statement of `period` and `currency` from booked lines (all

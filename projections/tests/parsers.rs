@@ -15,7 +15,8 @@ use hostile_input::damage::mutate;
 use ledger::EventStore;
 use projections::catalog::CatalogDocument;
 use projections::reconcile::parse_label_statement;
-use projections::usage::{import_usage, parse_usage_csv};
+use projections::usage::parse_usage_csv;
+use projections::usage_import::import_usage;
 use proptest::prelude::*;
 use uuid::Uuid;
 

@@ -11,10 +11,6 @@ pub use content_hash::ContentHash;
 /// SQLite DDL of the embedded store, applied on open (idempotent).
 pub const SQLITE_DDL: &str = include_str!("../sql/sqlite.sql");
 
-/// SQLite DDL of the projection tables (`projection_*`), kept in the same
-/// database file as the log and applied by the projection runner (idempotent).
-pub const PROJECTIONS_SQLITE_DDL: &str = include_str!("../sql/projections.sqlite.sql");
-
 /// PostgreSQL migrations of the scale-out store as (version, name, DDL), in
 /// order; each is applied once and recorded in `schema_migrations`.
 pub const POSTGRES_MIGRATIONS: &[(i32, &str, &str)] = &[

@@ -81,7 +81,7 @@ mod tests {
             recording_stream("GBAYE0601498"),
             voice_model_stream("vm1"),
             policy_stream("v1"),
-            // The usage importer's (`projections::usage::usage_stream`).
+            // The usage importer's (`projections::usage_import::usage_stream`).
             "usage-0123456789abcdef".to_string(),
         ]
     }

@@ -3,7 +3,8 @@
 
 use super::{bad_input, Context};
 use clap::{Args, Subcommand};
-use projections::usage::{import_usage, parse_usage_csv, UsageImportError};
+use projections::usage::parse_usage_csv;
+use projections::usage_import::{import_usage, UsageImportError};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -7,7 +7,8 @@ use ledger::store::{AppendRequest, EventStore, ExpectedVersion};
 use ledger::NewEvent;
 use projections::catalog::CatalogDocument;
 use projections::runner::Projections;
-use projections::usage::{import_usage, parse_usage_csv, UsageImport};
+use projections::usage::parse_usage_csv;
+use projections::usage_import::{import_usage, UsageImport};
 use schemas::generation::{
     generation_stream, ComputeBackend, GenerationRequested, GenerationStep, Recipe, RecipeKind,
     StepOp, DERIVATIVE_PUBLISHED, GENERATION_REQUESTED, GENERATION_STEP,
@@ -156,7 +157,7 @@ pub const HEADER: &str = "line_id,period,derivative,territory,currency,streams,g
 pub async fn import_csv(
     fixture: &mut Fixture,
     rows: &str,
-) -> Result<UsageImport, projections::usage::UsageImportError> {
+) -> Result<UsageImport, projections::usage_import::UsageImportError> {
     let lines = parse_usage_csv(format!("{HEADER}{rows}").as_bytes())?;
     import_usage(&fixture.store, &mut fixture.projections, lines).await
 }
