@@ -25,9 +25,9 @@ fn append(data: &Path) {
         &[
             "append",
             "--stream",
-            "recording-1",
+            "notes-1",
             "--type",
-            "catalog.test",
+            "note.added",
             "--data",
             "{}",
         ],
@@ -62,9 +62,9 @@ fn serve_keeps_its_databases_and_their_wal_owner_only() {
         .unwrap()
         .to_string();
     let reply = server.post_json(
-        "/v1/streams/recording-1/events",
+        "/v1/streams/notes-1/events",
         &token,
-        &serde_json::json!([{"type": "catalog.test", "data": {}}]),
+        &serde_json::json!([{"type": "note.added", "data": {}}]),
     );
     assert_eq!(reply.status, 201, "{}", reply.body);
     assert_owner_only(
