@@ -26,7 +26,7 @@ pub mod records;
 pub mod statements;
 pub mod usage;
 
-use crate::cli::Context;
+use crate::context::Context;
 use anyhow::Context as _;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method};
