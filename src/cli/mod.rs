@@ -18,6 +18,9 @@ pub mod usage;
 pub mod voice;
 
 pub use crate::context::{bad_input, BadInput, Context, NODE_DATABASE_FILE};
+use ::projections::lineage::LineageError;
+use ::projections::reconcile::ReconcileError;
+use ::projections::statement::StatementError;
 use ledger::StoreError;
 use std::process::ExitCode;
 
@@ -37,6 +40,15 @@ pub fn finish(outcome: anyhow::Result<ExitCode>) -> ExitCode {
                     || cause
                         .downcast_ref::<StoreError>()
                         .is_some_and(StoreError::is_client_error)
+                    || cause
+                        .downcast_ref::<StatementError>()
+                        .is_some_and(StatementError::is_client_error)
+                    || cause
+                        .downcast_ref::<LineageError>()
+                        .is_some_and(LineageError::is_client_error)
+                    || cause
+                        .downcast_ref::<ReconcileError>()
+                        .is_some_and(ReconcileError::is_client_error)
             });
             if client_error {
                 ExitCode::from(EXIT_BAD_INPUT)
