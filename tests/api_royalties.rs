@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::server::Server;
+use common::server::{Reply, Server};
 use common::{ok, ok_json, publish_derivative};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const DERIVATIVE: &str = "6f1c1c1e-1111-4a4a-8b8b-000000000001";
 
@@ -76,10 +76,90 @@ fn import_month(data: &Path, work: &Path) {
     ok(data, &["usage", "import", &usage]);
 }
 
-fn token(data: &Path, args: &[&str]) -> String {
-    let mut all = vec!["keys", "create"];
-    all.extend_from_slice(args);
-    ok_json(data, &all)["token"].as_str().unwrap().to_string()
+/// A server over a data directory that `setup` filled (with the work
+/// folder beside it for its files).
+struct Served {
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    server: Server,
+}
+
+impl Served {
+    fn start(setup: fn(&Path, &Path)) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        setup(&data, dir.path());
+        let server = Server::start(&data);
+        Served { dir, data, server }
+    }
+
+    /// The catalog, a published cover and March's usage in USD and JPY.
+    fn month() -> Served {
+        Served::start(import_month)
+    }
+
+    /// A new key's token, from `ledgerline keys create ARGS`.
+    fn key(&self, args: &[&str]) -> String {
+        let mut all = vec!["keys", "create"];
+        all.extend_from_slice(args);
+        ok_json(&self.data, &all)["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn admin(&self) -> String {
+        self.key(&["--role", "admin"])
+    }
+
+    /// A label key bound to `party`.
+    fn label(&self, party: &str) -> String {
+        self.key(&["--role", "label", "--party", party])
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.server.get(path, token)
+    }
+
+    /// POSTs `body` as `content_type`, with `token` if any and more headers.
+    fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", content_type)];
+        if let Some(value) = &authorization {
+            headers.push(("authorization", value.as_str()));
+        }
+        headers.extend_from_slice(extra);
+        self.server.post(path, &headers, body)
+    }
+
+    /// The log's size, from the public health endpoint.
+    fn events(&self) -> u64 {
+        self.get("/healthz", None).json()["events"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Stops the server, which must exit cleanly.
+    fn stop(self) {
+        assert!(self.server.stop().success());
+    }
+}
+
+/// Asserts a refusal's status and error code.
+fn assert_refused(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (status, code),
+        "{}",
+        reply.body
+    );
 }
 
 fn parties(statement: &Value) -> Vec<(String, String)> {
@@ -97,49 +177,53 @@ fn parties(statement: &Value) -> Vec<(String, String)> {
 }
 
 #[test]
-fn statements_are_served_and_labels_see_only_their_own_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = &dir.path().join("data");
-    import_month(data, dir.path());
-    let admin = token(data, &["--role", "admin"]);
-    let auditor = token(data, &["--role", "auditor"]);
-    let ingest = token(data, &["--role", "ingest"]);
-    let label = token(data, &["--role", "label", "--party", "label"]);
-    let publisher = token(data, &["--role", "label", "--party", "pub"]);
-    let server = Server::start(data);
-
-    // Admin and auditor: every party, the gross, the CLI's amounts and checkpoint.
-    let cli = ok_json(
-        data,
-        &["statements", "--period", "2026-03", "--currency", "USD"],
-    );
-    for reader in [&admin, &auditor] {
-        let reply = server.get("/v1/statements/2026-03?currency=USD", Some(reader));
+fn admin_and_auditor_get_the_clis_statement_and_checkpoint() {
+    let served = Served::month();
+    let auditor = served.key(&["--role", "auditor"]);
+    let args = ["statements", "--period", "2026-03", "--currency", "USD"];
+    let cli = ok_json(&served.data, &args);
+    for reader in [&served.admin(), &auditor] {
+        let reply = served.get("/v1/statements/2026-03?currency=USD", Some(reader));
         assert_eq!(reply.status, 200, "{}", reply.body);
         let statement = reply.json()["statements"][0].clone();
         assert_eq!(statement["total"], "10.00");
         assert_eq!(statement["checkpoint"], cli["checkpoint"]);
         assert_eq!(statement["lines"], cli["lines"]);
     }
-    let both = server.get("/v1/statements/2026-03", Some(&admin)).json();
-    assert_eq!(both["statements"].as_array().unwrap().len(), 2);
-    let one_party = server
-        .get(
-            "/v1/statements/2026-03?currency=USD&party=pub",
-            Some(&admin),
-        )
+    served.stop();
+}
+
+#[test]
+fn a_statement_without_a_currency_covers_every_currency() {
+    let served = Served::month();
+    let both = served
+        .get("/v1/statements/2026-03", Some(&served.admin()))
         .json();
+    assert_eq!(both["statements"].as_array().unwrap().len(), 2);
+    served.stop();
+}
+
+#[test]
+fn an_admin_may_ask_for_one_partys_line() {
+    let served = Served::month();
+    let path = "/v1/statements/2026-03?currency=USD&party=pub";
+    let one_party = served.get(path, Some(&served.admin())).json();
     assert_eq!(
         parties(&one_party["statements"][0]),
         [("pub".into(), "1.25".into())]
     );
+    served.stop();
+}
 
-    // A label: its own line in each currency, no gross, by default or by name.
+#[test]
+fn a_label_sees_its_own_line_in_each_currency_and_no_gross() {
+    let served = Served::month();
+    let label = served.label("label");
     for path in [
         "/v1/statements/2026-03",
         "/v1/statements/2026-03?party=label",
     ] {
-        let reply = server.get(path, Some(&label));
+        let reply = served.get(path, Some(&label));
         assert_eq!(reply.status, 200, "{}", reply.body);
         let statements = reply.json()["statements"].clone();
         assert_eq!(statements.as_array().unwrap().len(), 2);
@@ -151,35 +235,48 @@ fn statements_are_served_and_labels_see_only_their_own_line() {
         }
         assert_eq!(parties(&statements[1]), [("label".into(), "0.63".into())]);
     }
-    let publisher_view = server
+    served.stop();
+}
+
+#[test]
+fn a_publishers_key_sees_the_publishers_line() {
+    let served = Served::month();
+    let publisher = served.label("pub");
+    let view = served
         .get("/v1/statements/2026-03?currency=USD", Some(&publisher))
         .json();
     assert_eq!(
-        parties(&publisher_view["statements"][0]),
+        parties(&view["statements"][0]),
         [("pub".into(), "1.25".into())]
     );
+    served.stop();
+}
 
-    // Another party's statement, by any query: 403, and nothing of it leaks.
+#[test]
+fn a_label_asking_for_another_partys_statement_gets_403_and_none_of_its_amounts() {
+    let served = Served::month();
+    let label = served.label("label");
     for path in [
         "/v1/statements/2026-03?party=pub",
         "/v1/statements/2026-03?currency=USD&party=pub",
         "/v1/statements/2026-03?party=singer&currency=JPY",
         "/v1/statements/2026-03?party=platform&as_of=3",
     ] {
-        let reply = server.get(path, Some(&label));
-        assert_eq!(
-            (reply.status, reply.error_code().as_str()),
-            (403, "forbidden"),
-            "{path}"
-        );
-        assert!(!reply.body.contains("1.25"), "{}", reply.body);
+        let reply = served.get(path, Some(&label));
+        assert_refused(&reply, 403, "forbidden");
+        assert!(!reply.body.contains("1.25"), "{path}: {}", reply.body);
     }
-    let reply = server.get("/v1/statements/2026-03?party=label", Some(&publisher));
+    let publisher = served.label("pub");
+    let reply = served.get("/v1/statements/2026-03?party=label", Some(&publisher));
     assert_eq!(reply.status, 403);
+    served.stop();
+}
 
-    // CSV for a label: its rows only, the total column empty.
-    let authorization = format!("Bearer {label}");
-    let csv = server.get_with(
+#[test]
+fn a_labels_csv_statement_has_its_own_rows_and_an_empty_total() {
+    let served = Served::month();
+    let authorization = format!("Bearer {}", served.label("label"));
+    let csv = served.server.get_with(
         "/v1/statements/2026-03",
         &[("authorization", &authorization), ("accept", "text/csv")],
     );
@@ -200,34 +297,35 @@ fn statements_are_served_and_labels_see_only_their_own_line() {
         let fields: Vec<&str> = row.split(',').collect();
         assert_eq!((fields[4], fields[5]), ("", "label"), "{row}");
     }
+    served.stop();
+}
 
-    // Roles without statements, no key, bad input.
-    let reply = server.get("/v1/statements/2026-03", Some(&ingest));
-    assert_eq!(
-        (reply.status, reply.error_code().as_str()),
-        (403, "forbidden")
-    );
-    let reply = server.get("/v1/statements/2026-03", None);
-    assert_eq!(
-        (reply.status, reply.error_code().as_str()),
-        (401, "unauthorized")
-    );
+#[test]
+fn a_statement_needs_a_reading_role_and_a_key() {
+    let served = Served::month();
+    let ingest = served.key(&["--role", "ingest"]);
+    let reply = served.get("/v1/statements/2026-03", Some(&ingest));
+    assert_refused(&reply, 403, "forbidden");
+    let reply = served.get("/v1/statements/2026-03", None);
+    assert_refused(&reply, 401, "unauthorized");
+    served.stop();
+}
+
+#[test]
+fn a_bad_period_currency_or_as_of_is_400_naming_it() {
+    let served = Served::month();
+    let admin = served.admin();
     for (path, mentions) in [
         ("/v1/statements/March", "period"),
         ("/v1/statements/2026-03?currency=XXX", "currency"),
         ("/v1/statements/2026-03?as_of=999999", "999999"),
         ("/v1/statements/2026-03?as_of=-1", "as_of"),
     ] {
-        let reply = server.get(path, Some(&admin));
-        assert_eq!(
-            (reply.status, reply.error_code().as_str()),
-            (400, "bad_request"),
-            "{path}: {}",
-            reply.body
-        );
+        let reply = served.get(path, Some(&admin));
+        assert_refused(&reply, 400, "bad_request");
         assert!(reply.body.contains(mentions), "{path}: {}", reply.body);
     }
-    assert!(server.stop().success());
+    served.stop();
 }
 
 /// A label statement CSV (party totals) from a statement's lines.
@@ -239,48 +337,39 @@ fn label_csv(rows: &[(String, String)], currency: &str) -> String {
     csv
 }
 
-#[test]
-fn label_statements_are_reconciled_over_http() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = &dir.path().join("data");
-    import_month(data, dir.path());
-    let admin = token(data, &["--role", "admin"]);
-    let ingest = token(data, &["--role", "ingest"]);
-    let label = token(data, &["--role", "label", "--party", "label"]);
-    let server = Server::start(data);
-    let post = |token: Option<&str>, query: &str, content_type: &str, body: &str| {
-        let authorization = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("content-type", content_type)];
-        if let Some(value) = &authorization {
-            headers.push(("authorization", value.as_str()));
-        }
-        server.post(
-            &format!("/v1/reconciliations{query}"),
-            &headers,
-            body.as_bytes(),
-        )
-    };
-    let ours = parties(
-        &server
-            .get("/v1/statements/2026-03?currency=USD", Some(&admin))
-            .json()["statements"][0],
-    );
-    let matching = label_csv(&ours, "USD");
+impl Served {
+    /// Our USD statement for March, as (party, amount) lines.
+    fn ours(&self) -> Vec<(String, String)> {
+        let path = "/v1/statements/2026-03?currency=USD";
+        parties(&self.get(path, Some(&self.admin())).json()["statements"][0])
+    }
 
-    // Every party matches, and the report is the CLI's, byte for byte as JSON.
-    let reply = post(
-        Some(&admin),
-        "?period=2026-03&currency=USD",
-        "text/csv",
-        &matching,
-    );
+    /// POSTs a label statement to `/v1/reconciliations{query}`.
+    fn reconcile(&self, token: Option<&str>, query: &str, content_type: &str, body: &str) -> Reply {
+        let path = format!("/v1/reconciliations{query}");
+        self.post(&path, token, content_type, &[], body.as_bytes())
+    }
+}
+
+const MARCH_USD: &str = "?period=2026-03&currency=USD";
+
+#[test]
+fn a_matching_label_statement_reconciles_with_the_clis_report() {
+    let served = Served::month();
+    let ours = served.ours();
+    let matching = label_csv(&ours, "USD");
+    let reply = served.reconcile(Some(&served.admin()), MARCH_USD, "text/csv", &matching);
     assert_eq!(reply.status, 200, "{}", reply.body);
     let report = reply.json();
     assert_eq!(report["all_match"], true, "{report}");
     assert_eq!(report["counts"]["matched"], ours.len());
-    let file = write(dir.path(), "label-statement.csv", matching.as_bytes());
+    let file = write(
+        served.dir.path(),
+        "label-statement.csv",
+        matching.as_bytes(),
+    );
     let cli = ok_json(
-        data,
+        &served.data,
         &[
             "reconcile",
             "--statement",
@@ -294,18 +383,22 @@ fn label_statements_are_reconciled_over_http() {
         ],
     );
     assert_eq!(report, cli);
+    served.stop();
+}
 
-    // One cent off for one party: a 200 report naming that party as mismatched.
-    let mut off = ours.clone();
+#[test]
+fn a_party_one_cent_off_is_reported_as_mismatched() {
+    let served = Served::month();
+    let mut off = served.ours();
     let label_row = off.iter_mut().find(|(party, _)| party == "label").unwrap();
     label_row.1 = format!("{:.2}", label_row.1.parse::<f64>().unwrap() + 0.01);
-    let report = post(
-        Some(&admin),
-        "?period=2026-03&currency=USD",
+    let reply = served.reconcile(
+        Some(&served.admin()),
+        MARCH_USD,
         "text/csv",
         &label_csv(&off, "USD"),
-    )
-    .json();
+    );
+    let report = reply.json();
     assert_eq!(report["all_match"], false);
     let mismatched: Vec<&Value> = report["parties"]
         .as_array()
@@ -315,15 +408,19 @@ fn label_statements_are_reconciled_over_http() {
         .collect();
     assert_eq!(mismatched.len(), 1, "{report}");
     assert_eq!(mismatched[0]["party"], "label");
+    served.stop();
+}
 
-    // A label reconciles its own rows and sees no other party in the report.
-    let own: Vec<(String, String)> = ours.iter().filter(|(p, _)| p == "label").cloned().collect();
-    let reply = post(
-        Some(&label),
-        "?period=2026-03&currency=USD",
-        "text/csv",
-        &label_csv(&own, "USD"),
-    );
+#[test]
+fn a_label_reconciles_its_own_rows_and_sees_no_other_party() {
+    let served = Served::month();
+    let own: Vec<_> = served
+        .ours()
+        .into_iter()
+        .filter(|(p, _)| p == "label")
+        .collect();
+    let label = served.label("label");
+    let reply = served.reconcile(Some(&label), MARCH_USD, "text/csv", &label_csv(&own, "USD"));
     assert_eq!(reply.status, 200, "{}", reply.body);
     let report = reply.json();
     assert_eq!(report["all_match"], true, "{report}");
@@ -334,365 +431,441 @@ fn label_statements_are_reconciled_over_http() {
         .map(|c| &c["party"])
         .collect();
     assert_eq!(named, [&json!("label")], "{report}");
-    // ...and may not send another party's rows.
-    let reply = post(
-        Some(&label),
-        "?period=2026-03&currency=USD",
-        "text/csv",
-        &matching,
-    );
-    assert_eq!(
-        (reply.status, reply.error_code().as_str()),
-        (403, "forbidden"),
-        "{}",
-        reply.body
-    );
-
-    // Other roles, no key, wrong media type, bad CSV, bad period.
-    for (token, query, content_type, body, status, code) in [
-        (
-            Some(&ingest),
-            "?period=2026-03",
-            "text/csv",
-            matching.as_str(),
-            403,
-            "forbidden",
-        ),
-        (
-            None,
-            "?period=2026-03",
-            "text/csv",
-            matching.as_str(),
-            401,
-            "unauthorized",
-        ),
-        (
-            Some(&admin),
-            "?period=2026-03",
-            "application/json",
-            "{}",
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            Some(&admin),
-            "?period=2026-03",
-            "text/csv",
-            "who,what\nx,y\n",
-            400,
-            "bad_request",
-        ),
-        (
-            Some(&admin),
-            "?period=2026-03",
-            "text/csv",
-            "party,currency,amount\nlabel,USD,ten\n",
-            400,
-            "bad_request",
-        ),
-        (
-            Some(&admin),
-            "?period=March",
-            "text/csv",
-            matching.as_str(),
-            400,
-            "bad_request",
-        ),
-        (
-            Some(&admin),
-            "",
-            "text/csv",
-            matching.as_str(),
-            400,
-            "bad_request",
-        ),
-    ] {
-        let reply = post(token.map(String::as_str), query, content_type, body);
-        assert_eq!(
-            (reply.status, reply.error_code().as_str()),
-            (status, code),
-            "{query} {content_type}: {}",
-            reply.body
-        );
-    }
-    assert!(server.stop().success());
+    served.stop();
 }
 
 #[test]
-fn usage_reports_are_imported_over_http() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = &dir.path().join("data");
-    import_catalog(data, dir.path());
-    let admin = token(data, &["--role", "admin"]);
-    let ingest = token(data, &["--role", "ingest"]);
-    let auditor = token(data, &["--role", "auditor"]);
-    let label = token(data, &["--role", "label", "--party", "label"]);
-    let server = Server::start(data);
-    let events_before = server.get("/healthz", None).json()["events"]
-        .as_u64()
-        .unwrap();
-    let post = |token: &str, content_type: &str, body: &str| {
-        let authorization = format!("Bearer {token}");
-        server.post(
-            "/v1/usage",
-            &[
-                ("authorization", &authorization),
-                ("content-type", content_type),
-            ],
-            body.as_bytes(),
-        )
-    };
-    let header = "line_id,period,derivative,territory,currency,streams,gross,reverses\n";
-    let report = format!("{header}A1,2026-04,{DERIVATIVE},US,USD,10,4.00,\nA2,2026-04,{DERIVATIVE},US,USD,10,6.00,\n");
-
-    // Refused reports write nothing.
-    let unknown =
-        format!("{header}A3,2026-04,6f1c1c1e-1111-4a4a-8b8b-00000000dead,US,USD,1,1.00,\n");
-    let cases = [
-        (
-            &ingest,
-            "application/json",
-            report.as_str(),
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            &ingest,
-            "text/csv",
-            "line,period\nx,y\n",
-            400,
-            "bad_request",
-        ),
-        (&ingest, "text/csv", unknown.as_str(), 422, "unprocessable"),
-        (&label, "text/csv", report.as_str(), 403, "forbidden"),
-        (&auditor, "text/csv", report.as_str(), 403, "forbidden"),
-        (
-            &"llk_unknown".to_string(),
-            "text/csv",
-            report.as_str(),
-            401,
-            "unauthorized",
-        ),
-    ];
-    for (token, content_type, body, status, code) in cases {
-        let reply = post(token, content_type, body);
-        assert_eq!(
-            (reply.status, reply.error_code().as_str()),
-            (status, code),
-            "{body}: {}",
-            reply.body
-        );
-    }
-    assert_eq!(
-        server.get("/healthz", None).json()["events"]
-            .as_u64()
-            .unwrap(),
-        events_before
+fn a_label_sending_another_partys_rows_gets_403() {
+    let served = Served::month();
+    let matching = label_csv(&served.ours(), "USD");
+    let reply = served.reconcile(
+        Some(&served.label("label")),
+        MARCH_USD,
+        "text/csv",
+        &matching,
     );
+    assert_refused(&reply, 403, "forbidden");
+    served.stop();
+}
 
-    let keyed = |server: &Server, key: &str, body: &str| {
-        let authorization = format!("Bearer {ingest}");
-        server.post(
-            "/v1/usage",
-            &[
-                ("authorization", &authorization),
-                ("content-type", "text/csv"),
-                ("idempotency-key", key),
-            ],
-            body.as_bytes(),
-        )
+#[test]
+fn a_reconciliation_needs_a_reconciling_role_and_a_key() {
+    let served = Served::month();
+    let matching = label_csv(&served.ours(), "USD");
+    let ingest = served.key(&["--role", "ingest"]);
+    let reply = served.reconcile(Some(&ingest), "?period=2026-03", "text/csv", &matching);
+    assert_refused(&reply, 403, "forbidden");
+    let reply = served.reconcile(None, "?period=2026-03", "text/csv", &matching);
+    assert_refused(&reply, 401, "unauthorized");
+    served.stop();
+}
+
+#[test]
+fn a_label_statement_not_sent_as_csv_is_415() {
+    let served = Served::month();
+    let reply = served.reconcile(
+        Some(&served.admin()),
+        "?period=2026-03",
+        "application/json",
+        "{}",
+    );
+    assert_refused(&reply, 415, "unsupported_media_type");
+    served.stop();
+}
+
+#[test]
+fn a_label_statement_with_a_bad_header_or_amount_is_400() {
+    let served = Served::month();
+    let admin = served.admin();
+    for csv in ["who,what\nx,y\n", "party,currency,amount\nlabel,USD,ten\n"] {
+        let reply = served.reconcile(Some(&admin), "?period=2026-03", "text/csv", csv);
+        assert_refused(&reply, 400, "bad_request");
+    }
+    served.stop();
+}
+
+#[test]
+fn a_reconciliation_with_a_bad_or_missing_period_is_400() {
+    let served = Served::month();
+    let matching = label_csv(&served.ours(), "USD");
+    let admin = served.admin();
+    for query in ["?period=March", ""] {
+        let reply = served.reconcile(Some(&admin), query, "text/csv", &matching);
+        assert_refused(&reply, 400, "bad_request");
+    }
+    served.stop();
+}
+
+const USAGE_HEADER: &str = "line_id,period,derivative,territory,currency,streams,gross,reverses\n";
+
+/// Two lines of April usage in USD, 10.00 in all.
+fn april() -> String {
+    format!("{USAGE_HEADER}A1,2026-04,{DERIVATIVE},US,USD,10,4.00,\nA2,2026-04,{DERIVATIVE},US,USD,10,6.00,\n")
+}
+
+impl Served {
+    /// The catalog and a published cover, no usage.
+    fn catalog() -> Served {
+        Served::start(import_catalog)
+    }
+
+    /// POSTs a usage report, with an `Idempotency-Key` if `key` is given.
+    fn import_usage(&self, token: &str, key: Option<&str>, body: &str) -> Reply {
+        let idempotency_key = key.map(|key| [("idempotency-key", key)]);
+        let extra = idempotency_key.as_ref().map_or(&[][..], |h| &h[..]);
+        self.post("/v1/usage", Some(token), "text/csv", extra, body.as_bytes())
+    }
+}
+
+/// Sends a usage report that must be refused, and checks nothing was written.
+fn assert_usage_refused(token: &str, content_type: &str, body: &str, status: u16, code: &str) {
+    let served = Served::catalog();
+    let token = match token {
+        "ingest" | "auditor" => served.key(&["--role", token]),
+        "label" => served.label("label"),
+        unknown => unknown.to_string(),
     };
-    let imported = keyed(&server, "usage-april", &report);
+    let before = served.events();
+    let reply = served.post(
+        "/v1/usage",
+        Some(&token),
+        content_type,
+        &[],
+        body.as_bytes(),
+    );
+    assert_refused(&reply, status, code);
+    assert_eq!(served.events(), before, "nothing is written");
+    served.stop();
+}
+
+#[test]
+fn a_usage_report_not_sent_as_csv_is_415_and_writes_nothing() {
+    assert_usage_refused(
+        "ingest",
+        "application/json",
+        &april(),
+        415,
+        "unsupported_media_type",
+    );
+}
+
+#[test]
+fn a_usage_report_with_a_bad_header_is_400_and_writes_nothing() {
+    assert_usage_refused(
+        "ingest",
+        "text/csv",
+        "line,period\nx,y\n",
+        400,
+        "bad_request",
+    );
+}
+
+#[test]
+fn usage_of_an_unknown_derivative_is_422_and_writes_nothing() {
+    let unknown =
+        format!("{USAGE_HEADER}A3,2026-04,6f1c1c1e-1111-4a4a-8b8b-00000000dead,US,USD,1,1.00,\n");
+    assert_usage_refused("ingest", "text/csv", &unknown, 422, "unprocessable");
+}
+
+#[test]
+fn usage_imports_by_label_or_auditor_keys_are_403_and_write_nothing() {
+    assert_usage_refused("label", "text/csv", &april(), 403, "forbidden");
+    assert_usage_refused("auditor", "text/csv", &april(), 403, "forbidden");
+}
+
+#[test]
+fn a_usage_import_with_an_unknown_key_is_401_and_writes_nothing() {
+    assert_usage_refused("llk_unknown", "text/csv", &april(), 401, "unauthorized");
+}
+
+#[test]
+fn an_imported_usage_report_is_in_the_periods_statement() {
+    let served = Served::catalog();
+    let before = served.events();
+    let imported = served.import_usage(&served.key(&["--role", "ingest"]), None, &april());
     assert_eq!(imported.status, 200, "{}", imported.body);
-    let first = imported.body.clone();
     let imported = imported.json();
     assert_eq!(imported["imported"], 2);
     assert_eq!(imported["seqs"].as_array().unwrap().len(), 2);
-    // A retry with the key gets the first response; without it, the lines
-    // are reported as skipped. Neither appends anything.
-    let retry = keyed(&server, "usage-april", &report);
-    assert_eq!((retry.status, retry.body.as_str()), (200, first.as_str()));
-    let again = post(&ingest, "text/csv", &report).json();
+    assert_eq!(served.events(), before + 2);
+    let statement = served
+        .get("/v1/statements/2026-04?currency=USD", Some(&served.admin()))
+        .json();
+    assert_eq!(statement["statements"][0]["total"], "10.00");
+    served.stop();
+}
+
+#[test]
+fn a_usage_import_retried_with_its_idempotency_key_gets_the_first_response() {
+    let served = Served::catalog();
+    let ingest = served.key(&["--role", "ingest"]);
+    let before = served.events();
+    let first = served.import_usage(&ingest, Some("usage-april"), &april());
+    assert_eq!(first.status, 200, "{}", first.body);
+    let retry = served.import_usage(&ingest, Some("usage-april"), &april());
+    assert_eq!(
+        (retry.status, retry.body.as_str()),
+        (200, first.body.as_str())
+    );
+    assert_eq!(served.events(), before + 2);
+    served.stop();
+}
+
+#[test]
+fn a_usage_report_imported_again_without_a_key_reports_its_lines_skipped() {
+    let served = Served::catalog();
+    let ingest = served.key(&["--role", "ingest"]);
+    let before = served.events();
+    assert_eq!(served.import_usage(&ingest, None, &april()).status, 200);
+    let again = served.import_usage(&ingest, None, &april()).json();
     assert_eq!(
         again,
         json!({"imported": 0, "skipped": ["A1", "A2"], "seqs": []})
     );
-    let reused = keyed(
-        &server,
-        "usage-april",
-        &format!("{header}A9,2026-04,{DERIVATIVE},US,USD,1,1.00,\n"),
-    );
-    assert_eq!(
-        (reused.status, reused.error_code().as_str()),
-        (409, "id_reused")
-    );
-    let events = server.get("/healthz", None).json()["events"].clone();
-    assert_eq!(events, events_before + 2);
-
-    let statement = server
-        .get("/v1/statements/2026-04?currency=USD", Some(&admin))
-        .json();
-    assert_eq!(statement["statements"][0]["total"], "10.00");
-    assert!(server.stop().success());
-
-    // The kept response outlives the server.
-    let server = Server::start(data);
-    let retry = keyed(&server, "usage-april", &report);
-    assert_eq!((retry.status, retry.body.as_str()), (200, first.as_str()));
-    assert_eq!(server.get("/healthz", None).json()["events"], events);
-    assert!(server.stop().success());
+    assert_eq!(served.events(), before + 2);
+    served.stop();
 }
 
 #[test]
-fn catalog_documents_are_imported_over_http() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path();
-    let ingest = token(data, &["--role", "ingest"]);
-    let generator = token(data, &["--role", "generator"]);
-    let label = token(data, &["--role", "label", "--party", "label"]);
-    let server = Server::start(data);
-    let post = |token: &str, content_type: &str, body: &str| {
-        let authorization = format!("Bearer {token}");
-        server.post(
+fn an_idempotency_key_reused_for_another_usage_report_is_409() {
+    let served = Served::catalog();
+    let ingest = served.key(&["--role", "ingest"]);
+    assert_eq!(
+        served
+            .import_usage(&ingest, Some("usage-april"), &april())
+            .status,
+        200
+    );
+    let before = served.events();
+    let other = format!("{USAGE_HEADER}A9,2026-04,{DERIVATIVE},US,USD,1,1.00,\n");
+    let reused = served.import_usage(&ingest, Some("usage-april"), &other);
+    assert_refused(&reused, 409, "id_reused");
+    assert_eq!(served.events(), before);
+    served.stop();
+}
+
+#[test]
+fn a_kept_usage_response_outlives_the_server() {
+    let served = Served::catalog();
+    let ingest = served.key(&["--role", "ingest"]);
+    let first = served.import_usage(&ingest, Some("usage-april"), &april());
+    assert_eq!(first.status, 200, "{}", first.body);
+    let events = served.events();
+    let Served { dir, data, server } = served;
+    assert!(server.stop().success());
+    let served = Served {
+        dir,
+        server: Server::start(&data),
+        data,
+    };
+    let retry = served.import_usage(&ingest, Some("usage-april"), &april());
+    assert_eq!(
+        (retry.status, retry.body.as_str()),
+        (200, first.body.as_str())
+    );
+    assert_eq!(served.events(), events);
+    served.stop();
+}
+
+/// A catalog document whose stem is given by its content hash, as the API takes it.
+fn catalog_document() -> String {
+    catalog(&format!("sha256:{}", "ab".repeat(32))).to_string()
+}
+
+impl Served {
+    fn empty() -> Served {
+        Served::start(|_, _| {})
+    }
+
+    /// POSTs a catalog document, with an `Idempotency-Key` if `key` is given.
+    fn import_catalog(&self, token: &str, key: Option<&str>, body: &str) -> Reply {
+        let idempotency_key = key.map(|key| [("idempotency-key", key)]);
+        let extra = idempotency_key.as_ref().map_or(&[][..], |h| &h[..]);
+        self.post(
             "/v1/catalog",
-            &[
-                ("authorization", &authorization),
-                ("content-type", content_type),
-            ],
+            Some(token),
+            "application/json",
+            extra,
             body.as_bytes(),
         )
-    };
-    let stem = format!("sha256:{}", "ab".repeat(32));
-    let document = catalog(&stem).to_string();
-
-    // Refused documents write nothing.
-    let with_path = catalog("stems/vocals.wav").to_string();
-    let cases = [
-        (
-            &ingest,
-            "text/plain",
-            document.as_str(),
-            415,
-            "unsupported_media_type",
-            "application/json",
-        ),
-        (
-            &ingest,
-            "application/json",
-            r#"{"parties": 1}"#,
-            400,
-            "bad_request",
-            "catalog",
-        ),
-        (
-            &ingest,
-            "application/json",
-            with_path.as_str(),
-            422,
-            "unprocessable",
-            "recordings[0].stems.vocals",
-        ),
-        (
-            &label,
-            "application/json",
-            document.as_str(),
-            403,
-            "forbidden",
-            "label",
-        ),
-        (
-            &generator,
-            "application/json",
-            document.as_str(),
-            403,
-            "forbidden",
-            "generator",
-        ),
-        (
-            &"llk_unknown".to_string(),
-            "application/json",
-            document.as_str(),
-            401,
-            "unauthorized",
-            "key",
-        ),
-    ];
-    for (token, content_type, body, status, code, mentions) in cases {
-        let reply = post(token, content_type, body);
-        assert_eq!(
-            (reply.status, reply.error_code().as_str()),
-            (status, code),
-            "{body}: {}",
-            reply.body
-        );
-        assert!(reply.body.contains(mentions), "{}", reply.body);
     }
-    assert_eq!(server.get("/healthz", None).json()["events"], 0);
+}
 
-    let imported = post(&ingest, "application/json", &document);
+/// Sends a catalog import that must be refused with a message naming
+/// `mentions`, and checks nothing was written.
+fn assert_catalog_refused(
+    role: &str,
+    content_type: &str,
+    body: &str,
+    refusal: (u16, &str),
+    mentions: &str,
+) {
+    let served = Served::empty();
+    let token = match role {
+        "label" => served.label("label"),
+        "ingest" | "generator" => served.key(&["--role", role]),
+        unknown => unknown.to_string(),
+    };
+    let reply = served.post(
+        "/v1/catalog",
+        Some(&token),
+        content_type,
+        &[],
+        body.as_bytes(),
+    );
+    assert_refused(&reply, refusal.0, refusal.1);
+    assert!(reply.body.contains(mentions), "{}", reply.body);
+    assert_eq!(served.events(), 0, "nothing is written");
+    served.stop();
+}
+
+#[test]
+fn a_catalog_not_sent_as_json_is_415_naming_the_media_type() {
+    let refusal = (415, "unsupported_media_type");
+    assert_catalog_refused(
+        "ingest",
+        "text/plain",
+        &catalog_document(),
+        refusal,
+        "application/json",
+    );
+}
+
+#[test]
+fn a_body_that_is_not_a_catalog_document_is_400() {
+    let refusal = (400, "bad_request");
+    assert_catalog_refused(
+        "ingest",
+        "application/json",
+        r#"{"parties": 1}"#,
+        refusal,
+        "catalog",
+    );
+}
+
+#[test]
+fn a_catalog_naming_a_stem_by_file_path_is_422_naming_the_field() {
+    let with_path = catalog("stems/vocals.wav").to_string();
+    let refusal = (422, "unprocessable");
+    assert_catalog_refused(
+        "ingest",
+        "application/json",
+        &with_path,
+        refusal,
+        "recordings[0].stems.vocals",
+    );
+}
+
+#[test]
+fn catalog_imports_by_label_or_generator_keys_are_403_naming_the_role() {
+    let document = catalog_document();
+    for role in ["label", "generator"] {
+        assert_catalog_refused(
+            role,
+            "application/json",
+            &document,
+            (403, "forbidden"),
+            role,
+        );
+    }
+}
+
+#[test]
+fn a_catalog_import_with_an_unknown_key_is_401() {
+    let refusal = (401, "unauthorized");
+    assert_catalog_refused(
+        "llk_unknown",
+        "application/json",
+        &catalog_document(),
+        refusal,
+        "key",
+    );
+}
+
+#[test]
+fn a_catalog_document_is_imported_one_event_per_entry() {
+    let served = Served::empty();
+    let imported = served.import_catalog(
+        &served.key(&["--role", "ingest"]),
+        None,
+        &catalog_document(),
+    );
     assert_eq!(imported.status, 200, "{}", imported.body);
     let imported = imported.json();
     assert_eq!(imported["registered"], 7);
     assert_eq!(imported["seqs"].as_array().unwrap().len(), 7);
-    // Importing the same document again appends nothing; with an
-    // Idempotency-Key the retry gets the first response back.
-    let authorization = format!("Bearer {ingest}");
-    let keyed = || {
-        server.post(
-            "/v1/catalog",
-            &[
-                ("authorization", &authorization),
-                ("content-type", "application/json"),
-                ("idempotency-key", "catalog-v1"),
-            ],
-            document.as_bytes(),
-        )
-    };
-    let first = keyed();
+    assert_eq!(served.events(), 7);
+    served.stop();
+}
+
+#[test]
+fn a_catalog_import_retried_with_its_idempotency_key_gets_the_first_response() {
+    let served = Served::empty();
+    let ingest = served.key(&["--role", "ingest"]);
+    let document = catalog_document();
+    assert_eq!(served.import_catalog(&ingest, None, &document).status, 200);
+    let first = served.import_catalog(&ingest, Some("catalog-v1"), &document);
     assert_eq!(first.json()["unchanged"], 7);
-    assert_eq!(keyed().body, first.body);
-    let again = post(&ingest, "application/json", &document).json();
+    let retry = served.import_catalog(&ingest, Some("catalog-v1"), &document);
+    assert_eq!(retry.body, first.body);
+    served.stop();
+}
+
+#[test]
+fn a_catalog_imported_again_appends_nothing() {
+    let served = Served::empty();
+    let ingest = served.key(&["--role", "ingest"]);
+    let document = catalog_document();
+    assert_eq!(served.import_catalog(&ingest, None, &document).status, 200);
+    let again = served.import_catalog(&ingest, None, &document).json();
     assert_eq!(
         (again["registered"].clone(), again["unchanged"].clone()),
         (json!(0), json!(7))
     );
-    assert_eq!(server.get("/healthz", None).json()["events"], 7);
-    assert!(server.stop().success());
+    assert_eq!(served.events(), 7);
+    served.stop();
+}
+
+fn lineage_path() -> String {
+    format!("/v1/lineage/{DERIVATIVE}")
+}
+
+/// The parties of every revenue entry of a lineage answer.
+fn revenue_parties(answer: &Value) -> Vec<String> {
+    answer["revenue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["parties"].as_array().unwrap().iter())
+        .map(|p| p["party"].as_str().unwrap().to_string())
+        .collect()
+}
+
+impl Served {
+    /// Uploads `body` to `POST /v1/lineage` as `content_type`.
+    fn upload(&self, token: Option<&str>, content_type: &str, body: &[u8]) -> Reply {
+        self.post("/v1/lineage", token, content_type, &[], body)
+    }
 }
 
 #[test]
-fn lineage_is_served_and_labels_see_only_derivatives_that_paid_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = &dir.path().join("data");
-    import_month(data, dir.path());
-    let admin = token(data, &["--role", "admin"]);
-    let auditor = token(data, &["--role", "auditor"]);
-    let ingest = token(data, &["--role", "ingest"]);
-    let label = token(data, &["--role", "label", "--party", "label"]);
-    let other_label = token(data, &["--role", "label", "--party", "other-label"]);
-    let server = Server::start(data);
-    let path = format!("/v1/lineage/{DERIVATIVE}");
-
-    // Admin and auditor: the CLI's answer, every party's revenue.
-    let cli = ok_json(data, &["lineage", DERIVATIVE]);
-    for reader in [&admin, &auditor] {
-        let reply = server.get(&path, Some(reader));
+fn admin_and_auditor_get_the_clis_lineage_with_every_partys_revenue() {
+    let served = Served::month();
+    let cli = ok_json(&served.data, &["lineage", DERIVATIVE]);
+    assert!(revenue_parties(&cli).contains(&"pub".to_string()));
+    for reader in [served.admin(), served.key(&["--role", "auditor"])] {
+        let reply = served.get(&lineage_path(), Some(&reader));
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_eq!(reply.json(), cli);
     }
-    let revenue_parties = |answer: &Value| -> Vec<String> {
-        answer["revenue"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|r| r["parties"].as_array().unwrap().iter())
-            .map(|p| p["party"].as_str().unwrap().to_string())
-            .collect()
-    };
-    assert!(revenue_parties(&cli).contains(&"pub".to_string()));
+    served.stop();
+}
 
-    // A label the derivative paid: the lineage, with only its own revenue.
-    let reply = server.get(&path, Some(&label));
+#[test]
+fn a_label_the_derivative_paid_gets_its_lineage_with_only_its_own_revenue() {
+    let served = Served::month();
+    let cli = ok_json(&served.data, &["lineage", DERIVATIVE]);
+    let reply = served.get(&lineage_path(), Some(&served.label("label")));
     assert_eq!(reply.status, 200, "{}", reply.body);
     let answer = reply.json();
     assert_eq!(answer["derivative_seq"], cli["derivative_seq"]);
@@ -701,167 +874,198 @@ fn lineage_is_served_and_labels_see_only_derivatives_that_paid_them() {
         !own.is_empty() && own.iter().all(|p| p == "label"),
         "{own:?}"
     );
-    // A label it did not pay: 404, nothing of the lineage.
-    let reply = server.get(&path, Some(&other_label));
-    assert_eq!(
-        (reply.status, reply.error_code().as_str()),
-        (404, "not_found")
-    );
-    assert!(!reply.body.contains("GBAYE0601498"), "{}", reply.body);
+    served.stop();
+}
 
-    let reply = server.get(&path, Some(&ingest));
-    assert_eq!(
-        (reply.status, reply.error_code().as_str()),
-        (403, "forbidden")
+#[test]
+fn a_label_the_derivative_did_not_pay_gets_404_and_nothing_of_the_lineage() {
+    let served = Served::month();
+    let reply = served.get(&lineage_path(), Some(&served.label("other-label")));
+    assert_refused(&reply, 404, "not_found");
+    assert!(!reply.body.contains("GBAYE0601498"), "{}", reply.body);
+    served.stop();
+}
+
+#[test]
+fn lineage_needs_a_reading_role_and_a_key() {
+    let served = Served::month();
+    let ingest = served.key(&["--role", "ingest"]);
+    assert_refused(
+        &served.get(&lineage_path(), Some(&ingest)),
+        403,
+        "forbidden",
     );
-    let reply = server.get(&path, None);
-    assert_eq!(
-        (reply.status, reply.error_code().as_str()),
-        (401, "unauthorized")
-    );
-    // The same lineage from the audio file itself, uploaded.
-    let upload = |token: Option<&str>, content_type: &str, body: &[u8]| {
-        let authorization = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("content-type", content_type)];
-        if let Some(value) = &authorization {
-            headers.push(("authorization", value.as_str()));
-        }
-        server.post("/v1/lineage", &headers, body)
-    };
-    let audio = cover_audio();
-    let reply = upload(Some(&auditor), "audio/wav", &audio);
+    assert_refused(&served.get(&lineage_path(), None), 401, "unauthorized");
+    served.stop();
+}
+
+#[test]
+fn an_uploaded_cover_is_matched_by_its_file_hash() {
+    let served = Served::month();
+    let cli = ok_json(&served.data, &["lineage", DERIVATIVE]);
+    let auditor = served.key(&["--role", "auditor"]);
+    let reply = served.upload(Some(&auditor), "audio/wav", &cover_audio());
     assert_eq!(reply.status, 200, "{}", reply.body);
     let by_file = reply.json();
     assert_eq!(by_file["derivative_seq"], cli["derivative_seq"]);
     assert_eq!(by_file["matched_by"], "file-hash", "{by_file}");
-    let reply = upload(Some(&label), "application/octet-stream", &audio);
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    assert!(revenue_parties(&reply.json()).iter().all(|p| p == "label"));
-    for (token, content_type, body, status, code) in [
-        (
-            Some(&other_label),
-            "audio/wav",
-            audio.as_slice(),
-            404,
-            "not_found",
-        ),
-        (
-            Some(&ingest),
-            "audio/wav",
-            audio.as_slice(),
-            403,
-            "forbidden",
-        ),
-        (None, "audio/wav", audio.as_slice(), 401, "unauthorized"),
-        (
-            Some(&admin),
-            "text/plain",
-            audio.as_slice(),
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            Some(&admin),
-            "audio/wav",
-            b"".as_slice(),
-            400,
-            "bad_request",
-        ),
-        (
-            Some(&admin),
-            "audio/mpeg",
-            b"not any audio we published".as_slice(),
-            404,
-            "not_found",
-        ),
-    ] {
-        let reply = upload(token.map(String::as_str), content_type, body);
-        assert_eq!(
-            (reply.status, reply.error_code().as_str()),
-            (status, code),
-            "{content_type}: {}",
-            reply.body
-        );
-    }
-
-    for (bad, status) in [
-        (
-            "/v1/lineage/6f1c1c1e-1111-4a4a-8b8b-00000000dead".to_string(),
-            404,
-        ),
-        ("/v1/lineage/not-a-uuid".to_string(), 400),
-        (format!("{path}?as_of=999999"), 400),
-    ] {
-        let reply = server.get(&bad, Some(&admin));
-        assert_eq!(reply.status, status, "{bad}: {}", reply.body);
-        reply.error_code();
-    }
-    assert!(server.stop().success());
+    served.stop();
 }
 
 #[test]
-fn a_label_key_sees_its_own_share_of_a_lineage_and_no_other_partys_amounts() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = &dir.path().join("data");
-    import_month(data, dir.path());
-    let label = token(data, &["--role", "label", "--party", "label"]);
-    let server = Server::start(data);
-    let by_id = server.get(&format!("/v1/lineage/{DERIVATIVE}"), Some(&label));
-    assert_eq!(by_id.status, 200, "{}", by_id.body);
-    let authorization = format!("Bearer {label}");
-    let headers = [
-        ("content-type", "audio/wav"),
-        ("authorization", authorization.as_str()),
-    ];
-    let by_file = server.post("/v1/lineage", &headers, &cover_audio());
-    assert_eq!(by_file.status, 200, "{}", by_file.body);
+fn a_labels_upload_as_octet_stream_shows_only_its_own_revenue() {
+    let served = Served::month();
+    let label = served.label("label");
+    let reply = served.upload(Some(&label), "application/octet-stream", &cover_audio());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(revenue_parties(&reply.json()).iter().all(|p| p == "label"));
+    served.stop();
+}
 
-    for answer in [by_id.json(), by_file.json()] {
-        assert_eq!(answer["derivative"]["derivative"], DERIVATIVE);
-        for revenue in answer["revenue"].as_array().unwrap() {
-            assert!(revenue.get("gross").is_none(), "{revenue}");
-            let parties = revenue["parties"].as_array().unwrap();
-            assert!(parties.iter().all(|p| p["party"] == "label"), "{revenue}");
-        }
-        for line in answer["usage"].as_array().unwrap() {
-            assert!(line.get("gross").is_none(), "{line}");
-        }
-        assert_eq!(
-            answer["recordings"]["GBAYE0601498"]["data"]["master_splits"],
-            json!([{"party": "label", "share": "0.5"}])
-        );
-        assert_eq!(
-            answer["works"]["T-034524680-1"]["data"]["publishing_splits"],
-            json!([])
-        );
-        assert_eq!(
-            answer["voice_models"]["vm1"]["data"]["likeness_splits"],
-            json!([])
-        );
-        // Only generation events are cited: catalog and usage leaves carry
-        // every party's splits and the gross.
-        for cited in answer["cited"].as_array().unwrap() {
-            let event_type = cited["type"].as_str().unwrap();
-            assert!(event_type.starts_with("generation."), "{event_type}");
-            let leaf = cited["leaf"].as_str().unwrap();
-            assert!(
-                !leaf.contains("\"party\"") && !leaf.contains("gross"),
-                "{leaf}"
-            );
-        }
+#[test]
+fn an_upload_by_a_label_not_paid_a_role_without_lineage_or_no_key_is_refused() {
+    let served = Served::month();
+    let (other_label, ingest) = (
+        served.label("other-label"),
+        served.key(&["--role", "ingest"]),
+    );
+    let audio = cover_audio();
+    assert_refused(
+        &served.upload(Some(&other_label), "audio/wav", &audio),
+        404,
+        "not_found",
+    );
+    assert_refused(
+        &served.upload(Some(&ingest), "audio/wav", &audio),
+        403,
+        "forbidden",
+    );
+    assert_refused(
+        &served.upload(None, "audio/wav", &audio),
+        401,
+        "unauthorized",
+    );
+    served.stop();
+}
+
+#[test]
+fn an_upload_not_sent_as_audio_is_415() {
+    let served = Served::month();
+    let reply = served.upload(Some(&served.admin()), "text/plain", &cover_audio());
+    assert_refused(&reply, 415, "unsupported_media_type");
+    served.stop();
+}
+
+#[test]
+fn an_empty_upload_is_400() {
+    let served = Served::month();
+    assert_refused(
+        &served.upload(Some(&served.admin()), "audio/wav", b""),
+        400,
+        "bad_request",
+    );
+    served.stop();
+}
+
+#[test]
+fn an_upload_of_audio_never_published_is_404() {
+    let served = Served::month();
+    let reply = served.upload(
+        Some(&served.admin()),
+        "audio/mpeg",
+        b"not any audio we published",
+    );
+    assert_refused(&reply, 404, "not_found");
+    served.stop();
+}
+
+#[test]
+fn lineage_of_an_unknown_derivative_is_404() {
+    let served = Served::month();
+    let path = "/v1/lineage/6f1c1c1e-1111-4a4a-8b8b-00000000dead";
+    assert_refused(&served.get(path, Some(&served.admin())), 404, "not_found");
+    served.stop();
+}
+
+#[test]
+fn lineage_of_an_id_that_is_not_a_uuid_is_400() {
+    let served = Served::month();
+    let reply = served.get("/v1/lineage/not-a-uuid", Some(&served.admin()));
+    assert_refused(&reply, 400, "bad_request");
+    served.stop();
+}
+
+#[test]
+fn lineage_as_of_beyond_the_log_is_400() {
+    let served = Served::month();
+    let path = format!("{}?as_of=999999", lineage_path());
+    assert_refused(
+        &served.get(&path, Some(&served.admin())),
+        400,
+        "bad_request",
+    );
+    served.stop();
+}
+
+/// A label's lineage answer keeps the provenance with only the label's own
+/// share: no gross, no other party's splits, and only generation events
+/// cited (catalog and usage leaves carry every party's splits and the gross).
+fn assert_only_the_labels_share(answer: &Value) {
+    assert_eq!(answer["derivative"]["derivative"], DERIVATIVE);
+    for revenue in answer["revenue"].as_array().unwrap() {
+        assert!(revenue.get("gross").is_none(), "{revenue}");
+        let parties = revenue["parties"].as_array().unwrap();
+        assert!(parties.iter().all(|p| p["party"] == "label"), "{revenue}");
     }
-    assert!(server.stop().success());
+    for line in answer["usage"].as_array().unwrap() {
+        assert!(line.get("gross").is_none(), "{line}");
+    }
+    let data = |kind: &str, id: &str, field: &str| answer[kind][id]["data"][field].clone();
+    let own_master = json!([{"party": "label", "share": "0.5"}]);
+    assert_eq!(
+        data("recordings", "GBAYE0601498", "master_splits"),
+        own_master
+    );
+    assert_eq!(
+        data("works", "T-034524680-1", "publishing_splits"),
+        json!([])
+    );
+    assert_eq!(data("voice_models", "vm1", "likeness_splits"), json!([]));
+    for cited in answer["cited"].as_array().unwrap() {
+        let event_type = cited["type"].as_str().unwrap();
+        assert!(event_type.starts_with("generation."), "{event_type}");
+        let leaf = cited["leaf"].as_str().unwrap();
+        assert!(
+            !leaf.contains("\"party\"") && !leaf.contains("gross"),
+            "{leaf}"
+        );
+    }
+}
+
+#[test]
+fn a_labels_lineage_by_id_shows_its_own_share_and_no_other_partys_amounts() {
+    let served = Served::month();
+    let by_id = served.get(&lineage_path(), Some(&served.label("label")));
+    assert_eq!(by_id.status, 200, "{}", by_id.body);
+    assert_only_the_labels_share(&by_id.json());
+    served.stop();
+}
+
+#[test]
+fn a_labels_lineage_by_upload_shows_its_own_share_and_no_other_partys_amounts() {
+    let served = Served::month();
+    let by_file = served.upload(Some(&served.label("label")), "audio/wav", &cover_audio());
+    assert_eq!(by_file.status, 200, "{}", by_file.body);
+    assert_only_the_labels_share(&by_file.json());
+    served.stop();
 }
 
 #[test]
 fn another_partys_derivative_gets_the_same_404_as_an_unknown_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = &dir.path().join("data");
-    import_month(data, dir.path());
-    let other_label = token(data, &["--role", "label", "--party", "other-label"]);
-    let server = Server::start(data);
-    let theirs = server.get(&format!("/v1/lineage/{DERIVATIVE}"), Some(&other_label));
-    let unknown = server.get(
+    let served = Served::month();
+    let other_label = served.label("other-label");
+    let theirs = served.get(&lineage_path(), Some(&other_label));
+    let unknown = served.get(
         "/v1/lineage/6f1c1c1e-1111-4a4a-8b8b-00000000dead",
         Some(&other_label),
     );
@@ -872,5 +1076,5 @@ fn another_partys_derivative_gets_the_same_404_as_an_unknown_one() {
         theirs.body
     );
     assert_eq!(theirs.body, unknown.body);
-    assert!(server.stop().success());
+    served.stop();
 }

@@ -32,6 +32,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::io::Read;
 use std::path::Path;
 use uuid::Uuid;
@@ -199,6 +200,20 @@ pub enum LineageError {
     Store(#[from] StoreError),
 }
 
+impl LineageError {
+    /// True for errors caused by the request rather than the ledger (an
+    /// `as_of` beyond the log, a store error the request caused): the CLI
+    /// maps these to exit code 2 and the API to 4xx.
+    pub fn is_client_error(&self) -> bool {
+        match self {
+            LineageError::Projection(ProjectionError::AsOfBeyondLog { .. }) => true,
+            LineageError::Projection(ProjectionError::Store(store))
+            | LineageError::Store(store) => store.is_client_error(),
+            LineageError::Projection(_) => false,
+        }
+    }
+}
+
 /// Answers a lineage query from the log prefix `0..as_of` (the whole log
 /// when `as_of` is `None`), catching the projection up first.
 pub async fn lineage(
@@ -221,6 +236,36 @@ pub async fn lineage_for_party(
     party: &str,
 ) -> Result<LineageAnswer, LineageError> {
     answer(store, projections, query, as_of, Some(party)).await
+}
+
+/// The lineage of an audio file, matched in order of cost: by the hash of
+/// its bytes and of its decoded PCM (`identity`, whose `pcm_hash` is `None`
+/// for a file that does not decode), and only when both miss and the file
+/// decodes, by its acoustic fingerprint, which costs a full analysis and is
+/// computed only then: `fingerprint` is a future, and a future does nothing
+/// until awaited.
+///
+/// `look_up` answers one query as the caller may see it ([`lineage`] or
+/// [`lineage_for_party`]); decoding belongs to the caller (the `inference`
+/// crate), which runs it where its budget allows.
+pub async fn lineage_of_audio<E, Found>(
+    identity: AudioIdentity,
+    fingerprint: impl Future<Output = Result<Vec<u32>, E>>,
+    mut look_up: impl FnMut(LineageQuery) -> Found,
+) -> Result<LineageAnswer, E>
+where
+    Found: Future<Output = Result<LineageAnswer, E>>,
+{
+    let decodes = identity.pcm_hash.is_some();
+    let answer = look_up(LineageQuery::Audio(identity.clone())).await?;
+    if !matches!(answer, LineageAnswer::NotFound { .. }) || !decodes {
+        return Ok(answer);
+    }
+    let identity = AudioIdentity {
+        fingerprint: Some(fingerprint.await?),
+        ..identity
+    };
+    look_up(LineageQuery::Audio(identity)).await
 }
 
 async fn answer(

@@ -443,6 +443,17 @@ pub fn render_text(r: &Reconciliation) -> String {
     out
 }
 
+impl ReconcileError {
+    /// True for errors caused by the request rather than the ledger; every
+    /// one is, since each says what is wrong with the label's statement. The
+    /// CLI maps these to exit code 2 and the API to 4xx.
+    pub fn is_client_error(&self) -> bool {
+        match self {
+            ReconcileError::Csv(_) | ReconcileError::Header(_) | ReconcileError::Invalid(_) => true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

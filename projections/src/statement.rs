@@ -310,3 +310,63 @@ pub fn render_csv(statements: &[Statement]) -> String {
     String::from_utf8(writer.into_inner().expect("flushing to memory succeeds"))
         .expect("CSV of UTF-8 fields is UTF-8")
 }
+
+impl StatementError {
+    /// True for errors caused by the request rather than the ledger (a bad
+    /// period or currency, an `as_of` beyond the log, nothing signed yet to
+    /// cite, a store error the request caused): the CLI maps these to exit
+    /// code 2 and the API to 4xx.
+    pub fn is_client_error(&self) -> bool {
+        match self {
+            StatementError::BadPeriod(_)
+            | StatementError::BadCurrency(..)
+            | StatementError::NoCheckpoint
+            | StatementError::Projection(ProjectionError::AsOfBeyondLog { .. }) => true,
+            StatementError::Projection(ProjectionError::Store(store)) => store.is_client_error(),
+            StatementError::Projection(_) => false,
+        }
+    }
+}
+
+/// The CSV form of [`statement_detail`] for `party`: a header, then one row
+/// per usage line and component behind the party's amount in each statement.
+pub fn render_detail_csv<'a>(
+    party: &str,
+    statements: impl IntoIterator<Item = (&'a Statement, &'a [StatementDetail])>,
+) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record([
+            "period",
+            "currency",
+            "checkpoint_size",
+            "party",
+            "seq",
+            "line_id",
+            "derivative",
+            "component",
+            "reference",
+            "amount",
+        ])
+        .expect("writing to memory succeeds");
+    for (s, details) in statements {
+        for d in details {
+            writer
+                .write_record([
+                    s.period.as_str(),
+                    &s.currency,
+                    &s.checkpoint.size.to_string(),
+                    party,
+                    &d.seq.to_string(),
+                    &d.line_id,
+                    &d.derivative,
+                    &d.component,
+                    &d.reference,
+                    &d.amount,
+                ])
+                .expect("writing to memory succeeds");
+        }
+    }
+    String::from_utf8(writer.into_inner().expect("flushing to memory succeeds"))
+        .expect("CSV of UTF-8 fields is UTF-8")
+}

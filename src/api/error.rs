@@ -191,6 +191,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// A library error with no status of its own: 400 when the request
+    /// caused it (`client_error`, the library's `is_client_error`), else 500.
+    pub fn classified(client_error: bool, error: impl std::fmt::Display) -> ApiError {
+        if client_error {
+            ApiError::BadRequest(error.to_string())
+        } else {
+            ApiError::Internal(error.to_string())
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let message = error.to_string();

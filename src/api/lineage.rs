@@ -23,7 +23,8 @@ use axum::Json;
 use futures::StreamExt;
 use inference::artifacts::ArtifactError;
 use projections::lineage::{
-    lineage, lineage_for_party, AudioIdentity, LineageAnswer, LineageError, LineageQuery,
+    lineage, lineage_for_party, lineage_of_audio, AudioIdentity, LineageAnswer, LineageError,
+    LineageQuery,
 };
 use projections::runner::ProjectionError;
 use serde::Deserialize;
@@ -46,12 +47,10 @@ pub struct LineageParams {
 impl From<LineageError> for ApiError {
     fn from(error: LineageError) -> Self {
         match error {
-            LineageError::Projection(ProjectionError::AsOfBeyondLog { .. }) => {
-                ApiError::BadRequest(error.to_string())
-            }
+            // The store's errors have statuses of their own.
             LineageError::Projection(ProjectionError::Store(store))
             | LineageError::Store(store) => store.into(),
-            LineageError::Projection(other) => ApiError::Internal(other.to_string()),
+            other => ApiError::classified(other.is_client_error(), other),
         }
     }
 }
@@ -315,35 +314,28 @@ pub async fn upload(
         // A file that does not decode is matched by its bytes alone.
         Err(_) => None,
     };
-    let decodes = pcm_hash.is_some();
-    let mut identity = AudioIdentity {
+    let identity = AudioIdentity {
         file_hash,
         pcm_hash,
         fingerprint: None,
     };
-    let mut found = look_up(
-        &state,
-        &scope,
-        &LineageQuery::Audio(identity.clone()),
-        query.as_of,
-    )
-    .await?;
-    if let (LineageAnswer::NotFound { .. }, true) = (&found, decodes) {
-        // Neither hash matched: fingerprint the audio (about 0.15 s of CPU
-        // per 3 minutes, so off the async workers and without holding the
-        // projections) and look for a re-encoded, resampled or trimmed copy.
-        let path = file.0.clone();
-        let items = tokio::task::spawn_blocking(move || {
+    // Fingerprinting costs about 0.15 s of CPU per 3 minutes, so it runs
+    // off the async workers and without holding the projections.
+    let path = file.0.clone();
+    let fingerprint = async move {
+        tokio::task::spawn_blocking(move || {
             let items = inference::fingerprint::fingerprint_file(&path);
             drop(slot);
             items
         })
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        identity.fingerprint = Some(items);
-        found = look_up(&state, &scope, &LineageQuery::Audio(identity), query.as_of).await?;
-    }
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
+    };
+    let as_of = query.as_of;
+    let (state, scope) = (&state, &scope);
+    let look_up = |audio: LineageQuery| async move { look_up(state, scope, &audio, as_of).await };
+    let found = lineage_of_audio(identity, fingerprint, look_up).await?;
     drop(file);
     found_or_404(found)
 }

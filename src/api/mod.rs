@@ -26,7 +26,7 @@ pub mod records;
 pub mod statements;
 pub mod usage;
 
-use crate::cli::Context;
+use crate::context::Context;
 use anyhow::Context as _;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method};
@@ -80,6 +80,47 @@ pub struct AppState {
     pub event_streams: generations::sse::OpenStreams,
     /// Audio uploads to `POST /v1/lineage`: their staging folder and decode slots.
     pub uploads: lineage::Uploads,
+}
+
+impl AppState {
+    /// Opens what the API serves from `context`: the log, the API's records
+    /// (keys, idempotency), the read models, the artifacts and the upload
+    /// staging folder; and starts the generation worker, with room for
+    /// `generation_queue_jobs` waiting jobs.
+    pub async fn open(
+        context: &Context,
+        generation_queue_jobs: usize,
+    ) -> anyhow::Result<Arc<AppState>> {
+        let store = context.open_store().await?;
+        let records = Arc::new(Records::open(&context.records_location()?, &context.origin).await?);
+        let keys = KeyStore::new(records.clone());
+        let idempotency = idempotency::IdempotencyStore::new(records);
+        let database = context.local_database()?;
+        let projections =
+            tokio::task::spawn_blocking(move || projections::runner::Projections::open(&database))
+                .await??;
+        let metrics = Metrics::default();
+        let artifacts = inference::artifacts::ArtifactStore::open(&context.data_dir)?;
+        let uploads = lineage::Uploads::open(&context.data_dir)
+            .with_context(|| format!("cannot prepare {}/uploads", context.data_dir.display()))?;
+        let generations = generations::Generations::start(
+            store.clone(),
+            artifacts.clone(),
+            generation_queue_jobs,
+            metrics.generations.clone(),
+        )?;
+        Ok(Arc::new(AppState {
+            store,
+            keys: Arc::new(keys),
+            idempotency: Arc::new(idempotency),
+            metrics,
+            projections: tokio::sync::Mutex::new(projections),
+            generations,
+            artifacts,
+            event_streams: generations::sse::OpenStreams::default(),
+            uploads,
+        }))
+    }
 }
 
 /// Every route, with request ids, logs, metrics and the body limit.
@@ -182,35 +223,8 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
-    let store = context.open_store().await?;
-    let records = Arc::new(Records::open(&context.records_location()?, &context.origin).await?);
-    let keys = KeyStore::new(records.clone());
-    let idempotency = idempotency::IdempotencyStore::new(records);
-    let database = context.local_database()?;
-    let projections =
-        tokio::task::spawn_blocking(move || projections::runner::Projections::open(&database))
-            .await??;
-    let metrics = Metrics::default();
-    let artifacts = inference::artifacts::ArtifactStore::open(&context.data_dir)?;
-    let uploads = lineage::Uploads::open(&context.data_dir)
-        .with_context(|| format!("cannot prepare {}/uploads", context.data_dir.display()))?;
-    let generations = generations::Generations::start(
-        store.clone(),
-        artifacts.clone(),
-        generation_queue_jobs,
-        metrics.generations.clone(),
-    )?;
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        keys: Arc::new(keys),
-        idempotency: Arc::new(idempotency),
-        metrics,
-        projections: tokio::sync::Mutex::new(projections),
-        generations,
-        artifacts,
-        event_streams: generations::sse::OpenStreams::default(),
-        uploads,
-    });
+    let state = AppState::open(context, generation_queue_jobs).await?;
+    let store = state.store.clone();
     // Generation jobs are stopped as soon as the signal comes, while the
     // server drains: an open event stream of a queued or running job ends
     // only when its job does, so the server could not drain first.

@@ -57,7 +57,8 @@ pub async fn reconcile(
     let scope = authorize(&principal, Action::Reconcile, None)?;
     let Query(query) = query?;
     let CsvBody(body) = CsvBody::from_request(request, &()).await?;
-    let theirs = parse_label_statement(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let theirs =
+        parse_label_statement(&body).map_err(|e| ApiError::classified(e.is_client_error(), e))?;
     let party = match &scope {
         Scope::All => None,
         Scope::Party(own) => {

@@ -8,6 +8,7 @@
 //! the first response whichever node the retry reaches. (A KurrentDB log
 //! has no tables to share, so its nodes keep `api.db` each.)
 
+pub use crate::context::RecordsLocation;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,15 +17,6 @@ use tokio_postgres::{Client, NoTls, Row};
 
 /// How long a PostgreSQL connection attempt may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Which records a command uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordsLocation {
-    /// `api.db` in this data directory.
-    DataDir(PathBuf),
-    /// The log's PostgreSQL database, at this URL.
-    Postgres(String),
-}
 
 #[derive(Debug, thiserror::Error)]
 #[error("the API records in {place} failed: {message}")]

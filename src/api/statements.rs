@@ -68,14 +68,10 @@ pub struct Statements {
 impl From<StatementError> for ApiError {
     fn from(error: StatementError) -> Self {
         match error {
-            StatementError::BadPeriod(_)
-            | StatementError::BadCurrency(..)
-            | StatementError::Projection(ProjectionError::AsOfBeyondLog { .. }) => {
-                ApiError::BadRequest(error.to_string())
-            }
+            // The store's and the checkpoint's errors have statuses of their own.
             StatementError::Projection(ProjectionError::Store(store)) => store.into(),
             StatementError::NoCheckpoint => ApiError::NotFound(error.to_string()),
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::classified(other.is_client_error(), other),
         }
     }
 }

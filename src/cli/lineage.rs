@@ -7,7 +7,7 @@ use super::{bad_input, Context};
 use clap::{Args, ValueEnum};
 use inference::artifacts::ArtifactError;
 use projections::lineage::{
-    hash_file, lineage, render_text, AudioIdentity, LineageAnswer, LineageError, LineageQuery,
+    hash_file, lineage, lineage_of_audio, render_text, AudioIdentity, LineageQuery,
 };
 use std::path::Path;
 use std::process::ExitCode;
@@ -32,8 +32,7 @@ pub struct LineageArgs {
 
 pub async fn run(args: LineageArgs, context: &Context) -> anyhow::Result<ExitCode> {
     let path = Path::new(&args.target);
-    let mut decodes = false;
-    let mut query = match Uuid::parse_str(&args.target) {
+    let query = match Uuid::parse_str(&args.target) {
         Ok(id) if !path.exists() => LineageQuery::Derivative(id),
         _ => {
             let file_hash = hash_file(path).map_err(|e| {
@@ -51,7 +50,6 @@ pub async fn run(args: LineageArgs, context: &Context) -> anyhow::Result<ExitCod
                 }
                 Err(_) => None,
             };
-            decodes = pcm_hash.is_some();
             LineageQuery::Audio(AudioIdentity {
                 file_hash: file_hash.to_string(),
                 pcm_hash,
@@ -59,29 +57,25 @@ pub async fn run(args: LineageArgs, context: &Context) -> anyhow::Result<ExitCod
             })
         }
     };
-    let (store, mut projections) = super::projections::open(context).await?;
-    let input_error = |e: LineageError| match e {
-        LineageError::Projection(
-            error @ projections::runner::ProjectionError::AsOfBeyondLog { .. },
-        ) => bad_input(error.to_string()),
-        other => other.into(),
+    let (store, projections) = super::projections::open(context).await?;
+    // A lock, though nothing runs beside this lookup: the lookups borrow
+    // the projections one at a time, which a plain `&mut` cannot say.
+    let (store, projections) = (store.as_ref(), &tokio::sync::Mutex::new(projections));
+    let as_of = args.as_of;
+    let look_up = |query: LineageQuery| async move {
+        let mut projections = projections.lock().await;
+        Ok::<_, anyhow::Error>(lineage(store, &mut projections, &query, as_of).await?)
     };
-    let mut answer = lineage(store.as_ref(), &mut projections, &query, args.as_of)
-        .await
-        .map_err(input_error)?;
-    if let (LineageAnswer::NotFound { .. }, LineageQuery::Audio(identity), true) =
-        (&answer, &mut query, decodes)
-    {
-        // Neither hash matched: a re-encoded, resampled or trimmed copy is
-        // still found by its acoustic fingerprint.
-        identity.fingerprint = Some(
-            inference::fingerprint::fingerprint_file(path)
-                .map_err(|e| bad_input(format!("{}: {e}", args.target)))?,
-        );
-        answer = lineage(store.as_ref(), &mut projections, &query, args.as_of)
-            .await
-            .map_err(input_error)?;
-    }
+    let answer = match query {
+        LineageQuery::Audio(identity) => {
+            let fingerprint = async {
+                inference::fingerprint::fingerprint_file(path)
+                    .map_err(|e| bad_input(format!("{}: {e}", args.target)))
+            };
+            lineage_of_audio(identity, fingerprint, look_up).await?
+        }
+        derivative => look_up(derivative).await?,
+    };
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
         Format::Text => print!("{}", render_text(&answer)),

@@ -38,7 +38,7 @@ pub async fn run(args: ReconcileArgs, context: &Context) -> anyhow::Result<ExitC
             args.statement.display()
         ))
     })?;
-    let theirs = parse_label_statement(&bytes).map_err(|e| bad_input(e.to_string()))?;
+    let theirs = parse_label_statement(&bytes)?;
     let (store, mut projections) = super::projections::open(context).await?;
     let report = reconcile_with_log(
         store.as_ref(),
@@ -49,8 +49,7 @@ pub async fn run(args: ReconcileArgs, context: &Context) -> anyhow::Result<ExitC
         args.as_of,
         theirs,
     )
-    .await
-    .map_err(super::statements::statement_error)?;
+    .await?;
     match args.format {
         Format::Text => print!("{}", render_text(&report)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),

@@ -1,10 +1,9 @@
 //! `ledgerline statements`: royalty statements per period and currency,
 //! citing the checkpoint they were computed from.
 
-use super::{bad_input, Context};
+use super::Context;
 use clap::{Args, ValueEnum};
-use projections::runner::ProjectionError;
-use projections::statement::{statement_detail, statements, StatementError};
+use projections::statement::{render_detail_csv, statement_detail, statements};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -36,18 +35,6 @@ pub struct StatementsArgs {
     format: Format,
 }
 
-/// Maps library errors caused by the arguments to exit status 2.
-pub fn statement_error(error: StatementError) -> anyhow::Error {
-    match error {
-        StatementError::BadPeriod(_)
-        | StatementError::BadCurrency(..)
-        | StatementError::Projection(ProjectionError::AsOfBeyondLog { .. }) => {
-            bad_input(error.to_string())
-        }
-        other => other.into(),
-    }
-}
-
 pub async fn run(args: StatementsArgs, context: &Context) -> anyhow::Result<ExitCode> {
     let (store, mut projections) = super::projections::open(context).await?;
     let mut found = statements(
@@ -57,8 +44,7 @@ pub async fn run(args: StatementsArgs, context: &Context) -> anyhow::Result<Exit
         args.currency.as_deref(),
         args.as_of,
     )
-    .await
-    .map_err(statement_error)?;
+    .await?;
     if let Some(party) = &args.party {
         for statement in &mut found {
             statement.lines.retain(|line| &line.party == party);
@@ -69,41 +55,33 @@ pub async fn run(args: StatementsArgs, context: &Context) -> anyhow::Result<Exit
             .party
             .as_deref()
             .expect("clap requires --party with --detail");
-        let mut out = Vec::new();
+        let mut details = Vec::new();
         for statement in &found {
             let lines = projections.booked_lines(
                 &statement.period,
                 &statement.currency,
                 statement.checkpoint.size,
             )?;
-            let details = statement_detail(&lines, party)?;
-            out.push(json!({
-                "period": statement.period, "currency": statement.currency, "checkpoint": statement.checkpoint,
-                "party": party, "line": statement.lines.first(), "details": details
-            }));
+            details.push(statement_detail(&lines, party)?);
         }
         match args.format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&out)?),
-            Format::Csv => {
-                println!("period,currency,checkpoint_size,party,seq,line_id,derivative,component,reference,amount");
-                for (statement, value) in found.iter().zip(&out) {
-                    for d in value["details"].as_array().into_iter().flatten() {
-                        println!(
-                            "{},{},{},{},{},{},{},{},{},{}",
-                            statement.period,
-                            statement.currency,
-                            statement.checkpoint.size,
-                            party,
-                            d["seq"],
-                            d["line_id"].as_str().unwrap_or(""),
-                            d["derivative"].as_str().unwrap_or(""),
-                            d["component"].as_str().unwrap_or(""),
-                            d["reference"].as_str().unwrap_or(""),
-                            d["amount"].as_str().unwrap_or("")
-                        );
-                    }
-                }
+            Format::Json => {
+                let out: Vec<_> = found
+                    .iter()
+                    .zip(&details)
+                    .map(|(statement, details)| {
+                        json!({
+                            "period": statement.period, "currency": statement.currency, "checkpoint": statement.checkpoint,
+                            "party": party, "line": statement.lines.first(), "details": details
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&out)?)
             }
+            Format::Csv => print!(
+                "{}",
+                render_detail_csv(party, found.iter().zip(details.iter().map(Vec::as_slice)))
+            ),
         }
         return Ok(ExitCode::SUCCESS);
     }
