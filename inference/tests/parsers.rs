@@ -1,6 +1,12 @@
-//! Property tests of the generation request parser: any bytes, any damage to
-//! a valid request document, and any numbers in its parameters give a valid
-//! request or an error, never a panic, in memory proportional to the input.
+//! Property tests of two parsers of user input. The generation request
+//! parser: any bytes, any damage to a valid request document, and any
+//! numbers in its parameters give a valid request or an error, never a
+//! panic, in memory proportional to the input. The audio decoder: any bytes
+//! and any damage to a valid WAV or FLAC file, decoded as a stream, give
+//! samples or an error, never a panic, never more samples than the budget,
+//! and memory that does not grow with what the file claims to hold.
+
+mod common;
 
 #[path = "../../projections/tests/hostile_input"]
 mod hostile_input {
@@ -8,8 +14,10 @@ mod hostile_input {
     pub mod damage;
 }
 
+use common::flac::ConstantFlac;
 use hostile_input::allocation_meter::{parser_budget_bytes, peak_bytes};
 use hostile_input::damage::mutate;
+use inference::artifacts::decode_stream;
 use inference::pipeline::GenerationRequest;
 use proptest::prelude::*;
 use serde_json::json;
@@ -98,5 +106,111 @@ proptest! {
             && (-12.0..=12.0).contains(&semitones)
             && (-60.0..=12.0).contains(&gain_db);
         prop_assert_eq!(accepted, in_bounds, "tempo_rate {} semitones {} gain_db {}", tempo_rate, semitones, gain_db);
+    }
+}
+
+/// The budget of decoded samples the audio properties decode under: small,
+/// so that a damaged header claiming hours of audio costs nothing to test.
+const DECODED_SAMPLES_BUDGET: u64 = 200_000;
+/// What one streamed decode may hold at once beyond its input: the
+/// decoder's packet buffers, not the file's claimed length.
+const DECODE_MEMORY_BYTES_MAX: usize = 16 << 20;
+
+/// A valid 16-bit mono PCM WAV of a short ramp.
+fn valid_wav() -> Vec<u8> {
+    let samples: Vec<i16> = (0..2_000).map(|i| (i * 13 % 20_000) as i16).collect();
+    let data_bytes = (samples.len() * 2) as u32;
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(36 + data_bytes).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    for field in [
+        16u32.to_le_bytes().to_vec(),
+        1u16.to_le_bytes().to_vec(),
+        1u16.to_le_bytes().to_vec(),
+        22_050u32.to_le_bytes().to_vec(),
+        44_100u32.to_le_bytes().to_vec(),
+        2u16.to_le_bytes().to_vec(),
+        16u16.to_le_bytes().to_vec(),
+    ] {
+        out.extend_from_slice(&field);
+    }
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_bytes.to_le_bytes());
+    for sample in samples {
+        out.extend_from_slice(&sample.to_le_bytes());
+    }
+    out
+}
+
+/// A valid FLAC that decodes to far more samples than the budget.
+fn valid_flac() -> Vec<u8> {
+    ConstantFlac {
+        sample_rate: 48_000,
+        channels: 2,
+        block_frames: 4_096,
+        blocks: 64,
+        value: 1_000,
+        declares_total: true,
+    }
+    .encode()
+}
+
+/// Decodes `bytes` as a file named `audio.EXTENSION`, counting samples.
+fn decode_within_budget(bytes: &[u8], extension: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("audio.{extension}"));
+    std::fs::write(&path, bytes).unwrap();
+    let mut counted: u64 = 0;
+    let (outcome, used_bytes) = peak_bytes(|| {
+        decode_stream(&path, DECODED_SAMPLES_BUDGET, &mut |_, samples| {
+            counted += samples.len() as u64
+        })
+    });
+    // A refusal (undecodable, or past the budget) is an answer too.
+    if let Ok(total) = outcome {
+        assert!(
+            total <= DECODED_SAMPLES_BUDGET,
+            "{total} samples decoded past the budget"
+        );
+    }
+    assert!(
+        counted <= DECODED_SAMPLES_BUDGET,
+        "{counted} samples reached the sink"
+    );
+    assert!(
+        used_bytes <= DECODE_MEMORY_BYTES_MAX + 32 * bytes.len(),
+        "{used_bytes} bytes to decode {} bytes",
+        bytes.len()
+    );
+}
+
+fn audio_extension() -> impl Strategy<Value = &'static str> {
+    prop_oneof![Just("wav"), Just("flac"), Just("mp3"), Just("ogg")]
+}
+
+proptest! {
+    // Each case writes a file and decodes it: fewer cases than the parsers.
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_bytes_as_audio_decode_within_the_budget(
+        bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+        extension in audio_extension(),
+    ) {
+        decode_within_budget(&bytes, extension);
+    }
+
+    #[test]
+    fn a_damaged_wav_decodes_within_the_budget(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>(), 1usize..64), 1..12)
+    ) {
+        decode_within_budget(&mutate(&valid_wav(), &edits), "wav");
+    }
+
+    #[test]
+    fn a_damaged_flac_decodes_within_the_budget(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>(), 1usize..64), 1..12)
+    ) {
+        decode_within_budget(&mutate(&valid_flac(), &edits), "flac");
     }
 }
