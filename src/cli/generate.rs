@@ -8,6 +8,7 @@ use clap::Args;
 use inference::artifacts::ArtifactStore;
 use inference::pipeline::{GenerationRequest, Generator, LicensedInputs, PipelineError};
 use inference::{Backend, Engine};
+use schemas::generation::RejectionReason;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +28,17 @@ pub struct GenerateArgs {
 /// unlicensed or unreplayable input) exits 2, anything else 1.
 pub fn pipeline_error(error: PipelineError) -> anyhow::Error {
     if error.is_client_error() {
-        bad_input(error.to_string())
+        let untrained = matches!(
+            &error,
+            PipelineError::Refused { refusal, .. } | PipelineError::NotLicensed(refusal)
+                if refusal.reason == RejectionReason::VoiceModelNotTrained
+        );
+        let hint = if untrained {
+            "; `ledgerline voice train --model ID` trains the voice model named above"
+        } else {
+            ""
+        };
+        bad_input(format!("{error}{hint}"))
     } else {
         error.into()
     }

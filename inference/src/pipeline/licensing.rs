@@ -98,9 +98,7 @@ impl LicensedInputs {
                 let Some(artifact) = &model.artifact else {
                     return Err(refuse(
                         RejectionReason::VoiceModelNotTrained,
-                        format!(
-                            "voice model {id} has not been trained on its licensed stems: run `ledgerline voice train --model {id}`"
-                        ),
+                        format!("voice model {id} has not been trained on its licensed stems"),
                     ));
                 };
                 Some(VoiceModelUse {
