@@ -2,9 +2,8 @@
 //! Their output formats are a contract that outside verifiers rely on.
 
 use super::{bad_input, Context};
-use base64::Engine as _;
 use clap::{Args, Subcommand};
-use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent, NoteVerifier, StoredEvent};
+use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent, NoteVerifier};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::process::ExitCode;

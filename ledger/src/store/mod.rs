@@ -5,12 +5,14 @@
 //! and serves proofs. Behaviour shared by all backends (envelope building,
 //! the Merkle frontier, checkpoint cadence, proofs) lives once in
 //! [`crate::store::sequencer`] and [`crate::merkle`]; a backend only persists.
+//! [`open`] picks the backend for a location (a data directory or a URL).
 
 pub mod hash_cache;
 mod head_cache;
 #[cfg(feature = "kurrentdb")]
 pub mod kurrentdb;
 mod node;
+pub mod open;
 pub mod postgres;
 pub mod sequencer;
 pub mod sqlite;
