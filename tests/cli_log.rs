@@ -382,3 +382,40 @@ fn an_operator_supplied_signing_key_signs_the_checkpoints() {
     assert_eq!(signer.verifier().verify_checkpoint(&note).unwrap().size, 1);
     assert!(with_key(&["verify"]).starts_with("ok 1 events"));
 }
+
+#[test]
+fn store_errors_name_the_flag_or_command_that_fixes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let stderr =
+        |output: &std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
+    let empty = run(&data, &["events"]);
+    assert!(
+        stderr(&empty).contains("no log exists in")
+            && stderr(&empty).contains("run `ledgerline demo` first"),
+        "{}",
+        stderr(&empty)
+    );
+    ok(
+        &data,
+        &["append", "--stream", "s", "--type", "t", "--data", "{}"],
+    );
+    let other_key = dir.path().join("other.key");
+    let signer = ledger::NoteSigner::generate("other.example/log").unwrap();
+    std::fs::write(&other_key, signer.private_key()).unwrap();
+    let other = run(
+        &data,
+        &[
+            "--origin",
+            "other.example/log",
+            "--signing-key",
+            other_key.to_str().unwrap(),
+            "events",
+        ],
+    );
+    assert!(
+        stderr(&other).contains("pass --origin \"ledgerline.local/log\""),
+        "{}",
+        stderr(&other)
+    );
+}

@@ -226,9 +226,12 @@ impl From<StoreError> for ApiError {
             StoreError::Merkle(_) => ApiError::BadRequest(message),
             StoreError::NoCheckpoint(_) | StoreError::NoLog(_) => ApiError::NotFound(message),
             StoreError::Closed => ApiError::Unavailable(message),
-            StoreError::ReadOnly | StoreError::Backend(_) | StoreError::Corrupt(_) => {
-                ApiError::Internal(message)
-            }
+            StoreError::ReadOnly
+            | StoreError::Backend(_)
+            | StoreError::Corrupt(_)
+            | StoreError::OriginMismatch { .. }
+            | StoreError::ForeignKey { .. }
+            | StoreError::SchemaBehind { .. } => ApiError::Internal(message),
         }
     }
 }

@@ -42,8 +42,8 @@ const PAGE_CHUNK_LEAF_BYTES: usize = 1 << 20;
 /// returns the first result (never change it: old keys would stop matching).
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6467_6572_4c69_8e3a_1f0d_5b2c_9a47);
 
-/// One event, exactly as `ledgerline events` prints it. The API builds it
-/// with the CLI's own `event_json`; this type documents it in the OpenAPI
+/// One event, exactly as `ledgerline events` prints it. The API writes it
+/// with `StoredEvent`'s own `Serialize`; this type documents it in the OpenAPI
 /// document, and a test holds the two to the same members.
 #[derive(ToSchema)]
 #[allow(dead_code)] // Only its schema is used.
@@ -381,8 +381,7 @@ impl PageCursor {
                 if index > 0 || !opening {
                     json.push(b',');
                 }
-                serde_json::to_writer(&mut json, &crate::cli::log::event_json(event))
-                    .expect("a JSON value serializes");
+                serde_json::to_writer(&mut json, event).expect("a JSON value serializes");
             }
             Some((Ok(json), Some((page, None, false))))
         })
@@ -690,8 +689,8 @@ mod tests {
     use super::*;
     use utoipa::PartialSchema;
 
-    /// The documented `Event` schema names exactly the members the CLI's
-    /// `event_json` writes, so the OpenAPI document cannot drift from it.
+    /// The documented `Event` schema names exactly the members
+    /// `StoredEvent` serializes, so the OpenAPI document cannot drift from it.
     #[test]
     fn event_schema_matches_the_cli_objects() {
         let event = ledger::StoredEvent {
@@ -703,7 +702,7 @@ mod tests {
             leaf: b"{}".to_vec(),
             leaf_hash: [0; 32],
         };
-        let json = crate::cli::log::event_json(&event);
+        let json = serde_json::to_value(&event).unwrap();
         let mut members: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
         members.sort();
         let schema = serde_json::to_value(Event::schema()).unwrap();

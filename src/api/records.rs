@@ -79,7 +79,7 @@ impl SqliteRecords {
         let conn = Connection::open(&path).map_err(|e| failed(&e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| failed(&e))?;
-        conn.execute_batch(schemas::API_SQLITE_DDL)
+        conn.execute_batch(include_str!("records.sql"))
             .map_err(|e| failed(&e))?;
         Ok(SqliteRecords {
             path,

@@ -2,9 +2,8 @@
 //! Their output formats are a contract that outside verifiers rely on.
 
 use super::{bad_input, Context};
-use base64::Engine as _;
 use clap::{Args, Subcommand};
-use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent, NoteVerifier, StoredEvent};
+use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent, NoteVerifier};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -270,19 +269,6 @@ async fn append_lines(args: AppendArgs, context: &Context) -> anyhow::Result<Exi
     }
 }
 
-/// One event as `events` and the HTTP API print it.
-pub fn event_json(event: &StoredEvent) -> serde_json::Value {
-    json!({
-        "seq": event.seq,
-        "stream": event.stream,
-        "version": event.version,
-        "id": event.id,
-        "type": event.event_type,
-        "leaf": base64::engine::general_purpose::STANDARD.encode(&event.leaf),
-        "leaf_hash": hex::encode(event.leaf_hash),
-    })
-}
-
 async fn events(args: EventsArgs, context: &Context) -> anyhow::Result<ExitCode> {
     let store = context.open_store_read_only().await?;
     let mut next = args.from;
@@ -297,7 +283,7 @@ async fn events(args: EventsArgs, context: &Context) -> anyhow::Result<ExitCode>
         next = last.seq + 1;
         remaining -= page.len() as u64;
         for event in &page {
-            serde_json::to_writer(&mut out, &event_json(event))?;
+            serde_json::to_writer(&mut out, event)?;
             out.write_all(b"\n")?;
         }
     }

@@ -34,7 +34,10 @@ pub fn finish(outcome: anyhow::Result<ExitCode>) -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("ledgerline: {error:#}");
+            let hint = error
+                .chain()
+                .find_map(|c| c.downcast_ref().and_then(store_hint));
+            eprintln!("ledgerline: {error:#}{}", hint.unwrap_or_default());
             let client_error = error.chain().any(|cause| {
                 cause.is::<BadInput>()
                     || cause
@@ -57,6 +60,21 @@ pub fn finish(outcome: anyhow::Result<ExitCode>) -> ExitCode {
             }
         }
     }
+}
+
+/// What the user can do about a store error, in this CLI's flags and commands.
+fn store_hint(error: &StoreError) -> Option<String> {
+    Some(match error {
+        StoreError::NoLog(_) => "; append an event or run `ledgerline demo` first".into(),
+        StoreError::OriginMismatch { stored, .. } => {
+            format!("; pass --origin {stored:?}, or use another --data or --store")
+        }
+        StoreError::ForeignKey { .. } => "; give the log's key with --signing-key FILE".into(),
+        StoreError::SchemaBehind { .. } => {
+            "; open it once with a writing node (`ledgerline serve`, or any append)".into()
+        }
+        _ => return None,
+    })
 }
 
 /// Keeps a headless machine's terminal free of window-system errors.

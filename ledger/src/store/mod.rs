@@ -5,12 +5,14 @@
 //! and serves proofs. Behaviour shared by all backends (envelope building,
 //! the Merkle frontier, checkpoint cadence, proofs) lives once in
 //! [`crate::store::sequencer`] and [`crate::merkle`]; a backend only persists.
+//! [`open`] picks the backend for a location (a data directory or a URL).
 
 pub mod hash_cache;
 mod head_cache;
 #[cfg(feature = "kurrentdb")]
 pub mod kurrentdb;
 mod node;
+pub mod open;
 pub mod postgres;
 pub mod sequencer;
 pub mod sqlite;
@@ -111,6 +113,27 @@ impl StoredEvent {
     }
 }
 
+/// An event's JSON form, one object per event in the CLI's `events` lines
+/// and the API's event pages: `{"id", "leaf", "leaf_hash", "seq", "stream",
+/// "type", "version"}`, members in that (byte) order, the leaf bytes in
+/// standard base64 (RFC 4648 section 4), the leaf hash in lowercase hex.
+impl Serialize for StoredEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        use serde::ser::SerializeStruct;
+        let leaf = base64::engine::general_purpose::STANDARD.encode(&self.leaf);
+        let mut event = serializer.serialize_struct("StoredEvent", 7)?;
+        event.serialize_field("id", &self.id)?;
+        event.serialize_field("leaf", &leaf)?;
+        event.serialize_field("leaf_hash", &hex::encode(self.leaf_hash))?;
+        event.serialize_field("seq", &self.seq)?;
+        event.serialize_field("stream", &self.stream)?;
+        event.serialize_field("type", &self.event_type)?;
+        event.serialize_field("version", &self.version)?;
+        event.end()
+    }
+}
+
 /// A checkpoint as kept by the store: the signed note, byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedCheckpoint {
@@ -172,8 +195,19 @@ pub enum StoreError {
     Closed,
     #[error("the store was opened read-only")]
     ReadOnly,
-    #[error("no ledgerline log exists in {0}; append an event or run `ledgerline demo` first")]
+    #[error("no log exists in {0}")]
     NoLog(String),
+    /// The log was created for another origin (the name its checkpoints
+    /// carry), so this opener's checkpoints would not belong to it.
+    #[error("this log's origin is {stored:?}, not {given:?}")]
+    OriginMismatch { stored: String, given: String },
+    /// The key opening a shared log did not sign its checkpoints.
+    #[error("the log's checkpoints are not signed by this node's key {key} ({reason}); every node of a log must sign with the same key")]
+    ForeignKey { key: String, reason: String },
+    /// A read-only opener found a schema older than its reads need; opening
+    /// the log for writing migrates it.
+    #[error("this log's schema is at migration {applied}, and reading it needs migration {needed}; open it once for writing to migrate it")]
+    SchemaBehind { applied: i32, needed: i32 },
     #[error("storage failed: {0}")]
     Backend(String),
     #[error("stored data is inconsistent: {0}")]
@@ -385,4 +419,32 @@ pub trait EventStore: Send + Sync {
         start: u64,
         end: u64,
     ) -> Result<Vec<(u64, Hash)>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON form is compact, its members sorted by name, the leaf in
+    /// base64 and its hash in hex: the exact bytes readers of the CLI and
+    /// the API parse.
+    #[test]
+    fn stored_event_serializes_to_its_documented_json() {
+        let event = StoredEvent {
+            seq: 3,
+            stream: "track-1".into(),
+            version: 2,
+            id: Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef),
+            event_type: "TrackRegistered".into(),
+            leaf: b"{}".to_vec(),
+            leaf_hash: [0xab; 32],
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            format!(
+                r#"{{"id":"01234567-89ab-cdef-0123-456789abcdef","leaf":"e30=","leaf_hash":"{}","seq":3,"stream":"track-1","type":"TrackRegistered","version":2}}"#,
+                "ab".repeat(32)
+            )
+        );
+    }
 }

@@ -113,11 +113,11 @@ pub(crate) fn check_key(
     latest: Option<&SignedCheckpoint>,
 ) -> Result<(), StoreError> {
     let Some(latest) = latest else { return Ok(()) };
-    verifier.verify_checkpoint(&latest.note).map_err(|e| {
-        StoreError::Backend(format!(
-            "the log's checkpoints are not signed by this node's key {} ({e}); every node of a log must use the same signing key (--signing-key)",
-            verifier.verifier_key()
-        ))
-    })?;
+    verifier
+        .verify_checkpoint(&latest.note)
+        .map_err(|e| StoreError::ForeignKey {
+            key: verifier.verifier_key(),
+            reason: e.to_string(),
+        })?;
     Ok(())
 }

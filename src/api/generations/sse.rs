@@ -136,7 +136,7 @@ impl Follow {
                         Event::default()
                             .event(&event.event_type)
                             .id(event.seq.to_string())
-                            .data(crate::cli::log::event_json(event).to_string()),
+                            .data(serde_json::to_string(event).expect("an event serializes")),
                     );
                 }
                 if terminal {

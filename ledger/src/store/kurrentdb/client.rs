@@ -83,7 +83,7 @@ fn kurrentdb_error(error: kurrentdb::Error) -> StoreError {
         | kurrentdb::Error::GrpcConnectionError(_)
         | kurrentdb::Error::DeadlineExceeded
         | kurrentdb::Error::ServerError(_) => {
-            "; check that the server named by --store is up and reachable (add ?tls=false for a server without TLS); an append that failed here may still have committed, so retry it with the same event ids"
+            "; check that the KurrentDB server is up and reachable (add ?tls=false for a server without TLS); an append that failed here may still have committed, so retry it with the same event ids"
         }
         kurrentdb::Error::NotLeaderException(_) => {
             "; connect to the cluster's leader (use a +discover URL or nodePreference=leader)"

@@ -95,14 +95,14 @@ impl Replica {
                 }
                 if format != FORMAT_VERSION {
                     return Err(StoreError::Backend(format!(
-                        "the log is in format {format:?}; this ledgerline reads format {FORMAT_VERSION}"
+                        "the log is in format {format:?}; this version reads format {FORMAT_VERSION}"
                     )));
                 }
                 if origin != self.origin {
-                    return Err(StoreError::Backend(format!(
-                        "this log's origin is {origin:?}, not {:?}; pass --origin {origin:?} or use another ledger stream",
-                        self.origin
-                    )));
+                    return Err(StoreError::OriginMismatch {
+                        stored: origin,
+                        given: self.origin.clone(),
+                    });
                 }
             }
             _ if revision == 0 => {

@@ -1,6 +1,6 @@
 -- ledgerline scale-out store (PostgreSQL), first migration.
 -- Applied once, in a transaction, by the migration step on open (recorded in
--- schema_migrations under an advisory lock). The model is schemas/sql/sqlite.sql;
+-- schema_migrations under an advisory lock). The model is store/sqlite/schema.sql;
 -- what differs is the log head row, which serializes appends across nodes.
 
 -- Facts about the log itself: its format version and checkpoint origin.

@@ -2,14 +2,19 @@
 //! directory, with one writer thread that drains every waiting append into
 //! one durable transaction (group commit), and a small pool of read
 //! connections that WAL lets run beside the writer.
+//!
+//! This file opens the store and serves the [`EventStore`] reads; `writer`
+//! commits and signs on the writer thread; `wal_checkpointer` copies the
+//! WAL into the database file in the background.
+
+mod wal_checkpointer;
+mod writer;
 
 use crate::checkpoint::{NoteSigner, NoteVerifier};
 use crate::merkle::{self, Frontier, Hash, HashReader, MerkleError};
 use crate::store::hash_cache::HashCache;
-use crate::store::node::NodeWriter;
 use crate::store::sequencer::{
-    self, Batch, CheckpointCadence, ClientResult, PreparedRequest, Sequencer, SequencerView,
-    WriterHealth, WriterMessage, WRITER_QUEUE_DEPTH,
+    self, CheckpointCadence, Sequencer, WriterHealth, WriterMessage, WRITER_QUEUE_DEPTH,
 };
 use crate::store::{
     check_consistency_request, check_inclusion_request, check_position, AppendRequest, Appended,
@@ -17,7 +22,7 @@ use crate::store::{
     StoredEvent, POSITION_MAX,
 };
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,7 +30,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
+use writer::Writer;
 
+/// The tables of the log, created on open (each statement is idempotent).
+const SCHEMA: &str = include_str!("schema.sql");
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "ledger.db";
 /// The checkpoint signing key inside the data directory (Go note private key format, mode 0600).
@@ -110,7 +118,7 @@ impl SqliteStore {
         crate::private::prepare_database(&path)
             .map_err(|e| backend(format!("cannot create {}: {e}", path.display())))?;
         let mut conn = open_connection(&path)?;
-        conn.execute_batch(schemas::SQLITE_DDL)?;
+        conn.execute_batch(SCHEMA)?;
         check_meta(&conn, &config.origin)?;
 
         let size = tree_size(&conn)?;
@@ -189,10 +197,10 @@ impl SqliteStore {
                 .optional()?;
             match origin {
                 Some(origin) if origin == config.origin => Ok(()),
-                Some(origin) => Err(backend(format!(
-                    "this log's origin is {origin:?}, not {:?}; pass --origin {origin:?}",
-                    config.origin
-                ))),
+                Some(origin) => Err(StoreError::OriginMismatch {
+                    stored: origin,
+                    given: config.origin.clone(),
+                }),
                 None => Err(StoreError::NoLog(config.data_dir.display().to_string())),
             }
         })?;
@@ -297,15 +305,16 @@ fn check_meta(conn: &Connection, origin: &str) -> Result<(), StoreError> {
         }
         Some(version) if version != FORMAT_VERSION => {
             return Err(backend(format!(
-                "the log is in format {version}; this ledgerline reads format {FORMAT_VERSION}"
+                "the log is in format {version}; this version reads format {FORMAT_VERSION}"
             )));
         }
         Some(_) => {
             let stored = get("origin")?.unwrap_or_default();
             if stored != origin {
-                return Err(backend(format!(
-                    "this log's origin is {stored:?}, not {origin:?}; pass --origin {stored:?} or use another data directory"
-                )));
+                return Err(StoreError::OriginMismatch {
+                    stored,
+                    given: origin.to_string(),
+                });
             }
         }
     }
@@ -434,264 +443,6 @@ impl HashReader for SqliteHashes<'_> {
                     .map_err(|_| MerkleError::Read(format!("stored hash {index} is not 32 bytes")))
             })
             .collect()
-    }
-}
-
-/// The sequencer's view of the write transaction.
-struct WriteView<'a>(&'a rusqlite::Transaction<'a>);
-
-impl SequencerView for WriteView<'_> {
-    fn event_by_id(&mut self, id: &Uuid) -> Result<Option<StoredEvent>, StoreError> {
-        let mut statement = self
-            .0
-            .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"))?;
-        Ok(statement
-            .query_row([id.as_bytes().as_slice()], event_row)
-            .optional()?)
-    }
-
-    fn stream_head(&mut self, stream: &str) -> Result<Option<(u64, Hash)>, StoreError> {
-        let mut statement = self.0.prepare_cached(
-            "SELECT version, leaf FROM events WHERE stream = ?1 ORDER BY version DESC LIMIT 1",
-        )?;
-        Ok(statement
-            .query_row([stream], |row| {
-                let version: i64 = row.get(0)?;
-                let leaf: Vec<u8> = row.get(1)?;
-                Ok((version as u64, merkle::leaf_hash(&leaf)))
-            })
-            .optional()?)
-    }
-}
-
-/// The writer on its thread, with the write connection. The background WAL
-/// checkpointer is declared first so that it stops, after a last pass,
-/// before the write connection closes.
-struct WriterThread {
-    _checkpointer: WalCheckpointer,
-    conn: Connection,
-    writer: Writer,
-}
-
-impl NodeWriter for WriterThread {
-    async fn commit_batch(&mut self, batch: Batch, _more: &mut mpsc::Receiver<WriterMessage>) {
-        self.writer.commit_batch(&mut self.conn, batch);
-    }
-    async fn sign_checkpoint(&mut self) -> Result<(), StoreError> {
-        self.writer.sign_checkpoint(&mut self.conn)
-    }
-    fn cadence(&mut self) -> &mut CheckpointCadence {
-        &mut self.writer.cadence
-    }
-    fn health(&self) -> &WriterHealth {
-        &self.writer.health
-    }
-    fn size(&self) -> u64 {
-        self.writer.sequencer.frontier().size()
-    }
-}
-
-/// The single writer: owns the sequencer and the signer.
-struct Writer {
-    sequencer: Sequencer,
-    cadence: CheckpointCadence,
-    health: WriterHealth,
-}
-
-impl Writer {
-    /// Serves `receiver` on this thread until it closes, with the writer
-    /// loop every backend shares (see [`NodeWriter::run`]), then signs a
-    /// last checkpoint.
-    fn run(self, conn: Connection, receiver: mpsc::Receiver<WriterMessage>) {
-        let checkpointer = WalCheckpointer::start(&conn);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("a current-thread runtime starts");
-        let thread = WriterThread {
-            _checkpointer: checkpointer,
-            conn,
-            writer: self,
-        };
-        runtime.block_on(NodeWriter::run(thread, receiver));
-    }
-
-    fn checkpoint_pending(&self) -> bool {
-        self.cadence.pending(self.sequencer.frontier().size())
-    }
-
-    /// One group commit: every append in `batch`, one transaction, one fsync.
-    fn commit_batch(&mut self, conn: &mut Connection, mut batch: Batch) {
-        let clients = std::mem::take(&mut batch.clients);
-        let before = self.sequencer.clone();
-        let outcome = self.write(conn, clients, batch.checkpoint_requested());
-        if let Err(error) = &outcome {
-            // Nothing was committed: forget what the sequencer planned.
-            self.sequencer = before;
-            tracing::error!("group commit failed: {error}");
-        }
-        self.health.record(&outcome);
-        batch.answer(outcome, self.cadence.latest());
-    }
-
-    fn write(
-        &mut self,
-        conn: &mut Connection,
-        clients: Vec<Vec<PreparedRequest>>,
-        checkpoint_now: bool,
-    ) -> Result<Vec<ClientResult>, StoreError> {
-        let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        self.catch_up(&transaction)?;
-        let plan = self.sequencer.plan(
-            &mut WriteView(&transaction),
-            clients,
-            OffsetDateTime::now_utc(),
-        )?;
-        {
-            let mut insert_event = transaction.prepare_cached(
-                "INSERT INTO events (seq, id, stream, version, type, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for event in &plan.events {
-                insert_event.execute(params![
-                    event.seq as i64,
-                    event.id.as_bytes().as_slice(),
-                    event.stream,
-                    event.version as i64,
-                    event.event_type,
-                    event.leaf
-                ])?;
-            }
-            let mut insert_hash = transaction
-                .prepare_cached("INSERT INTO merkle_hashes (idx, hash) VALUES (?1, ?2)")?;
-            for (index, hash) in &plan.hashes {
-                insert_hash.execute(params![*index as i64, hash.as_slice()])?;
-            }
-        }
-        let checkpoint = if (checkpoint_now || self.cadence.due()) && self.checkpoint_pending() {
-            Some(self.insert_checkpoint(&transaction)?)
-        } else {
-            None
-        };
-        transaction.commit()?;
-        if let Some(checkpoint) = checkpoint {
-            self.cadence.record(checkpoint);
-        }
-        Ok(plan.results)
-    }
-
-    /// Another process (a CLI command beside a server) may have appended
-    /// since this writer's last transaction: the write lock is held now, so
-    /// reloading the frontier from the log makes this writer current again.
-    fn catch_up(&mut self, transaction: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
-        let size = tree_size(transaction)?;
-        if size != self.sequencer.frontier().size() {
-            tracing::info!(
-                size,
-                "the log grew in another process; reloading the Merkle frontier"
-            );
-            let frontier = Frontier::load(size, &SqliteHashes(transaction))?;
-            let last_time = last_event_time(transaction)?.unwrap_or_else(OffsetDateTime::now_utc);
-            self.sequencer = Sequencer::new(frontier, last_time);
-        }
-        Ok(())
-    }
-
-    /// Signs and stores a checkpoint of the whole committed log, in its own transaction.
-    fn sign_checkpoint(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
-        let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        self.catch_up(&transaction)?;
-        let checkpoint = self.insert_checkpoint(&transaction)?;
-        transaction.commit()?;
-        self.cadence.record(checkpoint);
-        Ok(())
-    }
-
-    fn insert_checkpoint(
-        &self,
-        transaction: &rusqlite::Transaction<'_>,
-    ) -> Result<SignedCheckpoint, StoreError> {
-        let checkpoint = self.cadence.sign(self.sequencer.frontier());
-        // Ed25519 signatures are deterministic: another process that signed
-        // this size produced the very same note, so keeping either is right.
-        transaction.execute(
-            "INSERT OR IGNORE INTO checkpoints (size, root, note) VALUES (?1, ?2, ?3)",
-            params![
-                checkpoint.size as i64,
-                checkpoint.root.as_slice(),
-                checkpoint.note
-            ],
-        )?;
-        Ok(checkpoint)
-    }
-}
-
-/// How often the background connection copies the WAL into the database.
-const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
-
-/// Copies the WAL into the database file from its own connection and
-/// thread, so that the writer's commits never stall on SQLite's automatic
-/// checkpoint (a page copy and an fsync of the database file). Passive: it
-/// never blocks the writer or readers. Stops, after a last pass, when dropped.
-struct WalCheckpointer {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl WalCheckpointer {
-    fn start(writer: &Connection) -> WalCheckpointer {
-        let idle = WalCheckpointer {
-            stop: None,
-            thread: None,
-        };
-        let Some(path) = writer.path().map(PathBuf::from) else {
-            return idle;
-        };
-        let conn = match open_connection(&path) {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!("no background WAL checkpoints ({e}); SQLite checkpoints on commit");
-                return idle;
-            }
-        };
-        if let Err(e) = writer.execute_batch("PRAGMA wal_autocheckpoint=0") {
-            tracing::warn!("cannot hand WAL checkpoints to the background ({e})");
-            return idle;
-        }
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("ledger-wal-checkpoint".into())
-            .spawn(move || loop {
-                let last = !matches!(
-                    stopped.recv_timeout(WAL_CHECKPOINT_INTERVAL),
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
-                );
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!("WAL checkpoint failed: {e}");
-                }
-                if last {
-                    break;
-                }
-            });
-        match thread {
-            Ok(thread) => WalCheckpointer {
-                stop: Some(stop),
-                thread: Some(thread),
-            },
-            Err(e) => {
-                tracing::warn!("no background WAL checkpoints ({e})");
-                let _ = writer.execute_batch("PRAGMA wal_autocheckpoint=1000");
-                idle
-            }
-        }
-    }
-}
-
-impl Drop for WalCheckpointer {
-    fn drop(&mut self) {
-        self.stop.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
