@@ -7,4 +7,3 @@ pub mod reserved;
 pub mod usage;
 
 pub use content_hash::ContentHash;
-
