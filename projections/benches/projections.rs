@@ -120,47 +120,14 @@ fn rate(count: u64, elapsed: Duration) -> String {
 /// it: the request and one step (the fold accepts a derivative only after
 /// both).
 fn job_start(job: Uuid, recording: &str, requested_by: &str) -> AppendRequest {
-    use schemas::generation::{
-        generation_stream, ComputeBackend, GenerationRequested, GenerationStep, Recipe, RecipeKind,
-        StepOp, GENERATION_REQUESTED, GENERATION_STEP,
-    };
-    let requested = GenerationRequested {
-        job,
-        recording: recording.into(),
-        requested_by: requested_by.into(),
-        recipe: Recipe {
-            kind: RecipeKind::Remix,
-            stems: Default::default(),
-            tempo_rate_ppm: 1_000_000,
-            semitones_cents: 0,
-            voice_model: None,
-        },
-        stems: Default::default(),
-        voice_model: None,
-    };
-    let step = GenerationStep {
-        job,
-        step: 1,
-        op: StepOp::LoadStems,
-        params: json!({}),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        kernels: Vec::new(),
-        backend: ComputeBackend::Cpu,
-        adapter: None,
-        measurements: Default::default(),
-        duration_ms: 1,
-    };
+    use schemas::generation::{generation_stream, GenerationRequested};
+    let opening = GenerationRequested::unchanged_remix(job, recording, requested_by)
+        .opening_events()
+        .map(|(event_type, data)| NewEvent::new(event_type, data));
     AppendRequest::new(
         generation_stream(job),
         ExpectedVersion::Exact(0),
-        vec![
-            NewEvent::new(
-                GENERATION_REQUESTED,
-                serde_json::to_value(requested).unwrap(),
-            ),
-            NewEvent::new(GENERATION_STEP, serde_json::to_value(step).unwrap()),
-        ],
+        opening.into(),
     )
 }
 

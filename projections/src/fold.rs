@@ -632,43 +632,8 @@ pub(crate) mod tests {
         job: Uuid,
         requested_by: &str,
     ) -> [(&'static str, serde_json::Value); 2] {
-        use schemas::generation::{
-            ComputeBackend, GenerationRequested, GenerationStep, Recipe, RecipeKind, StepOp,
-        };
-        let requested = GenerationRequested {
-            job,
-            recording: "GBAYE0601498".into(),
-            requested_by: requested_by.into(),
-            recipe: Recipe {
-                kind: RecipeKind::Remix,
-                stems: Default::default(),
-                tempo_rate_ppm: 1_000_000,
-                semitones_cents: 0,
-                voice_model: None,
-            },
-            stems: Default::default(),
-            voice_model: None,
-        };
-        let step = GenerationStep {
-            job,
-            step: 1,
-            op: StepOp::LoadStems,
-            params: json!({}),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            kernels: Vec::new(),
-            backend: ComputeBackend::Cpu,
-            adapter: None,
-            measurements: Default::default(),
-            duration_ms: 1,
-        };
-        [
-            (
-                GENERATION_REQUESTED,
-                serde_json::to_value(requested).unwrap(),
-            ),
-            (GENERATION_STEP, serde_json::to_value(step).unwrap()),
-        ]
+        schemas::generation::GenerationRequested::unchanged_remix(job, "GBAYE0601498", requested_by)
+            .opening_events()
     }
 
     /// A derivative's publication, requested by `requested_by` and

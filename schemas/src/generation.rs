@@ -335,6 +335,64 @@ impl DerivativePublished {
     }
 }
 
+impl Recipe {
+    /// A remix that plays every stem as delivered, at the recording's own
+    /// tempo and key.
+    pub fn unchanged_remix() -> Recipe {
+        Recipe {
+            kind: RecipeKind::Remix,
+            stems: BTreeMap::new(),
+            tempo_rate_ppm: 1_000_000,
+            semitones_cents: 0,
+            voice_model: None,
+        }
+    }
+}
+
+impl GenerationRequested {
+    /// A request by `requested_by` for an unchanged remix of `recording`
+    /// that names no stems; set the fields a case needs on the result.
+    pub fn unchanged_remix(job: Uuid, recording: &str, requested_by: &str) -> Self {
+        GenerationRequested {
+            job,
+            recording: recording.into(),
+            requested_by: requested_by.into(),
+            recipe: Recipe::unchanged_remix(),
+            stems: BTreeMap::new(),
+            voice_model: None,
+        }
+    }
+
+    /// The opening of this job's stream as the fold requires it before a
+    /// publication: this request, then a first step that loads stems
+    /// (recorded with no artifacts, on the CPU, in 1 ms). Tests and
+    /// benchmarks that need a published derivative without running the
+    /// engine build their jobs from it; the payloads are `(event type,
+    /// data)` pairs for whichever store API they append through.
+    pub fn opening_events(&self) -> [(&'static str, serde_json::Value); 2] {
+        let step = GenerationStep {
+            job: self.job,
+            step: 1,
+            op: StepOp::LoadStems,
+            params: serde_json::json!({}),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            kernels: Vec::new(),
+            backend: ComputeBackend::Cpu,
+            adapter: None,
+            measurements: BTreeMap::new(),
+            duration_ms: 1,
+        };
+        let to_json = |value: Result<serde_json::Value, serde_json::Error>| {
+            value.expect("generation payloads are plain data and always serialize")
+        };
+        [
+            (GENERATION_REQUESTED, to_json(serde_json::to_value(self))),
+            (GENERATION_STEP, to_json(serde_json::to_value(step))),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

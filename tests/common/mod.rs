@@ -101,46 +101,22 @@ pub fn ok_json(data: &Path, args: &[&str]) -> serde_json::Value {
 /// payload, whose `job`, `recording` and `requested_by` the request repeats).
 /// The fold accepts a derivative only after its request and a step.
 pub fn generation_job(published: &serde_json::Value) -> (String, Vec<ledger::NewEvent>) {
-    use schemas::generation::{
-        generation_stream, ComputeBackend, GenerationRequested, GenerationStep, Recipe, RecipeKind,
-        StepOp, DERIVATIVE_PUBLISHED, GENERATION_REQUESTED, GENERATION_STEP,
-    };
+    use schemas::generation::{generation_stream, GenerationRequested, DERIVATIVE_PUBLISHED};
     let job: uuid::Uuid = serde_json::from_value(published["job"].clone()).unwrap();
-    let requested = GenerationRequested {
+    let requested = GenerationRequested::unchanged_remix(
         job,
-        recording: published["recording"].as_str().unwrap().into(),
-        requested_by: published["requested_by"].as_str().unwrap().into(),
-        recipe: Recipe {
-            kind: RecipeKind::Remix,
-            stems: Default::default(),
-            tempo_rate_ppm: 1_000_000,
-            semitones_cents: 0,
-            voice_model: None,
-        },
-        stems: Default::default(),
-        voice_model: None,
-    };
-    let step = GenerationStep {
-        job,
-        step: 1,
-        op: StepOp::LoadStems,
-        params: serde_json::json!({}),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        kernels: Vec::new(),
-        backend: ComputeBackend::Cpu,
-        adapter: None,
-        measurements: Default::default(),
-        duration_ms: 1,
-    };
-    let events = vec![
-        ledger::NewEvent::new(
-            GENERATION_REQUESTED,
-            serde_json::to_value(requested).unwrap(),
-        ),
-        ledger::NewEvent::new(GENERATION_STEP, serde_json::to_value(step).unwrap()),
-        ledger::NewEvent::new(DERIVATIVE_PUBLISHED, published.clone()),
-    ];
+        published["recording"].as_str().unwrap(),
+        published["requested_by"].as_str().unwrap(),
+    );
+    let mut events: Vec<ledger::NewEvent> = requested
+        .opening_events()
+        .into_iter()
+        .map(|(event_type, data)| ledger::NewEvent::new(event_type, data))
+        .collect();
+    events.push(ledger::NewEvent::new(
+        DERIVATIVE_PUBLISHED,
+        published.clone(),
+    ));
     (generation_stream(job), events)
 }
 

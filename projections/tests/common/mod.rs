@@ -10,8 +10,7 @@ use projections::runner::Projections;
 use projections::usage::parse_usage_csv;
 use projections::usage_import::{import_usage, UsageImport};
 use schemas::generation::{
-    generation_stream, ComputeBackend, GenerationRequested, GenerationStep, Recipe, RecipeKind,
-    StepOp, DERIVATIVE_PUBLISHED, GENERATION_REQUESTED, GENERATION_STEP,
+    generation_stream, GenerationRequested, RecipeKind, DERIVATIVE_PUBLISHED,
 };
 use schemas::ContentHash;
 use serde_json::json;
@@ -79,40 +78,13 @@ pub async fn import_catalog(
 /// A generation job's request and its one step, as the engine appends them
 /// before the publication: the fold accepts a derivative only after both.
 pub fn job_start(job: Uuid, requested_by: &str) -> [NewEvent; 2] {
-    let requested = GenerationRequested {
-        job,
-        recording: "GBAYE0601498".into(),
-        requested_by: requested_by.into(),
-        recipe: Recipe {
-            kind: RecipeKind::Cover,
-            stems: Default::default(),
-            tempo_rate_ppm: 1_000_000,
-            semitones_cents: 0,
-            voice_model: Some("vm1".into()),
-        },
-        stems: [("vocals".to_string(), fake_hash("vocals.wav"))].into(),
-        voice_model: None,
-    };
-    let step = GenerationStep {
-        job,
-        step: 1,
-        op: StepOp::LoadStems,
-        params: json!({}),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        kernels: Vec::new(),
-        backend: ComputeBackend::Cpu,
-        adapter: None,
-        measurements: Default::default(),
-        duration_ms: 1,
-    };
-    [
-        NewEvent::new(
-            GENERATION_REQUESTED,
-            serde_json::to_value(requested).unwrap(),
-        ),
-        NewEvent::new(GENERATION_STEP, serde_json::to_value(step).unwrap()),
-    ]
+    let mut requested = GenerationRequested::unchanged_remix(job, "GBAYE0601498", requested_by);
+    requested.recipe.kind = RecipeKind::Cover;
+    requested.recipe.voice_model = Some("vm1".into());
+    requested.stems = [("vocals".to_string(), fake_hash("vocals.wav"))].into();
+    requested
+        .opening_events()
+        .map(|(event_type, data)| NewEvent::new(event_type, data))
 }
 
 pub fn derivative_event(
