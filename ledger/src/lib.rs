@@ -7,10 +7,12 @@
 //!   verifiers, as pure functions over a small storage trait.
 //! - [`checkpoint`]: C2SP checkpoints and signed notes, Ed25519 keys in Go's
 //!   note formats.
+//! - [`cosignature`]: C2SP `cosignature/v1` witness cosignatures.
 //! - [`store`]: the `EventStore` trait and its backends.
 //! - [`verify`]: the full audit of a log.
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod envelope;
 pub mod merkle;
 pub mod private;
