@@ -8,6 +8,7 @@
 //! - [`checkpoint`]: C2SP checkpoints and signed notes, Ed25519 keys in Go's
 //!   note formats.
 //! - [`cosignature`]: C2SP `cosignature/v1` witness cosignatures.
+//! - [`witness_policy`]: which witnesses a log asks, and the quorum.
 //! - [`store`]: the `EventStore` trait and its backends.
 //! - [`verify`]: the full audit of a log.
 
@@ -18,6 +19,7 @@ pub mod merkle;
 pub mod private;
 pub mod store;
 pub mod verify;
+pub mod witness_policy;
 
 pub use checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 pub use envelope::{Envelope, NewEvent};
