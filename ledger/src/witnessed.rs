@@ -22,11 +22,11 @@ pub async fn with_cosignatures(
 ) -> Result<SignedCheckpoint, StoreError> {
     let cosignatures = store.cosignatures(checkpoint.size).await?;
     let mut note = checkpoint.note;
-    let mut lines = note
+    let signed_lines = note
         .rsplit_once("\n\n")
         .map_or(0, |(_, signatures)| signatures.lines().count());
-    for cosignature in cosignatures {
-        if lines >= NOTE_SIGNATURES_MAX || note.len() + cosignature.line.len() > NOTE_BYTES_MAX {
+    for (count, cosignature) in (signed_lines..).zip(cosignatures) {
+        if count >= NOTE_SIGNATURES_MAX || note.len() + cosignature.line.len() > NOTE_BYTES_MAX {
             tracing::warn!(
                 size = checkpoint.size,
                 "more cosignatures are kept than one note may carry; the rest are not served"
@@ -34,7 +34,6 @@ pub async fn with_cosignatures(
             break;
         }
         note.push_str(&cosignature.line);
-        lines += 1;
     }
     Ok(SignedCheckpoint { note, ..checkpoint })
 }
