@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod context;
 pub mod witness;
+pub mod witnessing;
 
 use clap::Subcommand;
 use context::Context;

@@ -109,3 +109,11 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
         }
     })
 }
+
+/// Reads `--witness-policy FILE`; a malformed file is bad input (exit 2).
+pub fn load_policy(
+    path: &std::path::Path,
+) -> anyhow::Result<ledger::witness_policy::WitnessPolicy> {
+    ledger::witness_policy::WitnessPolicy::load(path)
+        .map_err(|e| bad_input(format!("--witness-policy {}: {e}", path.display())))
+}
