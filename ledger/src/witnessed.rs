@@ -98,3 +98,67 @@ pub async fn covering(
         _ => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cosignature::Cosigner;
+    use crate::store::sqlite::{SqliteConfig, SqliteStore};
+    use crate::store::StoredCosignature;
+    use crate::{AppendRequest, ExpectedVersion, NewEvent};
+
+    async fn append(store: &SqliteStore, n: u64) -> SignedCheckpoint {
+        let event = NewEvent::new("test.appended", serde_json::json!({ "n": n }));
+        store
+            .append(AppendRequest::new("s", ExpectedVersion::Any, vec![event]))
+            .await
+            .unwrap();
+        store.checkpoint_now().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn answers_cite_the_witnessed_checkpoint_when_it_covers_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(SqliteConfig::new(dir.path(), "example.com/log")).unwrap();
+        let first = append(&store, 0).await;
+        let second = append(&store, 1).await;
+        let witness = Cosigner::generate("w.example").unwrap();
+        let policy = WitnessPolicy::parse(&format!(
+            "witness w {} http://127.0.0.1:1\nquorum 1\n",
+            witness.verifier_key()
+        ))
+        .unwrap();
+        // Nothing witnessed yet: the latest checkpoint, as without a policy.
+        let cited = covering(&store, 1, Some(&policy)).await.unwrap().unwrap();
+        assert_eq!(cited.size, second.size);
+
+        let body = format!("{}\n", first.note.split_once("\n\n").unwrap().0);
+        let cosignature = witness.sign(&body);
+        store
+            .add_cosignatures(vec![StoredCosignature::new(first.size, &cosignature)])
+            .await
+            .unwrap();
+        // The witnessed checkpoint covers one event: cited, with its cosignature.
+        let cited = covering(&store, 1, Some(&policy)).await.unwrap().unwrap();
+        assert_eq!(cited.size, first.size);
+        assert_eq!(cited.note, format!("{}{}", first.note, cosignature.line()));
+        // Two events: only the latest covers them.
+        let cited = covering(&store, 2, Some(&policy)).await.unwrap().unwrap();
+        assert_eq!(cited.size, second.size);
+        // Three: none does.
+        assert!(covering(&store, 3, Some(&policy)).await.unwrap().is_none());
+        // Without a policy, the latest.
+        assert_eq!(
+            covering(&store, 1, None).await.unwrap().unwrap().size,
+            second.size
+        );
+        assert_eq!(
+            latest_witnessed(&store, &policy)
+                .await
+                .unwrap()
+                .unwrap()
+                .size,
+            first.size
+        );
+    }
+}

@@ -196,8 +196,7 @@ pub struct AppendResult {
     responses(
         (status = 200, description = "The signed note", body = String, content_type = "text/plain"),
         (status = 400, description = "Bad query", body = super::error::ErrorBody),
-        (status = 404, description = "No checkpoint of that size", body = super::error::ErrorBody),
-        (status = 503, description = "witnessed=true: no checkpoint has been cosigned by the quorum yet", body = super::error::ErrorBody),
+        (status = 404, description = "No checkpoint of that size, or (witnessed=true) none cosigned by the quorum yet", body = super::error::ErrorBody),
     )
 )]
 pub async fn checkpoint(
@@ -233,7 +232,7 @@ pub async fn served_checkpoint(
         return ledger::witnessed::latest_witnessed(store, &witnessing.policy)
             .await?
             .ok_or_else(|| {
-                ApiError::Unavailable(format!(
+                ApiError::NotFound(format!(
                     "no checkpoint has been cosigned by {} of the policy's witnesses yet",
                     witnessing.policy.quorum()
                 ))

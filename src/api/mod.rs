@@ -241,9 +241,14 @@ pub async fn serve(
     let witnessing =
         witness_policy.map(|policy| crate::witnessing::Witnessing::start(store.clone(), policy));
     if let Some(witnessing) = &witnessing {
-        Arc::get_mut(&mut state)
-            .expect("the state is not shared yet")
-            .witnessing = Some(WitnessingState {
+        let state = Arc::get_mut(&mut state).expect("the state is not shared yet");
+        // Statements and lineage answers cite the latest witnessed
+        // checkpoint when it covers them.
+        state
+            .projections
+            .get_mut()
+            .cite_witnessed(witnessing.policy.clone());
+        state.witnessing = Some(WitnessingState {
             policy: witnessing.policy.clone(),
             status: witnessing.status.clone(),
         });
