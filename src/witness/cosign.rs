@@ -118,17 +118,17 @@ impl Witness {
             });
         }
         match &latest {
-            Some(latest) if latest.size == checkpoint.size => {
-                if latest.root != checkpoint.root {
-                    return Ok(Decision::Conflict {
-                        latest_size,
-                        reason: format!(
-                            "this witness cosigned another root for size {} of {:?}",
-                            checkpoint.size, checkpoint.origin
-                        ),
-                    });
-                }
+            Some(latest) if latest.size == checkpoint.size && latest.root != checkpoint.root => {
+                return Ok(Decision::Conflict {
+                    latest_size,
+                    reason: format!(
+                        "this witness cosigned another root for size {} of {:?}",
+                        checkpoint.size, checkpoint.origin
+                    ),
+                });
             }
+            // The same checkpoint again: cosigned again.
+            Some(latest) if latest.size == checkpoint.size => {}
             // Every tree extends the empty one; the proof from 0 is empty.
             Some(latest) if latest.size == 0 => {}
             Some(latest) => {
