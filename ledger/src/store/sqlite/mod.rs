@@ -676,7 +676,7 @@ impl EventStore for SqliteStore {
             let mut slot = writer.lock().expect("cosignature writer lock");
             let conn = match slot.as_mut() {
                 Some(conn) => conn,
-                None => slot.insert(open_connection(&path)?),
+                None => slot.insert(cosignatures::open_writer(&path, open_connection)?),
             };
             cosignatures::add(conn, &records)
         })
