@@ -532,3 +532,65 @@ fn a_forked_log_is_refused_by_the_witness_and_reports_it() {
         .2
         .starts_with(&size_of(&honest).to_string()));
 }
+
+#[test]
+fn the_witness_key_is_created_once_private_and_keeps_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w");
+    let key = |extra: &[&str]| {
+        Command::new(binary())
+            .args(["witness", "key", "--data"])
+            .arg(&data)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let first = key(&["--name", "w.example/1"]);
+    assert!(first.status.success());
+    let vkey = String::from_utf8(first.stdout).unwrap();
+    assert!(vkey.starts_with("w.example/1+"), "{vkey}");
+    CosignatureVerifier::from_verifier_key(vkey.trim()).unwrap();
+    assert_eq!(String::from_utf8(key(&[]).stdout).unwrap(), vkey);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.join("witness.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let renamed = key(&["--name", "other.example"]);
+    assert_eq!(renamed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&renamed.stderr).contains("w.example/1"));
+}
+
+#[test]
+fn a_malformed_policy_or_an_oversized_request_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    append(&log, 0);
+    let policy = dir.path().join("bad.policy");
+    std::fs::write(
+        &policy,
+        "witness w1 not-a-key http://127.0.0.1:1\nquorum 1\n",
+    )
+    .unwrap();
+    let output = common::run(
+        &log,
+        &["serve", "--witness-policy", policy.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line 1") && stderr.contains("bad.policy"),
+        "{stderr}"
+    );
+
+    let log_key = ok(&log, &["key"]).trim().to_owned();
+    let witness = WitnessProcess::start(&dir.path().join("w"), "w.example", &[log_key]);
+    let huge = format!("old 0\n\n{}", "x".repeat(200 * 1024));
+    assert_eq!(witness.add(&huge).0, 413);
+    let (status, _, body) = witness.add(&request(&log, 0, &note(&log, None)));
+    assert_eq!(status, 200, "{body}");
+}
