@@ -77,6 +77,6 @@ pub async fn dispatch(command: Command, context: &Context) -> anyhow::Result<Exi
         Command::Generate(args) => cli::generate::run(args, context).await,
         Command::Replay(args) => cli::replay::run(args, context).await,
         Command::Voice(command) => cli::voice::run(command, context).await,
-        Command::Witness(command) => cli::witness::run(command).await,
+        Command::Witness(command) => cli::witness::run(command, context).await,
     }
 }

@@ -594,3 +594,70 @@ fn a_malformed_policy_or_an_oversized_request_is_refused_clearly() {
     let (status, _, body) = witness.add(&request(&log, 0, &note(&log, None)));
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn witness_submit_asks_the_witnesses_once_and_reports_the_quorum() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    append(&log, 0);
+    let log_key = ok(&log, &["key"]).trim().to_owned();
+    let w1 = WitnessProcess::start(
+        &dir.path().join("w1"),
+        "w1.example",
+        std::slice::from_ref(&log_key),
+    );
+    // w2 is down: its key exists, nothing listens at its URL.
+    let w2_key = witness_key(&dir.path().join("w2"));
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let policy = dir.path().join("two.policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "witness w1 {} {}\nwitness w2 {w2_key} http://{down}\nquorum 2\n",
+            w1.key(),
+            w1.url
+        ),
+    )
+    .unwrap();
+    let output = common::run(
+        &log,
+        &[
+            "witness",
+            "submit",
+            "--witness-policy",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let note = String::from_utf8(output.stdout).unwrap();
+    CosignatureVerifier::from_verifier_key(&w1.key())
+        .unwrap()
+        .verify_note(&note)
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("1 of 2"));
+    // The cosignature is kept: the served note carries it.
+    assert_eq!(ok(&log, &["checkpoint"]), note);
+    // Under quorum 1 the same checkpoint is witnessed.
+    std::fs::write(
+        &policy,
+        format!("witness w1 {} {}\nquorum 1\n", w1.key(), w1.url),
+    )
+    .unwrap();
+    let output = common::run(
+        &log,
+        &[
+            "witness",
+            "submit",
+            "--witness-policy",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -21,6 +21,17 @@ pub enum WitnessCommand {
     /// Print the witness's cosignature/v1 verifier key (the key is created
     /// in --data on first use).
     Key(KeyArgs),
+    /// Ask the witnesses of a policy to cosign the log's latest checkpoint
+    /// now (as `serve --witness-policy` does in the background) and print
+    /// it with its cosignatures; exit 1 if fewer than the quorum cosigned.
+    Submit(SubmitArgs),
+}
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// The witness policy: `witness NAME VKEY URL` lines and `quorum K`.
+    #[arg(long, value_name = "FILE", env = "LEDGERLINE_WITNESS_POLICY")]
+    witness_policy: PathBuf,
 }
 
 #[derive(Args)]
@@ -55,7 +66,7 @@ pub struct KeyArgs {
     name: Option<String>,
 }
 
-pub async fn run(command: WitnessCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(command: WitnessCommand, context: &super::Context) -> anyhow::Result<ExitCode> {
     match command {
         WitnessCommand::Key(args) => {
             let cosigner = load_or_create_key(&args.data, args.name.as_deref())?;
@@ -63,7 +74,21 @@ pub async fn run(command: WitnessCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         WitnessCommand::Serve(args) => serve(args).await,
+        WitnessCommand::Submit(args) => submit(args, context).await,
     }
+}
+
+async fn submit(args: SubmitArgs, context: &super::Context) -> anyhow::Result<ExitCode> {
+    let policy = load_policy(&args.witness_policy)?;
+    let store = context.open_store().await?;
+    let (checkpoint, report) = crate::witnessing::witness_latest(store.as_ref(), &policy).await?;
+    print!("{}", checkpoint.note);
+    eprintln!("checkpoint {}: {report}", checkpoint.size);
+    Ok(if report.is_met() {
+        ExitCode::SUCCESS
+    } else {
+        super::EXIT_FAILURE
+    })
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {

@@ -83,6 +83,41 @@ impl Witnessing {
     }
 }
 
+/// One round, for a command that made a checkpoint: asks every witness of
+/// `policy` that does not hold it yet to cosign the latest checkpoint
+/// (resyncing on 409), keeps the valid cosignatures, and returns the
+/// checkpoint as served and how its cosignatures stand against the policy.
+pub async fn witness_latest(
+    store: &dyn EventStore,
+    policy: &WitnessPolicy,
+) -> anyhow::Result<(SignedCheckpoint, ledger::witness_policy::QuorumReport)> {
+    let latest = store
+        .latest_checkpoint()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the log has no checkpoint yet"))?;
+    for witness in policy.witnesses() {
+        let key = (
+            witness.verifier.name().to_owned(),
+            witness.verifier.key_id(),
+        );
+        let stored = store.latest_cosigned_size(vec![key], 1).await?;
+        if stored == Some(latest.size) {
+            continue;
+        }
+        let status = WitnessStatus::new(&witness.name);
+        let mut old = stored.unwrap_or(0);
+        for _ in 0..=RESYNCS_MAX {
+            match submit(store, witness, &status, old, &latest).await {
+                Outcome::Resync(size) if size <= latest.size => old = size,
+                _ => break,
+            }
+        }
+    }
+    let served = ledger::witnessed::with_cosignatures(store, latest).await?;
+    let report = policy.check(&served.note)?;
+    Ok((served, report))
+}
+
 /// What one submission came to.
 enum Outcome {
     /// The witness cosigned `size`.

@@ -23,7 +23,7 @@ pub struct WitnessStatus {
 }
 
 impl WitnessStatus {
-    fn new(name: &str) -> WitnessStatus {
+    pub fn new(name: &str) -> WitnessStatus {
         WitnessStatus {
             name: name.to_owned(),
             cosigned: AtomicU64::new(0),
