@@ -6,6 +6,8 @@
 pub mod api;
 pub mod cli;
 pub mod context;
+pub mod witness;
+pub mod witnessing;
 
 use clap::Subcommand;
 use context::Context;
@@ -52,6 +54,9 @@ pub enum Command {
     /// Voice models: training on the licensed stems, recorded in the log.
     #[command(subcommand)]
     Voice(cli::voice::VoiceCommand),
+    /// Run a C2SP tlog-witness that cosigns a log's consistent checkpoints.
+    #[command(subcommand)]
+    Witness(cli::witness::WitnessCommand),
 }
 
 /// Runs one subcommand (the demo runs several through here, as a user would).
@@ -72,5 +77,6 @@ pub async fn dispatch(command: Command, context: &Context) -> anyhow::Result<Exi
         Command::Generate(args) => cli::generate::run(args, context).await,
         Command::Replay(args) => cli::replay::run(args, context).await,
         Command::Voice(command) => cli::voice::run(command, context).await,
+        Command::Witness(command) => cli::witness::run(command, context).await,
     }
 }

@@ -7,20 +7,26 @@
 //!   verifiers, as pure functions over a small storage trait.
 //! - [`checkpoint`]: C2SP checkpoints and signed notes, Ed25519 keys in Go's
 //!   note formats.
+//! - [`cosignature`]: C2SP `cosignature/v1` witness cosignatures.
+//! - [`witness_policy`]: which witnesses a log asks, and the quorum.
+//! - [`witnessed`]: the checkpoint note as served, with its cosignatures.
 //! - [`store`]: the `EventStore` trait and its backends.
 //! - [`verify`]: the full audit of a log.
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod envelope;
 pub mod merkle;
 pub mod private;
 pub mod store;
 pub mod verify;
+pub mod witness_policy;
+pub mod witnessed;
 
 pub use checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 pub use envelope::{Envelope, NewEvent};
 pub use merkle::Hash;
 pub use store::{
     AppendRequest, Appended, ConsistencyProof, EventStore, ExpectedVersion, InclusionProof,
-    SignedCheckpoint, StoreError, StoredEvent,
+    SignedCheckpoint, StoreError, StoredCosignature, StoredEvent,
 };

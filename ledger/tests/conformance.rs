@@ -735,6 +735,115 @@ async fn a_node_appends_where_the_other_node_left_the_stream(backend: &dyn Backe
     assert_eq!(report.events, version + 1);
 }
 
+/// Witness cosignatures are kept per checkpoint and witness key (the first
+/// one kept), survive a restart, are served after the log's signature, and
+/// answer which checkpoint a quorum of witnesses cosigned last.
+async fn cosignatures_are_kept_per_checkpoint_and_witness(backend: &dyn Backend) {
+    use ledger::cosignature::Cosigner;
+    use ledger::StoredCosignature;
+    let (w1, w2) = (
+        Cosigner::generate("w1.example").unwrap(),
+        Cosigner::generate("w2.example").unwrap(),
+    );
+    let keys = vec![
+        (w1.name().to_owned(), w1.key_id()),
+        (w2.name().to_owned(), w2.key_id()),
+    ];
+    let (small, large) = {
+        let store = backend.open().await;
+        store
+            .append(one("c", ExpectedVersion::Any, vec![event(0)]))
+            .await
+            .unwrap();
+        let small = store.checkpoint_now().await.unwrap();
+        store
+            .append(one("c", ExpectedVersion::Any, vec![event(1)]))
+            .await
+            .unwrap();
+        let large = store.checkpoint_now().await.unwrap();
+        let body =
+            |c: &ledger::SignedCheckpoint| c.note.split_once("\n\n").unwrap().0.to_owned() + "\n";
+        let cosign = |w: &Cosigner, c: &ledger::SignedCheckpoint, t| {
+            StoredCosignature::new(c.size, &w.sign_at(&body(c), t))
+        };
+        store
+            .add_cosignatures(vec![cosign(&w1, &small, 10), cosign(&w2, &small, 11)])
+            .await
+            .unwrap();
+        store
+            .add_cosignatures(vec![cosign(&w1, &large, 12)])
+            .await
+            .unwrap();
+        // A second cosignature by the same key is ignored: the first stays.
+        store
+            .add_cosignatures(vec![cosign(&w1, &large, 99)])
+            .await
+            .unwrap();
+        // A size with no checkpoint is refused, and nothing of the batch kept.
+        let error = store
+            .add_cosignatures(vec![
+                cosign(&w2, &large, 13),
+                StoredCosignature {
+                    size: 999,
+                    ..cosign(&w2, &large, 13)
+                },
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::NoCheckpoint(999)), "{error}");
+        (small, large)
+    };
+    let store = backend.open().await;
+    let kept = store.cosignatures(large.size).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].name.as_str(), kept[0].timestamp),
+        ("w1.example", 12)
+    );
+    assert_eq!(store.cosignatures(small.size).await.unwrap().len(), 2);
+    assert!(store.cosignatures(5000).await.unwrap().is_empty());
+    // Quorum 2: only the small checkpoint; quorum 1: the large one.
+    assert_eq!(
+        store.latest_cosigned_size(keys.clone(), 2).await.unwrap(),
+        Some(small.size)
+    );
+    assert_eq!(
+        store.latest_cosigned_size(keys.clone(), 1).await.unwrap(),
+        Some(large.size)
+    );
+    assert_eq!(
+        store
+            .latest_cosigned_size(keys[1..].to_vec(), 1)
+            .await
+            .unwrap(),
+        Some(small.size)
+    );
+    assert_eq!(
+        store
+            .latest_cosigned_size(vec![("w3.example".into(), 1)], 1)
+            .await
+            .unwrap(),
+        None
+    );
+    // The served note carries the log's signature, then the cosignatures,
+    // each verifiable with its witness's key.
+    let served = ledger::witnessed::served(store.as_ref(), Some(small.size))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(served.note.starts_with(&small.note));
+    assert_eq!(
+        backend
+            .verifier()
+            .verify_checkpoint(&served.note)
+            .unwrap()
+            .size,
+        small.size
+    );
+    w1.verifier().verify_note(&served.note).unwrap();
+    w2.verifier().verify_note(&served.note).unwrap();
+}
+
 macro_rules! backend_tests {
     ($module:ident, $backend:expr) => {
         mod $module {
@@ -801,6 +910,11 @@ macro_rules! backend_tests {
             async fn a_node_appends_where_the_other_node_left_the_stream() {
                 let Some(backend) = $backend else { return };
                 super::a_node_appends_where_the_other_node_left_the_stream(&backend).await
+            }
+            #[tokio::test]
+            async fn cosignatures_are_kept_per_checkpoint_and_witness() {
+                let Some(backend) = $backend else { return };
+                super::cosignatures_are_kept_per_checkpoint_and_witness(&backend).await
             }
             #[tokio::test]
             async fn restart_keeps_the_log_and_its_chains() {

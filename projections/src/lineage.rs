@@ -466,7 +466,8 @@ async fn answer(
         revenue.retain(|currency| !currency.parties.is_empty());
     }
 
-    let (checkpoint, root) = checkpoint_covering(store, as_of).await?;
+    let (checkpoint, root) =
+        checkpoint_covering(store, as_of, projections.witness_policy()).await?;
     let seqs: Vec<u64> = cited_seqs.into_iter().collect();
     let events = read_events(store, &seqs).await?;
     let proofs = prove_all(store, &events, checkpoint.size, root).await?;
@@ -714,14 +715,17 @@ fn no_lineage_message(
     format!("{prefix} file hash {file}, PCM hash {pcm} or a matching acoustic fingerprint{closest}")
 }
 
-/// The latest signed checkpoint, signed now if it does not cover `size` events.
+/// The checkpoint to cite for `size` events, with its cosignatures: the
+/// latest witnessed one under a witness policy when it covers them, else
+/// the latest, signed now if it does not cover them.
 async fn checkpoint_covering(
     store: &dyn EventStore,
     size: u64,
+    policy: Option<&ledger::witness_policy::WitnessPolicy>,
 ) -> Result<(CitedCheckpoint, Hash), StoreError> {
-    let checkpoint = match store.latest_checkpoint().await? {
-        Some(latest) if latest.size >= size => latest,
-        _ => store.checkpoint_now().await?,
+    let checkpoint = match ledger::witnessed::covering(store, size, policy).await? {
+        Some(covering) => covering,
+        None => store.checkpoint_now().await?,
     };
     let cited = CitedCheckpoint {
         size: checkpoint.size,

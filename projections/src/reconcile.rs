@@ -354,7 +354,7 @@ pub async fn reconcile_with_log(
     let mut ours = statements(store, projections, period, currency, as_of).await?;
     let checkpoint = match ours.first() {
         Some(statement) => statement.checkpoint.clone(),
-        None => checkpoint_for(store, as_of).await?,
+        None => checkpoint_for(store, as_of, projections.witness_policy()).await?,
     };
     if currency.is_none() {
         let mut missing: Vec<String> = theirs

@@ -40,6 +40,9 @@ pub struct Projections {
     conn: Connection,
     fold: Fold,
     position: u64,
+    /// The witness policy under which answers cite the latest witnessed
+    /// checkpoint when it covers what they cite (`ledger::witnessed`).
+    witness_policy: Option<std::sync::Arc<ledger::witness_policy::WitnessPolicy>>,
 }
 
 impl Projections {
@@ -54,6 +57,7 @@ impl Projections {
             conn,
             fold: Fold::default(),
             position: 0,
+            witness_policy: None,
         };
         if tables::stored_layout(&projections.conn)? != Some(tables::TABLE_LAYOUT_VERSION) {
             // Tables of another layout (or none yet): start them afresh; the
@@ -62,6 +66,20 @@ impl Projections {
         }
         projections.reload()?;
         Ok(projections)
+    }
+
+    /// Makes statements and lineage answers cite the latest checkpoint that
+    /// `policy`'s quorum cosigned whenever it covers what they cite.
+    pub fn cite_witnessed(
+        &mut self,
+        policy: std::sync::Arc<ledger::witness_policy::WitnessPolicy>,
+    ) {
+        self.witness_policy = Some(policy);
+    }
+
+    /// The witness policy answers cite under, if any.
+    pub fn witness_policy(&self) -> Option<&ledger::witness_policy::WitnessPolicy> {
+        self.witness_policy.as_deref()
     }
 
     /// The next seq to fold: every event below it is folded.

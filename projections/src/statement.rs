@@ -171,6 +171,7 @@ pub fn statement_detail(
 pub async fn checkpoint_for(
     store: &dyn EventStore,
     as_of: Option<u64>,
+    policy: Option<&ledger::witness_policy::WitnessPolicy>,
 ) -> Result<CheckpointRef, StatementError> {
     // A log whose newest events are not signed yet gets its checkpoint now, so
     // that a statement covers everything imported before it was asked for.
@@ -183,13 +184,13 @@ pub async fn checkpoint_for(
         }
         .into());
     }
-    let latest = match store
-        .latest_checkpoint()
+    // The latest witnessed checkpoint when it covers them, under a policy.
+    let latest = match ledger::witnessed::covering(store, wanted, policy)
         .await
         .map_err(ProjectionError::from)?
     {
-        Some(latest) if latest.size >= wanted => latest,
-        _ => store
+        Some(covering) => covering,
+        None => store
             .checkpoint_now()
             .await
             .map_err(ProjectionError::from)?,
@@ -251,7 +252,7 @@ pub async fn statements(
             ));
         }
     }
-    let checkpoint = checkpoint_for(store, as_of).await?;
+    let checkpoint = checkpoint_for(store, as_of, projections.witness_policy()).await?;
     if projections.position() < checkpoint.size {
         projections.catch_up_to(store, checkpoint.size).await?;
     }

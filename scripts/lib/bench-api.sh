@@ -3,6 +3,10 @@
 # (the HTTP stack alone: the baseline, run in the same script), single-event
 # appends and inclusion proofs, each with its ratio to the baseline and to
 # the goal (appends >= 5,000/s at p99 <= 50 ms; proofs >= 20,000/s).
+# Then the same appends on a fresh log whose server asks two witnesses
+# (`serve --witness-policy`, quorum 2, two `ledgerline witness` processes on
+# loopback): witnessing must add no latency to acknowledged appends (p99
+# within 1.2x of the appends without witnesses, in the same run).
 #   scripts/bench api [--seconds S] [--connections C]
 
 bench_api() {
@@ -20,8 +24,8 @@ bench_api() {
   local binary="${CARGO_TARGET_DIR:-target}/release/ledgerline"
   local work
   work=$(mktemp -d)
-  local data="$work/data" server_pid=""
-  trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' RETURN
+  local data="$work/data" server_pid="" witness_pids=""
+  trap 'for pid in $server_pid $witness_pids; do kill "$pid" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"' RETURN
   local token
   token=$("$binary" --data "$data" keys create --role admin | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   local port
@@ -54,11 +58,42 @@ PY
   local size
   size=$(curl -fsS "$base/v1/checkpoint" | sed -n 2p)
   read -r proof_rate proof_p50 proof_p99 proof_bad proof_err < <(run_wrk inclusion "$size")
+
+  # The same appends on a fresh log whose server asks two witnesses.
+  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
+  local witnessed_data="$work/witnessed" policy="$work/witnesses.policy"
+  token=$("$binary" --data "$witnessed_data" keys create --role admin | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  local log_key
+  "$binary" --data "$witnessed_data" append --stream bench-setup --type bench.setup --data '{}' >/dev/null
+  log_key=$("$binary" --data "$witnessed_data" key)
+  echo "quorum 2" >"$policy"
+  for w in 1 2; do
+    local wport
+    wport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    echo "witness w$w $("$binary" witness key --data "$work/w$w" --name "w$w.bench.local") http://127.0.0.1:$wport" >>"$policy"
+    "$binary" witness serve --data "$work/w$w" --listen "127.0.0.1:$wport" --log "$log_key" >"$work/w$w.log" 2>&1 &
+    witness_pids="$witness_pids $!"
+  done
+  "$binary" --data "$witnessed_data" serve --listen "127.0.0.1:$port" --witness-policy "$policy" >"$work/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do
+    curl -fsS "$base/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  read -r witnessed_rate witnessed_p50 witnessed_p99 witnessed_bad witnessed_err < <(run_wrk append)
+  local witnessed_size=0 appended_size
+  appended_size=$(curl -fsS "$base/v1/checkpoint" | sed -n 2p)
+  for _ in $(seq 100); do
+    witnessed_size=$(curl -fsS "$base/v1/checkpoint?witnessed=true" 2>/dev/null | sed -n 2p || true)
+    [ "${witnessed_size:-0}" = "$appended_size" ] && break
+    sleep 0.1
+  done
   python3 - <<PY
 rows = [
     ("healthz (baseline)", $base_rate, $base_p50, $base_p99, $base_bad, $base_err, None, None),
     ("append 1 event", $append_rate, $append_p50, $append_p99, $append_bad, $append_err, 5000, 50.0),
     ("inclusion proof", $proof_rate, $proof_p50, $proof_p99, $proof_bad, $proof_err, 20000, None),
+    ("append, 2 witnesses", $witnessed_rate, $witnessed_p50, $witnessed_p99, $witnessed_bad, $witnessed_err, None, None),
 ]
 print(f"{'workload':<20}{'req/s':>9}{'p50_ms':>9}{'p99_ms':>9}{'non2xx':>8}{'sock_err':>9}{'vs_base':>9}{'goal_req/s':>12}{'vs_goal':>9}  verdict")
 for name, rate, p50, p99, bad, err, goal, p99_goal in rows:
@@ -69,5 +104,9 @@ for name, rate, p50, p99, bad, err, goal, p99_goal in rows:
         verdict = "met" if met else "MISSED"
     print(f"{name:<20}{rate:>9.0f}{p50:>9.2f}{p99:>9.2f}{bad:>8}{err:>9}{rate / $base_rate:>9.2f}{goal or '-':>12}{vs_goal:>9}  {verdict}")
 print(f"log size after the run: $size events (checkpoint)")
+ratio = $witnessed_p99 / $append_p99
+verdict = "met" if ratio <= 1.2 and $witnessed_bad == 0 and $witnessed_err == 0 else "MISSED"
+print(f"witnessing: append p99 {ratio:.2f}x of the appends without witnesses (goal <= 1.2x: {verdict}); "
+      f"witnessed log: {int('${witnessed_size:-0}' or 0)} of $appended_size events cosigned by both witnesses")
 PY
 }

@@ -79,6 +79,9 @@ pub struct EventPage {
 pub struct CheckpointQuery {
     /// Tree size of a stored checkpoint (default: the latest).
     size: Option<u64>,
+    /// `true`: the latest checkpoint the witness policy's quorum cosigned
+    /// (the server runs with `--witness-policy`). Not with `size`.
+    witnessed: Option<bool>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -182,7 +185,9 @@ pub struct AppendResult {
 }
 
 /// The latest signed checkpoint, or a stored one by size, byte for byte as
-/// `ledgerline checkpoint` prints it (C2SP tlog-checkpoint, signed note).
+/// `ledgerline checkpoint` prints it (C2SP tlog-checkpoint, signed note),
+/// with the witness cosignatures the log keeps for it as further signature
+/// lines (C2SP tlog-cosignature).
 #[utoipa::path(
     get,
     path = "/v1/checkpoint",
@@ -191,7 +196,7 @@ pub struct AppendResult {
     responses(
         (status = 200, description = "The signed note", body = String, content_type = "text/plain"),
         (status = 400, description = "Bad query", body = super::error::ErrorBody),
-        (status = 404, description = "No checkpoint of that size", body = super::error::ErrorBody),
+        (status = 404, description = "No checkpoint of that size, or (witnessed=true) none cosigned by the quorum yet", body = super::error::ErrorBody),
     )
 )]
 pub async fn checkpoint(
@@ -199,18 +204,52 @@ pub async fn checkpoint(
     query: Result<Query<CheckpointQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(query) = query?;
-    let checkpoint = match query.size {
-        Some(size) => state.store.checkpoint(size).await?.ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no checkpoint of size {size} is stored; omit size for the latest"
-            ))
-        })?,
-        None => latest(&state).await?,
-    };
+    let witnessed = query.witnessed.unwrap_or(false);
+    if witnessed && query.size.is_some() {
+        return Err(ApiError::BadRequest(
+            "give size or witnessed=true, not both".into(),
+        ));
+    }
+    let checkpoint = served_checkpoint(&state, query.size, witnessed).await?;
     Ok((
         [(CONTENT_TYPE, "text/plain; charset=utf-8")],
         checkpoint.note,
     ))
+}
+
+/// The checkpoint as every route serves it: the stored one of `size`, or
+/// the latest, or (`witnessed`, under a witness policy) the latest one the
+/// policy's quorum cosigned; its note carries the kept cosignatures
+/// (`ledger::witnessed` builds it). Without a policy, `witnessed` asks for
+/// the latest checkpoint.
+pub async fn served_checkpoint(
+    state: &AppState,
+    size: Option<u64>,
+    witnessed: bool,
+) -> Result<SignedCheckpoint, ApiError> {
+    let store = state.store.as_ref();
+    if let (true, Some(witnessing)) = (witnessed, &state.witnessing) {
+        return ledger::witnessed::latest_witnessed(store, &witnessing.policy)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "no checkpoint has been cosigned by {} of the policy's witnesses yet",
+                    witnessing.policy.quorum()
+                ))
+            });
+    }
+    match size {
+        Some(size) => ledger::witnessed::served(store, Some(size))
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "no checkpoint of size {size} is stored; omit size for the latest"
+                ))
+            }),
+        None => ledger::witnessed::served(store, None)
+            .await?
+            .ok_or_else(|| ApiError::Internal("the log has no checkpoint yet".into())),
+    }
 }
 
 async fn latest(state: &AppState) -> Result<SignedCheckpoint, ApiError> {

@@ -259,9 +259,12 @@ pub async fn metrics(
     principal: Principal,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&principal, Action::ReadMetrics, None)?;
-    let text = state
+    let mut text = state
         .metrics
         .render(state.store.queue_depth(), state.generations.queue_depth());
+    if let Some(witnessing) = &state.witnessing {
+        witnessing.status.render(&mut text);
+    }
     Ok(([(CONTENT_TYPE, PROMETHEUS_TEXT)], text))
 }
 

@@ -80,6 +80,16 @@ pub struct AppState {
     pub event_streams: generations::sse::OpenStreams,
     /// Audio uploads to `POST /v1/lineage`: their staging folder and decode slots.
     pub uploads: lineage::Uploads,
+    /// The witness policy of `serve --witness-policy`, and where each of its
+    /// witnesses stands; `None` without one.
+    pub witnessing: Option<WitnessingState>,
+}
+
+/// What the API needs of the log's witnessing (`crate::witnessing`).
+#[derive(Clone)]
+pub struct WitnessingState {
+    pub policy: Arc<ledger::witness_policy::WitnessPolicy>,
+    pub status: Arc<crate::witnessing::status::WitnessingStatus>,
 }
 
 impl AppState {
@@ -119,6 +129,7 @@ impl AppState {
             artifacts,
             event_streams: generations::sse::OpenStreams::default(),
             uploads,
+            witnessing: None,
         }))
     }
 }
@@ -216,6 +227,7 @@ pub async fn serve(
     listen: SocketAddr,
     generation_queue_jobs: usize,
     connections_max: usize,
+    witness_policy: Option<ledger::witness_policy::WitnessPolicy>,
     context: &Context,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
@@ -223,8 +235,24 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
-    let state = AppState::open(context, generation_queue_jobs).await?;
+    let mut state = AppState::open(context, generation_queue_jobs).await?;
     let store = state.store.clone();
+    // Witnesses are asked in the background: appends never wait for them.
+    let witnessing =
+        witness_policy.map(|policy| crate::witnessing::Witnessing::start(store.clone(), policy));
+    if let Some(witnessing) = &witnessing {
+        let state = Arc::get_mut(&mut state).expect("the state is not shared yet");
+        // Statements and lineage answers cite the latest witnessed
+        // checkpoint when it covers them.
+        state
+            .projections
+            .get_mut()
+            .cite_witnessed(witnessing.policy.clone());
+        state.witnessing = Some(WitnessingState {
+            policy: witnessing.policy.clone(),
+            status: witnessing.status.clone(),
+        });
+    }
     // Generation jobs are stopped as soon as the signal comes, while the
     // server drains: an open event stream of a queued or running job ends
     // only when its job does, so the server could not drain first.
@@ -246,6 +274,9 @@ pub async fn serve(
     println!("listening on http://{address}");
     connections::serve(listener, router(state), connections_max, signal).await;
     stop_generations.await?;
+    if let Some(witnessing) = witnessing {
+        witnessing.stop().await;
+    }
     let checkpoint = store.checkpoint_now().await?;
     tracing::info!(size = checkpoint.size, "final checkpoint signed");
     // Dropping the last handle closes the writer and waits for it. Connection

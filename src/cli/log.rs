@@ -69,8 +69,15 @@ pub struct EventsArgs {
 #[derive(Args)]
 pub struct CheckpointArgs {
     /// Tree size of a stored checkpoint to print.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "witnessed")]
     size: Option<u64>,
+    /// Print the latest checkpoint cosigned by the quorum of --witness-policy
+    /// (exit 1 while there is none).
+    #[arg(long, requires = "witness_policy")]
+    witnessed: bool,
+    /// The witness policy that --witnessed counts cosignatures under.
+    #[arg(long, value_name = "FILE", env = "LEDGERLINE_WITNESS_POLICY")]
+    witness_policy: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -291,14 +298,29 @@ async fn events(args: EventsArgs, context: &Context) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints a checkpoint note with the cosignatures kept for it, built by
+/// `ledger::witnessed` as the API serves it.
 async fn checkpoint(args: CheckpointArgs, context: &Context) -> anyhow::Result<ExitCode> {
+    let policy = match (&args.witness_policy, args.witnessed) {
+        (Some(path), true) => Some(super::witness::load_policy(path)?),
+        _ => None,
+    };
     let store = context.open_store_read_only().await?;
-    let checkpoint = match args.size {
-        Some(size) => store
-            .checkpoint(size)
+    let checkpoint = match (args.size, policy) {
+        (_, Some(policy)) => ledger::witnessed::latest_witnessed(store.as_ref(), &policy)
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no checkpoint has been cosigned by {} of the policy's witnesses yet",
+                    policy.quorum()
+                )
+            })?,
+        (Some(size), None) => ledger::witnessed::served(store.as_ref(), Some(size))
             .await?
             .ok_or_else(|| bad_input(format!("no checkpoint of size {size} is stored")))?,
-        None => latest(store.as_ref()).await?,
+        (None, None) => ledger::witnessed::served(store.as_ref(), None)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the log has no checkpoint yet"))?,
     };
     print!("{}", checkpoint.note);
     Ok(ExitCode::SUCCESS)

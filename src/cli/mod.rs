@@ -16,6 +16,7 @@ pub mod serve;
 pub mod statements;
 pub mod usage;
 pub mod voice;
+pub mod witness;
 
 pub use crate::context::{bad_input, BadInput, Context, NODE_DATABASE_FILE};
 use ::projections::lineage::LineageError;

@@ -22,13 +22,25 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGERLINE_CONNECTIONS_MAX", default_value_t = CONNECTIONS_MAX_DEFAULT as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     connections_max: u64,
+    /// A witness policy (see docs/witnessing.md): each new checkpoint is
+    /// submitted to its witnesses in the background, their cosignatures are
+    /// kept and served, and `/tlog/checkpoint` serves the latest checkpoint
+    /// the quorum cosigned.
+    #[arg(long, value_name = "FILE", env = "LEDGERLINE_WITNESS_POLICY")]
+    witness_policy: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: ServeArgs, context: &Context) -> anyhow::Result<ExitCode> {
+    let witness_policy = args
+        .witness_policy
+        .as_deref()
+        .map(super::witness::load_policy)
+        .transpose()?;
     crate::api::serve(
         args.listen,
         args.generation_queue as usize,
         args.connections_max as usize,
+        witness_policy,
         context,
     )
     .await?;

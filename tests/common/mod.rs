@@ -223,6 +223,17 @@ pub mod server {
             })
         }
 
+        /// As [`start`](Self::start), with environment variables set (the
+        /// `serve` options have `LEDGERLINE_*` variables, e.g.
+        /// `LEDGERLINE_WITNESS_POLICY`).
+        pub fn start_with_env(data: &Path, env: &[(&str, &Path)]) -> Server {
+            Server::start_command(|| {
+                let mut command = super::ledgerline(data);
+                command.envs(env.iter().map(|(k, v)| (*k, *v)));
+                command
+            })
+        }
+
         /// As [`start`](Self::start), with the process's address space
         /// capped at `bytes` (`ulimit -v`), so that a request that would
         /// take more memory fails at once and kills the server, whatever

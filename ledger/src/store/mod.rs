@@ -143,6 +143,35 @@ pub struct SignedCheckpoint {
     pub note: String,
 }
 
+/// A witness's cosignature of a stored checkpoint (C2SP `cosignature/v1`),
+/// as kept by the store: its signature line verbatim, and what identifies
+/// and dates it. At most one is kept per checkpoint and witness key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCosignature {
+    /// The size of the cosigned checkpoint.
+    pub size: u64,
+    /// The witness key's name.
+    pub name: String,
+    pub key_id: u32,
+    /// When the witness cosigned (POSIX seconds).
+    pub timestamp: u64,
+    /// `— <name> <base64>\n`, exactly as served after the log's signature.
+    pub line: String,
+}
+
+impl StoredCosignature {
+    /// The record of `cosignature` on the checkpoint of `size`.
+    pub fn new(size: u64, cosignature: &crate::cosignature::Cosignature) -> StoredCosignature {
+        StoredCosignature {
+            size,
+            name: cosignature.name.clone(),
+            key_id: cosignature.key_id,
+            timestamp: cosignature.timestamp,
+            line: cosignature.line(),
+        }
+    }
+}
+
 /// RFC 6962 inclusion proof of one leaf in a tree of `tree_size`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InclusionProof {
@@ -393,6 +422,38 @@ pub trait EventStore: Send + Sync {
     /// Signs a checkpoint covering every committed event now, rather than on
     /// the next tick, and returns it.
     async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError>;
+
+    /// Keeps witness cosignatures of stored checkpoints, all or none: one
+    /// per checkpoint and witness key (name and key id), the first kept. The
+    /// caller verifies them against the witness keys first; the store keeps
+    /// what it is given. A cosignature of a size with no stored checkpoint
+    /// is refused with [`StoreError::NoCheckpoint`].
+    async fn add_cosignatures(
+        &self,
+        cosignatures: Vec<StoredCosignature>,
+    ) -> Result<(), StoreError> {
+        let _ = cosignatures;
+        Err(StoreError::Backend(
+            "this store backend does not keep witness cosignatures".into(),
+        ))
+    }
+    /// The cosignatures kept for the checkpoint of `size`, by witness name
+    /// and key id.
+    async fn cosignatures(&self, size: u64) -> Result<Vec<StoredCosignature>, StoreError> {
+        let _ = size;
+        Ok(Vec::new())
+    }
+    /// The largest checkpoint size cosigned by at least `quorum` of the
+    /// witness keys `witnesses` (name, key id), if any: with one key and a
+    /// quorum of 1, the latest checkpoint that witness cosigned.
+    async fn latest_cosigned_size(
+        &self,
+        witnesses: Vec<(String, u32)>,
+        quorum: usize,
+    ) -> Result<Option<u64>, StoreError> {
+        let _ = (witnesses, quorum);
+        Ok(None)
+    }
 
     /// The verifier of the key this log's checkpoints are signed with.
     fn verifier(&self) -> &NoteVerifier;

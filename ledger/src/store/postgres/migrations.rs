@@ -30,6 +30,11 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0004_event_hashes",
         include_str!("migrations/0004_event_hashes.sql"),
     ),
+    (
+        5,
+        "0005_cosignatures",
+        include_str!("migrations/0005_cosignatures.sql"),
+    ),
 ];
 
 /// The newest migration, which reads rely on.

@@ -49,6 +49,7 @@
 
 mod connection;
 mod copy;
+mod cosignatures;
 mod edge;
 mod hashes;
 mod migrations;
@@ -77,7 +78,7 @@ use crate::store::sequencer::{
 };
 use crate::store::{
     check_consistency_request, check_inclusion_request, AppendRequest, Appended, ConsistencyProof,
-    EventStore, InclusionProof, SignedCheckpoint, StoreError, StoredEvent,
+    EventStore, InclusionProof, SignedCheckpoint, StoreError, StoredCosignature, StoredEvent,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -268,6 +269,11 @@ impl PostgresStore {
         self.writer
             .as_ref()
             .map_or(0, |w| WRITER_QUEUE_DEPTH - w.capacity())
+    }
+
+    /// Whether this store was opened read-only (it has no writer).
+    fn is_read_only(&self) -> bool {
+        self.writer.is_none()
     }
 
     fn sender(&self) -> Result<&mpsc::Sender<WriterMessage>, StoreError> {
@@ -492,6 +498,25 @@ impl EventStore for PostgresStore {
 
     async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError> {
         sequencer::checkpoint_now(self.sender()?).await
+    }
+
+    async fn add_cosignatures(
+        &self,
+        cosignatures: Vec<StoredCosignature>,
+    ) -> Result<(), StoreError> {
+        self.insert_cosignatures(cosignatures).await
+    }
+
+    async fn cosignatures(&self, size: u64) -> Result<Vec<StoredCosignature>, StoreError> {
+        self.cosignatures_of(size).await
+    }
+
+    async fn latest_cosigned_size(
+        &self,
+        witnesses: Vec<(String, u32)>,
+        quorum: usize,
+    ) -> Result<Option<u64>, StoreError> {
+        self.latest_size_cosigned_by(witnesses, quorum).await
     }
 
     fn verifier(&self) -> &NoteVerifier {

@@ -1,7 +1,8 @@
 //! Read connections: a bounded pool, each connection with its prepared
 //! statements, and the store's reads through it (a read on a connection
-//! lost to a server restart is retried once on a new one). Writes never
-//! go through the pool.
+//! lost to a server restart is retried once on a new one). Writes of the
+//! log never go through the pool; witness cosignatures, which are not part
+//! of it, do (`cosignatures`).
 
 use super::connection::Connector;
 use super::hashes::{with_stored_hashes, DynReader};

@@ -7,6 +7,7 @@
 //! commits and signs on the writer thread; `wal_checkpointer` copies the
 //! WAL into the database file in the background.
 
+mod cosignatures;
 mod wal_checkpointer;
 mod writer;
 
@@ -19,7 +20,7 @@ use crate::store::sequencer::{
 use crate::store::{
     check_consistency_request, check_inclusion_request, check_position, AppendRequest, Appended,
     ConsistencyProof, EventStore, InclusionProof, PageBytes, SignedCheckpoint, StoreError,
-    StoredEvent, POSITION_MAX,
+    StoredCosignature, StoredEvent, POSITION_MAX,
 };
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -87,6 +88,9 @@ pub struct SqliteStore {
     proof_hashes: Arc<HashCache>,
     verifier: NoteVerifier,
     verifier_key: String,
+    /// The connection that keeps witness cosignatures, opened on first use;
+    /// `None` for a read-only store.
+    cosignature_writer: Option<Arc<Mutex<Option<Connection>>>>,
 }
 
 fn backend(error: impl std::fmt::Display) -> StoreError {
@@ -158,6 +162,7 @@ impl SqliteStore {
             proof_hashes: Arc::new(HashCache::new(PROOF_HASH_CACHE_ENTRIES)),
             verifier,
             verifier_key,
+            cosignature_writer: Some(Arc::new(Mutex::new(None))),
         })
     }
 
@@ -213,6 +218,7 @@ impl SqliteStore {
             proof_hashes: Arc::new(HashCache::new(PROOF_HASH_CACHE_ENTRIES)),
             verifier: signer.verifier(),
             verifier_key: signer.verifier_key(),
+            cosignature_writer: None,
         })
     }
 
@@ -658,6 +664,38 @@ impl EventStore for SqliteStore {
 
     async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError> {
         sequencer::checkpoint_now(self.sender()?).await
+    }
+
+    async fn add_cosignatures(&self, records: Vec<StoredCosignature>) -> Result<(), StoreError> {
+        let writer = self
+            .cosignature_writer
+            .clone()
+            .ok_or(StoreError::ReadOnly)?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut slot = writer.lock().expect("cosignature writer lock");
+            let conn = match slot.as_mut() {
+                Some(conn) => conn,
+                None => slot.insert(cosignatures::open_writer(&path, open_connection)?),
+            };
+            cosignatures::add(conn, &records)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    async fn cosignatures(&self, size: u64) -> Result<Vec<StoredCosignature>, StoreError> {
+        self.read(move |conn| cosignatures::of_size(conn, size))
+            .await
+    }
+
+    async fn latest_cosigned_size(
+        &self,
+        witnesses: Vec<(String, u32)>,
+        quorum: usize,
+    ) -> Result<Option<u64>, StoreError> {
+        self.read(move |conn| cosignatures::latest_cosigned_size(conn, &witnesses, quorum))
+            .await
     }
 
     fn verifier(&self) -> &NoteVerifier {

@@ -33,3 +33,16 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     root BLOB NOT NULL,
     note TEXT NOT NULL
 );
+
+-- Witness cosignatures (C2SP cosignature/v1) of stored checkpoints: at most
+-- one per checkpoint and witness key, its signature line verbatim.
+CREATE TABLE IF NOT EXISTS cosignatures (
+    size      INTEGER NOT NULL,   -- the cosigned checkpoint's size
+    name      TEXT    NOT NULL,   -- the witness key's name
+    key_id    INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,   -- when the witness cosigned (POSIX seconds)
+    line      TEXT    NOT NULL,   -- "— <name> <base64>\n"
+    PRIMARY KEY (size, name, key_id)
+) WITHOUT ROWID;
+-- A restarted log asks each witness's latest cosigned size.
+CREATE INDEX IF NOT EXISTS cosignatures_by_witness ON cosignatures (name, key_id, size);
