@@ -3,10 +3,10 @@
 # (the HTTP stack alone: the baseline, run in the same script), single-event
 # appends and inclusion proofs, each with its ratio to the baseline and to
 # the goal (appends >= 5,000/s at p99 <= 50 ms; proofs >= 20,000/s).
-# Then the same appends on a fresh log whose server asks two witnesses
+# Then appends on fresh logs whose server asks two witnesses or none
 # (`serve --witness-policy`, quorum 2, two `ledgerline witness` processes on
-# loopback): witnessing must add no latency to acknowledged appends (p99
-# within 1.2x of the appends without witnesses, in the same run).
+# loopback), alternated twice: witnessing must add no latency to
+# acknowledged appends (mean p99 within 1.2x of the runs without).
 #   scripts/bench api [--seconds S] [--connections C]
 
 bench_api() {
@@ -59,41 +59,59 @@ PY
   size=$(curl -fsS "$base/v1/checkpoint" | sed -n 2p)
   read -r proof_rate proof_p50 proof_p99 proof_bad proof_err < <(run_wrk inclusion "$size")
 
-  # The same appends on a fresh log whose server asks two witnesses.
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
-  local witnessed_data="$work/witnessed" policy="$work/witnesses.policy"
-  token=$("$binary" --data "$witnessed_data" keys create --role admin | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-  local log_key
-  "$binary" --data "$witnessed_data" append --stream bench-setup --type bench.setup --data '{}' >/dev/null
-  log_key=$("$binary" --data "$witnessed_data" key)
-  echo "quorum 2" >"$policy"
-  for w in 1 2; do
-    local wport
-    wport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    echo "witness w$w $("$binary" witness key --data "$work/w$w" --name "w$w.bench.local") http://127.0.0.1:$wport" >>"$policy"
-    "$binary" witness serve --data "$work/w$w" --listen "127.0.0.1:$wport" --log "$log_key" >"$work/w$w.log" 2>&1 &
-    witness_pids="$witness_pids $!"
-  done
-  "$binary" --data "$witnessed_data" serve --listen "127.0.0.1:$port" --witness-policy "$policy" >"$work/server.log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 100); do
-    curl -fsS "$base/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  read -r witnessed_rate witnessed_p50 witnessed_p99 witnessed_bad witnessed_err < <(run_wrk append)
-  local witnessed_size=0 appended_size
-  appended_size=$(curl -fsS "$base/v1/checkpoint" | sed -n 2p)
-  for _ in $(seq 100); do
-    witnessed_size=$(curl -fsS "$base/v1/checkpoint?witnessed=true" 2>/dev/null | sed -n 2p || true)
-    [ "${witnessed_size:-0}" = "$appended_size" ] && break
-    sleep 0.1
-  done
+
+  # Witnessing: single-event appends on a fresh log, its server with or
+  # without `--witness-policy` (two witnesses on loopback, quorum 2; both
+  # run either way, so the machine is as loaded), alternated twice since
+  # runs on a shared machine vary by more than the effect looked for.
+  # witnessed_run with|without N: prints "requests_per_s p50_ms p99_ms non2xx
+  # socket_errors witnessed_size appended_size".
+  witnessed_run() {
+    local run="$work/run$2" policy="$work/run$2/witnesses.policy"
+    mkdir -p "$run"
+    token=$("$binary" --data "$run/log" keys create --role admin | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+    "$binary" --data "$run/log" append --stream bench-setup --type bench.setup --data '{}' >/dev/null
+    local log_key
+    log_key=$("$binary" --data "$run/log" key)
+    echo "quorum 2" >"$policy"
+    for w in 1 2; do
+      local wport
+      wport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+      echo "witness w$w $("$binary" witness key --data "$run/w$w" --name "w$w.bench.local") http://127.0.0.1:$wport" >>"$policy"
+      "$binary" witness serve --data "$run/w$w" --listen "127.0.0.1:$wport" --log "$log_key" >"$run/w$w.log" 2>&1 &
+      witness_pids="$witness_pids $!"
+    done
+    local options=()
+    [ "$1" = with ] && options=(--witness-policy "$policy")
+    "$binary" --data "$run/log" serve --listen "127.0.0.1:$port" "${options[@]}" >"$run/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 100); do
+      curl -fsS "$base/healthz" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    local result appended witnessed=0
+    result=$(run_wrk append)
+    appended=$(curl -fsS "$base/v1/checkpoint" | sed -n 2p)
+    if [ "$1" = with ]; then
+      for _ in $(seq 100); do
+        witnessed=$(curl -fsS "$base/v1/checkpoint?witnessed=true" 2>/dev/null | sed -n 2p || true)
+        [ "${witnessed:-0}" = "$appended" ] && break
+        sleep 0.1
+      done
+    fi
+    kill "$server_pid" $witness_pids; wait "$server_pid" $witness_pids 2>/dev/null || true
+    server_pid="" witness_pids=""
+    echo "$result ${witnessed:-0} $appended"
+  }
+  local without1 with1 without2 with2
+  without1=$(witnessed_run without 1); with1=$(witnessed_run with 2)
+  without2=$(witnessed_run without 3); with2=$(witnessed_run with 4)
   python3 - <<PY
 rows = [
     ("healthz (baseline)", $base_rate, $base_p50, $base_p99, $base_bad, $base_err, None, None),
     ("append 1 event", $append_rate, $append_p50, $append_p99, $append_bad, $append_err, 5000, 50.0),
     ("inclusion proof", $proof_rate, $proof_p50, $proof_p99, $proof_bad, $proof_err, 20000, None),
-    ("append, 2 witnesses", $witnessed_rate, $witnessed_p50, $witnessed_p99, $witnessed_bad, $witnessed_err, None, None),
 ]
 print(f"{'workload':<20}{'req/s':>9}{'p50_ms':>9}{'p99_ms':>9}{'non2xx':>8}{'sock_err':>9}{'vs_base':>9}{'goal_req/s':>12}{'vs_goal':>9}  verdict")
 for name, rate, p50, p99, bad, err, goal, p99_goal in rows:
@@ -104,9 +122,20 @@ for name, rate, p50, p99, bad, err, goal, p99_goal in rows:
         verdict = "met" if met else "MISSED"
     print(f"{name:<20}{rate:>9.0f}{p50:>9.2f}{p99:>9.2f}{bad:>8}{err:>9}{rate / $base_rate:>9.2f}{goal or '-':>12}{vs_goal:>9}  {verdict}")
 print(f"log size after the run: $size events (checkpoint)")
-ratio = $witnessed_p99 / $append_p99
-verdict = "met" if ratio <= 1.2 and $witnessed_bad == 0 and $witnessed_err == 0 else "MISSED"
-print(f"witnessing: append p99 {ratio:.2f}x of the appends without witnesses (goal <= 1.2x: {verdict}); "
-      f"witnessed log: {int('${witnessed_size:-0}' or 0)} of $appended_size events cosigned by both witnesses")
+runs = [("without", "$without1"), ("with", "$with1"), ("without", "$without2"), ("with", "$with2")]
+print()
+print("appends with and without witnessing (fresh logs; two witnesses, quorum 2):")
+print(f"{'run':<20}{'req/s':>9}{'p50_ms':>9}{'p99_ms':>9}{'non2xx':>8}{'sock_err':>9}  witnessed")
+p99 = {"without": [], "with": []}
+clean = True
+for kind, line in runs:
+    rate, p50, p99_ms, bad, err, witnessed, appended = line.split()
+    p99[kind].append(float(p99_ms))
+    clean = clean and bad == "0" and err == "0"
+    note = f"{witnessed} of {appended} events" if kind == "with" else "-"
+    print(f"{kind + ' witnesses':<20}{float(rate):>9.0f}{float(p50):>9.2f}{float(p99_ms):>9.2f}{bad:>8}{err:>9}  {note}")
+ratio = (sum(p99["with"]) / 2) / (sum(p99["without"]) / 2)
+verdict = "met" if ratio <= 1.2 and clean else "MISSED"
+print(f"witnessing: mean append p99 {ratio:.2f}x of the runs without (goal <= 1.2x, noise included: {verdict})")
 PY
 }

@@ -11,15 +11,19 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 /// The connection that writes cosignatures: the store's settings, but
 /// commits that do not wait for an fsync (`synchronous=NORMAL`, in WAL
-/// mode). A cosignature lost to a power cut is no loss: the witness keeps
-/// the checkpoint, answers the log's next request with 409 and its size,
-/// and cosigns it again. So witnessing adds no fsync beside the appends'.
+/// mode), and no automatic WAL checkpoint (`wal_checkpointer` copies the
+/// WAL, as it does for the writer; a commit here would otherwise copy the
+/// whole WAL and sync the database file whenever the WAL is long, which it
+/// is under load). A cosignature lost to a power cut is no loss: the
+/// witness keeps the checkpoint, answers the log's next request with 409
+/// and its size, and cosigns it again. So witnessing adds no fsync beside
+/// the appends'.
 pub(super) fn open_writer(
     path: &std::path::Path,
     open: impl Fn(&std::path::Path) -> Result<Connection, StoreError>,
 ) -> Result<Connection, StoreError> {
     let conn = open(path)?;
-    conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;")?;
     Ok(conn)
 }
 
