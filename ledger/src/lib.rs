@@ -7,6 +7,8 @@
 //!   verifiers, as pure functions over a small storage trait.
 //! - [`checkpoint`]: C2SP checkpoints and signed notes, Ed25519 keys in Go's
 //!   note formats.
+//! - [`tile`]: C2SP tlog-tiles: tile and entry-bundle paths and bytes, and
+//!   a client's checks of tiles against a checkpoint.
 //! - [`store`]: the `EventStore` trait and its backends.
 //! - [`verify`]: the full audit of a log.
 
@@ -15,6 +17,7 @@ pub mod envelope;
 pub mod merkle;
 pub mod private;
 pub mod store;
+pub mod tile;
 pub mod verify;
 
 pub use checkpoint::{Checkpoint, NoteSigner, NoteVerifier};

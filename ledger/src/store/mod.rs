@@ -16,6 +16,7 @@ pub mod open;
 pub mod postgres;
 pub mod sequencer;
 pub mod sqlite;
+pub mod tiles;
 
 use crate::checkpoint::NoteVerifier;
 use crate::envelope::{EnvelopeError, LeafHeader, NewEvent};
