@@ -205,12 +205,19 @@ pub async fn checkpoint(
                 "no checkpoint of size {size} is stored; omit size for the latest"
             ))
         })?,
-        None => latest(&state).await?,
+        None => served_checkpoint(&state).await?,
     };
     Ok((
         [(CONTENT_TYPE, "text/plain; charset=utf-8")],
         checkpoint.note,
     ))
+}
+
+/// The checkpoint the log serves as its latest, wherever it serves one
+/// (`/v1/checkpoint`, `/tlog/checkpoint`): one function, so that both
+/// always serve the same note.
+pub async fn served_checkpoint(state: &AppState) -> Result<SignedCheckpoint, ApiError> {
+    latest(state).await
 }
 
 async fn latest(state: &AppState) -> Result<SignedCheckpoint, ApiError> {
@@ -593,7 +600,7 @@ fn parse_event(value: serde_json::Value, at: &str) -> Result<NewEventBody, ApiEr
         (status = 409, description = "Version conflict (typed in `error.conflict`), or an id or Idempotency-Key reused for other content", body = super::error::ErrorBody),
         (status = 413, description = "Body over 8 MiB", body = super::error::ErrorBody),
         (status = 415, description = "Body is not application/json", body = super::error::ErrorBody),
-        (status = 422, description = "Event refused by the ledger (bad type, data not an object, over 1 MiB, unsafe number)", body = super::error::ErrorBody),
+        (status = 422, description = "Event refused by the ledger: bad type, data not an object, an unsafe number (`unprocessable`), or a leaf over 65,535 bytes (`leaf_too_large`)", body = super::error::ErrorBody),
     )
 )]
 pub async fn append(

@@ -14,6 +14,7 @@ pub mod kurrentdb;
 mod node;
 pub mod open;
 pub mod postgres;
+pub mod proof_cache;
 pub mod sequencer;
 pub mod sqlite;
 pub mod tiles;

@@ -12,7 +12,7 @@ mod writer;
 
 use crate::checkpoint::{NoteSigner, NoteVerifier};
 use crate::merkle::{self, Frontier, Hash, HashReader, MerkleError};
-use crate::store::hash_cache::HashCache;
+use crate::store::proof_cache::ProofCache;
 use crate::store::sequencer::{
     self, CheckpointCadence, Sequencer, WriterHealth, WriterMessage, WRITER_QUEUE_DEPTH,
 };
@@ -83,8 +83,9 @@ pub struct SqliteStore {
     writer_thread: Option<JoinHandle<()>>,
     writer_health: WriterHealth,
     readers: Arc<Readers>,
-    /// Stored hashes that proofs read, kept in memory (they never change).
-    proof_hashes: Arc<HashCache>,
+    /// Stored hashes and roots that proofs read, kept in memory (they
+    /// never change).
+    proofs: Arc<ProofCache>,
     verifier: NoteVerifier,
     verifier_key: String,
 }
@@ -155,7 +156,7 @@ impl SqliteStore {
             writer: Some(sender),
             writer_thread: Some(writer_thread),
             writer_health,
-            proof_hashes: Arc::new(HashCache::new(PROOF_HASH_CACHE_ENTRIES)),
+            proofs: Arc::new(ProofCache::new(PROOF_HASH_CACHE_ENTRIES)),
             verifier,
             verifier_key,
         })
@@ -210,7 +211,7 @@ impl SqliteStore {
             writer: None,
             writer_thread: None,
             writer_health: WriterHealth::default(),
-            proof_hashes: Arc::new(HashCache::new(PROOF_HASH_CACHE_ENTRIES)),
+            proofs: Arc::new(ProofCache::new(PROOF_HASH_CACHE_ENTRIES)),
             verifier: signer.verifier(),
             verifier_key: signer.verifier_key(),
         })
@@ -678,31 +679,38 @@ impl EventStore for SqliteStore {
     }
 
     async fn prove_inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
-        let cache = self.proof_hashes.clone();
+        // A proof whose parts were all read before needs no connection,
+        // and no blocking thread.
+        if let Some(proof) = self.proofs.inclusion(index, size) {
+            return Ok(proof);
+        }
+        let cache = self.proofs.clone();
         self.read(move |conn| {
             check_size(conn, "tree size", size)?;
             check_inclusion_request(index, size)?;
             let stored = SqliteHashes(conn);
-            let hashes = cache.reader(&stored);
+            let hashes = cache.hashes().reader(&stored);
             let leaf_hash = hashes.read_hashes(&[merkle::stored_hash_index(0, index)])?[0];
-            Ok(InclusionProof {
+            let proof = InclusionProof {
                 leaf_index: index,
                 tree_size: size,
                 leaf_hash,
                 root_hash: root_at(conn, size, &hashes)?,
                 proof: merkle::prove_inclusion(index, size, &hashes)?,
-            })
+            };
+            cache.remember(&proof);
+            Ok(proof)
         })
         .await
     }
 
     async fn prove_consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof, StoreError> {
-        let cache = self.proof_hashes.clone();
+        let cache = self.proofs.clone();
         self.read(move |conn| {
             check_size(conn, "tree size", to)?;
             check_consistency_request(from, to)?;
             let stored = SqliteHashes(conn);
-            let hashes = cache.reader(&stored);
+            let hashes = cache.hashes().reader(&stored);
             Ok(ConsistencyProof {
                 from_size: from,
                 to_size: to,
@@ -717,9 +725,14 @@ impl EventStore for SqliteStore {
     async fn read_stored_hashes(&self, indexes: Vec<u64>) -> Result<Vec<Hash>, StoreError> {
         // Through the proof cache: callers read these to build proofs (a
         // lineage answer proves a hundred events at once).
-        let cache = self.proof_hashes.clone();
-        self.read(move |conn| Ok(cache.reader(&SqliteHashes(conn)).read_hashes(&indexes)?))
-            .await
+        let cache = self.proofs.clone();
+        self.read(move |conn| {
+            Ok(cache
+                .hashes()
+                .reader(&SqliteHashes(conn))
+                .read_hashes(&indexes)?)
+        })
+        .await
     }
 
     async fn read_stored_hash_range(
