@@ -11,10 +11,13 @@
 //!   a client's checks of tiles against a checkpoint.
 //! - [`store`]: the `EventStore` trait and its backends.
 //! - [`verify`]: the full audit of a log.
+//! - [`monitor`]: a verified mirror of a tlog-tiles log, grown checkpoint by
+//!   checkpoint from its tiles.
 
 pub mod checkpoint;
 pub mod envelope;
 pub mod merkle;
+pub mod monitor;
 pub mod private;
 pub mod store;
 pub mod tile;

@@ -138,19 +138,40 @@ impl<'a> TileHashes<'a> {
             });
         }
         for (&(level, index), hashes) in &self.tiles {
-            if hashes.len() != usize::from(TILE_WIDTH_FULL) {
-                continue;
+            if hashes.len() == usize::from(TILE_WIDTH_FULL) {
+                self.check_parent(&Tile::hashes(level, index, TILE_WIDTH_FULL), hashes)?;
             }
-            let parent_level = ((u32::from(level) + 1) * TILE_HEIGHT) as u8;
-            let parent = self.read_hashes(&[stored_hash_index(parent_level, index)])?[0];
-            let computed = subtree_hash(hashes);
-            if computed != parent {
-                return Err(TileVerifyError::ParentMismatch {
-                    tile: Tile::hashes(level, index, TILE_WIDTH_FULL).path(),
-                    computed: hex::encode(computed),
-                    parent: hex::encode(parent),
-                });
-            }
+        }
+        Ok(())
+    }
+
+    /// Authenticates a full tile without keeping it (a client streaming
+    /// through the bottom level holds one chunk at a time): its hash must
+    /// be the one the tiles held (once [verified](TileHashes::verify)) hold
+    /// for it, and the hashes the earlier tree had must be the ones held.
+    pub fn check_full_tile(&self, tile: &Tile, hashes: &[Hash]) -> Result<(), TileVerifyError> {
+        if !tile.is_full() || !tile.is_within(self.size) || hashes.len() != usize::from(tile.width)
+        {
+            return Err(TileVerifyError::NotInTree {
+                tile: tile.path(),
+                size: self.size,
+            });
+        }
+        self.check_held(tile, hashes)?;
+        self.check_parent(tile, hashes)
+    }
+
+    /// Compares a full tile's hash with its hash in the tile above.
+    fn check_parent(&self, tile: &Tile, hashes: &[Hash]) -> Result<(), TileVerifyError> {
+        let parent_level = ((u32::from(tile.level()) + 1) * TILE_HEIGHT) as u8;
+        let parent = self.read_hashes(&[stored_hash_index(parent_level, tile.index)])?[0];
+        let computed = subtree_hash(hashes);
+        if computed != parent {
+            return Err(TileVerifyError::ParentMismatch {
+                tile: tile.path(),
+                computed: hex::encode(computed),
+                parent: hex::encode(parent),
+            });
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! commits and signs on the writer thread; `wal_checkpointer` copies the
 //! WAL into the database file in the background.
 
+pub mod mirror;
 mod wal_checkpointer;
 mod writer;
 
@@ -172,10 +173,20 @@ impl SqliteStore {
             return Err(StoreError::NoLog(config.data_dir.display().to_string()));
         }
         let key_path = config.data_dir.join(KEY_FILE);
-        let signer = match &config.signing_key {
-            Some(text) => NoteSigner::from_private_key(text).map_err(backend)?,
-            None if key_path.exists() => {
-                NoteSigner::load_or_create(&key_path, &config.origin).map_err(backend)?
+        let mirror_key_path = config.data_dir.join(mirror::VERIFIER_KEY_FILE);
+        let verifier = match &config.signing_key {
+            Some(text) => NoteSigner::from_private_key(text)
+                .map_err(backend)?
+                .verifier(),
+            None if key_path.exists() => NoteSigner::load_or_create(&key_path, &config.origin)
+                .map_err(backend)?
+                .verifier(),
+            // A mirror keeps only the verifier key of the log it mirrors.
+            None if mirror_key_path.exists() => {
+                let text = std::fs::read_to_string(&mirror_key_path).map_err(|e| {
+                    backend(format!("cannot read {}: {e}", mirror_key_path.display()))
+                })?;
+                NoteVerifier::from_verifier_key(text.trim()).map_err(backend)?
             }
             None => {
                 return Err(backend(format!(
@@ -212,8 +223,8 @@ impl SqliteStore {
             writer_thread: None,
             writer_health: WriterHealth::default(),
             proofs: Arc::new(ProofCache::new(PROOF_HASH_CACHE_ENTRIES)),
-            verifier: signer.verifier(),
-            verifier_key: signer.verifier_key(),
+            verifier_key: verifier.verifier_key(),
+            verifier,
         })
     }
 
@@ -316,6 +327,11 @@ fn check_meta(conn: &Connection, origin: &str) -> Result<(), StoreError> {
                     stored,
                     given: origin.to_string(),
                 });
+            }
+            if let Some(key) = get(mirror::MIRROR_META_KEY)? {
+                return Err(backend(format!(
+                    "this data directory is a mirror of the log of key {key}, kept by its monitor: it can be read and audited, not appended to"
+                )));
             }
         }
     }
