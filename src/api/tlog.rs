@@ -32,6 +32,7 @@ const OCTET_STREAM: &str = "application/octet-stream";
 #[utoipa::path(
     get,
     path = "/tlog/checkpoint",
+    operation_id = "tlog_checkpoint",
     tag = "log",
     responses(
         (status = 200, description = "The signed checkpoint note (C2SP tlog-checkpoint), cacheable for 5 s", body = String, content_type = "text/plain; charset=utf-8"),
@@ -55,6 +56,7 @@ pub async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, 
 #[utoipa::path(
     get,
     path = "/tlog/tile/{path}",
+    operation_id = "tlog_tile",
     tag = "log",
     params(("path" = String, Path, description = "The rest of the tile path, slashes included: `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`, N in 3-digit groups (`x001/x234/067`)")),
     responses(
