@@ -780,7 +780,11 @@ fn event_pages_end_at_4_mib_of_leaves_and_say_where_to_go_on() {
     }
     let pages = page_through(&server, &token, "/v1/events", "seq");
     let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
-    assert_eq!(sizes, [70, 70, 10], "pages end at the event that reaches 4 MiB");
+    assert_eq!(
+        sizes,
+        [70, 70, 10],
+        "pages end at the event that reaches 4 MiB"
+    );
     assert_eq!(pages.concat(), (0..150).collect::<Vec<u64>>());
     // The stream's pages end the same way.
     assert_eq!(

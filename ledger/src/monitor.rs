@@ -19,20 +19,23 @@
 //! checkpoints, with both signed notes).
 
 use crate::checkpoint::NoteVerifier;
-use crate::merkle::Hash;
+use crate::envelope::LeafHeader;
+use crate::merkle::{Hash, HashReader};
 use crate::store::sqlite::mirror::{MirrorError, SqliteMirror};
-use crate::store::{SignedCheckpoint, StoreError};
+use crate::store::{SignedCheckpoint, StoreError, StoredEvent};
 use crate::tile::encoding::{decode_entry_bundle, decode_hash_tile, TileEncodingError};
 use crate::tile::verify::{TileHashes, TileVerifyError};
 use crate::tile::{new_entry_bundles, new_hash_tiles, Tile, TILE_WIDTH_FULL};
 use std::path::Path;
+use std::sync::mpsc::SyncSender;
 
 /// Level-0 tiles (and their bundles) fetched and added per chunk: 16,384
 /// leaves, one mirror transaction.
 pub const CHUNK_TILES: usize = 64;
 
-/// Where a monitor reads a log: its checkpoint and its tiles.
-pub trait TileSource {
+/// Where a monitor reads a log: its checkpoint and its tiles. Shared by
+/// the thread that fetches and verifies and the one that stores.
+pub trait TileSource: Sync {
     /// The log's checkpoint note, as served.
     fn checkpoint(&self) -> Result<String, SourceError>;
     /// The bytes of `tile` (a hash tile or an entry bundle).
@@ -62,7 +65,8 @@ pub enum MonitorError {
         served_note: String,
         detail: String,
     },
-    /// The log's tiles or bundles do not match its own checkpoint.
+    /// The log's tiles or bundles do not match its own checkpoint, or hold
+    /// a leaf that is not an event of its place in the log.
     #[error("the log's tiles do not match its checkpoint of size {size}: {detail}\n--- served checkpoint ---\n{note}")]
     BadTiles {
         size: u64,
@@ -86,6 +90,54 @@ pub struct Round {
     pub bundles_fetched: usize,
 }
 
+/// The two checkpoints a round is about, for its errors.
+struct Checkpoints {
+    held_size: u64,
+    held_note: String,
+    served: SignedCheckpoint,
+}
+
+impl Checkpoints {
+    fn inconsistent(&self, detail: String) -> MonitorError {
+        MonitorError::Inconsistent {
+            held_size: self.held_size,
+            held_note: self.held_note.clone(),
+            served_size: self.served.size,
+            served_note: self.served.note.clone(),
+            detail,
+        }
+    }
+
+    fn bad_tiles(&self, detail: String) -> MonitorError {
+        MonitorError::BadTiles {
+            size: self.served.size,
+            note: self.served.note.clone(),
+            detail,
+        }
+    }
+
+    /// A tile that rewrites what the mirror holds is an inconsistency;
+    /// any other failure, tiles that do not match their own checkpoint.
+    fn tile_error(&self, error: TileVerifyError) -> MonitorError {
+        match error {
+            TileVerifyError::HeldMismatch { .. } => self.inconsistent(error.to_string()),
+            other => self.bad_tiles(other.to_string()),
+        }
+    }
+
+    fn mirror_error(&self, error: MirrorError) -> MonitorError {
+        match error {
+            MirrorError::Store(error) => MonitorError::Mirror(error),
+            MirrorError::RootMismatch { .. } => self.inconsistent(error.to_string()),
+            MirrorError::BadLeaf { .. } => self.bad_tiles(error.to_string()),
+        }
+    }
+}
+
+/// Verified events of one chunk, from the thread that fetches and
+/// verifies to the one that stores.
+type Chunk = Vec<StoredEvent>;
+
 /// A monitor over its mirror.
 pub struct Monitor {
     mirror: SqliteMirror,
@@ -105,13 +157,14 @@ impl Monitor {
         self.mirror.size()
     }
 
-    /// Brings the mirror up to the checkpoint `source` serves. The leaves
-    /// of each chunk go to `on_leaves(first_seq, leaves)` once authenticated
-    /// and added; `progress(done, total)` follows the leaves.
+    /// Brings the mirror up to the checkpoint `source` serves. Each chunk
+    /// of events goes to `on_events` once verified and stored;
+    /// `progress(done, total)` follows them. One thread fetches and
+    /// verifies the next chunk while this one stores the last.
     pub fn round(
         &mut self,
         source: &dyn TileSource,
-        on_leaves: &mut dyn FnMut(u64, &[&[u8]]),
+        on_events: &mut dyn FnMut(&[StoredEvent]),
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Round, MonitorError> {
         let note = source.checkpoint()?;
@@ -122,24 +175,21 @@ impl Monitor {
                     reason: e.to_string(),
                     note: note.clone(),
                 })?;
-        let served = SignedCheckpoint {
-            size: signed.size,
-            root: signed.root,
-            note,
-        };
         let held = self.mirror.latest_checkpoint()?;
-        let held_size = self.mirror.size();
-        let inconsistent = |detail: String| MonitorError::Inconsistent {
-            held_size,
+        let checkpoints = Checkpoints {
+            held_size: self.mirror.size(),
             held_note: held.as_ref().map_or_else(String::new, |c| c.note.clone()),
-            served_size: served.size,
-            served_note: served.note.clone(),
-            detail,
+            served: SignedCheckpoint {
+                size: signed.size,
+                root: signed.root,
+                note,
+            },
         };
+        let (held_size, served) = (checkpoints.held_size, &checkpoints.served);
         if served.size <= held_size {
             let root = self.mirror.root_at(served.size)?;
             if root != served.root {
-                return Err(inconsistent(format!(
+                return Err(checkpoints.inconsistent(format!(
                     "the mirror's first {} events hash to {}, the checkpoint says {}",
                     served.size,
                     hex::encode(root),
@@ -150,8 +200,10 @@ impl Monitor {
                 Some(held) => held,
                 None => {
                     // The empty log's first checkpoint.
-                    self.finish(&served, &inconsistent)?;
-                    served
+                    self.mirror
+                        .finish_round(served)
+                        .map_err(|e| checkpoints.mirror_error(e))?;
+                    served.clone()
                 }
             };
             return Ok(Round {
@@ -164,106 +216,143 @@ impl Monitor {
         }
 
         let held_hashes = self.mirror.hash_reader()?;
-        let mut tiles = TileHashes::over_held(served.size, &held_hashes, held_size);
-        let bad_tiles = |detail: String| MonitorError::BadTiles {
-            size: served.size,
-            note: served.note.clone(),
-            detail,
-        };
-        let verify_error = |error: TileVerifyError| match error {
-            TileVerifyError::HeldMismatch { .. } => inconsistent(error.to_string()),
-            other => bad_tiles(other.to_string()),
-        };
-        let encoding_error = |error: TileEncodingError| bad_tiles(error.to_string());
-
-        // Everything above the bottom level, and the bottom's right edge:
-        // what the root is rebuilt from.
-        let all = new_hash_tiles(held_size, served.size);
-        let (bottom, upper): (Vec<Tile>, Vec<Tile>) =
-            all.into_iter().partition(|tile| tile.level() == 0);
-        let mut tiles_fetched = 0;
-        for tile in upper.iter().chain(bottom.last().filter(|t| !t.is_full())) {
-            let hashes = decode_hash_tile(tile, &source.tile(tile)?).map_err(encoding_error)?;
-            tiles_fetched += 1;
-            tiles.insert(*tile, hashes).map_err(verify_error)?;
-        }
-        tiles.verify(&served.root).map_err(verify_error)?;
-
-        // The bottom level, a chunk at a time.
-        let bundles = new_entry_bundles(held_size, served.size);
-        debug_assert_eq!(bundles.len(), bottom.len());
-        let mut bundles_fetched = 0;
-        for chunk in bottom.chunks(CHUNK_TILES).zip(bundles.chunks(CHUNK_TILES)) {
-            let (chunk_tiles, chunk_bundles) = chunk;
-            let mut data = Vec::with_capacity(chunk_bundles.len());
-            let mut leaf_hashes: Vec<Vec<Hash>> = Vec::with_capacity(chunk_tiles.len());
-            for tile in chunk_tiles {
-                if tile.is_full() {
-                    let hashes =
-                        decode_hash_tile(tile, &source.tile(tile)?).map_err(encoding_error)?;
-                    tiles_fetched += 1;
-                    tiles.check_full_tile(tile, &hashes).map_err(verify_error)?;
-                    leaf_hashes.push(hashes);
-                } else {
-                    let first = tile.index * u64::from(TILE_WIDTH_FULL);
-                    leaf_hashes.push(
-                        (first..first + u64::from(tile.width))
-                            .map(|seq| tiles.leaf_hash(seq).expect("the right edge is held"))
-                            .collect(),
-                    );
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Chunk>(2);
+        let mirror = &mut self.mirror;
+        let (stored, fetched) = std::thread::scope(|scope| {
+            let checkpoints = &checkpoints;
+            let producer =
+                scope.spawn(move || fetch_and_verify(source, checkpoints, &held_hashes, &sender));
+            let mut stored = Ok(());
+            for chunk in receiver {
+                if let Err(error) = mirror.add_events(&chunk) {
+                    stored = Err(checkpoints.mirror_error(error));
+                    break;
                 }
+                on_events(&chunk);
+                progress(mirror.size(), checkpoints.served.size);
             }
-            for bundle in chunk_bundles {
-                data.push(source.tile(bundle)?);
-                bundles_fetched += 1;
+            (
+                stored,
+                producer.join().expect("the fetching thread does not panic"),
+            )
+        });
+        let outcome = stored
+            .and(fetched)
+            .and_then(|(tiles_fetched, bundles_fetched)| {
+                self.mirror
+                    .finish_round(&checkpoints.served)
+                    .map_err(|e| checkpoints.mirror_error(e))?;
+                Ok((tiles_fetched, bundles_fetched))
+            });
+        let (tiles_fetched, bundles_fetched) = match outcome {
+            Ok(fetched) => fetched,
+            Err(error) => {
+                self.mirror.drop_unfinished_round()?;
+                return Err(error);
             }
-            let mut leaves: Vec<&[u8]> = Vec::with_capacity(chunk_bundles.len() * 256);
-            for ((bundle, bytes), hashes) in chunk_bundles.iter().zip(&data).zip(&leaf_hashes) {
-                let entries = decode_entry_bundle(bundle, bytes).map_err(encoding_error)?;
-                let first = bundle.index * u64::from(TILE_WIDTH_FULL);
-                for (offset, (leaf, hash)) in entries.iter().zip(hashes).enumerate() {
-                    let seq = first + offset as u64;
-                    if crate::merkle::leaf_hash(leaf) != *hash {
-                        return Err(bad_tiles(format!(
-                            "leaf {seq} in {bundle} does not hash to its hash in tile {}",
-                            Tile::hashes(0, bundle.index, bundle.width)
-                        )));
-                    }
-                    if seq >= held_size {
-                        leaves.push(leaf);
-                    }
-                }
-            }
-            let first_seq = self.mirror.size();
-            self.mirror.add_leaves(&leaves).map_err(|e| match e {
-                MirrorError::Store(e) => MonitorError::Mirror(e),
-                other => bad_tiles(other.to_string()),
-            })?;
-            on_leaves(first_seq, &leaves);
-            progress(self.mirror.size(), served.size);
-        }
-        drop(tiles);
-        self.finish(&served, &inconsistent)?;
+        };
         Ok(Round {
             from: held_size,
-            to: served.size,
-            checkpoint: served,
+            to: checkpoints.served.size,
+            checkpoint: checkpoints.served,
             tiles_fetched,
             bundles_fetched,
         })
     }
+}
 
-    /// Ends the round at `served`, which the mirror's tree must have.
-    fn finish(
-        &mut self,
-        served: &SignedCheckpoint,
-        inconsistent: &dyn Fn(String) -> MonitorError,
-    ) -> Result<(), MonitorError> {
-        self.mirror.finish_round(served).map_err(|e| match e {
-            MirrorError::Store(e) => MonitorError::Mirror(e),
-            other => inconsistent(other.to_string()),
-        })
+/// Fetches and verifies what the mirror lacks of the served tree and sends
+/// the new events a chunk at a time; returns the tiles and bundles
+/// fetched. Stops early, without error, when the receiver is gone.
+fn fetch_and_verify(
+    source: &dyn TileSource,
+    checkpoints: &Checkpoints,
+    held_hashes: &dyn HashReader,
+    sender: &SyncSender<Chunk>,
+) -> Result<(usize, usize), MonitorError> {
+    let (held_size, served) = (checkpoints.held_size, &checkpoints.served);
+    let mut tiles = TileHashes::over_held(served.size, held_hashes, held_size);
+    let encoding_error = |error: TileEncodingError| checkpoints.bad_tiles(error.to_string());
+
+    // Everything above the bottom level, and the bottom's right edge:
+    // what the root is rebuilt from.
+    let (bottom, upper): (Vec<Tile>, Vec<Tile>) = new_hash_tiles(held_size, served.size)
+        .into_iter()
+        .partition(|tile| tile.level() == 0);
+    let mut tiles_fetched = 0;
+    for tile in upper.iter().chain(bottom.last().filter(|t| !t.is_full())) {
+        let hashes = decode_hash_tile(tile, &source.tile(tile)?).map_err(encoding_error)?;
+        tiles_fetched += 1;
+        tiles
+            .insert(*tile, hashes)
+            .map_err(|e| checkpoints.tile_error(e))?;
     }
+    tiles
+        .verify(&served.root)
+        .map_err(|e| checkpoints.tile_error(e))?;
+
+    // The bottom level, a chunk at a time.
+    let bundles = new_entry_bundles(held_size, served.size);
+    debug_assert_eq!(bundles.len(), bottom.len());
+    let mut bundles_fetched = 0;
+    for (chunk_tiles, chunk_bundles) in bottom.chunks(CHUNK_TILES).zip(bundles.chunks(CHUNK_TILES))
+    {
+        let mut events = Vec::with_capacity(chunk_bundles.len() * usize::from(TILE_WIDTH_FULL));
+        for (tile, bundle) in chunk_tiles.iter().zip(chunk_bundles) {
+            let first = tile.index * u64::from(TILE_WIDTH_FULL);
+            let hashes: Vec<Hash> = if tile.is_full() {
+                let hashes = decode_hash_tile(tile, &source.tile(tile)?).map_err(encoding_error)?;
+                tiles_fetched += 1;
+                tiles
+                    .check_full_tile(tile, &hashes)
+                    .map_err(|e| checkpoints.tile_error(e))?;
+                hashes
+            } else {
+                (first..first + u64::from(tile.width))
+                    .map(|seq| tiles.leaf_hash(seq).expect("the right edge is held"))
+                    .collect()
+            };
+            let data = source.tile(bundle)?;
+            bundles_fetched += 1;
+            let leaves = decode_entry_bundle(bundle, &data).map_err(encoding_error)?;
+            for (offset, (leaf, hash)) in leaves.iter().zip(&hashes).enumerate() {
+                let seq = first + offset as u64;
+                let leaf_hash = crate::merkle::leaf_hash(leaf);
+                if leaf_hash != *hash {
+                    return Err(checkpoints.bad_tiles(format!(
+                        "leaf {seq} in {bundle} does not hash to its hash in {tile}"
+                    )));
+                }
+                if seq >= held_size {
+                    events.push(decode_event(seq, leaf, leaf_hash).map_err(|problem| {
+                        checkpoints
+                            .bad_tiles(format!("leaf {seq} is not an event of the log: {problem}"))
+                    })?);
+                }
+            }
+        }
+        if sender.send(events).is_err() {
+            break;
+        }
+    }
+    Ok((tiles_fetched, bundles_fetched))
+}
+
+/// The stored form of the event at `seq` from its leaf.
+fn decode_event(seq: u64, leaf: &[u8], leaf_hash: Hash) -> Result<StoredEvent, String> {
+    let header = LeafHeader::from_leaf(leaf).map_err(|e| e.to_string())?;
+    if header.seq != seq {
+        return Err(format!("it says seq {}", header.seq));
+    }
+    Ok(StoredEvent {
+        seq,
+        stream: header.stream.into_owned(),
+        version: header.version,
+        id: header.id,
+        event_type: header.event_type.into_owned(),
+        leaf: leaf.to_vec(),
+        leaf_hash,
+    })
 }
 
 /// A log read in-process, as `ledgerline serve` serves it under `/tlog/`:

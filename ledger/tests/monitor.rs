@@ -46,7 +46,7 @@ async fn round(
     let verifier = key.verifier();
     tokio::task::spawn_blocking(move || {
         let mut monitor = Monitor::open(&mirror, verifier).unwrap();
-        monitor.round(&source, &mut |_, _| {}, &mut |_, _| {})
+        monitor.round(&source, &mut |_| {}, &mut |_, _| {})
     })
     .await
     .unwrap()

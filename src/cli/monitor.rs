@@ -126,7 +126,7 @@ pub async fn run(args: MonitorArgs, _context: &Context) -> anyhow::Result<ExitCo
                 let mut progress = super::progress_every_two_seconds(|done, total| {
                     eprintln!("monitor: {done}/{total} events verified")
                 });
-                let round = monitor.round(source.as_ref(), &mut |_, _| {}, &mut progress);
+                let round = monitor.round(source.as_ref(), &mut |_| {}, &mut progress);
                 (monitor, round)
             }
         })

@@ -12,9 +12,8 @@
 //! round's, and the next round starts by removing them.
 
 use super::{latest_checkpoint, open_connection, tree_size, SqliteHashes, DATABASE_FILE, SCHEMA};
-use crate::envelope::LeafHeader;
 use crate::merkle::{self, Frontier, Hash, HashReader};
-use crate::store::{SignedCheckpoint, StoreError};
+use crate::store::{SignedCheckpoint, StoreError, StoredEvent};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 
@@ -77,6 +76,10 @@ impl SqliteMirror {
         crate::private::prepare_database(&path)
             .map_err(|e| backend(format!("cannot create {}: {e}", path.display())))?;
         let conn = open_connection(&path)?;
+        // A mirror is re-derived from the log: a power cut may take back
+        // its last rounds (never corrupt it, in WAL mode), and the next
+        // round fetches them again, so commits need not wait for fsync.
+        conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
         conn.execute_batch(SCHEMA)?;
         let meta = |key: &str| -> Result<Option<String>, StoreError> {
             Ok(conn
@@ -157,68 +160,81 @@ impl SqliteMirror {
         Ok(merkle::tree_hash(size, &SqliteHashes(&self.conn))?)
     }
 
-    /// Adds the verified leaves that follow the events held, in one
-    /// transaction. Each leaf must be the envelope of its seq; the stream
-    /// and id indexes refuse a second event at one stream version or id.
-    pub fn add_leaves(&mut self, leaves: &[&[u8]]) -> Result<(), MirrorError> {
+    /// Adds verified events that follow the events held, in one
+    /// transaction. Each must be the decoded envelope of its leaf with the
+    /// leaf's hash, as the monitor checked them against the log's tiles;
+    /// the stream and id indexes refuse a second event at one stream
+    /// version or with one id.
+    pub fn add_events(&mut self, events: &[StoredEvent]) -> Result<(), MirrorError> {
         let before = self.frontier.clone();
-        let outcome = self.insert_leaves(leaves);
+        let outcome = self.insert_events(events);
         if outcome.is_err() {
             self.frontier = before;
         }
         outcome
     }
 
-    fn insert_leaves(&mut self, leaves: &[&[u8]]) -> Result<(), MirrorError> {
+    fn insert_events(&mut self, events: &[StoredEvent]) -> Result<(), MirrorError> {
+        let mut hashes = Vec::with_capacity(events.len() * 2 + 64);
+        for event in events {
+            let seq = self.frontier.size();
+            if event.seq != seq {
+                return Err(MirrorError::BadLeaf {
+                    seq,
+                    problem: format!("it says seq {}", event.seq),
+                });
+            }
+            self.frontier.append(event.leaf_hash, &mut hashes);
+        }
         let transaction = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
-        {
-            let mut insert_event = transaction
-                .prepare_cached(
-                    "INSERT INTO events (seq, id, stream, version, type, leaf) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(StoreError::from)?;
-            let mut insert_hash = transaction
-                .prepare_cached("INSERT INTO merkle_hashes (idx, hash) VALUES (?1, ?2)")
-                .map_err(StoreError::from)?;
-            let mut hashes = Vec::with_capacity(64);
-            for leaf in leaves {
-                let seq = self.frontier.size();
-                let bad = |problem: String| MirrorError::BadLeaf { seq, problem };
-                let header = LeafHeader::from_leaf(leaf).map_err(|e| bad(e.to_string()))?;
-                if header.seq != seq {
-                    return Err(bad(format!("it says seq {}", header.seq)));
+        // Many rows per statement: a mirror catching up stores millions,
+        // and a statement's fixed cost is most of a small row's.
+        for rows in events.chunks(EVENT_ROWS_PER_STATEMENT) {
+            let outcome = insert_rows(
+                &transaction,
+                "events (seq, id, stream, version, type, leaf)",
+                6,
+                rows.len(),
+                |statement| {
+                    for (i, event) in rows.iter().enumerate() {
+                        let at = i * 6;
+                        statement.raw_bind_parameter(at + 1, event.seq as i64)?;
+                        statement.raw_bind_parameter(at + 2, event.id.as_bytes().as_slice())?;
+                        statement.raw_bind_parameter(at + 3, event.stream.as_str())?;
+                        statement.raw_bind_parameter(at + 4, event.version as i64)?;
+                        statement.raw_bind_parameter(at + 5, event.event_type.as_str())?;
+                        statement.raw_bind_parameter(at + 6, event.leaf.as_slice())?;
+                    }
+                    Ok(())
+                },
+            );
+            match outcome {
+                Err(rusqlite::Error::SqliteFailure(failure, _))
+                    if failure.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(first_conflict(&transaction, rows));
                 }
-                insert_event
-                    .execute(params![
-                        seq as i64,
-                        header.id.as_bytes().as_slice(),
-                        header.stream.as_ref(),
-                        header.version as i64,
-                        header.event_type.as_ref(),
-                        leaf
-                    ])
-                    .map_err(|e| match e {
-                        rusqlite::Error::SqliteFailure(failure, _)
-                            if failure.code == rusqlite::ErrorCode::ConstraintViolation =>
-                        {
-                            bad(format!(
-                                "another event of the log has its id {} or its version {} of stream {:?}",
-                                header.id, header.version, header.stream
-                            ))
-                        }
-                        other => StoreError::from(other).into(),
-                    })?;
-                hashes.clear();
-                self.frontier.append(merkle::leaf_hash(leaf), &mut hashes);
-                for (index, hash) in &hashes {
-                    insert_hash
-                        .execute(params![*index as i64, hash.as_slice()])
-                        .map_err(StoreError::from)?;
-                }
+                other => other.map_err(StoreError::from)?,
             }
+        }
+        for rows in hashes.chunks(HASH_ROWS_PER_STATEMENT) {
+            insert_rows(
+                &transaction,
+                "merkle_hashes (idx, hash)",
+                2,
+                rows.len(),
+                |statement| {
+                    for (i, (index, hash)) in rows.iter().enumerate() {
+                        statement.raw_bind_parameter(i * 2 + 1, *index as i64)?;
+                        statement.raw_bind_parameter(i * 2 + 2, hash.as_slice())?;
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(StoreError::from)?;
         }
         transaction.commit().map_err(StoreError::from)?;
         Ok(())
@@ -270,11 +286,113 @@ impl SqliteMirror {
     }
 }
 
+/// Events inserted by one statement (6 parameters each).
+const EVENT_ROWS_PER_STATEMENT: usize = 128;
+/// Stored hashes inserted by one statement (2 parameters each).
+const HASH_ROWS_PER_STATEMENT: usize = 512;
+
+/// Runs `INSERT INTO {table} VALUES (?, ...), ...` for `rows` rows of
+/// `columns` parameters each, bound by `bind`.
+fn insert_rows(
+    transaction: &rusqlite::Transaction<'_>,
+    table: &str,
+    columns: usize,
+    rows: usize,
+    bind: impl FnOnce(&mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let row = format!("({})", vec!["?"; columns].join(","));
+    let sql = format!("INSERT INTO {table} VALUES {}", vec![row; rows].join(","));
+    let mut statement = transaction.prepare_cached(&sql)?;
+    bind(&mut statement)?;
+    statement.raw_execute()?;
+    Ok(())
+}
+
+/// The refusal of the first of `rows` whose id or stream version another
+/// event holds (the statement that inserted them all was refused whole).
+fn first_conflict(transaction: &rusqlite::Transaction<'_>, rows: &[StoredEvent]) -> MirrorError {
+    let mut held = match transaction
+        .prepare("SELECT seq FROM events WHERE id = ?1 OR (stream = ?2 AND version = ?3)")
+    {
+        Ok(statement) => statement,
+        Err(error) => return StoreError::from(error).into(),
+    };
+    for (i, event) in rows.iter().enumerate() {
+        let earlier = rows[..i]
+            .iter()
+            .any(|e| e.id == event.id || (e.stream == event.stream && e.version == event.version));
+        let stored = held
+            .exists(params![
+                event.id.as_bytes().as_slice(),
+                event.stream,
+                event.version as i64
+            ])
+            .unwrap_or(false);
+        if earlier || stored {
+            return MirrorError::BadLeaf {
+                seq: event.seq,
+                problem: format!(
+                    "another event of the log has its id {} or its version {} of stream {:?}",
+                    event.id, event.version, event.stream
+                ),
+            };
+        }
+    }
+    MirrorError::BadLeaf {
+        seq: rows.first().map_or(0, |e| e.seq),
+        problem: "the chunk repeats an event id or stream version".into(),
+    }
+}
+
 /// A mirror's stored hashes on a read connection of their own.
 pub struct HeldHashes(Connection);
 
 impl HashReader for HeldHashes {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, merkle::MerkleError> {
         SqliteHashes(&self.0).read_hashes(indexes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merkle::leaf_hash;
+    use uuid::Uuid;
+
+    fn event(seq: u64, stream: &str, version: u64) -> StoredEvent {
+        let leaf = format!("leaf {seq}").into_bytes();
+        StoredEvent {
+            seq,
+            stream: stream.into(),
+            version,
+            id: Uuid::now_v7(),
+            event_type: "t".into(),
+            leaf_hash: leaf_hash(&leaf),
+            leaf,
+        }
+    }
+
+    #[test]
+    fn a_second_event_at_one_stream_version_is_named_and_nothing_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::NoteSigner::generate("mirror.test/log").unwrap();
+        let mut mirror =
+            SqliteMirror::open(dir.path(), "mirror.test/log", &key.verifier_key()).unwrap();
+        mirror
+            .add_events(&[event(0, "a", 0), event(1, "a", 1)])
+            .unwrap();
+        let refused = mirror
+            .add_events(&[event(2, "b", 0), event(3, "a", 1)])
+            .unwrap_err();
+        assert!(
+            matches!(refused, MirrorError::BadLeaf { seq: 3, .. }),
+            "{refused}"
+        );
+        assert_eq!(mirror.size(), 2);
+        let refused = mirror.add_events(&[event(5, "c", 0)]).unwrap_err();
+        assert!(
+            matches!(refused, MirrorError::BadLeaf { seq: 2, .. }),
+            "{refused}"
+        );
     }
 }
