@@ -47,9 +47,9 @@ pub const NOTE_SIGNATURES_MAX: usize = 100;
 const ALGORITHM_ED25519: u8 = 0x01;
 
 /// Starts every signature line: em dash, space (c2sp.org/signed-note).
-const SIGNATURE_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIGNATURE_PREFIX: &str = "\u{2014} ";
 
-const PRIVATE_KEY_PREFIX: &str = "PRIVATE+KEY+";
+pub(crate) const PRIVATE_KEY_PREFIX: &str = "PRIVATE+KEY+";
 
 /// What is wrong with a checkpoint, a note or a key.
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +195,7 @@ fn parse_root(line: &str) -> Result<Hash, CheckpointError> {
 
 /// c2sp.org/signed-note: text must be UTF-8 (guaranteed by `&str`) with no
 /// ASCII control characters other than newline.
-fn check_note_characters(text: &str) -> Result<(), String> {
+pub(crate) fn check_note_characters(text: &str) -> Result<(), String> {
     match text.chars().find(|&c| c < ' ' && c != '\n') {
         Some(c) => Err(format!("it contains the control character {c:?}")),
         None => Ok(()),
@@ -204,7 +204,7 @@ fn check_note_characters(text: &str) -> Result<(), String> {
 
 /// A key name (c2sp.org/signed-note): non-empty, no Unicode spaces, no `+`;
 /// control characters are refused too, as they cannot appear in a note.
-fn check_name(name: &str) -> Result<(), CheckpointError> {
+pub(crate) fn check_name(name: &str) -> Result<(), CheckpointError> {
     let valid = !name.is_empty()
         && !name
             .chars()
@@ -219,10 +219,16 @@ fn check_name(name: &str) -> Result<(), CheckpointError> {
 /// The key id: the first four bytes of `SHA-256(name || "\n" || 0x01 ||
 /// public key)`, big-endian (c2sp.org/signed-note, as in Go's note package).
 fn key_id(name: &str, public_key: &VerifyingKey) -> u32 {
+    key_id_of(name, ALGORITHM_ED25519, public_key)
+}
+
+/// The key id of a key of any signature type: the first four bytes of
+/// `SHA-256(name || "\n" || type || public key)` (c2sp.org/signed-note).
+pub(crate) fn key_id_of(name: &str, algorithm: u8, public_key: &VerifyingKey) -> u32 {
     let mut hasher = Sha256::new();
     hasher.update(name.as_bytes());
     hasher.update(b"\n");
-    hasher.update([ALGORITHM_ED25519]);
+    hasher.update([algorithm]);
     hasher.update(public_key.as_bytes());
     let digest = hasher.finalize();
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
@@ -232,6 +238,16 @@ fn key_id(name: &str, public_key: &VerifyingKey) -> u32 {
 /// spelling and the algorithm byte; returns the name, the id and the 32 key
 /// bytes.
 fn parse_key_fields(text: &str) -> Result<(&str, u32, [u8; 32]), CheckpointError> {
+    parse_key_fields_of(text, ALGORITHM_ED25519, "Ed25519 (1)")
+}
+
+/// [`parse_key_fields`] for keys of signature type `algorithm` (32 key
+/// bytes), named `algorithm_name` in errors.
+pub(crate) fn parse_key_fields_of<'a>(
+    text: &'a str,
+    algorithm: u8,
+    algorithm_name: &str,
+) -> Result<(&'a str, u32, [u8; 32]), CheckpointError> {
     let (name, rest) = text
         .split_once('+')
         .ok_or_else(|| malformed_key("it is not of the form <name>+<hex8 key id>+<base64 key>"))?;
@@ -249,7 +265,7 @@ fn parse_key_fields(text: &str) -> Result<(&str, u32, [u8; 32]), CheckpointError
         .decode(key_base64)
         .map_err(|_| malformed_key("the key data is not valid padded base64"))?;
     match key.split_first() {
-        Some((&ALGORITHM_ED25519, bytes)) => {
+        Some((&found, bytes)) if found == algorithm => {
             let bytes = <[u8; 32]>::try_from(bytes).map_err(|_| {
                 malformed_key(format!(
                     "an Ed25519 key is 32 bytes after the algorithm byte, this one is {}",
@@ -258,8 +274,8 @@ fn parse_key_fields(text: &str) -> Result<(&str, u32, [u8; 32]), CheckpointError
             })?;
             Ok((name, id, bytes))
         }
-        Some((&algorithm, _)) => Err(malformed_key(format!(
-            "the algorithm byte {algorithm} is unknown; only Ed25519 (1) is supported"
+        Some((&found, _)) => Err(malformed_key(format!(
+            "the algorithm byte {found} is unknown; only {algorithm_name} is supported here"
         ))),
         None => Err(malformed_key("the key data is empty")),
     }
@@ -337,6 +353,11 @@ impl NoteSigner {
     /// The key's name, which is the log's origin.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The Ed25519 key, for cosigning with the same key (crate::cosignature).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
     }
 
     /// The public verifier key, `<name>+<hex8 key id>+<base64(0x01 || public
@@ -482,7 +503,7 @@ impl NoteSigner {
 }
 
 /// Writes a new file readable by its owner only, and syncs it.
-fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -502,7 +523,7 @@ fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 }
 
 /// Makes a new directory entry durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         fs::File::open(dir)?.sync_all()?;
@@ -520,11 +541,12 @@ pub struct NoteVerifier {
     key: VerifyingKey,
 }
 
-/// One parsed signature line.
-struct SignatureLine<'a> {
-    name: &'a str,
-    key_id: u32,
-    signature: Vec<u8>,
+/// One parsed signature line: the key name, the key id, and the signature
+/// bytes after the key id.
+pub(crate) struct SignatureLine<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) key_id: u32,
+    pub(crate) signature: Vec<u8>,
 }
 
 impl NoteVerifier {
@@ -587,29 +609,9 @@ impl NoteVerifier {
     /// Checks the note's form and this key's signature, and returns the
     /// signed text (c2sp.org/signed-note; Go's `note.Open` for one key).
     fn open<'a>(&self, note: &'a str) -> Result<&'a str, CheckpointError> {
-        if note.len() > NOTE_BYTES_MAX {
-            return Err(malformed_note(format!(
-                "it is {} bytes long, more than the {NOTE_BYTES_MAX} accepted",
-                note.len()
-            )));
-        }
-        check_note_characters(note).map_err(malformed_note)?;
-        let split = note
-            .rfind("\n\n")
-            .ok_or_else(|| malformed_note("there is no blank line before the signatures"))?;
-        let (text, signatures) = (&note[..split + 1], &note[split + 2..]);
-        let signatures = signatures
-            .strip_suffix('\n')
-            .ok_or_else(|| malformed_note("it must end with a signature line and a newline"))?;
-
+        let (text, lines) = split_note(note)?;
         let mut signed = false;
-        for (count, line) in signatures.split('\n').enumerate() {
-            if count == NOTE_SIGNATURES_MAX {
-                return Err(malformed_note(format!(
-                    "it has more than {NOTE_SIGNATURES_MAX} signature lines"
-                )));
-            }
-            let line = parse_signature_line(line)?;
+        for line in lines {
             if line.name != self.name || line.key_id != self.key_id {
                 continue;
             }
@@ -633,8 +635,39 @@ impl NoteVerifier {
     }
 }
 
+/// Splits a signed note into its text (ending in a newline) and its parsed
+/// signature lines, checking the form c2sp.org/signed-note gives it: at most
+/// [`NOTE_BYTES_MAX`] bytes, no control characters but newlines, a blank line
+/// before one to [`NOTE_SIGNATURES_MAX`] signature lines.
+pub(crate) fn split_note(note: &str) -> Result<(&str, Vec<SignatureLine<'_>>), CheckpointError> {
+    if note.len() > NOTE_BYTES_MAX {
+        return Err(malformed_note(format!(
+            "it is {} bytes long, more than the {NOTE_BYTES_MAX} accepted",
+            note.len()
+        )));
+    }
+    check_note_characters(note).map_err(malformed_note)?;
+    let split = note
+        .rfind("\n\n")
+        .ok_or_else(|| malformed_note("there is no blank line before the signatures"))?;
+    let (text, signatures) = (&note[..split + 1], &note[split + 2..]);
+    let signatures = signatures
+        .strip_suffix('\n')
+        .ok_or_else(|| malformed_note("it must end with a signature line and a newline"))?;
+    let mut lines = Vec::new();
+    for (count, line) in signatures.split('\n').enumerate() {
+        if count == NOTE_SIGNATURES_MAX {
+            return Err(malformed_note(format!(
+                "it has more than {NOTE_SIGNATURES_MAX} signature lines"
+            )));
+        }
+        lines.push(parse_signature_line(line)?);
+    }
+    Ok((text, lines))
+}
+
 /// Parses `— <name> <base64(key id || signature)>`.
-fn parse_signature_line(line: &str) -> Result<SignatureLine<'_>, CheckpointError> {
+pub(crate) fn parse_signature_line(line: &str) -> Result<SignatureLine<'_>, CheckpointError> {
     let rest = line.strip_prefix(SIGNATURE_PREFIX).ok_or_else(|| {
         malformed_note(format!(
             "the line {line:?} after the blank line is not a signature line \"— <name> <base64>\""

@@ -9,12 +9,14 @@
 //!   note formats.
 //! - [`tile`]: C2SP tlog-tiles: tile and entry-bundle paths and bytes, and
 //!   a client's checks of tiles against a checkpoint.
+//! - [`cosignature`]: C2SP `cosignature/v1` witness cosignatures.
 //! - [`store`]: the `EventStore` trait and its backends.
 //! - [`verify`]: the full audit of a log.
 //! - [`monitor`]: a verified mirror of a tlog-tiles log, grown checkpoint by
 //!   checkpoint from its tiles.
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod envelope;
 pub mod merkle;
 pub mod monitor;
