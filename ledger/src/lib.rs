@@ -10,6 +10,7 @@
 //! - [`tile`]: C2SP tlog-tiles: tile and entry-bundle paths and bytes, and
 //!   a client's checks of tiles against a checkpoint.
 //! - [`cosignature`]: C2SP `cosignature/v1` witness cosignatures.
+//! - [`witness_policy`]: which witnesses a log asks, and the quorum.
 //! - [`store`]: the `EventStore` trait and its backends.
 //! - [`verify`]: the full audit of a log.
 //! - [`monitor`]: a verified mirror of a tlog-tiles log, grown checkpoint by
@@ -24,6 +25,7 @@ pub mod private;
 pub mod store;
 pub mod tile;
 pub mod verify;
+pub mod witness_policy;
 
 pub use checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 pub use envelope::{Envelope, NewEvent};

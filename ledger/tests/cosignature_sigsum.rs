@@ -164,7 +164,7 @@ fn our_cosignature_satisfies_the_sigsum_crate() {
     sigsum::verify(
         &Hash::new(message),
         &signature,
-        &[submitter.clone()],
+        std::slice::from_ref(&submitter),
         &policy,
     )
     .unwrap();
