@@ -3,7 +3,8 @@
 //! each new checkpoint the log serves, downloading only the tiles and entry
 //! bundles with items the mirror lacks.
 //!
-//! A round: the checkpoint's signature is checked with the log's key; the
+//! A round: the checkpoint's signature is checked with the log's key (and,
+//! under a witness policy, its witnesses' cosignatures for a quorum); the
 //! hash tiles above level 0 and the right edge of level 0 are fetched and
 //! authenticated against the signed root (and every hash the mirror
 //! already had is compared with the one served: a log that rewrote history
@@ -26,6 +27,7 @@ use crate::store::{SignedCheckpoint, StoreError, StoredEvent};
 use crate::tile::encoding::{decode_entry_bundle, decode_hash_tile, TileEncodingError};
 use crate::tile::verify::{TileHashes, TileVerifyError};
 use crate::tile::{new_entry_bundles, new_hash_tiles, Tile, TILE_WIDTH_FULL};
+use crate::witness_policy::WitnessPolicy;
 use std::path::Path;
 use std::sync::mpsc::SyncSender;
 
@@ -73,6 +75,9 @@ pub enum MonitorError {
         note: String,
         detail: String,
     },
+    /// The checkpoint lacks the cosignatures the witness policy requires.
+    #[error("the log's checkpoint is not witnessed: {report}\n--- served checkpoint ---\n{note}")]
+    NotWitnessed { report: String, note: String },
     #[error("the mirror failed: {0}")]
     Mirror(#[from] StoreError),
 }
@@ -142,6 +147,9 @@ type Chunk = Vec<StoredEvent>;
 pub struct Monitor {
     mirror: SqliteMirror,
     verifier: NoteVerifier,
+    /// Witnesses whose quorum must have cosigned a checkpoint before it is
+    /// trusted, if any.
+    policy: Option<WitnessPolicy>,
 }
 
 impl Monitor {
@@ -149,7 +157,18 @@ impl Monitor {
     /// whose checkpoints `verifier` checks.
     pub fn open(data_dir: &Path, verifier: NoteVerifier) -> Result<Monitor, StoreError> {
         let mirror = SqliteMirror::open(data_dir, verifier.name(), &verifier.verifier_key())?;
-        Ok(Monitor { mirror, verifier })
+        Ok(Monitor {
+            mirror,
+            verifier,
+            policy: None,
+        })
+    }
+
+    /// Trusts a checkpoint only once a quorum of `policy`'s witnesses has
+    /// cosigned it (C2SP tlog-cosignature), besides the log's signature.
+    pub fn with_witness_policy(mut self, policy: WitnessPolicy) -> Monitor {
+        self.policy = Some(policy);
+        self
     }
 
     /// Events the mirror holds.
@@ -175,6 +194,20 @@ impl Monitor {
                     reason: e.to_string(),
                     note: note.clone(),
                 })?;
+        if let Some(policy) = &self.policy {
+            let report = policy
+                .check(&note)
+                .map_err(|e| MonitorError::BadCheckpoint {
+                    reason: e.to_string(),
+                    note: note.clone(),
+                })?;
+            if !report.is_met() {
+                return Err(MonitorError::NotWitnessed {
+                    report: report.to_string(),
+                    note,
+                });
+            }
+        }
         let held = self.mirror.latest_checkpoint()?;
         let checkpoints = Checkpoints {
             held_size: self.mirror.size(),

@@ -192,3 +192,58 @@ async fn a_mirror_cannot_be_appended_to_nor_reused_for_another_key() {
     assert!(Monitor::open(&mirror, other.verifier()).is_err());
     assert!(Monitor::open(&dir.path().join("log"), key.verifier()).is_err());
 }
+
+/// Serves the log's checkpoint with the cosignatures of `cosigners`.
+struct Cosigned(StoreSource, Vec<ledger::cosignature::Cosigner>);
+
+impl TileSource for Cosigned {
+    fn checkpoint(&self) -> Result<String, SourceError> {
+        let note = self.0.checkpoint()?;
+        let body = &note[..note.find("\n\n").unwrap() + 1];
+        let lines: String = self.1.iter().map(|c| c.sign(body).line()).collect();
+        Ok(format!("{note}{lines}"))
+    }
+    fn tile(&self, tile: &Tile) -> Result<Vec<u8>, SourceError> {
+        self.0.tile(tile)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_witness_policy_only_a_checkpoint_with_a_quorum_is_trusted() {
+    use ledger::cosignature::Cosigner;
+    use ledger::witness_policy::WitnessPolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let key = NoteSigner::generate(ORIGIN).unwrap();
+    let log = open_log(&dir.path().join("log"), &key);
+    append(log.as_ref(), "a", 0, 10).await;
+    let (a, b) = (
+        Cosigner::generate("witness.a.example").unwrap(),
+        Cosigner::generate("witness.b.example").unwrap(),
+    );
+    let policy = WitnessPolicy::parse(&format!(
+        "witness a {} http://127.0.0.1:1\nwitness b {} http://127.0.0.1:2\nquorum 2\n",
+        a.verifier_key(),
+        b.verifier_key()
+    ))
+    .unwrap();
+    let mirror = dir.path().join("mirror");
+    let run = |cosigners: Vec<Cosigner>| {
+        let (mirror, verifier, policy) = (mirror.clone(), key.verifier(), policy.clone());
+        let source = Cosigned(source(&log), cosigners);
+        tokio::task::spawn_blocking(move || {
+            let mut monitor = Monitor::open(&mirror, verifier)
+                .unwrap()
+                .with_witness_policy(policy);
+            monitor.round(&source, &mut |_| {}, &mut |_, _| {})
+        })
+    };
+    let refused = run(vec![a.clone()]).await.unwrap().unwrap_err();
+    assert!(
+        matches!(refused, MonitorError::NotWitnessed { .. }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("1 of 2"), "{refused}");
+    let round = run(vec![a, b]).await.unwrap().unwrap();
+    assert_eq!(round.to, 10);
+    assert!(audit_mirror(&mirror, &key).await.events == 10);
+}

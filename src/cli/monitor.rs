@@ -31,6 +31,10 @@ pub struct MonitorArgs {
     /// The log's verifier key (`ledgerline key` on the log's side).
     #[arg(long, value_name = "VKEY")]
     key: String,
+    /// A witness policy (`witness NAME VKEY URL` lines and `quorum K`): a
+    /// checkpoint is trusted only once K of its witnesses cosigned it.
+    #[arg(long, value_name = "FILE")]
+    witness_policy: Option<PathBuf>,
     /// The mirror's data directory, created on first use; audit it with
     /// `ledgerline --data MDIR --origin ORIGIN verify`.
     #[arg(long, value_name = "MDIR")]
@@ -111,11 +115,24 @@ pub async fn run(args: MonitorArgs, _context: &Context) -> anyhow::Result<ExitCo
         .build()
         .new_agent();
     let source = HttpSource { prefix, agent };
+    let policy = match &args.witness_policy {
+        Some(path) => Some(
+            ledger::witness_policy::WitnessPolicy::load(path)
+                .map_err(|e| bad_input(format!("--witness-policy: {e}")))?,
+        ),
+        None => None,
+    };
     let origin = verifier.name().to_string();
     let data = args.data.clone();
     let mut monitor = tokio::task::spawn_blocking({
         let verifier = verifier.clone();
-        move || Monitor::open(&data, verifier)
+        move || {
+            let monitor = Monitor::open(&data, verifier)?;
+            Ok::<_, ledger::StoreError>(match policy {
+                Some(policy) => monitor.with_witness_policy(policy),
+                None => monitor,
+            })
+        }
     })
     .await??;
     let source = std::sync::Arc::new(source);
@@ -144,6 +161,10 @@ pub async fn run(args: MonitorArgs, _context: &Context) -> anyhow::Result<ExitCo
                     "monitor: the log did not answer ({error}); trying again in {} s",
                     args.interval
                 );
+            }
+            // Witnesses may lag behind the log: wait for the quorum.
+            Err(error @ MonitorError::NotWitnessed { .. }) if !args.once => {
+                eprintln!("monitor: {error}trying again in {} s", args.interval);
             }
             Err(error @ MonitorError::Mirror(_)) => return Err(error.into()),
             Err(error) => {
