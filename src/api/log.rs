@@ -199,25 +199,31 @@ pub async fn checkpoint(
     query: Result<Query<CheckpointQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(query) = query?;
-    let checkpoint = match query.size {
-        Some(size) => state.store.checkpoint(size).await?.ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no checkpoint of size {size} is stored; omit size for the latest"
-            ))
-        })?,
-        None => served_checkpoint(&state).await?,
-    };
+    let checkpoint = served_checkpoint(&state, query.size, false).await?;
     Ok((
         [(CONTENT_TYPE, "text/plain; charset=utf-8")],
         checkpoint.note,
     ))
 }
 
-/// The checkpoint the log serves as its latest, wherever it serves one
-/// (`/v1/checkpoint`, `/tlog/checkpoint`): one function, so that both
-/// always serve the same note.
-pub async fn served_checkpoint(state: &AppState) -> Result<SignedCheckpoint, ApiError> {
-    latest(state).await
+/// The checkpoint as every route serves it (`/v1/checkpoint`,
+/// `/tlog/checkpoint`): the stored one of `size`, or the latest. One
+/// function, so that every route serves the same note; `witnessed` asks
+/// for the latest checkpoint a witness policy's quorum cosigned, which
+/// without a policy is the latest.
+pub async fn served_checkpoint(
+    state: &AppState,
+    size: Option<u64>,
+    _witnessed: bool,
+) -> Result<SignedCheckpoint, ApiError> {
+    match size {
+        Some(size) => state.store.checkpoint(size).await?.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no checkpoint of size {size} is stored; omit size for the latest"
+            ))
+        }),
+        None => latest(state).await,
+    }
 }
 
 async fn latest(state: &AppState) -> Result<SignedCheckpoint, ApiError> {

@@ -27,8 +27,9 @@ const CACHE_PARTIAL_TILE: &str = "public, max-age=60";
 const CACHE_CHECKPOINT: &str = "public, max-age=5";
 const OCTET_STREAM: &str = "application/octet-stream";
 
-/// The latest checkpoint, exactly as `GET /v1/checkpoint` serves it (the
-/// same function answers both).
+/// The latest checkpoint (under a witness policy, the latest witnessed
+/// one), exactly as `GET /v1/checkpoint` serves it: the same function
+/// answers both.
 #[utoipa::path(
     get,
     path = "/tlog/checkpoint",
@@ -39,7 +40,7 @@ const OCTET_STREAM: &str = "application/octet-stream";
     )
 )]
 pub async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let checkpoint = super::log::served_checkpoint(&state).await?;
+    let checkpoint = super::log::served_checkpoint(&state, None, true).await?;
     Ok((
         [
             (CONTENT_TYPE, "text/plain; charset=utf-8"),
