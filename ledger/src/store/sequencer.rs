@@ -195,9 +195,8 @@ pub fn leaf_len(
     fn digits(n: u64) -> usize {
         n.checked_ilog10().map_or(1, |log| log as usize + 1)
     }
-    const FIXED: &str = concat!(
-        r#"{"data":,"id":"","prev":,"schema":,"seq":,"stream":"","time":"","type":"","version":}"#
-    );
+    const FIXED: &str =
+        r#"{"data":,"id":"","prev":,"schema":,"seq":,"stream":"","time":"","type":"","version":}"#;
     let prev = if has_prev { 64 + 2 } else { "null".len() };
     FIXED.len()
         + event.data.len()

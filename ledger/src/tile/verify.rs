@@ -209,7 +209,7 @@ impl<'a> TileHashes<'a> {
     }
 
     /// The hash at stored-hash `index`, from a tile that covers it.
-    fn from_tiles(&self, index: u64) -> Option<Hash> {
+    fn read_from_tiles(&self, index: u64) -> Option<Hash> {
         let (leaf, level) = merkle::stored_hash_leaf(index);
         let node = leaf >> level;
         let tile_level = u32::from(level) / TILE_HEIGHT;
@@ -227,7 +227,7 @@ impl HashReader for TileHashes<'_> {
     /// Reads each hash from the tiles, or else from the earlier tree's
     /// stored hashes when that tree has it.
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
-        let mut found: Vec<Option<Hash>> = indexes.iter().map(|&i| self.from_tiles(i)).collect();
+        let mut found: Vec<Option<Hash>> = indexes.iter().map(|&i| self.read_from_tiles(i)).collect();
         let missing: Vec<u64> = indexes
             .iter()
             .zip(&found)
