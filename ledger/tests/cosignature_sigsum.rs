@@ -127,7 +127,7 @@ fn sigsum_signature(
     let log_signature = log.sign(body.as_bytes());
     let cosignature = witness.sign_at(&body, timestamp);
     let witness_key = STANDARD
-        .decode(witness.verifier_key().rsplit_once('+').unwrap().1)
+        .decode(witness.verifier_key().splitn(3, '+').nth(2).unwrap())
         .unwrap();
     let text = format!(
         "version=2\nlog={}\nleaf={} {}\n\nsize=1\nroot_hash={}\nsignature={}\ncosignature={} {} {}\n\nleaf_index=0\n",
@@ -149,7 +149,7 @@ fn our_cosignature_satisfies_the_sigsum_crate() {
     let log = SigningKey::from_bytes(&[3; 32]);
     let witness = Cosigner::generate("witness.example/w1").unwrap();
     let witness_key = STANDARD
-        .decode(witness.verifier_key().rsplit_once('+').unwrap().1)
+        .decode(witness.verifier_key().splitn(3, '+').nth(2).unwrap())
         .unwrap();
     let policy = Policy::parse(&format!(
         "log {}\nwitness w1 {}\nquorum w1\n",
