@@ -475,7 +475,7 @@ mod tests {
         let message = format!("cosignature/v1\ntime 1700000000\n{body}");
         let public = VerifyingKey::from_bytes(
             STANDARD
-                .decode(witness.verifier_key().rsplit_once('+').unwrap().1)
+                .decode(witness.verifier_key().splitn(3, '+').nth(2).unwrap())
                 .unwrap()[1..]
                 .try_into()
                 .unwrap(),
