@@ -43,6 +43,10 @@ pub enum Command {
     /// Copy an embedded log into PostgreSQL (--from sqlite:DIR --to
     /// postgres://...), checking the root at every checkpoint.
     Migrate(cli::migrate::MigrateArgs),
+    /// Mirror a log from its tlog-tiles API into MDIR, verifying every tile,
+    /// entry and checkpoint (exit 1 on any inconsistency, with both
+    /// checkpoints); print the new events that concern --party.
+    Monitor(cli::monitor::MonitorArgs),
     /// Manage the HTTP API's keys (create, list, revoke).
     #[command(subcommand)]
     Keys(cli::keys::KeysCommand),
@@ -74,6 +78,7 @@ pub async fn dispatch(command: Command, context: &Context) -> anyhow::Result<Exi
         Command::Serve(args) => cli::serve::run(args, context).await,
         Command::Keys(command) => cli::keys::run(command, context).await,
         Command::Migrate(args) => cli::migrate::run(args, context).await,
+        Command::Monitor(args) => cli::monitor::run(args, context).await,
         Command::Generate(args) => cli::generate::run(args, context).await,
         Command::Replay(args) => cli::replay::run(args, context).await,
         Command::Voice(command) => cli::voice::run(command, context).await,

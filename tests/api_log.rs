@@ -548,6 +548,8 @@ fn openapi_documents_every_endpoint() {
         "GET /healthz",
         "GET /metrics",
         "GET /openapi.json",
+        "GET /tlog/checkpoint",
+        "GET /tlog/tile/{path}",
         "GET /v1/checkpoint",
         "GET /v1/events",
         "GET /v1/key",
@@ -766,19 +768,28 @@ fn event_pages_end_at_4_mib_of_leaves_and_say_where_to_go_on() {
     let data = dir.path();
     let token = admin_token(data);
     let server = Server::start(data);
-    let pad = "x".repeat(1_000_000);
-    for n in 0..12 {
-        let event = json!({"type": "test.big", "data": {"n": n, "pad": pad}});
-        let appended = server.post_json("/v1/streams/big/events", &token, &event);
+    // Leaves of about 60 kB (the largest are 64 KiB): 70 of them reach
+    // 4 MiB, fewer than the page's limit of 200.
+    let pad = "x".repeat(60_000);
+    let events: Vec<_> = (0..150)
+        .map(|n| json!({"type": "test.big", "data": {"n": n, "pad": pad}}))
+        .collect();
+    for chunk in events.chunks(50) {
+        let appended = server.post_json("/v1/streams/big/events", &token, &json!(chunk));
         assert_eq!(appended.status, 201, "{}", appended.body);
     }
-    // Five 1 MB events reach 4 MiB: pages of 5, 5 and 2, of the log and of
-    // the stream alike.
-    let expected: Vec<Vec<u64>> = vec![(0..5).collect(), (5..10).collect(), vec![10, 11]];
-    assert_eq!(page_through(&server, &token, "/v1/events", "seq"), expected);
+    let pages = page_through(&server, &token, "/v1/events", "seq");
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(
+        sizes,
+        [70, 70, 10],
+        "pages end at the event that reaches 4 MiB"
+    );
+    assert_eq!(pages.concat(), (0..150).collect::<Vec<u64>>());
+    // The stream's pages end the same way.
     assert_eq!(
         page_through(&server, &token, "/v1/streams/big", "version"),
-        expected
+        pages
     );
 }
 

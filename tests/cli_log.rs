@@ -250,7 +250,7 @@ fn bad_input_exits_2_and_writes_nothing() {
         ),
         (
             vec!["--data".into(), format!("@{}", big.display())],
-            "1 MiB",
+            "at most 65535 bytes",
         ),
         (
             vec!["--data".into(), format!("@{}", latin1.display())],

@@ -13,9 +13,11 @@ use std::borrow::Cow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The largest canonical leaf accepted, in bytes (1 MiB). Audio and other
-/// bulk content never travels in events: events carry its content hash.
-pub const LEAF_SIZE_BYTES_MAX: usize = 1 << 20;
+/// The largest canonical leaf accepted, in bytes: 65,535, because a C2SP
+/// tlog-tiles entry bundle (`crate::tile`) prefixes each leaf with its
+/// length as a big-endian 16-bit integer. Audio and other bulk content
+/// never travels in events: events carry its content hash.
+pub const LEAF_SIZE_BYTES_MAX: usize = u16::MAX as usize;
 /// The longest stream name, in bytes.
 pub const STREAM_NAME_BYTES_MAX: usize = 200;
 /// The longest event type name, in bytes.
@@ -106,7 +108,7 @@ pub enum EnvelopeError {
         "event type {0:?} is invalid: use 1 to 100 characters from A-Z a-z 0-9 . _ -, starting with a letter"
     )]
     BadEventType(String),
-    #[error("event is {size_bytes} bytes once canonicalized; the limit is {LEAF_SIZE_BYTES_MAX} bytes (1 MiB): store bulk content as an artifact and reference its hash")]
+    #[error("event is {size_bytes} bytes once canonicalized; the limit is {LEAF_SIZE_BYTES_MAX} bytes (a tlog-tiles entry bundle gives each leaf a 16-bit length): store bulk content as an artifact and reference its hash")]
     TooLarge { size_bytes: usize },
     #[error("number {0} in the event data is outside the range JSON can carry exactly (integers up to 2^53-1, RFC 7493); send it as a string")]
     UnsafeNumber(String),

@@ -14,7 +14,7 @@
 
 use async_trait::async_trait;
 use ledger::checkpoint::NoteVerifier;
-use ledger::envelope::{EnvelopeError, DATA_DEPTH_MAX};
+use ledger::envelope::{EnvelopeError, DATA_DEPTH_MAX, LEAF_SIZE_BYTES_MAX};
 use ledger::merkle::{self, verify_consistency, verify_inclusion};
 use ledger::store::postgres::{PostgresConfig, PostgresStore};
 use ledger::store::sqlite::{SqliteConfig, SqliteStore};
@@ -423,7 +423,7 @@ async fn data_deeper_than_readers_accept_is_refused_and_the_deepest_reads_back(
 
 async fn pages_end_at_the_event_that_reaches_their_byte_budget(backend: &dyn Backend) {
     let store = backend.open().await;
-    let big = |n: u64| NewEvent::new("test.big", json!({"n": n, "pad": "x".repeat(100_000)}));
+    let big = |n: u64| NewEvent::new("test.big", json!({"n": n, "pad": "x".repeat(10_000)}));
     store
         .append(one("p", ExpectedVersion::Any, (0..5).map(big).collect()))
         .await
@@ -450,6 +450,83 @@ async fn pages_end_at_the_event_that_reaches_their_byte_budget(backend: &dyn Bac
     assert_eq!(seqs(stream_page(0, 10, two + 1).await.unwrap()), [0, 1, 2]);
     assert_eq!(seqs(stream_page(3, 10, 1).await.unwrap()), [3]);
     assert!(stream_page(5, 10, usize::MAX).await.unwrap().is_empty());
+}
+
+/// A leaf is what an entry bundle can carry (its length in 16 bits):
+/// 65,535 bytes are appended, 65,536 refused with nothing written.
+async fn leaves_are_at_most_65535_bytes(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let padded = |length: usize| NewEvent::new("t", json!({"x": "y".repeat(length)}));
+    store
+        .append(one("a", ExpectedVersion::Any, vec![padded(0)]))
+        .await
+        .unwrap();
+    // Stream "b" at seq 1 takes a leaf exactly as long as "a" at seq 0.
+    let empty_leaf = store.read_range(0, 1).await.unwrap()[0].leaf.len();
+    let fitting = LEAF_SIZE_BYTES_MAX - empty_leaf;
+    let refused = store
+        .append(one("b", ExpectedVersion::Any, vec![padded(fitting + 1)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StoreError::BadEvent(EnvelopeError::TooLarge { size_bytes: 65_536 })
+        ),
+        "{refused}"
+    );
+    assert_eq!(store.size().await.unwrap(), 1);
+    store
+        .append(one("b", ExpectedVersion::Any, vec![padded(fitting)]))
+        .await
+        .unwrap();
+    let stored = store.read_range(1, 1).await.unwrap();
+    assert_eq!(stored[0].leaf.len(), LEAF_SIZE_BYTES_MAX);
+}
+
+/// Every hash tile and entry bundle of the log, read from the store, is
+/// what the tile module makes of the log's own leaves and hashes, and the
+/// tiles rebuild the signed root.
+async fn tiles_read_from_the_store_rebuild_the_signed_root(backend: &dyn Backend) {
+    use ledger::store::tiles::{read_entry_bundle, read_hash_tile};
+    use ledger::tile::{encoding, new_entry_bundles, new_hash_tiles, verify::TileHashes};
+    let store = backend.open().await;
+    for batch in 0..3u64 {
+        let events = (0..100).map(|n| event(batch * 100 + n)).collect();
+        store
+            .append(one("s", ExpectedVersion::Any, events))
+            .await
+            .unwrap();
+    }
+    let checkpoint = store.checkpoint_now().await.unwrap();
+    assert_eq!(checkpoint.size, 300);
+    let mut tiles = TileHashes::new(300);
+    for tile in new_hash_tiles(0, 300) {
+        let data = read_hash_tile(store.as_ref(), &tile).await.unwrap();
+        tiles
+            .insert(tile, encoding::decode_hash_tile(&tile, &data).unwrap())
+            .unwrap();
+    }
+    tiles.verify(&checkpoint.root).unwrap();
+    let events = store.read_range(0, 300).await.unwrap();
+    for bundle in new_entry_bundles(0, 300) {
+        let data = read_entry_bundle(store.as_ref(), &bundle).await.unwrap();
+        let leaves = encoding::decode_entry_bundle(&bundle, &data).unwrap();
+        let first = bundle.index * 256;
+        for (offset, leaf) in leaves.iter().enumerate() {
+            let seq = first + offset as u64;
+            assert_eq!(*leaf, events[seq as usize].leaf.as_slice());
+            assert_eq!(tiles.leaf_hash(seq), Some(merkle::leaf_hash(leaf)));
+        }
+    }
+    // A tile the log does not hold yet is refused, not made up.
+    let beyond = ledger::tile::Tile::hashes(0, 1, 45);
+    assert!(read_hash_tile(store.as_ref(), &beyond).await.is_err());
+    assert!(
+        read_entry_bundle(store.as_ref(), &ledger::tile::Tile::entries(1, 45))
+            .await
+            .is_err()
+    );
 }
 
 async fn reads_from_past_any_log_are_refused(backend: &dyn Backend) {
@@ -885,6 +962,16 @@ macro_rules! backend_tests {
             async fn pages_end_at_the_event_that_reaches_their_byte_budget() {
                 let Some(backend) = $backend else { return };
                 super::pages_end_at_the_event_that_reaches_their_byte_budget(&backend).await
+            }
+            #[tokio::test]
+            async fn leaves_are_at_most_65535_bytes() {
+                let Some(backend) = $backend else { return };
+                super::leaves_are_at_most_65535_bytes(&backend).await
+            }
+            #[tokio::test]
+            async fn tiles_read_from_the_store_rebuild_the_signed_root() {
+                let Some(backend) = $backend else { return };
+                super::tiles_read_from_the_store_rebuild_the_signed_root(&backend).await
             }
             #[tokio::test]
             async fn reads_from_past_any_log_are_refused() {

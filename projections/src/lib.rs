@@ -15,6 +15,7 @@
 //! - [`reconcile`]: a label's statement compared with ours, line by line.
 //! - [`lineage`], [`fingerprint`]: where an audio file came from, and who
 //!   was paid for it.
+//! - [`party_scope`]: which changes concern one party (a label's monitor).
 //! - [`tables`]: the read model, `projection_*` tables in the log's SQLite
 //!   file: their DDL, layout and rows.
 //! - [`runner`]: [`runner::Projections`], which folds the log into the
@@ -33,6 +34,7 @@ pub mod fold;
 pub mod fold_input;
 pub mod identifiers;
 pub mod lineage;
+pub mod party_scope;
 mod queries;
 mod rebuild;
 pub mod reconcile;

@@ -41,7 +41,8 @@ use uuid::Uuid;
 pub const GENERATION_STEPS_MAX: usize = 1_000;
 
 /// The fields of catalog entries that list parties' shares.
-const SPLIT_FIELDS: [&str; 3] = ["master_splits", "publishing_splits", "likeness_splits"];
+pub(crate) const SPLIT_FIELDS: [&str; 3] =
+    ["master_splits", "publishing_splits", "likeness_splits"];
 
 /// What is known about an audio file found in the wild.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -7,7 +7,7 @@
 //! `queries.rs`; what the tables look like, and how rows are written, is
 //! [`crate::tables`]'s.
 
-use crate::fold::Fold;
+use crate::fold::{Change, Fold};
 use crate::fold_input::FoldInput;
 use crate::rebuild;
 use crate::tables::{self, load_state, open_connection, read_position, write_position, SqlBook};
@@ -104,12 +104,21 @@ impl Projections {
     /// the new position. Events below the stored position are skipped, so two
     /// processes catching up the same database never fold an event twice.
     pub fn apply(&mut self, envelopes: &[Envelope]) -> Result<(), ProjectionError> {
-        self.apply_inputs(envelopes.iter().map(FoldInput::from_envelope).collect())
+        self.apply_inputs(
+            envelopes.iter().map(FoldInput::from_envelope).collect(),
+            &mut |_| {},
+        )
     }
 
-    /// [`Projections::apply`] for events decoded as the fold reads them.
-    fn apply_inputs(&mut self, inputs: Vec<FoldInput>) -> Result<(), ProjectionError> {
-        let outcome = self.apply_in_transaction(inputs);
+    /// [`Projections::apply`] for events decoded as the fold reads them;
+    /// `on_change` sees each change as it is made (a batch that fails is
+    /// rolled back after it saw some).
+    fn apply_inputs(
+        &mut self,
+        inputs: Vec<FoldInput>,
+        on_change: &mut (dyn FnMut(&Change) + Send),
+    ) -> Result<(), ProjectionError> {
+        let outcome = self.apply_in_transaction(inputs, on_change);
         if outcome.is_err() {
             // The batch rolled back; the in-memory state may hold part of it.
             self.reload()?;
@@ -117,7 +126,11 @@ impl Projections {
         outcome
     }
 
-    fn apply_in_transaction(&mut self, inputs: Vec<FoldInput>) -> Result<(), ProjectionError> {
+    fn apply_in_transaction(
+        &mut self,
+        inputs: Vec<FoldInput>,
+        on_change: &mut (dyn FnMut(&Change) + Send),
+    ) -> Result<(), ProjectionError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -138,7 +151,9 @@ impl Projections {
                     got: input.seq(),
                 });
             }
-            input.fold_into(&mut self.fold, &mut book)?;
+            if let Some(change) = input.fold_into(&mut self.fold, &mut book)? {
+                on_change(&change);
+            }
             position += 1;
         }
         write_position(&tx, position)?;
@@ -159,13 +174,25 @@ impl Projections {
         store: &dyn EventStore,
         size: u64,
     ) -> Result<CatchUp, ProjectionError> {
+        self.catch_up_reporting(store, size, &mut |_| {}).await
+    }
+
+    /// [`Projections::catch_up_to`], showing `on_change` every change the
+    /// fold makes (what a monitor filters by party, see
+    /// [`crate::party_scope`]).
+    pub async fn catch_up_reporting(
+        &mut self,
+        store: &dyn EventStore,
+        size: u64,
+        on_change: &mut (dyn FnMut(&Change) + Send),
+    ) -> Result<CatchUp, ProjectionError> {
         let from = self.position;
         while self.position < size {
             let inputs = read_inputs(store, self.position, size).await?;
             if inputs.is_empty() {
                 break;
             }
-            self.apply_inputs(inputs)?;
+            self.apply_inputs(inputs, on_change)?;
         }
         Ok(CatchUp {
             from,

@@ -49,6 +49,10 @@ pub enum ApiError {
     /// 422: well-formed JSON whose content the ledger refuses.
     #[error("{0}")]
     Unprocessable(String),
+    /// 422: an event whose leaf would be over 65,535 bytes, the most a
+    /// tlog-tiles entry bundle carries.
+    #[error("{0}")]
+    LeafTooLarge(String),
     /// 429: a bounded queue is full; retry after this many seconds.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_s: u64 },
@@ -69,7 +73,8 @@ pub struct ErrorBody {
 /// What went wrong: a stable machine-readable code and a sentence for people.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable identifier, e.g. `version_conflict`, `forbidden`, `bad_request`.
+    /// Stable identifier, e.g. `version_conflict`, `forbidden`, `bad_request`,
+    /// `leaf_too_large`.
     pub code: &'static str,
     pub message: String,
     /// For `version_conflict`: the stream, and the version expected and found.
@@ -96,7 +101,9 @@ impl ApiError {
             ApiError::VersionConflict { .. } | ApiError::Reused(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unprocessable(_) | ApiError::LeafTooLarge(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -115,6 +122,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::LeafTooLarge(_) => "leaf_too_large",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -218,6 +226,9 @@ impl From<StoreError> for ApiError {
                 actual,
             },
             StoreError::IdReused { .. } => ApiError::Reused(message),
+            StoreError::BadEvent(ledger::envelope::EnvelopeError::TooLarge { .. }) => {
+                ApiError::LeafTooLarge(message)
+            }
             StoreError::BadEvent(_) => ApiError::Unprocessable(message),
             StoreError::TooManyEvents { .. }
             | StoreError::EmptyAppend

@@ -217,7 +217,8 @@ pub async fn checkpoint(
     ))
 }
 
-/// The checkpoint as every route serves it: the stored one of `size`, or
+/// The checkpoint as every route serves it (`/v1/checkpoint`,
+/// `/tlog/checkpoint`): the stored one of `size`, or
 /// the latest, or (`witnessed`, under a witness policy) the latest one the
 /// policy's quorum cosigned; its note carries the kept cosignatures
 /// (`ledger::witnessed` builds it). Without a policy, `witnessed` asks for
@@ -632,7 +633,7 @@ fn parse_event(value: serde_json::Value, at: &str) -> Result<NewEventBody, ApiEr
         (status = 409, description = "Version conflict (typed in `error.conflict`), or an id or Idempotency-Key reused for other content", body = super::error::ErrorBody),
         (status = 413, description = "Body over 8 MiB", body = super::error::ErrorBody),
         (status = 415, description = "Body is not application/json", body = super::error::ErrorBody),
-        (status = 422, description = "Event refused by the ledger (bad type, data not an object, over 1 MiB, unsafe number)", body = super::error::ErrorBody),
+        (status = 422, description = "Event refused by the ledger: bad type, data not an object, an unsafe number (`unprocessable`), or a leaf over 65,535 bytes (`leaf_too_large`)", body = super::error::ErrorBody),
     )
 )]
 pub async fn append(

@@ -3,7 +3,7 @@
 //! One [`router`] over an [`AppState`] shared in an `Arc`; one file per
 //! endpoint group ([`log`], [`catalog`], [`usage`], [`statements`],
 //! [`lineage`], [`reconcile`], [`generations`], [`health`], [`metrics`],
-//! [`openapi`]); one error type
+//! [`openapi`], and [`tlog`] for the C2SP tlog-tiles read API); one error type
 //! ([`error::ApiError`]); one access table ([`auth`]). Every request gets an
 //! `x-request-id` (the caller's, if it sent a usable one) that tags its log
 //! lines and comes back on the response.
@@ -24,6 +24,8 @@ pub mod openapi;
 pub mod reconcile;
 pub mod records;
 pub mod statements;
+pub mod tile_cache;
+pub mod tlog;
 pub mod usage;
 
 use crate::context::Context;
@@ -83,6 +85,8 @@ pub struct AppState {
     /// The witness policy of `serve --witness-policy`, and where each of its
     /// witnesses stands; `None` without one.
     pub witnessing: Option<WitnessingState>,
+    /// Full tiles served under `/tlog/`, kept in memory (they never change).
+    pub tiles: tile_cache::TileCache,
 }
 
 /// What the API needs of the log's witnessing (`crate::witnessing`).
@@ -130,6 +134,7 @@ impl AppState {
             event_streams: generations::sse::OpenStreams::default(),
             uploads,
             witnessing: None,
+            tiles: tile_cache::TileCache::default(),
         }))
     }
 }
@@ -157,6 +162,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/artifacts/{hash}",
             get(generations::artifacts::artifact),
         )
+        .route("/tlog/checkpoint", get(tlog::checkpoint))
+        .route("/tlog/tile/{*path}", get(tlog::tile))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi::openapi_json))

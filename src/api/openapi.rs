@@ -2,7 +2,7 @@
 //! handlers' `#[utoipa::path]` attributes and the types they speak.
 
 use super::{
-    catalog, error, generations, health, lineage, log, metrics, reconcile, statements, usage,
+    catalog, error, generations, health, lineage, log, metrics, reconcile, statements, tlog, usage,
 };
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "ledgerline",
-        description = "A verifiable ledger for licensed AI covers and remixes. The checkpoint, the verifier key and proofs are public; everything else needs a bearer API key (`ledgerline keys create`)."
+        description = "A verifiable ledger for licensed AI covers and remixes. The checkpoint, the verifier key, proofs and the C2SP tlog-tiles API under /tlog/ are public; everything else needs a bearer API key (`ledgerline keys create`)."
     ),
     paths(
         log::checkpoint,
@@ -22,6 +22,8 @@ use utoipa::{Modify, OpenApi};
         log::append,
         log::inclusion_proof,
         log::consistency_proof,
+        tlog::checkpoint,
+        tlog::tile,
         catalog::import,
         statements::statement,
         lineage::derivative,

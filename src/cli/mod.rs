@@ -9,6 +9,7 @@ pub mod keys;
 pub mod lineage;
 pub mod log;
 pub mod migrate;
+pub mod monitor;
 pub mod projections;
 pub mod reconcile;
 pub mod replay;

@@ -14,8 +14,10 @@ pub mod kurrentdb;
 mod node;
 pub mod open;
 pub mod postgres;
+pub mod proof_cache;
 pub mod sequencer;
 pub mod sqlite;
+pub mod tiles;
 
 use crate::checkpoint::NoteVerifier;
 use crate::envelope::{EnvelopeError, LeafHeader, NewEvent};

@@ -49,9 +49,9 @@ pub struct PreparedRequest {
     pub events: Vec<PreparedEvent>,
 }
 
-/// The fixed part of a leaf around the payload, at its longest: the limit on
-/// the payload leaves room for it.
-const ENVELOPE_OVERHEAD_BYTES_MAX: usize = 512;
+/// The length of an event time, `YYYY-MM-DDTHH:MM:SS.ffffffZ` (see
+/// [`format_time`]): every leaf's time has it.
+const TIME_BYTES: usize = 27;
 
 /// Every backend's `append_all`: prepares the requests on the caller's task,
 /// hands them to the store's writer through `writer` and waits for its answer.
@@ -111,11 +111,6 @@ pub fn prepare(requests: Vec<AppendRequest>) -> Result<Vec<PreparedRequest>, Sto
                     validate_data(&event.data)?;
                     let data = serde_json_canonicalizer::to_vec(&event.data)
                         .map_err(|e| EnvelopeError::BadLeaf(e.to_string()))?;
-                    let size_bytes =
-                        data.len() + ENVELOPE_OVERHEAD_BYTES_MAX + request.stream.len();
-                    if size_bytes > LEAF_SIZE_BYTES_MAX {
-                        return Err(EnvelopeError::TooLarge { size_bytes }.into());
-                    }
                     let id_given = event.id.is_some();
                     // Time-ordered (RFC 9562 v7): the id index grows at its end
                     // instead of dirtying one random page per event, which
@@ -126,13 +121,21 @@ pub fn prepare(requests: Vec<AppendRequest>) -> Result<Vec<PreparedRequest>, Sto
                             "event id {id} appears twice in one append"
                         ))));
                     }
-                    Ok(PreparedEvent {
+                    let prepared = PreparedEvent {
                         id,
                         id_given,
                         event_type: event.event_type,
                         schema: event.schema,
                         data,
-                    })
+                    };
+                    // The shortest leaf this event can have (seq 0, version
+                    // 0, no prev): refused here already when even that is
+                    // too long; the writer checks the exact leaf.
+                    let size_bytes = leaf_len(&prepared, 0, &request.stream, 0, false);
+                    if size_bytes > LEAF_SIZE_BYTES_MAX {
+                        return Err(EnvelopeError::TooLarge { size_bytes }.into());
+                    }
+                    Ok(prepared)
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             Ok(PreparedRequest {
@@ -178,6 +181,33 @@ pub fn assemble_leaf(
     );
     leaf.extend_from_slice(tail.as_bytes());
     leaf
+}
+
+/// The length of the leaf [`assemble_leaf`] builds from these parts,
+/// without building it.
+pub fn leaf_len(
+    event: &PreparedEvent,
+    seq: u64,
+    stream: &str,
+    version: u64,
+    has_prev: bool,
+) -> usize {
+    fn digits(n: u64) -> usize {
+        n.checked_ilog10().map_or(1, |log| log as usize + 1)
+    }
+    const FIXED: &str =
+        r#"{"data":,"id":"","prev":,"schema":,"seq":,"stream":"","time":"","type":"","version":}"#;
+    let prev = if has_prev { 64 + 2 } else { "null".len() };
+    FIXED.len()
+        + event.data.len()
+        + 36
+        + prev
+        + digits(u64::from(event.schema))
+        + digits(seq)
+        + stream.len()
+        + TIME_BYTES
+        + event.event_type.len()
+        + digits(version)
 }
 
 /// What the sequencer needs to read inside the backend's write transaction.
@@ -298,18 +328,25 @@ impl Sequencer {
             }
             staged.push((request.stream.clone(), head));
         }
-        let mut results = Vec::with_capacity(requests.len());
+        // Build every leaf before touching any state: a leaf over the limit
+        // (its exact length depends on its seq, version and prev) refuses
+        // the whole client.
+        let mut seq = self.frontier.size();
+        let mut built = Vec::with_capacity(requests.len());
         for (request, (stream, mut head)) in requests.iter().zip(staged) {
-            let mut appended = Vec::with_capacity(request.events.len());
+            let mut events = Vec::with_capacity(request.events.len());
             for event in &request.events {
-                let seq = self.frontier.size();
                 let version = head.next_version;
                 let leaf =
                     assemble_leaf(event, seq, &stream, version, time, head.last_hash.as_ref());
+                if leaf.len() > LEAF_SIZE_BYTES_MAX {
+                    return Ok(Err(EnvelopeError::TooLarge {
+                        size_bytes: leaf.len(),
+                    }
+                    .into()));
+                }
                 let hash = leaf_hash(&leaf);
-                self.frontier.append(hash, &mut plan.hashes);
-                batch_ids.insert(event.id, plan.events.len());
-                plan.events.push(StoredEvent {
+                events.push(StoredEvent {
                     seq,
                     stream: stream.clone(),
                     version,
@@ -318,15 +355,27 @@ impl Sequencer {
                     leaf,
                     leaf_hash: hash,
                 });
-                appended.push(Appended {
-                    seq,
-                    version,
-                    leaf_hash: hash,
-                });
+                seq += 1;
                 head = StreamHead {
                     next_version: version + 1,
                     last_hash: Some(hash),
                 };
+            }
+            built.push((stream, head, events));
+        }
+        let mut results = Vec::with_capacity(built.len());
+        for (stream, head, events) in built {
+            let mut appended = Vec::with_capacity(events.len());
+            for event in events {
+                debug_assert_eq!(event.seq, self.frontier.size());
+                self.frontier.append(event.leaf_hash, &mut plan.hashes);
+                batch_ids.insert(event.id, plan.events.len());
+                appended.push(Appended {
+                    seq: event.seq,
+                    version: event.version,
+                    leaf_hash: event.leaf_hash,
+                });
+                plan.events.push(event);
             }
             heads.insert(stream, head);
             results.push(appended);
@@ -739,7 +788,67 @@ mod tests {
             let leaf = assemble_leaf(event, 12, "catalog", 3, "2026-11-26T09:00:00.000000Z", prev);
             let envelope = Envelope::from_leaf(&leaf).unwrap();
             assert_eq!(envelope.to_leaf().unwrap(), leaf);
+            assert_eq!(
+                leaf_len(event, 12, "catalog", 3, prev.is_some()),
+                leaf.len()
+            );
         }
+    }
+
+    /// Plans one client appending `data` to a new stream of a log of ten
+    /// events, so that the event's seq has two digits.
+    fn plan_one(data: serde_json::Value) -> ClientResult {
+        let clients = vec![prepare(vec![AppendRequest::new(
+            "s",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("t", data)],
+        )])?];
+        let mut frontier = Frontier::new();
+        for i in 0..10u8 {
+            frontier.append(leaf_hash(&[i]), &mut Vec::new());
+        }
+        let mut sequencer = Sequencer::new(frontier, OffsetDateTime::UNIX_EPOCH);
+        let mut plan = sequencer
+            .plan(
+                &mut PrefetchedView::default(),
+                clients,
+                OffsetDateTime::UNIX_EPOCH,
+            )
+            .unwrap();
+        if plan.results[0].is_err() {
+            assert!(plan.events.is_empty() && plan.hashes.is_empty());
+            assert_eq!(sequencer.frontier().size(), 10, "a refusal changes nothing");
+        }
+        plan.results.pop().unwrap()
+    }
+
+    /// The limit is on the exact leaf, whose length the payload alone does
+    /// not give (here the seq's second digit): a leaf of 65,535 bytes is
+    /// planned, and one of 65,536 refused when it is planned, though the
+    /// shortest leaf its payload could have had passes the early check.
+    #[test]
+    fn a_leaf_of_65535_bytes_is_accepted_and_one_byte_more_refused() {
+        let padding = |length: usize| json!({"x": "y".repeat(length)});
+        let prepared = prepare(vec![AppendRequest::new(
+            "s",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("t", padding(0))],
+        )])
+        .unwrap();
+        let empty_leaf = leaf_len(&prepared[0].events[0], 10, "s", 0, false);
+        let fitting = LEAF_SIZE_BYTES_MAX - empty_leaf;
+        let Ok(appended) = plan_one(padding(fitting)) else {
+            panic!("a leaf of exactly the limit is planned");
+        };
+        assert_eq!(appended[0][0].seq, 10);
+        assert!(matches!(
+            plan_one(padding(fitting + 1)),
+            Err(StoreError::BadEvent(EnvelopeError::TooLarge { size_bytes })) if size_bytes == LEAF_SIZE_BYTES_MAX + 1
+        ));
+        assert!(matches!(
+            plan_one(padding(fitting + 2)),
+            Err(StoreError::BadEvent(EnvelopeError::TooLarge { .. }))
+        ));
     }
 
     proptest! {

@@ -8,12 +8,13 @@
 //! WAL into the database file in the background.
 
 mod cosignatures;
+pub mod mirror;
 mod wal_checkpointer;
 mod writer;
 
 use crate::checkpoint::{NoteSigner, NoteVerifier};
 use crate::merkle::{self, Frontier, Hash, HashReader, MerkleError};
-use crate::store::hash_cache::HashCache;
+use crate::store::proof_cache::ProofCache;
 use crate::store::sequencer::{
     self, CheckpointCadence, Sequencer, WriterHealth, WriterMessage, WRITER_QUEUE_DEPTH,
 };
@@ -84,8 +85,9 @@ pub struct SqliteStore {
     writer_thread: Option<JoinHandle<()>>,
     writer_health: WriterHealth,
     readers: Arc<Readers>,
-    /// Stored hashes that proofs read, kept in memory (they never change).
-    proof_hashes: Arc<HashCache>,
+    /// Stored hashes and roots that proofs read, kept in memory (they
+    /// never change).
+    proofs: Arc<ProofCache>,
     verifier: NoteVerifier,
     verifier_key: String,
     /// The connection that keeps witness cosignatures, opened on first use;
@@ -159,7 +161,7 @@ impl SqliteStore {
             writer: Some(sender),
             writer_thread: Some(writer_thread),
             writer_health,
-            proof_hashes: Arc::new(HashCache::new(PROOF_HASH_CACHE_ENTRIES)),
+            proofs: Arc::new(ProofCache::new(PROOF_HASH_CACHE_ENTRIES)),
             verifier,
             verifier_key,
             cosignature_writer: Some(Arc::new(Mutex::new(None))),
@@ -176,10 +178,20 @@ impl SqliteStore {
             return Err(StoreError::NoLog(config.data_dir.display().to_string()));
         }
         let key_path = config.data_dir.join(KEY_FILE);
-        let signer = match &config.signing_key {
-            Some(text) => NoteSigner::from_private_key(text).map_err(backend)?,
-            None if key_path.exists() => {
-                NoteSigner::load_or_create(&key_path, &config.origin).map_err(backend)?
+        let mirror_key_path = config.data_dir.join(mirror::VERIFIER_KEY_FILE);
+        let verifier = match &config.signing_key {
+            Some(text) => NoteSigner::from_private_key(text)
+                .map_err(backend)?
+                .verifier(),
+            None if key_path.exists() => NoteSigner::load_or_create(&key_path, &config.origin)
+                .map_err(backend)?
+                .verifier(),
+            // A mirror keeps only the verifier key of the log it mirrors.
+            None if mirror_key_path.exists() => {
+                let text = std::fs::read_to_string(&mirror_key_path).map_err(|e| {
+                    backend(format!("cannot read {}: {e}", mirror_key_path.display()))
+                })?;
+                NoteVerifier::from_verifier_key(text.trim()).map_err(backend)?
             }
             None => {
                 return Err(backend(format!(
@@ -215,9 +227,9 @@ impl SqliteStore {
             writer: None,
             writer_thread: None,
             writer_health: WriterHealth::default(),
-            proof_hashes: Arc::new(HashCache::new(PROOF_HASH_CACHE_ENTRIES)),
-            verifier: signer.verifier(),
-            verifier_key: signer.verifier_key(),
+            proofs: Arc::new(ProofCache::new(PROOF_HASH_CACHE_ENTRIES)),
+            verifier_key: verifier.verifier_key(),
+            verifier,
             cosignature_writer: None,
         })
     }
@@ -321,6 +333,11 @@ fn check_meta(conn: &Connection, origin: &str) -> Result<(), StoreError> {
                     stored,
                     given: origin.to_string(),
                 });
+            }
+            if let Some(key) = get(mirror::MIRROR_META_KEY)? {
+                return Err(backend(format!(
+                    "this data directory is a mirror of the log of key {key}, kept by its monitor: it can be read and audited, not appended to"
+                )));
             }
         }
     }
@@ -716,31 +733,38 @@ impl EventStore for SqliteStore {
     }
 
     async fn prove_inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, StoreError> {
-        let cache = self.proof_hashes.clone();
+        // A proof whose parts were all read before needs no connection,
+        // and no blocking thread.
+        if let Some(proof) = self.proofs.inclusion(index, size) {
+            return Ok(proof);
+        }
+        let cache = self.proofs.clone();
         self.read(move |conn| {
             check_size(conn, "tree size", size)?;
             check_inclusion_request(index, size)?;
             let stored = SqliteHashes(conn);
-            let hashes = cache.reader(&stored);
+            let hashes = cache.hashes().reader(&stored);
             let leaf_hash = hashes.read_hashes(&[merkle::stored_hash_index(0, index)])?[0];
-            Ok(InclusionProof {
+            let proof = InclusionProof {
                 leaf_index: index,
                 tree_size: size,
                 leaf_hash,
                 root_hash: root_at(conn, size, &hashes)?,
                 proof: merkle::prove_inclusion(index, size, &hashes)?,
-            })
+            };
+            cache.remember(&proof);
+            Ok(proof)
         })
         .await
     }
 
     async fn prove_consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof, StoreError> {
-        let cache = self.proof_hashes.clone();
+        let cache = self.proofs.clone();
         self.read(move |conn| {
             check_size(conn, "tree size", to)?;
             check_consistency_request(from, to)?;
             let stored = SqliteHashes(conn);
-            let hashes = cache.reader(&stored);
+            let hashes = cache.hashes().reader(&stored);
             Ok(ConsistencyProof {
                 from_size: from,
                 to_size: to,
@@ -755,9 +779,14 @@ impl EventStore for SqliteStore {
     async fn read_stored_hashes(&self, indexes: Vec<u64>) -> Result<Vec<Hash>, StoreError> {
         // Through the proof cache: callers read these to build proofs (a
         // lineage answer proves a hundred events at once).
-        let cache = self.proof_hashes.clone();
-        self.read(move |conn| Ok(cache.reader(&SqliteHashes(conn)).read_hashes(&indexes)?))
-            .await
+        let cache = self.proofs.clone();
+        self.read(move |conn| {
+            Ok(cache
+                .hashes()
+                .reader(&SqliteHashes(conn))
+                .read_hashes(&indexes)?)
+        })
+        .await
     }
 
     async fn read_stored_hash_range(
