@@ -47,7 +47,7 @@ pub fn load_or_create_key(dir: &Path, name: Option<&str>) -> anyhow::Result<Cosi
     };
     let name = match (name, stored_name) {
         (Some(given), Some(stored)) if given != stored => {
-            return Err(crate::cli::bad_input(format!(
+            return Err(crate::context::bad_input(format!(
                 "the witness key {} is named {stored:?}, not {given:?}; leave --name out or use another --data",
                 path.display()
             )))
@@ -56,5 +56,5 @@ pub fn load_or_create_key(dir: &Path, name: Option<&str>) -> anyhow::Result<Cosi
         (Some(given), None) => given.to_owned(),
         (None, None) => DEFAULT_NAME.to_owned(),
     };
-    Cosigner::load_or_create(&path, &name).map_err(|e| crate::cli::bad_input(e.to_string()))
+    Cosigner::load_or_create(&path, &name).map_err(|e| crate::context::bad_input(e.to_string()))
 }
