@@ -4,7 +4,8 @@
 //! Every status code of `add-checkpoint` is exercised against a real
 //! witness process, each refusal leaving its state unchanged; a witness
 //! SIGKILLed and restarted keeps what it cosigned; a log with two witnesses
-//! and quorum 2 serves both cosignatures; a log restarted after a witness
+//! and quorum 2 serves both cosignatures, and a monitor holding the policy
+//! mirrors it from its tiles into a mirror that `verify` audits; a log restarted after a witness
 //! cosigned resumes; a forked log is refused and reports it.
 
 mod common;
@@ -441,6 +442,28 @@ fn a_log_with_two_witnesses_and_quorum_two_serves_both_cosignatures() {
         metrics.contains("ledgerline_witness_cosigned_size{witness=\"w2\"}"),
         "{metrics}"
     );
+
+    // The public tlog-tiles checkpoint is the witnessed note, and a monitor
+    // holding the policy mirrors the log from the tiles alone, trusting the
+    // checkpoint for its quorum; its mirror audits with `verify`.
+    assert_eq!(server.get("/tlog/checkpoint", None).body, witnessed);
+    let mirror = dir.path().join("mirror");
+    let url = format!("{}/tlog", server.base);
+    let output = common::ledgerline(&mirror)
+        .args(["monitor", "--url", &url, "--key", &log_key, "--once"])
+        .arg("--witness-policy")
+        .arg(&policy_path)
+        .arg("--data")
+        .arg(&mirror)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(ok(&mirror, &["verify"]).starts_with(&format!("ok {latest} events")));
+    assert_eq!(ok(&mirror, &["checkpoint"]), witnessed);
 }
 
 #[test]
