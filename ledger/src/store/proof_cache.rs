@@ -4,21 +4,39 @@
 //! Everything kept is immutable in an append-only log: stored hashes (a
 //! complete subtree's hash never changes), the root of the tree of a given
 //! size, and the fact that the log has reached a size (it never shrinks).
-//! So nothing is ever invalidated; both caches are bounded and forget.
+//! So nothing is ever invalidated; every cache is bounded and forgets.
+//!
+//! Proofs of random leaves share their upper hashes, which the hash cache
+//! keeps hot, but each needs about eight hashes of its own next to its
+//! leaf. So the lower hashes are kept by block: all 511 stored hashes of a
+//! complete 256-leaf subtree (a level-0 tile's span, contiguous in the
+//! stored-hash order), read in one range on the first proof that misses
+//! there. A direct-mapped cache alone would evict some of them whenever two
+//! indexes share a slot, and a proof needs every one.
 
 use crate::merkle::{self, Hash, HashReader, MerkleError};
 use crate::store::hash_cache::HashCache;
 use crate::store::InclusionProof;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Tree roots remembered; past this the map starts again empty.
 const ROOTS_MAX: usize = 4096;
+/// Leaves per block of stored hashes kept whole (a level-0 tile's width).
+const BLOCK_LEAVES: u64 = 256;
+/// Stored hashes of one block: every complete subtree within it.
+const BLOCK_HASHES: u64 = 2 * BLOCK_LEAVES - 1;
+/// Blocks kept (16 KiB each: 32 MiB, the lower hashes of 524,288 leaves);
+/// past this the map starts again empty.
+const BLOCKS_MAX: usize = 2048;
 
 /// Stored hashes, roots by tree size, and the largest tree size read.
 pub struct ProofCache {
     hashes: HashCache,
+    /// Block number (leaf index / [`BLOCK_LEAVES`]) to its stored hashes.
+    blocks: RwLock<HashMap<u64, Arc<[Hash]>>>,
     roots: Mutex<HashMap<u64, Hash>>,
     /// The largest tree size the store has been seen to hold.
     known_size: AtomicU64,
@@ -29,6 +47,7 @@ impl ProofCache {
     pub fn new(hash_entries: usize) -> ProofCache {
         ProofCache {
             hashes: HashCache::new(hash_entries),
+            blocks: RwLock::new(HashMap::new()),
             roots: Mutex::new(HashMap::new()),
             known_size: AtomicU64::new(0),
         }
@@ -47,7 +66,16 @@ impl ProofCache {
             return None;
         }
         let root_hash = *self.roots.lock().expect("root cache lock").get(&size)?;
-        let cached = InMemory(&self.hashes);
+        let block = index / BLOCK_LEAVES;
+        let cached = InMemory {
+            hashes: &self.hashes,
+            block: self
+                .blocks
+                .read()
+                .expect("block cache lock")
+                .get(&block)
+                .map(|hashes| (block_hashes(block).start, hashes.clone())),
+        };
         let leaf_hash = cached
             .read_hashes(&[merkle::stored_hash_index(0, index)])
             .ok()?[0];
@@ -72,16 +100,78 @@ impl ProofCache {
         }
         roots.insert(proof.tree_size, proof.root_hash);
     }
+
+    /// The stored-hash indexes to read so that later proofs of leaf
+    /// `index`'s neighbours are answered from memory: its block's, when the
+    /// block is complete in a log of `stored_size` leaves and not yet held.
+    pub fn block_to_read(&self, index: u64, stored_size: u64) -> Option<Range<u64>> {
+        let block = index / BLOCK_LEAVES;
+        let complete = (block + 1)
+            .checked_mul(BLOCK_LEAVES)
+            .is_some_and(|end| end <= stored_size);
+        let held = self
+            .blocks
+            .read()
+            .expect("block cache lock")
+            .contains_key(&block);
+        (complete && !held).then(|| block_hashes(block))
+    }
+
+    /// Holds the stored hashes read for [`ProofCache::block_to_read`]'s
+    /// range of leaf `index`, `(stored-hash index, hash)` in order.
+    /// Anything but that whole range is ignored: a block is held complete
+    /// or not at all.
+    pub fn hold_block(&self, index: u64, read: &[(u64, Hash)]) {
+        let block = index / BLOCK_LEAVES;
+        let expected = block_hashes(block);
+        let whole = read.len() as u64 == BLOCK_HASHES
+            && read
+                .iter()
+                .zip(expected)
+                .all(|(&(index, _), wanted)| index == wanted);
+        if !whole {
+            return;
+        }
+        let hashes: Arc<[Hash]> = read.iter().map(|&(_, hash)| hash).collect();
+        let mut blocks = self.blocks.write().expect("block cache lock");
+        if blocks.len() >= BLOCKS_MAX {
+            blocks.clear();
+        }
+        blocks.insert(block, hashes);
+    }
 }
 
-/// The hash cache alone: a miss is an error, never a store read.
-struct InMemory<'a>(&'a HashCache);
+/// The stored-hash indexes of block `block`: contiguous, since a complete
+/// subtree's hashes are stored as its leaves are appended, the subtree's
+/// own root last (Go's `tlog.StoredHashIndex`).
+fn block_hashes(block: u64) -> Range<u64> {
+    let first = merkle::stored_hash_index(0, block * BLOCK_LEAVES);
+    first..first + BLOCK_HASHES
+}
+
+/// Memory alone, the leaf's block first: a miss is an error, never a store
+/// read.
+struct InMemory<'a> {
+    hashes: &'a HashCache,
+    /// The first stored-hash index of the leaf's block and its hashes.
+    block: Option<(u64, Arc<[Hash]>)>,
+}
 
 impl HashReader for InMemory<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
         indexes
             .iter()
-            .map(|&index| self.0.get(index).ok_or(MerkleError::MissingHash(index)))
+            .map(|&index| {
+                let in_block = self.block.as_ref().and_then(|(first, hashes)| {
+                    index
+                        .checked_sub(*first)
+                        .and_then(|offset| hashes.get(offset as usize))
+                        .copied()
+                });
+                in_block
+                    .or_else(|| self.hashes.get(index))
+                    .ok_or(MerkleError::MissingHash(index))
+            })
             .collect()
     }
 }
@@ -138,5 +228,53 @@ mod tests {
         assert!(cache.inclusion(7, 999).is_none());
         assert!(cache.inclusion(7, 1001).is_none());
         assert!(cache.inclusion(1000, 1000).is_none());
+    }
+
+    /// The `(index, hash)` pairs of `range` as a store's range read returns them.
+    fn range_of(store: &MemoryHashes, range: Range<u64>) -> Vec<(u64, Hash)> {
+        range
+            .map(|index| (index, store.0[index as usize]))
+            .collect()
+    }
+
+    #[test]
+    fn a_block_read_once_answers_every_proof_of_its_leaves_from_memory() {
+        let (store, root) = tree(1000);
+        let cache = ProofCache::new(1 << 14);
+        from_store(&cache, &store, 7, 1000, root);
+        let block = cache.block_to_read(7, 1000).expect("block 0 is complete");
+        assert_eq!(block, 0..511);
+        cache.hold_block(7, &range_of(&store, block));
+        assert_eq!(cache.block_to_read(7, 1000), None, "held already");
+        for index in 0..256 {
+            let proof = cache
+                .inclusion(index, 1000)
+                .unwrap_or_else(|| panic!("leaf {index} is answered from memory"));
+            assert_eq!(
+                proof.proof,
+                merkle::prove_inclusion(index, 1000, &store).unwrap()
+            );
+            merkle::verify_inclusion(index, 1000, &proof.leaf_hash, &proof.proof, &root).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_incomplete_or_partly_read_block_is_never_held() {
+        let (store, root) = tree(1000);
+        let cache = ProofCache::new(1 << 14);
+        // Leaves 768..1000: their block is not complete in a log of 1000.
+        assert_eq!(cache.block_to_read(999, 1000), None);
+        // Block 1 is leaves 256..512; a range short of one hash is ignored.
+        let block = cache.block_to_read(300, 1000).unwrap();
+        let mut short = range_of(&store, block.clone());
+        short.pop();
+        cache.hold_block(300, &short);
+        assert_eq!(cache.block_to_read(300, 1000), Some(block.clone()));
+        // Another block's range, offered as this one's, is ignored too.
+        cache.hold_block(300, &range_of(&store, 0..511));
+        assert_eq!(cache.block_to_read(300, 1000), Some(block));
+        // Without the block, a leaf nobody read goes to the store.
+        from_store(&cache, &store, 7, 1000, root);
+        assert!(cache.inclusion(300, 1000).is_none());
     }
 }

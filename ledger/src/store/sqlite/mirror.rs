@@ -11,7 +11,8 @@
 //! rebuild its root. Events past the newest checkpoint are an unfinished
 //! round's, and the next round starts by removing them.
 
-use super::{latest_checkpoint, open_connection, tree_size, SqliteHashes, DATABASE_FILE, SCHEMA};
+use super::rows::{latest_checkpoint, tree_size, SqliteHashes};
+use super::{open_connection, DATABASE_FILE, SCHEMA};
 use crate::merkle::{self, Frontier, Hash, HashReader};
 use crate::store::{SignedCheckpoint, StoreError, StoredEvent};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};

@@ -2,8 +2,8 @@
 //! shared sequencer inside one `BEGIN IMMEDIATE` transaction, and the
 //! checkpoints it signs. Reads are the store's, on their own connections.
 
+use super::rows::{event_row, last_event_time, tree_size, SqliteHashes, EVENT_COLUMNS};
 use super::wal_checkpointer::WalCheckpointer;
-use super::{event_row, last_event_time, tree_size, SqliteHashes, EVENT_COLUMNS};
 use crate::merkle::{self, Frontier, Hash};
 use crate::store::node::NodeWriter;
 use crate::store::sequencer::{
