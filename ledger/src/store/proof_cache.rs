@@ -6,13 +6,16 @@
 //! size, and the fact that the log has reached a size (it never shrinks).
 //! So nothing is ever invalidated; every cache is bounded and forgets.
 //!
-//! Proofs of random leaves share their upper hashes, which the hash cache
-//! keeps hot, but each needs about eight hashes of its own next to its
-//! leaf. So the lower hashes are kept by block: all 511 stored hashes of a
-//! complete 256-leaf subtree (a level-0 tile's span, contiguous in the
-//! stored-hash order), read in one range on the first proof that misses
-//! there. A direct-mapped cache alone would evict some of them whenever two
-//! indexes share a slot, and a proof needs every one.
+//! A proof of a random leaf reads about eight hashes below level 8, within
+//! the leaf's 256-leaf block, and the rest above it, which proofs of other
+//! leaves share. Each kind is kept where a proof finds every one it needs:
+//! a complete block's 511 stored hashes (contiguous in the stored-hash
+//! order, like a level-0 tile's span) as one entry, read in one range on
+//! the first proof that misses there; the hashes above level 8 in a map of
+//! their own. The direct-mapped [`HashCache`] keeps the rest (the lower
+//! hashes of the incomplete last block): in it, two indexes that share a
+//! slot evict each other, which a proof needing every hash cannot afford
+//! for hashes every proof reads.
 
 use crate::merkle::{self, Hash, HashReader, MerkleError};
 use crate::store::hash_cache::HashCache;
@@ -26,28 +29,37 @@ use std::sync::{Arc, Mutex, RwLock};
 const ROOTS_MAX: usize = 4096;
 /// Leaves per block of stored hashes kept whole (a level-0 tile's width).
 const BLOCK_LEAVES: u64 = 256;
+/// The level of a block's own root: hashes from it up are shared.
+const BLOCK_LEVEL: u8 = 8;
 /// Stored hashes of one block: every complete subtree within it.
 const BLOCK_HASHES: u64 = 2 * BLOCK_LEAVES - 1;
 /// Blocks kept (16 KiB each: 32 MiB, the lower hashes of 524,288 leaves);
 /// past this the map starts again empty.
 const BLOCKS_MAX: usize = 2048;
+/// Hashes above the blocks kept (40 bytes each: every one of a log of
+/// about 8,000,000 leaves); past this the map starts again empty.
+const UPPER_MAX: usize = 1 << 16;
 
 /// Stored hashes, roots by tree size, and the largest tree size read.
 pub struct ProofCache {
     hashes: HashCache,
     /// Block number (leaf index / [`BLOCK_LEAVES`]) to its stored hashes.
     blocks: RwLock<HashMap<u64, Arc<[Hash]>>>,
+    /// Stored hashes at [`BLOCK_LEVEL`] and above, by stored-hash index.
+    upper: RwLock<HashMap<u64, Hash>>,
     roots: Mutex<HashMap<u64, Hash>>,
     /// The largest tree size the store has been seen to hold.
     known_size: AtomicU64,
 }
 
 impl ProofCache {
-    /// A cache of about `hash_entries` stored hashes (40 bytes each).
+    /// A cache of about `hash_entries` stored hashes (40 bytes each) beside
+    /// the blocks and upper hashes inclusion proofs keep.
     pub fn new(hash_entries: usize) -> ProofCache {
         ProofCache {
             hashes: HashCache::new(hash_entries),
             blocks: RwLock::new(HashMap::new()),
+            upper: RwLock::new(HashMap::new()),
             roots: Mutex::new(HashMap::new()),
             known_size: AtomicU64::new(0),
         }
@@ -66,16 +78,7 @@ impl ProofCache {
             return None;
         }
         let root_hash = *self.roots.lock().expect("root cache lock").get(&size)?;
-        let block = index / BLOCK_LEAVES;
-        let cached = InMemory {
-            hashes: &self.hashes,
-            block: self
-                .blocks
-                .read()
-                .expect("block cache lock")
-                .get(&block)
-                .map(|hashes| (block_hashes(block).start, hashes.clone())),
-        };
+        let cached = self.inclusion_reader::<NoStore>(index, None);
         let leaf_hash = cached
             .read_hashes(&[merkle::stored_hash_index(0, index)])
             .ok()?[0];
@@ -87,6 +90,34 @@ impl ProofCache {
             root_hash,
             proof,
         })
+    }
+
+    /// The hashes of an inclusion proof of leaf `index`, read from memory
+    /// and, for what is missing, from `store`, keeping what it reads.
+    pub fn inclusion_hashes<'a, R: HashReader>(
+        &'a self,
+        index: u64,
+        store: &'a R,
+    ) -> InclusionHashes<'a, R> {
+        self.inclusion_reader(index, Some(store))
+    }
+
+    fn inclusion_reader<'a, R: HashReader>(
+        &'a self,
+        index: u64,
+        store: Option<&'a R>,
+    ) -> InclusionHashes<'a, R> {
+        let block = index / BLOCK_LEAVES;
+        InclusionHashes {
+            cache: self,
+            block: self
+                .blocks
+                .read()
+                .expect("block cache lock")
+                .get(&block)
+                .map(|hashes| (block_hashes(block).start, hashes.clone())),
+            store,
+        }
     }
 
     /// Remembers what a proof the store answered says: the log holds its
@@ -139,6 +170,30 @@ impl ProofCache {
         }
         blocks.insert(block, hashes);
     }
+
+    fn remember_hash(&self, index: u64, hash: Hash) {
+        if merkle::stored_hash_leaf(index).1 >= BLOCK_LEVEL {
+            let mut upper = self.upper.write().expect("upper hash lock");
+            if upper.len() >= UPPER_MAX {
+                upper.clear();
+            }
+            upper.insert(index, hash);
+        } else {
+            self.hashes.insert(index, hash);
+        }
+    }
+
+    fn remembered_hash(&self, index: u64) -> Option<Hash> {
+        if merkle::stored_hash_leaf(index).1 >= BLOCK_LEVEL {
+            self.upper
+                .read()
+                .expect("upper hash lock")
+                .get(&index)
+                .copied()
+        } else {
+            self.hashes.get(index)
+        }
+    }
 }
 
 /// The stored-hash indexes of block `block`: contiguous, since a complete
@@ -149,30 +204,61 @@ fn block_hashes(block: u64) -> Range<u64> {
     first..first + BLOCK_HASHES
 }
 
-/// Memory alone, the leaf's block first: a miss is an error, never a store
-/// read.
-struct InMemory<'a> {
-    hashes: &'a HashCache,
+/// An inclusion proof's hashes: the leaf's block when it is held, then the
+/// cache's other hashes, then (if any) the store, whose answers are kept.
+pub struct InclusionHashes<'a, R> {
+    cache: &'a ProofCache,
     /// The first stored-hash index of the leaf's block and its hashes.
     block: Option<(u64, Arc<[Hash]>)>,
+    store: Option<&'a R>,
 }
 
-impl HashReader for InMemory<'_> {
+impl<R: HashReader> InclusionHashes<'_, R> {
+    fn in_memory(&self, index: u64) -> Option<Hash> {
+        let in_block = self.block.as_ref().and_then(|(first, hashes)| {
+            index
+                .checked_sub(*first)
+                .and_then(|offset| hashes.get(offset as usize))
+                .copied()
+        });
+        in_block.or_else(|| self.cache.remembered_hash(index))
+    }
+}
+
+impl<R: HashReader> HashReader for InclusionHashes<'_, R> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
-        indexes
+        let mut found: Vec<Option<Hash>> = indexes.iter().map(|&i| self.in_memory(i)).collect();
+        let missing: Vec<u64> = indexes
             .iter()
-            .map(|&index| {
-                let in_block = self.block.as_ref().and_then(|(first, hashes)| {
-                    index
-                        .checked_sub(*first)
-                        .and_then(|offset| hashes.get(offset as usize))
-                        .copied()
-                });
-                in_block
-                    .or_else(|| self.hashes.get(index))
-                    .ok_or(MerkleError::MissingHash(index))
-            })
-            .collect()
+            .zip(&found)
+            .filter(|(_, hit)| hit.is_none())
+            .map(|(&index, _)| index)
+            .collect();
+        if let Some(&first_missing) = missing.first() {
+            let store = self.store.ok_or(MerkleError::MissingHash(first_missing))?;
+            let read = store.read_hashes(&missing)?;
+            let mut read = missing.iter().zip(read);
+            for slot in found.iter_mut().filter(|hit| hit.is_none()) {
+                let (&index, hash) = read.next().expect("one hash per missing index");
+                self.cache.remember_hash(index, hash);
+                *slot = Some(hash);
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|hash| hash.expect("every index answered"))
+            .collect())
+    }
+}
+
+/// The store of a reader that has none: memory alone.
+struct NoStore;
+
+impl HashReader for NoStore {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
+        Err(MerkleError::MissingHash(
+            indexes.first().copied().unwrap_or(0),
+        ))
     }
 }
 
@@ -201,7 +287,7 @@ mod tests {
         size: u64,
         root: Hash,
     ) -> InclusionProof {
-        let reader = cache.hashes().reader(store);
+        let reader = cache.inclusion_hashes(index, store);
         let proof = InclusionProof {
             leaf_index: index,
             tree_size: size,
@@ -276,5 +362,50 @@ mod tests {
         // Without the block, a leaf nobody read goes to the store.
         from_store(&cache, &store, 7, 1000, root);
         assert!(cache.inclusion(300, 1000).is_none());
+    }
+
+    /// A proof as the embedded store answers one the cache missed: the
+    /// leaf's block first, then the rest through the cache.
+    fn as_the_store_does(
+        cache: &ProofCache,
+        store: &MemoryHashes,
+        index: u64,
+        size: u64,
+        root: Hash,
+    ) -> InclusionProof {
+        if let Some(block) = cache.block_to_read(index, size) {
+            cache.hold_block(index, &range_of(store, block));
+        }
+        from_store(cache, store, index, size, root)
+    }
+
+    #[test]
+    fn once_warm_every_proof_in_a_complete_block_is_answered_from_memory() {
+        // A hash cache far too small for the log: the blocks and the
+        // upper hashes must not depend on it.
+        let size = 20_000;
+        let (store, root) = tree(size);
+        let cache = ProofCache::new(1 << 8);
+        let mut state: u64 = 7;
+        let mut random_leaf = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % size
+        };
+        for _ in 0..3_000 {
+            let index = random_leaf();
+            if cache.inclusion(index, size).is_none() {
+                as_the_store_does(&cache, &store, index, size, root);
+            }
+        }
+        let complete_blocks_end = size / BLOCK_LEAVES * BLOCK_LEAVES;
+        for _ in 0..3_000 {
+            let index = random_leaf() % complete_blocks_end;
+            let proof = cache
+                .inclusion(index, size)
+                .unwrap_or_else(|| panic!("leaf {index} is answered from memory"));
+            merkle::verify_inclusion(index, size, &proof.leaf_hash, &proof.proof, &root).unwrap();
+        }
     }
 }

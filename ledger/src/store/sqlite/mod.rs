@@ -563,8 +563,13 @@ impl EventStore for SqliteStore {
         self.read(move |conn| {
             check_size(conn, "tree size", size)?;
             check_inclusion_request(index, size)?;
+            // Proofs of the leaf's neighbours need the same lower hashes:
+            // hold its whole block first, read in one range.
+            if let Some(block) = cache.block_to_read(index, size) {
+                cache.hold_block(index, &stored_hash_range(conn, block.start, block.end)?);
+            }
             let stored = SqliteHashes(conn);
-            let hashes = cache.hashes().reader(&stored);
+            let hashes = cache.inclusion_hashes(index, &stored);
             let leaf_hash = hashes.read_hashes(&[merkle::stored_hash_index(0, index)])?[0];
             let proof = InclusionProof {
                 leaf_index: index,
@@ -574,11 +579,6 @@ impl EventStore for SqliteStore {
                 proof: merkle::prove_inclusion(index, size, &hashes)?,
             };
             cache.remember(&proof);
-            // Proofs of the leaf's neighbours need the same lower hashes:
-            // hold its whole block, read in one range.
-            if let Some(block) = cache.block_to_read(index, tree_size(conn)?) {
-                cache.hold_block(index, &stored_hash_range(conn, block.start, block.end)?);
-            }
             Ok(proof)
         })
         .await

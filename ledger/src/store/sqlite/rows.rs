@@ -11,9 +11,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub(super) fn tree_size(conn: &Connection) -> Result<u64, StoreError> {
-    let size: i64 = conn.query_row("SELECT COALESCE(MAX(seq) + 1, 0) FROM events", [], |row| {
-        row.get(0)
-    })?;
+    let size: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM events")?
+        .query_row([], |row| row.get(0))?;
     Ok(size as u64)
 }
 
