@@ -13,11 +13,11 @@
 //! job's stream `generation-<job id>`.
 //!
 //! On shutdown, queued jobs are abandoned at once and a running job gets
-//! [`queue::RUNNING_JOB_WAIT`] to finish; either way an abandoned job's stream ends
+//! `queue::RUNNING_JOB_WAIT` (30 s) to finish; either way an abandoned job's stream ends
 //! with `generation.abandoned`.
 //!
 //! Here: submitting and reporting on jobs; the queue and its worker are in
-//! [`queue`], the event stream in [`sse`], the audio in [`artifacts`].
+//! `queue`, the event stream in [`sse`], the audio in [`artifacts`].
 
 pub mod artifacts;
 mod queue;

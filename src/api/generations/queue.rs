@@ -220,7 +220,7 @@ impl Generations {
     }
 
     /// Stops taking jobs, abandons the queued ones, gives the running one
-    /// [`RUNNING_JOB_WAIT`] to finish and abandons it after that. Every
+    /// `RUNNING_JOB_WAIT` to finish and abandons it after that. Every
     /// abandoned job gets a `generation.abandoned` event. Call it before
     /// the store is closed; calling it again does nothing.
     pub async fn stop(&self, store: &dyn EventStore) {
