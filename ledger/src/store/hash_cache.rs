@@ -72,27 +72,45 @@ pub struct CachedHashes<'a, R> {
 
 impl<R: HashReader> HashReader for CachedHashes<'_, R> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
-        let mut found: Vec<Option<Hash>> = indexes.iter().map(|&i| self.cache.get(i)).collect();
-        let missing: Vec<u64> = indexes
-            .iter()
-            .zip(&found)
-            .filter(|(_, hit)| hit.is_none())
-            .map(|(&index, _)| index)
-            .collect();
-        if !missing.is_empty() {
-            let read = self.inner.read_hashes(&missing)?;
-            let mut read = missing.iter().zip(read);
-            for slot in found.iter_mut().filter(|hit| hit.is_none()) {
-                let (&index, hash) = read.next().expect("one hash per missing index");
-                self.cache.insert(index, hash);
-                *slot = Some(hash);
-            }
-        }
-        Ok(found
-            .into_iter()
-            .map(|hash| hash.expect("every index answered"))
-            .collect())
+        read_through(
+            indexes,
+            |index| self.cache.get(index),
+            Some(self.inner),
+            |index, hash| self.cache.insert(index, hash),
+        )
     }
+}
+
+/// The hashes of `indexes`: those `cached` answers, and the rest read from
+/// `inner` in one call, each handed to `remember`. Without `inner`, a miss
+/// is an error.
+pub(crate) fn read_through<R: HashReader>(
+    indexes: &[u64],
+    cached: impl Fn(u64) -> Option<Hash>,
+    inner: Option<&R>,
+    remember: impl Fn(u64, Hash),
+) -> Result<Vec<Hash>, MerkleError> {
+    let mut found: Vec<Option<Hash>> = indexes.iter().map(|&i| cached(i)).collect();
+    let missing: Vec<u64> = indexes
+        .iter()
+        .zip(&found)
+        .filter(|(_, hit)| hit.is_none())
+        .map(|(&index, _)| index)
+        .collect();
+    if let Some(&first_missing) = missing.first() {
+        let inner = inner.ok_or(MerkleError::MissingHash(first_missing))?;
+        let read = inner.read_hashes(&missing)?;
+        let mut read = missing.iter().zip(read);
+        for slot in found.iter_mut().filter(|hit| hit.is_none()) {
+            let (&index, hash) = read.next().expect("one hash per missing index");
+            remember(index, hash);
+            *slot = Some(hash);
+        }
+    }
+    Ok(found
+        .into_iter()
+        .map(|hash| hash.expect("every index answered"))
+        .collect())
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@
 //! for hashes every proof reads.
 
 use crate::merkle::{self, Hash, HashReader, MerkleError};
-use crate::store::hash_cache::HashCache;
+use crate::store::hash_cache::{read_through, HashCache};
 use crate::store::InclusionProof;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -78,7 +78,7 @@ impl ProofCache {
             return None;
         }
         let root_hash = *self.roots.lock().expect("root cache lock").get(&size)?;
-        let cached = self.inclusion_reader::<NoStore>(index, None);
+        let cached = self.inclusion_reader::<MemoryOnly>(index, None);
         let leaf_hash = cached
             .read_hashes(&[merkle::stored_hash_index(0, index)])
             .ok()?[0];
@@ -227,38 +227,22 @@ impl<R: HashReader> InclusionHashes<'_, R> {
 
 impl<R: HashReader> HashReader for InclusionHashes<'_, R> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
-        let mut found: Vec<Option<Hash>> = indexes.iter().map(|&i| self.in_memory(i)).collect();
-        let missing: Vec<u64> = indexes
-            .iter()
-            .zip(&found)
-            .filter(|(_, hit)| hit.is_none())
-            .map(|(&index, _)| index)
-            .collect();
-        if let Some(&first_missing) = missing.first() {
-            let store = self.store.ok_or(MerkleError::MissingHash(first_missing))?;
-            let read = store.read_hashes(&missing)?;
-            let mut read = missing.iter().zip(read);
-            for slot in found.iter_mut().filter(|hit| hit.is_none()) {
-                let (&index, hash) = read.next().expect("one hash per missing index");
-                self.cache.remember_hash(index, hash);
-                *slot = Some(hash);
-            }
-        }
-        Ok(found
-            .into_iter()
-            .map(|hash| hash.expect("every index answered"))
-            .collect())
+        read_through(
+            indexes,
+            |index| self.in_memory(index),
+            self.store,
+            |index, hash| self.cache.remember_hash(index, hash),
+        )
     }
 }
 
-/// The store of a reader that has none: memory alone.
-struct NoStore;
+/// The store of a reader that has none: it cannot be made, so such a
+/// reader answers from memory alone.
+enum MemoryOnly {}
 
-impl HashReader for NoStore {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
-        Err(MerkleError::MissingHash(
-            indexes.first().copied().unwrap_or(0),
-        ))
+impl HashReader for MemoryOnly {
+    fn read_hashes(&self, _: &[u64]) -> Result<Vec<Hash>, MerkleError> {
+        match *self {}
     }
 }
 
