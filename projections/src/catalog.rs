@@ -10,6 +10,8 @@ use rust_decimal::Decimal;
 use schemas::catalog::{
     self as events, Consent, Party, PartyRole, Policy, Recording, Split, Stems, VoiceModel, Work,
 };
+use schemas::generation::RecipeKind;
+use schemas::licence::{self, CalendarDate, ConsentScope, LicenceTerms};
 use schemas::ContentHash;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -72,6 +74,10 @@ pub struct RecordingEntry {
     pub master_splits: Vec<SplitEntry>,
     /// Stem name (`vocals`, `drums`, `bass`, `other`, `mixture`) to PATH.
     pub stems: BTreeMap<String, String>,
+    /// The label's licence terms; without them the recording is not
+    /// participating.
+    #[serde(default)]
+    pub licence: Option<LicenceTerms>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -305,12 +311,16 @@ impl CatalogDocument {
                     Err(message) => error(field, message),
                 }
             }
+            if let Some(terms) = &entry.licence {
+                check_licence(&mut error, &format!("{at}.licence"), terms);
+            }
             recordings.push(Recording {
                 isrc: entry.isrc.clone(),
                 title: entry.title.clone(),
                 work,
                 master_splits,
                 stems,
+                licence: entry.licence.clone(),
             });
         }
 
@@ -340,6 +350,9 @@ impl CatalogDocument {
             }
             if let Some(reference) = &entry.consent.reference {
                 check_text(&mut error, &format!("{at}.consent.reference"), reference);
+            }
+            if let Some(scope) = &entry.consent.scope {
+                check_consent_scope(&mut error, &format!("{at}.consent.scope"), scope);
             }
             if entry.training_stems.is_empty() {
                 error(
@@ -420,6 +433,127 @@ impl CatalogDocument {
             })
         } else {
             Err(CatalogError::Invalid(errors))
+        }
+    }
+}
+
+/// The stem names a recording's stems and its licence terms may name.
+const STEM_NAMES: [&str; 5] = ["vocals", "drums", "bass", "other", "mixture"];
+
+/// Checks a recording's licence terms: known stem names and territories,
+/// bounds whose minimum is not above their maximum, a window that holds at
+/// least one day, and no list naming one thing twice.
+fn check_licence(error: &mut impl FnMut(String, String), at: &str, terms: &LicenceTerms) {
+    if let Some(kinds) = &terms.kinds {
+        check_kinds(error, &format!("{at}.kinds"), kinds);
+    }
+    if let Some(stems) = &terms.stems {
+        let mut seen = HashSet::new();
+        for (i, name) in stems.iter().enumerate() {
+            if !STEM_NAMES.contains(&name.as_str()) {
+                error(
+                    format!("{at}.stems[{i}]"),
+                    format!("unknown stem {name:?}; use vocals, drums, bass, other or mixture"),
+                );
+            } else if !seen.insert(name) {
+                error(
+                    format!("{at}.stems[{i}]"),
+                    format!("{name:?} is listed twice"),
+                );
+            }
+        }
+    }
+    if let Some(rate) = &terms.tempo_rate {
+        if rate.min <= Decimal::ZERO {
+            error(
+                format!("{at}.tempo_rate.min"),
+                format!(
+                    "{} is not a tempo rate: a rate is above 0 (1 keeps the tempo)",
+                    rate.min
+                ),
+            );
+        }
+        if rate.min > rate.max {
+            error(
+                format!("{at}.tempo_rate"),
+                format!(
+                    "min {} is above max {}: no rate is allowed",
+                    rate.min, rate.max
+                ),
+            );
+        }
+    }
+    if let Some(semitones) = &terms.semitones {
+        if semitones.min > semitones.max {
+            error(
+                format!("{at}.semitones"),
+                format!(
+                    "min {} is above max {}: no key shift is allowed",
+                    semitones.min, semitones.max
+                ),
+            );
+        }
+    }
+    if let Some(territories) = &terms.territories {
+        check_territories(error, &format!("{at}.territories"), territories);
+    }
+    check_window(error, at, terms.from, terms.until);
+}
+
+/// Checks what an artist's consent covers, as [`check_licence`] does.
+fn check_consent_scope(error: &mut impl FnMut(String, String), at: &str, scope: &ConsentScope) {
+    if let Some(kinds) = &scope.kinds {
+        check_kinds(error, &format!("{at}.kinds"), kinds);
+    }
+    if let Some(territories) = &scope.territories {
+        check_territories(error, &format!("{at}.territories"), territories);
+    }
+}
+
+fn check_kinds(error: &mut impl FnMut(String, String), at: &str, kinds: &[RecipeKind]) {
+    let mut seen = HashSet::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        if !seen.insert(kind) {
+            error(
+                format!("{at}[{i}]"),
+                format!("{:?} is listed twice", kind.as_str()),
+            );
+        }
+    }
+}
+
+fn check_territories(error: &mut impl FnMut(String, String), at: &str, territories: &[String]) {
+    if territories.is_empty() {
+        error(
+            at.to_owned(),
+            "lists no territory: name ISO 3166-1 alpha-2 codes, or WW for worldwide".into(),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (i, code) in territories.iter().enumerate() {
+        if !licence::is_territory(code) {
+            error(
+                format!("{at}[{i}]"),
+                format!("{code:?} is not an ISO 3166-1 alpha-2 country code (e.g. US, GB, DE) or WW for worldwide"),
+            );
+        } else if !seen.insert(code) {
+            error(format!("{at}[{i}]"), format!("{code:?} is listed twice"));
+        }
+    }
+}
+
+fn check_window(
+    error: &mut impl FnMut(String, String),
+    at: &str,
+    from: Option<CalendarDate>,
+    until: Option<CalendarDate>,
+) {
+    if let (Some(from), Some(until)) = (from, until) {
+        if from > until {
+            error(
+                format!("{at}.until"),
+                format!("{until} is before from {from}: the window holds no day"),
+            );
         }
     }
 }
@@ -757,6 +891,108 @@ mod tests {
                 .any(|e| e.starts_with("policy: platform_share + creator_share is 1.1")),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn licence_terms_and_consent_scope_are_imported_as_written() {
+        let terms = json!({
+            "participating": true, "kinds": ["remix", "cover"],
+            "stems": ["drums", "bass", "other", "vocals"],
+            "tempo_rate": {"min": "0.8", "max": "1.25"}, "semitones": {"min": -3, "max": 3},
+            "voice": true, "territories": ["WW"], "from": "2026-01-01", "until": "2027-12-31"
+        });
+        let scope = json!({"kinds": ["cover"], "territories": ["US", "GB"], "until": "2027-12-31"});
+        let mut doc = document();
+        doc["recordings"][0]["licence"] = terms.clone();
+        doc["voice_models"][0]["consent"]["scope"] = scope.clone();
+        let catalog = validate(doc).unwrap();
+        assert_eq!(payload(&catalog.recordings[0])["licence"], terms);
+        assert_eq!(payload(&catalog.voice_models[0])["consent"]["scope"], scope);
+        // Documents without terms stay valid, and their events carry none.
+        let plain = validate(document()).unwrap();
+        assert!(plain.recordings[0].licence.is_none());
+        assert!(payload(&plain.recordings[0]).get("licence").is_none());
+    }
+
+    #[test]
+    fn bad_licence_terms_are_refused_naming_the_field() {
+        for (field, value, expected) in [
+            (
+                "stems",
+                json!(["drums", "guitar"]),
+                "recordings[0].licence.stems[1]: unknown stem \"guitar\"",
+            ),
+            (
+                "stems",
+                json!(["drums", "drums"]),
+                "recordings[0].licence.stems[1]: \"drums\" is listed twice",
+            ),
+            (
+                "kinds",
+                json!(["cover", "cover"]),
+                "recordings[0].licence.kinds[1]: \"cover\" is listed twice",
+            ),
+            (
+                "tempo_rate",
+                json!({"min": "1.25", "max": "0.8"}),
+                "recordings[0].licence.tempo_rate: min 1.25 is above max 0.8",
+            ),
+            (
+                "tempo_rate",
+                json!({"min": "0", "max": "0.8"}),
+                "recordings[0].licence.tempo_rate.min: 0 is not a tempo rate",
+            ),
+            (
+                "semitones",
+                json!({"min": 3, "max": -3}),
+                "recordings[0].licence.semitones: min 3 is above max -3",
+            ),
+            (
+                "territories",
+                json!(["US", "UK"]),
+                "recordings[0].licence.territories[1]: \"UK\" is not an ISO 3166-1 alpha-2",
+            ),
+            (
+                "territories",
+                json!([]),
+                "recordings[0].licence.territories: lists no territory",
+            ),
+            (
+                "until",
+                json!("2025-12-31"),
+                "recordings[0].licence.until: 2025-12-31 is before from 2026-01-01",
+            ),
+        ] {
+            let mut doc = document();
+            doc["recordings"][0]["licence"] = json!({"participating": true, "from": "2026-01-01"});
+            doc["recordings"][0]["licence"][field] = value;
+            let errors = errors_of(doc);
+            assert!(
+                errors.iter().any(|e| e.starts_with(expected)),
+                "{field}: {errors:?}"
+            );
+        }
+        let mut doc = document();
+        doc["voice_models"][0]["consent"]["scope"] = json!({"territories": ["ZZ"]});
+        let errors = errors_of(doc);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("voice_models[0].consent.scope.territories[0]: \"ZZ\"")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_date_that_does_not_parse_is_a_syntax_error_naming_the_format() {
+        let mut doc = document();
+        doc["recordings"][0]["licence"] = json!({"participating": true, "until": "2027-02-30"});
+        match validate(doc) {
+            Err(CatalogError::Syntax(message)) => {
+                assert!(message.contains("use YYYY-MM-DD"), "{message}")
+            }
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
     }
 
     #[test]

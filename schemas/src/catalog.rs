@@ -9,6 +9,7 @@
 //! per split list; stems are content hashes of the licensed files' bytes.
 
 use crate::content_hash::ContentHash;
+use crate::licence::{ConsentScope, LicenceTerms};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -159,6 +160,10 @@ pub struct Recording {
     pub work: String,
     pub master_splits: Vec<Split>,
     pub stems: Stems,
+    /// The label's licence terms; without them the recording is not
+    /// participating ([`crate::licence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<LicenceTerms>,
 }
 
 /// The artist's consent to a voice model. Inference must refuse to use a
@@ -170,6 +175,9 @@ pub struct Consent {
     /// Where the consent is recorded (contract number, document id), if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// What the consent covers; absent, it restricts nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ConsentScope>,
 }
 
 /// `catalog.voice-model-registered` / `catalog.voice-model-amended`: a voice

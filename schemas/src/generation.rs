@@ -52,6 +52,16 @@ pub enum RecipeKind {
     Cover,
 }
 
+impl RecipeKind {
+    /// The kind as documents and events spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecipeKind::Remix => "remix",
+            RecipeKind::Cover => "cover",
+        }
+    }
+}
+
 /// One stem's setting in a recipe; the default plays it as delivered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

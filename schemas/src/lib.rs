@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod content_hash;
 pub mod generation;
+pub mod licence;
 pub mod reserved;
 pub mod usage;
 

@@ -88,13 +88,22 @@ fn catalog_document(data_dir: &Path, tracks: &[(TrackSpec, Vec<(String, Artifact
         "recordings": [
             {"isrc": first.0.isrc, "title": first.0.title, "work": "T-034524680-1",
              "master_splits": [{"party": "label-copper", "share": "0.8"}, {"party": "artist-mara", "share": "0.2"}],
-             "stems": stem_paths(&first.1)},
+             "stems": stem_paths(&first.1),
+             "licence": {"participating": true, "kinds": ["remix", "cover"],
+                         "tempo_rate": {"min": "0.8", "max": "1.25"}, "semitones": {"min": -3, "max": 3},
+                         "voice": true, "territories": ["WW"], "from": "2026-01-01", "until": "2027-12-31"}},
             {"isrc": second.0.isrc, "title": second.0.title, "work": "T-123456789-4",
              "master_splits": [{"party": "label-copper", "share": "0.75"}, {"party": "artist-oden", "share": "0.25"}],
-             "stems": stem_paths(&second.1)}
+             "stems": stem_paths(&second.1),
+             "licence": {"participating": true, "kinds": ["remix", "cover"],
+                         "stems": ["drums", "bass", "other", "vocals"],
+                         "tempo_rate": {"min": "0.9", "max": "1.1"}, "semitones": {"min": -3, "max": 3},
+                         "voice": true, "territories": ["WW"], "from": "2026-01-01", "until": "2027-12-31"}}
         ],
         "voice_models": [
-            {"id": "voice-mara-v1", "artist": "artist-mara", "consent": {"granted": true, "reference": "consent/2026/0142"},
+            {"id": "voice-mara-v1", "artist": "artist-mara",
+             "consent": {"granted": true, "reference": "consent/2026/0142",
+                         "scope": {"kinds": ["cover"], "territories": ["WW"], "until": "2027-12-31"}},
              "training_stems": [stem_paths(&first.1)["vocals"]],
              "likeness_splits": [{"party": "artist-mara", "share": "1"}]}
         ],

@@ -77,6 +77,7 @@ async fn fixture(consent: bool) -> Fixture {
         work: "T-034524680-1".into(),
         master_splits: split.clone(),
         stems,
+        licence: None,
     };
     append(
         &store,
@@ -91,6 +92,7 @@ async fn fixture(consent: bool) -> Fixture {
         consent: Consent {
             granted: consent,
             reference: Some("consent/1".into()),
+            scope: None,
         },
         training_stems: vec![vocals],
         likeness_splits: split,
