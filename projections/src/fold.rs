@@ -22,8 +22,8 @@ use ledger::Envelope;
 use rust_decimal::Decimal;
 use schemas::catalog::{self as catalog_events, Party, Policy, Recording, VoiceModel, Work};
 use schemas::generation::{
-    generation_stream, AttributionKind, DerivativePublished, DERIVATIVE_PUBLISHED,
-    GENERATION_ABANDONED, GENERATION_REQUESTED, GENERATION_STEP,
+    generation_stream, AttributionKind, CredentialsIssued, DerivativePublished, CREDENTIALS_ISSUED,
+    DERIVATIVE_PUBLISHED, GENERATION_ABANDONED, GENERATION_REQUESTED, GENERATION_STEP,
 };
 use schemas::usage::{UsageLine, LINE_IMPORTED};
 use serde::de::DeserializeOwned;
@@ -196,6 +196,13 @@ pub enum Change {
         job: Uuid,
     },
     Derivative(DerivativeRecord),
+    /// A published derivative's output, credentialed: `file` is the hash
+    /// of the file as distributed (`generation.credentials-issued`).
+    Credentialed {
+        derivative: Uuid,
+        file: String,
+        seq: u64,
+    },
     UsageLine(LineRecord),
 }
 
@@ -304,6 +311,17 @@ impl Fold {
                 }
                 _ => None,
             }
+        } else if envelope.event_type == CREDENTIALS_ISSUED {
+            match CredentialsIssued::deserialize(&envelope.data) {
+                Ok(issued) if self.credentials_fit(envelope, &issued) => {
+                    Some(Change::Credentialed {
+                        derivative: issued.derivative,
+                        file: issued.file.as_str().to_string(),
+                        seq: envelope.seq,
+                    })
+                }
+                _ => None,
+            }
         } else if envelope.event_type == GENERATION_ABANDONED {
             match job_of(envelope) {
                 Some(job) if self.jobs.remove(&job).is_some() => Some(Change::JobAbandoned { job }),
@@ -332,6 +350,19 @@ impl Fold {
                 .jobs
                 .get(&published.job)
                 .is_some_and(|&events| events >= 2 && events == envelope.version)
+    }
+
+    /// Credentials count for a derivative only on its own job's stream, for
+    /// the derivative published at the seq and with the output they name.
+    fn credentials_fit(&self, envelope: &Envelope, issued: &CredentialsIssued) -> bool {
+        issued.derivative == issued.job
+            && envelope.stream == generation_stream(issued.job)
+            && self
+                .derivatives
+                .get(&issued.derivative)
+                .is_some_and(|record| {
+                    record.seq == issued.published_seq && record.published.output == issued.output
+                })
     }
 
     /// Folds the usage line event at `seq` (`None`: its payload is not a

@@ -227,7 +227,8 @@ impl HashReader for TileHashes<'_> {
     /// Reads each hash from the tiles, or else from the earlier tree's
     /// stored hashes when that tree has it.
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
-        let mut found: Vec<Option<Hash>> = indexes.iter().map(|&i| self.read_from_tiles(i)).collect();
+        let mut found: Vec<Option<Hash>> =
+            indexes.iter().map(|&i| self.read_from_tiles(i)).collect();
         let missing: Vec<u64> = indexes
             .iter()
             .zip(&found)
