@@ -708,6 +708,47 @@ pub(crate) mod tests {
         )
     }
 
+    #[test]
+    fn credentials_count_only_for_the_published_output_on_its_jobs_stream() {
+        let job = Uuid::from_u128(0xc2);
+        let issued = |stream: &str, published_seq: u64, output: String| {
+            let data = json!({"job": job, "derivative": job, "published_seq": published_seq,
+                   "output": output, "file": format!("sha256:{}", "ab".repeat(32)),
+                   "manifest": format!("sha256:{}", "cd".repeat(32)), "format": "audio/wav",
+                   "signer": "s"});
+            Envelope {
+                stream: stream.into(),
+                version: 3,
+                ..envelope(3, CREDENTIALS_ISSUED, data)
+            }
+        };
+        let output = format!("sha256:{:064x}", job.as_u128());
+        let mut fold = Fold::default();
+        let mut book = MemoryBook::new();
+        // Before the derivative is published, credentials name nothing.
+        let early = issued(&generation_stream(job), 2, output.clone());
+        assert_eq!(fold.apply(&early, &mut book).unwrap(), None);
+        for envelope in job_envelopes(0, job, published(job, "u")) {
+            fold.apply(&envelope, &mut book).unwrap();
+        }
+        let stream = generation_stream(job);
+        for forged in [
+            issued("elsewhere", 2, output.clone()),
+            issued(&stream, 1, output.clone()),
+            issued(&stream, 2, format!("sha256:{}", "ee".repeat(32))),
+        ] {
+            assert_eq!(fold.apply(&forged, &mut book).unwrap(), None);
+        }
+        assert_eq!(
+            fold.apply(&issued(&stream, 2, output), &mut book).unwrap(),
+            Some(Change::Credentialed {
+                derivative: job,
+                file: format!("sha256:{}", "ab".repeat(32)),
+                seq: 3
+            })
+        );
+    }
+
     /// Folds `envelopes` in order; returns the derivatives they published.
     fn published_by(envelopes: &[Envelope]) -> Vec<Uuid> {
         let mut fold = Fold::default();
