@@ -378,7 +378,8 @@ async fn a_cover_is_attributed_to_the_recording_and_the_voice() {
     let events = f.events(&generation_stream(generated.job)).await;
     let requested: GenerationRequested = serde_json::from_value(events[0].data.clone()).unwrap();
     assert_eq!(requested.voice_model.unwrap().artifact, trained.artifact);
-    let ops: Vec<StepOp> = events[1..events.len() - 1]
+    // The steps, then the publication, then its credentials.
+    let ops: Vec<StepOp> = events[1..events.len() - 2]
         .iter()
         .map(|e| {
             serde_json::from_value::<GenerationStep>(e.data.clone())
@@ -397,8 +398,21 @@ async fn a_cover_is_attributed_to_the_recording_and_the_voice() {
         ]
     );
     let published: DerivativePublished =
-        serde_json::from_value(events.last().unwrap().data.clone()).unwrap();
+        serde_json::from_value(events[events.len() - 2].data.clone()).unwrap();
     assert_eq!(published.weight_bp_sum(), 10_000);
+    // The cover's credentials name the voice model as an input, with its hash.
+    let credentialed = std::fs::read(&generated.credentialed.path).unwrap();
+    let store = crate::credentials::read_manifest_store(&credentialed).unwrap();
+    let label = store["active_manifest"].as_str().unwrap();
+    let voice = store["manifests"][label]["ingredients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["relationship"] == "inputTo")
+        .unwrap()
+        .clone();
+    assert_eq!(voice["instance_id"], trained.artifact.as_str());
+    assert!(voice["description"].as_str().unwrap().contains("consent"));
     let kinds: Vec<(AttributionKind, &str)> = published
         .attribution
         .iter()
