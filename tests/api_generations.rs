@@ -532,7 +532,8 @@ fn a_full_queue_answers_429_and_shutdown_abandons_queued_jobs() {
     );
 
     // Shut down at once: the queued job is abandoned before it starts, the
-    // running one finishes; either way each job's stream ends with a last event.
+    // running one finishes, credentials and all; either way each job's
+    // stream ends with a last event.
     assert!(server.stop().success());
     let log: Vec<Value> = ok(data, &["events"])
         .lines()
@@ -552,7 +553,7 @@ fn a_full_queue_answers_429_and_shutdown_abandons_queued_jobs() {
     );
     assert_eq!(
         running.last().map(String::as_str),
-        Some("generation.derivative-published"),
+        Some("generation.credentials-issued"),
         "{running:?}"
     );
     assert_eq!(types(&accepted[1]), ["generation.abandoned"]);

@@ -13,6 +13,7 @@
 
 mod common;
 
+use common::server::Server;
 use common::{ok, ok_json, run};
 use inference::artifacts::ArtifactStore;
 use inference::sample_catalog;
@@ -194,6 +195,24 @@ fn an_independent_reader_trusts_our_credentials_and_lineage_answers_from_them() 
     assert_eq!(traced["matched_by"], "credentials", "{traced}");
     assert_eq!(traced["credentials"]["valid"], true);
     assert_eq!(traced["derivative"]["derivative"], generated["derivative"]);
+
+    // The HTTP upload answers from the credentials too.
+    let admin = ok_json(data, &["keys", "create", "--role", "admin"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = Server::start(data);
+    let authorization = format!("Bearer {admin}");
+    let headers = [
+        ("content-type", "audio/wav"),
+        ("authorization", authorization.as_str()),
+    ];
+    let reply = server.post("/v1/lineage", &headers, &std::fs::read(&distributed).unwrap());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let uploaded = reply.json();
+    assert_eq!(uploaded["matched_by"], "credentials", "{uploaded}");
+    assert_eq!(uploaded["credentials"]["valid"], true);
+    server.stop();
 
     // One changed audio byte: a hash mismatch for both readers; lineage
     // reports the credentials invalid and traces the audio without them.
