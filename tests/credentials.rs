@@ -207,7 +207,11 @@ fn an_independent_reader_trusts_our_credentials_and_lineage_answers_from_them() 
         ("content-type", "audio/wav"),
         ("authorization", authorization.as_str()),
     ];
-    let reply = server.post("/v1/lineage", &headers, &std::fs::read(&distributed).unwrap());
+    let reply = server.post(
+        "/v1/lineage",
+        &headers,
+        &std::fs::read(&distributed).unwrap(),
+    );
     assert_eq!(reply.status, 200, "{}", reply.body);
     let uploaded = reply.json();
     assert_eq!(uploaded["matched_by"], "credentials", "{uploaded}");

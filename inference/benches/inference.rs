@@ -161,10 +161,7 @@ fn main() {
         "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9} {:>10}",
         "op", "audio_s", "gpu_s", "gpu_rtf", "cpu_s", "cpu_rtf", "gpu/cpu", "snr_db"
     );
-    for (name, op) in ops
-        .into_iter()
-        .filter(|(name, _)| wanted(name) && name != &"c2pa")
-    {
+    for (name, op) in ops.into_iter().filter(|(name, _)| wanted(name)) {
         op(&gpu_engine, &warmup_track, &warmup_stems);
         let (on_gpu, gpu_s) = time(|| op(&gpu_engine, &mixture, &stems));
         let (on_cpu, cpu_s) = time(|| op(&Engine::Cpu, &mixture, &stems));

@@ -82,6 +82,7 @@ pub async fn run(args: LineageArgs, context: &Context) -> anyhow::Result<ExitCod
         }
         _ => Finding::Absent,
     };
+    let of_a_file = matches!(query, LineageQuery::Audio(_));
     let mut by_credentials = None;
     if let Some(derivative) = finding.derivative() {
         let mut answer = look_up(LineageQuery::Derivative(derivative)).await?;
@@ -101,10 +102,13 @@ pub async fn run(args: LineageArgs, context: &Context) -> anyhow::Result<ExitCod
         (None, derivative) => look_up(derivative).await?,
     };
     match args.format {
-        Format::Json => println!(
+        // A file's answer says what its credentials said; a derivative
+        // id's is the plain answer.
+        Format::Json if of_a_file => println!(
             "{}",
             serde_json::to_string_pretty(&lineage_credentials::annotate(&answer, &finding))?
         ),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
         Format::Text => {
             match &finding {
                 Finding::Valid { verification, .. } => println!(
