@@ -4,6 +4,7 @@
 //! is `ledger`'s ([`ledger::store::open`]); this module adds the flags that
 //! name each setting to its errors.
 
+use inference::credentials::SigningIdentity;
 use ledger::store::open::{self, OpenError, OpenOptions, StoreLocation};
 use ledger::store::sqlite;
 use ledger::EventStore;
@@ -24,6 +25,10 @@ pub struct Context {
     /// The log's store: a PostgreSQL or KurrentDB URL, or None for the
     /// embedded SQLite file in the data directory.
     pub store_url: Option<String>,
+    /// An operator-supplied C2PA signing chain (PEM, end-entity first) and
+    /// its Ed25519 private key (PKCS#8 PEM); both or neither.
+    pub c2pa_cert: Option<PathBuf>,
+    pub c2pa_key: Option<PathBuf>,
 }
 
 impl Context {
@@ -34,6 +39,28 @@ impl Context {
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad_input(format!("cannot read --signing-key {}: {e}", path.display())))?;
         Ok(Some(text.trim().to_string()))
+    }
+
+    /// The identity that signs Content Credentials: `--c2pa-cert` and
+    /// `--c2pa-key`, or the one in the data directory, made on first use (as
+    /// the checkpoint key is). Load it before writing anything, so that a
+    /// missing or unusable key refuses a job with nothing appended.
+    pub fn signing_identity(&self) -> anyhow::Result<SigningIdentity> {
+        let identity = match (&self.c2pa_cert, &self.c2pa_key) {
+            (Some(cert), Some(key)) => SigningIdentity::from_files(cert, key),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(bad_input(
+                    "give both --c2pa-cert CHAIN.pem and --c2pa-key KEY.pem (or neither, for the data directory's own signing identity)",
+                ))
+            }
+            (None, None) => SigningIdentity::load_or_create(&self.data_dir, &self.origin),
+        };
+        identity.map_err(|e| match e {
+            e if e.is_client_error() => {
+                bad_input(format!("{e}; see `ledgerline credentials --help`"))
+            }
+            e => e.into(),
+        })
     }
 
     /// Where `--store` (or, without it, `--data`) puts the log.

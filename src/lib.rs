@@ -6,6 +6,7 @@
 pub mod api;
 pub mod cli;
 pub mod context;
+pub mod lineage_credentials;
 pub mod witness;
 pub mod witnessing;
 
@@ -61,6 +62,10 @@ pub enum Command {
     /// Run a C2SP tlog-witness that cosigns a log's consistent checkpoints.
     #[command(subcommand)]
     Witness(cli::witness::WitnessCommand),
+    /// Content Credentials (C2PA): the signing identity, and reading and
+    /// verifying a file's manifest (verify: exit 1 on any failed check).
+    #[command(subcommand)]
+    Credentials(cli::credentials::CredentialsCommand),
 }
 
 /// Runs one subcommand (the demo runs several through here, as a user would).
@@ -83,5 +88,6 @@ pub async fn dispatch(command: Command, context: &Context) -> anyhow::Result<Exi
         Command::Replay(args) => cli::replay::run(args, context).await,
         Command::Voice(command) => cli::voice::run(command, context).await,
         Command::Witness(command) => cli::witness::run(command, context).await,
+        Command::Credentials(command) => cli::credentials::run(command, context).await,
     }
 }

@@ -46,6 +46,24 @@ struct Args {
         env = "LEDGERLINE_STORE"
     )]
     store: Option<String>,
+    /// The certificate chain (PEM, signing certificate first) that signs
+    /// Content Credentials, instead of the data directory's own; with
+    /// --c2pa-key.
+    #[arg(
+        long,
+        global = true,
+        value_name = "CHAIN.pem",
+        env = "LEDGERLINE_C2PA_CERT"
+    )]
+    c2pa_cert: Option<PathBuf>,
+    /// The Ed25519 private key (PKCS#8 PEM) of --c2pa-cert's first certificate.
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY.pem",
+        env = "LEDGERLINE_C2PA_KEY"
+    )]
+    c2pa_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,6 +87,8 @@ fn main() -> ExitCode {
         origin: args.origin,
         signing_key: args.signing_key,
         store_url: args.store,
+        c2pa_cert: args.c2pa_cert,
+        c2pa_key: args.c2pa_key,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

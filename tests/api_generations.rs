@@ -256,7 +256,8 @@ fn a_generation_runs_streams_its_events_and_serves_its_output() {
             "generation.step",
             "generation.step",
             "generation.step",
-            "generation.derivative-published"
+            "generation.derivative-published",
+            "generation.credentials-issued"
         ]
     );
     for pair in events.windows(2) {
@@ -302,16 +303,22 @@ fn a_generation_runs_streams_its_events_and_serves_its_output() {
         json!([{"kind": "recording", "ref": ISRC, "weight_bp": 10000}])
     );
 
-    // The output downloads, by prefixed or bare hash, with the recorded hash.
+    // The output downloads, by prefixed or bare hash, as distributed: with
+    // its Content Credentials, the file credentials-issued names.
     let output = result["output"].as_str().unwrap();
+    let file = result["file"].as_str().unwrap();
+    assert_ne!(file, output);
     for path in [
         format!("/v1/artifacts/{output}"),
         format!("/v1/artifacts/{}", output.strip_prefix("sha256:").unwrap()),
+        format!("/v1/artifacts/{file}"),
     ] {
         let download = raw_get(&server, &path, &generator);
         assert_eq!(download.status, 200);
         assert_eq!(download.content_type, "audio/wav");
-        assert_eq!(inference::artifacts::file_hash(&download.body), output);
+        assert_eq!(inference::artifacts::file_hash(&download.body), file);
+        let store = inference::credentials::read_manifest_store(&download.body).unwrap();
+        assert!(store.to_string().contains("org.ledgerline.provenance"));
     }
 
     // A request the catalog does not license: rejected, one event only.
@@ -525,7 +532,8 @@ fn a_full_queue_answers_429_and_shutdown_abandons_queued_jobs() {
     );
 
     // Shut down at once: the queued job is abandoned before it starts, the
-    // running one finishes; either way each job's stream ends with a last event.
+    // running one finishes, credentials and all; either way each job's
+    // stream ends with a last event.
     assert!(server.stop().success());
     let log: Vec<Value> = ok(data, &["events"])
         .lines()
@@ -545,7 +553,7 @@ fn a_full_queue_answers_429_and_shutdown_abandons_queued_jobs() {
     );
     assert_eq!(
         running.last().map(String::as_str),
-        Some("generation.derivative-published"),
+        Some("generation.credentials-issued"),
         "{running:?}"
     );
     assert_eq!(types(&accepted[1]), ["generation.abandoned"]);

@@ -56,7 +56,11 @@ fn the_quick_start_demo_runs_twice_from_a_fresh_directory_and_the_log_verifies()
             "\"op\":\"voice-transfer\"",
             "\"matches\":true",
             "period,currency,checkpoint_size",
-            "matched by file-hash",
+            "Content Credentials valid",
+            "matched by credentials",
+            "C2PA state Trusted",
+            "source type   compositeWithTrainedAlgorithmicMedia",
+            "(inputTo, sha256:",
             "): verified",
             "ok ",
         ] {

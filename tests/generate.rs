@@ -144,8 +144,8 @@ fn generate_and_replay_from_the_command_line() {
     assert_eq!(lineage["derivative"]["attribution"], covered["attribution"]);
     assert_eq!(
         lineage["generation_steps"].as_array().unwrap().len(),
-        7,
-        "requested, five steps, published"
+        8,
+        "requested, five steps, published, credentials issued"
     );
 
     let steps: Vec<u64> = events(data)

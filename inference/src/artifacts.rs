@@ -528,7 +528,11 @@ impl ArtifactStore {
     /// Opens the store in `data_dir`, creating `artifacts/` on first use.
     pub fn open(data_dir: &Path) -> Result<ArtifactStore, ArtifactError> {
         let root = data_dir.join("artifacts");
-        for dir in [root.join("sha256"), root.join("pcm")] {
+        for dir in [
+            root.join("sha256"),
+            root.join("pcm"),
+            root.join("credentialed"),
+        ] {
             fs::create_dir_all(&dir).map_err(|source| ArtifactError::Io { path: dir, source })?;
         }
         Ok(ArtifactStore { root })
@@ -596,6 +600,47 @@ impl ArtifactStore {
         let hash = file_hash(bytes);
         self.put(&self.file_path(hex_of(&hash).expect("own hash")), bytes)?;
         Ok(hash)
+    }
+
+    /// Stores a published output's credentialed file (the output with its
+    /// C2PA manifest embedded) and indexes it by the output's file hash
+    /// (`artifacts/credentialed/<hex>` holds the credentialed file's hash),
+    /// so a download of the output serves the file as distributed. Returns
+    /// the credentialed file's hash.
+    pub fn put_credentialed(
+        &self,
+        output_hash: &str,
+        bytes: &[u8],
+    ) -> Result<String, ArtifactError> {
+        let output_hex =
+            hex_of(output_hash).ok_or_else(|| ArtifactError::NotFound(output_hash.to_string()))?;
+        let hash = self.put_bytes(bytes)?;
+        let index = self.root.join("credentialed").join(output_hex);
+        if index.exists() {
+            // A later issue replaces the earlier one: the newest is served.
+            let _ = fs::remove_file(&index);
+        }
+        self.put(&index, hash.as_bytes())?;
+        Ok(hash)
+    }
+
+    /// The hash of the credentialed file issued for the output `output_hash`,
+    /// if any.
+    pub fn credentialed_of(&self, output_hash: &str) -> Option<String> {
+        let hex = hex_of(output_hash)?;
+        let text = fs::read_to_string(self.root.join("credentialed").join(hex)).ok()?;
+        hex_of(text.trim()).map(|h| format!("sha256:{h}"))
+    }
+
+    /// Where the file with hash `hash` is stored; an error if it is not.
+    pub fn path_of(&self, hash: &str) -> Result<PathBuf, ArtifactError> {
+        let not_found = || ArtifactError::NotFound(hash.to_string());
+        let path = self.file_path(hex_of(hash).ok_or_else(not_found)?);
+        if path.exists() {
+            Ok(path)
+        } else {
+            Err(not_found())
+        }
     }
 
     /// The bytes stored under a file hash, checked against that hash.

@@ -8,6 +8,8 @@
 //! - [`audio`]: the planar PCM the kernels take and return.
 //! - [`artifacts`]: the content-addressed store of inputs and outputs.
 //! - [`attribution`]: energy shares as basis points summing to 10 000.
+//! - [`credentials`]: Content Credentials (C2PA) on published outputs: the
+//!   signing identity, the manifest, signing it in and verifying it.
 //! - [`fingerprint`]: Chromaprint acoustic fingerprints of published outputs.
 //! - [`pipeline`]: generation jobs and voice model training, each step an
 //!   event in the log, and the replay of a step on the CPU twin.
@@ -19,6 +21,7 @@
 pub mod artifacts;
 pub mod attribution;
 pub mod audio;
+pub mod credentials;
 pub mod fingerprint;
 pub mod gpu;
 pub mod kernels;

@@ -9,6 +9,7 @@
 //!   note formats.
 //! - [`tile`]: C2SP tlog-tiles: tile and entry-bundle paths and bytes, and
 //!   a client's checks of tiles against a checkpoint.
+//! - [`tlog_proof`]: C2SP `tlog-proof@v1`, an entry's offline proof.
 //! - [`cosignature`]: C2SP `cosignature/v1` witness cosignatures.
 //! - [`witness_policy`]: which witnesses a log asks, and the quorum.
 //! - [`witnessed`]: the checkpoint note as served, with its cosignatures.
@@ -25,6 +26,7 @@ pub mod monitor;
 pub mod private;
 pub mod store;
 pub mod tile;
+pub mod tlog_proof;
 pub mod verify;
 pub mod witness_policy;
 pub mod witnessed;

@@ -22,8 +22,8 @@ use ledger::Envelope;
 use rust_decimal::Decimal;
 use schemas::catalog::{self as catalog_events, Party, Policy, Recording, VoiceModel, Work};
 use schemas::generation::{
-    generation_stream, AttributionKind, DerivativePublished, DERIVATIVE_PUBLISHED,
-    GENERATION_ABANDONED, GENERATION_REQUESTED, GENERATION_STEP,
+    generation_stream, AttributionKind, CredentialsIssued, DerivativePublished, CREDENTIALS_ISSUED,
+    DERIVATIVE_PUBLISHED, GENERATION_ABANDONED, GENERATION_REQUESTED, GENERATION_STEP,
 };
 use schemas::usage::{UsageLine, LINE_IMPORTED};
 use serde::de::DeserializeOwned;
@@ -196,6 +196,13 @@ pub enum Change {
         job: Uuid,
     },
     Derivative(DerivativeRecord),
+    /// A published derivative's output, credentialed: `file` is the hash
+    /// of the file as distributed (`generation.credentials-issued`).
+    Credentialed {
+        derivative: Uuid,
+        file: String,
+        seq: u64,
+    },
     UsageLine(LineRecord),
 }
 
@@ -304,6 +311,17 @@ impl Fold {
                 }
                 _ => None,
             }
+        } else if envelope.event_type == CREDENTIALS_ISSUED {
+            match CredentialsIssued::deserialize(&envelope.data) {
+                Ok(issued) if self.credentials_fit(envelope, &issued) => {
+                    Some(Change::Credentialed {
+                        derivative: issued.derivative,
+                        file: issued.file.as_str().to_string(),
+                        seq: envelope.seq,
+                    })
+                }
+                _ => None,
+            }
         } else if envelope.event_type == GENERATION_ABANDONED {
             match job_of(envelope) {
                 Some(job) if self.jobs.remove(&job).is_some() => Some(Change::JobAbandoned { job }),
@@ -332,6 +350,19 @@ impl Fold {
                 .jobs
                 .get(&published.job)
                 .is_some_and(|&events| events >= 2 && events == envelope.version)
+    }
+
+    /// Credentials count for a derivative only on its own job's stream, for
+    /// the derivative published at the seq and with the output they name.
+    fn credentials_fit(&self, envelope: &Envelope, issued: &CredentialsIssued) -> bool {
+        issued.derivative == issued.job
+            && envelope.stream == generation_stream(issued.job)
+            && self
+                .derivatives
+                .get(&issued.derivative)
+                .is_some_and(|record| {
+                    record.seq == issued.published_seq && record.published.output == issued.output
+                })
     }
 
     /// Folds the usage line event at `seq` (`None`: its payload is not a
@@ -675,6 +706,47 @@ pub(crate) mod tests {
             &generation_stream(job),
             vec![requested, step, (DERIVATIVE_PUBLISHED, published)],
         )
+    }
+
+    #[test]
+    fn credentials_count_only_for_the_published_output_on_its_jobs_stream() {
+        let job = Uuid::from_u128(0xc2);
+        let issued = |stream: &str, published_seq: u64, output: String| {
+            let data = json!({"job": job, "derivative": job, "published_seq": published_seq,
+                   "output": output, "file": format!("sha256:{}", "ab".repeat(32)),
+                   "manifest": format!("sha256:{}", "cd".repeat(32)), "format": "audio/wav",
+                   "signer": "s"});
+            Envelope {
+                stream: stream.into(),
+                version: 3,
+                ..envelope(3, CREDENTIALS_ISSUED, data)
+            }
+        };
+        let output = format!("sha256:{:064x}", job.as_u128());
+        let mut fold = Fold::default();
+        let mut book = MemoryBook::new();
+        // Before the derivative is published, credentials name nothing.
+        let early = issued(&generation_stream(job), 2, output.clone());
+        assert_eq!(fold.apply(&early, &mut book).unwrap(), None);
+        for envelope in job_envelopes(0, job, published(job, "u")) {
+            fold.apply(&envelope, &mut book).unwrap();
+        }
+        let stream = generation_stream(job);
+        for forged in [
+            issued("elsewhere", 2, output.clone()),
+            issued(&stream, 1, output.clone()),
+            issued(&stream, 2, format!("sha256:{}", "ee".repeat(32))),
+        ] {
+            assert_eq!(fold.apply(&forged, &mut book).unwrap(), None);
+        }
+        assert_eq!(
+            fold.apply(&issued(&stream, 2, output), &mut book).unwrap(),
+            Some(Change::Credentialed {
+                derivative: job,
+                file: format!("sha256:{}", "ab".repeat(32)),
+                seq: 3
+            })
+        );
     }
 
     /// Folds `envelopes` in order; returns the derivatives they published.

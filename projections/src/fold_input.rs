@@ -13,7 +13,8 @@ use crate::fold::{catalog_kind, Change, Fold, LineBook};
 use ledger::envelope::EnvelopeError;
 use ledger::Envelope;
 use schemas::generation::{
-    DERIVATIVE_PUBLISHED, GENERATION_ABANDONED, GENERATION_REQUESTED, GENERATION_STEP,
+    CREDENTIALS_ISSUED, DERIVATIVE_PUBLISHED, GENERATION_ABANDONED, GENERATION_REQUESTED,
+    GENERATION_STEP,
 };
 use schemas::usage::{UsageLine, LINE_IMPORTED};
 use serde::Deserialize;
@@ -69,6 +70,7 @@ impl FoldInput {
             || matches!(
                 event_type,
                 DERIVATIVE_PUBLISHED
+                    | CREDENTIALS_ISSUED
                     | GENERATION_REQUESTED
                     | GENERATION_STEP
                     | GENERATION_ABANDONED

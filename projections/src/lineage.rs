@@ -601,6 +601,13 @@ fn find(
     )? {
         return Ok(Search::Found(Box::new(found)));
     }
+    // The output as distributed, with its Content Credentials embedded.
+    if let Some(found) = by_hash(
+        projections.derivatives_by_credentialed_file(&identity.file_hash, as_of)?,
+        "file-hash",
+    )? {
+        return Ok(Search::Found(Box::new(found)));
+    }
     if let Some(pcm) = &identity.pcm_hash {
         if let Some(found) = by_hash(projections.derivatives_by_pcm(pcm, as_of)?, "pcm-hash")? {
             return Ok(Search::Found(Box::new(found)));

@@ -35,7 +35,10 @@ pub fn concerns(change: &Change, party: &str) -> Result<bool, AllocationError> {
                     .iter()
                     .any(|payee| &*payee.party == party)
         }
-        Change::Derivative(_) | Change::JobProgress { .. } | Change::JobAbandoned { .. } => false,
+        Change::Derivative(_)
+        | Change::Credentialed { .. }
+        | Change::JobProgress { .. }
+        | Change::JobAbandoned { .. } => false,
     })
 }
 

@@ -266,6 +266,20 @@ impl Projections {
         self.derivatives_where("output_hash = ?1", hash, size)
     }
 
+    /// Derivatives whose output, credentialed below seq `size`, was
+    /// distributed as the file hashing to `hash`.
+    pub fn derivatives_by_credentialed_file(
+        &self,
+        hash: &str,
+        size: u64,
+    ) -> Result<Vec<DerivativeRecord>, ProjectionError> {
+        self.derivatives_where(
+            "derivative IN (SELECT derivative FROM projection_credentialed_file WHERE file_hash = ?1 AND seq < ?2)",
+            hash,
+            size,
+        )
+    }
+
     /// Derivatives published below seq `size` whose decoded PCM hashes to `hash`.
     pub fn derivatives_by_pcm(
         &self,

@@ -2,7 +2,10 @@
 //! `generation-<job uuid>`: `generation.requested` first, then one
 //! `generation.step` per op, last `generation.derivative-published`. A
 //! request naming an unlicensed input gets one `generation.rejected` event
-//! on that stream and nothing else. Voice model training is recorded as
+//! on that stream and nothing else. After publishing, the engine embeds
+//! Content Credentials in the output and appends
+//! `generation.credentials-issued` with the hashes of the file it hands out.
+//! Voice model training is recorded as
 //! `voice.model-trained` on [`voice_training_stream`].
 //!
 //! Numbers in these payloads are integers in named units (millibels, parts
@@ -19,6 +22,7 @@ pub const GENERATION_STEP: &str = "generation.step";
 pub const GENERATION_REJECTED: &str = "generation.rejected";
 pub const DERIVATIVE_PUBLISHED: &str = "generation.derivative-published";
 pub const GENERATION_ABANDONED: &str = "generation.abandoned";
+pub const CREDENTIALS_ISSUED: &str = "generation.credentials-issued";
 pub const VOICE_MODEL_TRAINED: &str = "voice.model-trained";
 /// Schema version of [`DerivativePublished`]. Version 2 added the optional
 /// `output_fingerprint`; version 1 payloads (without it) still parse.
@@ -315,6 +319,29 @@ pub struct DerivativePublished {
     /// or trimmed copy can be traced; absent in version 1 events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_fingerprint: Option<AcousticFingerprint>,
+}
+
+/// `generation.credentials-issued`: the published output with its C2PA
+/// manifest embedded and signed, as distributed
+/// (`schemas/json/credentials-issued.schema.json`). It follows the job's
+/// `generation.derivative-published`, whose log proof the manifest carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsIssued {
+    pub job: Uuid,
+    pub derivative: Uuid,
+    /// Seq of the `generation.derivative-published` event the manifest proves.
+    pub published_seq: u64,
+    /// Content hash of the raw output (the published event's `output`).
+    pub output: ContentHash,
+    /// Content hash of the distributed file: the output with its manifest.
+    pub file: ContentHash,
+    /// Content hash of the embedded C2PA manifest store (JUMBF bytes).
+    pub manifest: ContentHash,
+    /// MIME type of the distributed file (`audio/wav`).
+    pub format: String,
+    /// Subject of the certificate that signed the manifest.
+    pub signer: String,
 }
 
 /// [`AcousticFingerprint::algorithm`] of a Chromaprint fingerprint computed

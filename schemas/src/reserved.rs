@@ -101,6 +101,7 @@ mod tests {
             generation::GENERATION_REJECTED,
             generation::DERIVATIVE_PUBLISHED,
             generation::GENERATION_ABANDONED,
+            generation::CREDENTIALS_ISSUED,
             generation::VOICE_MODEL_TRAINED,
             catalog::PARTY_REGISTERED,
             catalog::POLICY_AMENDED,

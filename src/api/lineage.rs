@@ -15,6 +15,7 @@ use super::auth::{authorize, Action, Principal, Scope};
 use super::body::media_type;
 use super::error::ApiError;
 use super::AppState;
+use crate::lineage_credentials;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path as UrlPath, Query, Request, State};
@@ -270,7 +271,7 @@ pub async fn upload(
     principal: Principal,
     query: Result<Query<LineageParams>, QueryRejection>,
     request: Request,
-) -> Result<Json<LineageAnswer>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     // The role, the media type and the declared size are checked before a
     // byte of the body is read.
     let scope = authorize(&principal, Action::ReadLineage, None)?;
@@ -333,9 +334,32 @@ pub async fn upload(
         .map_err(|e| ApiError::BadRequest(e.to_string()))
     };
     let as_of = query.as_of;
+    // Credentials first: valid ones answer by the derivative they name;
+    // failing ones are reported and the file is traced as if it had none.
+    let (path, data_dir, verifier) = (
+        file.0.clone(),
+        state.data_dir.clone(),
+        state.store.verifier().clone(),
+    );
+    let finding = tokio::task::spawn_blocking(move || {
+        lineage_credentials::check_file(&path, &data_dir, &verifier)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     let (state, scope) = (&state, &scope);
     let look_up = |audio: LineageQuery| async move { look_up(state, scope, &audio, as_of).await };
-    let found = lineage_of_audio(identity, fingerprint, look_up).await?;
+    let mut by_credentials = None;
+    if let Some(derivative) = finding.derivative() {
+        let mut answer = look_up(LineageQuery::Derivative(derivative)).await?;
+        if lineage_credentials::mark_found_by_credentials(&mut answer) {
+            by_credentials = Some(answer);
+        }
+    }
+    let found = match by_credentials {
+        Some(answer) => answer,
+        None => lineage_of_audio(identity, fingerprint, look_up).await?,
+    };
     drop(file);
-    found_or_404(found)
+    let Json(found) = found_or_404(found)?;
+    Ok(Json(lineage_credentials::annotate(&found, &finding)))
 }

@@ -87,6 +87,8 @@ pub struct AppState {
     pub witnessing: Option<WitnessingState>,
     /// Full tiles served under `/tlog/`, kept in memory (they never change).
     pub tiles: tile_cache::TileCache,
+    /// The data directory: its credentials' root is lineage's trust anchor.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// What the API needs of the log's witnessing (`crate::witnessing`).
@@ -120,6 +122,7 @@ impl AppState {
         let generations = generations::Generations::start(
             store.clone(),
             artifacts.clone(),
+            context.signing_identity()?,
             generation_queue_jobs,
             metrics.generations.clone(),
         )?;
@@ -135,6 +138,7 @@ impl AppState {
             uploads,
             witnessing: None,
             tiles: tile_cache::TileCache::default(),
+            data_dir: context.data_dir.clone(),
         }))
     }
 }

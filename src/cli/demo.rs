@@ -293,7 +293,23 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
     println!("\n== 9. Prove the cover's publication against the signed checkpoint");
     prove(context, cover.published_seq).await?;
 
-    println!("\n== 10. Audit the whole log");
+    println!("\n== 10. The cover's Content Credentials (C2PA), read back and verified");
+    let code = run_command(
+        context,
+        &[
+            "credentials",
+            "verify",
+            &cover.output_copy.display().to_string(),
+            "--format",
+            "text",
+        ],
+    )
+    .await?;
+    if code != ExitCode::SUCCESS {
+        anyhow::bail!("the cover's Content Credentials did not verify");
+    }
+
+    println!("\n== 11. Audit the whole log");
     let code = run_command(context, &["verify"]).await?;
     println!("\nOutput audio is in {}", demo_dir.display());
     Ok(code)
@@ -352,10 +368,12 @@ async fn generate(
         .map_err(|e| super::bad_input(e.to_string()))?;
     let store = context.open_store().await?;
     let licensed = LicensedInputs::from_log(store.as_ref(), &request).await?;
+    let identity = context.signing_identity()?;
     let generator = Generator {
         engine: *engine,
         artifacts,
         store: store.as_ref(),
+        identity: &identity,
     };
     let generated = generator
         .generate(job, &request, &licensed)
@@ -372,7 +390,8 @@ async fn generate(
         );
     }
     let output_copy = demo_dir.join(format!("{job}.wav"));
-    std::fs::copy(&generated.output.path, &output_copy)?;
+    // The file as distributed: the output with its Content Credentials.
+    std::fs::copy(&generated.credentialed.path, &output_copy)?;
     let (_, audio) = artifacts.load(&generated.output.file_hash)?;
     let png = output_copy.with_extension("png");
     render_spectrogram(&audio, &png);

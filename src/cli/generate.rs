@@ -55,6 +55,9 @@ pub async fn run(args: GenerateArgs, context: &Context) -> anyhow::Result<ExitCo
         .and_then(|r| r.validate())
         .map_err(|e| bad_input(format!("request {}: {e}", args.request.display())))?;
     let engine = Engine::select(args.backend)?;
+    // Before anything is written: a missing or unusable signing key
+    // refuses the job with nothing appended.
+    let identity = context.signing_identity()?;
     let artifacts = ArtifactStore::open(&context.data_dir)?;
     let store = context.open_store().await?;
     let licensed = LicensedInputs::from_log(store.as_ref(), &request).await?;
@@ -62,6 +65,7 @@ pub async fn run(args: GenerateArgs, context: &Context) -> anyhow::Result<ExitCo
         engine,
         artifacts: &artifacts,
         store: store.as_ref(),
+        identity: &identity,
     };
     let generated = generator
         .generate(Uuid::new_v4(), &request, &licensed)
@@ -83,6 +87,9 @@ pub async fn run(args: GenerateArgs, context: &Context) -> anyhow::Result<ExitCo
             "output": generated.output.file_hash,
             "output_path": generated.output.path,
             "published_seq": generated.published_seq,
+            "file": generated.credentialed.file_hash,
+            "file_path": generated.credentialed.path,
+            "credentials_seq": generated.credentialed.seq,
             "attribution": generated.attribution,
         })
     );

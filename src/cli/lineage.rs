@@ -4,6 +4,7 @@
 //! both miss, by its acoustic fingerprint (which costs a full analysis).
 
 use super::{bad_input, Context};
+use crate::lineage_credentials::{self, Finding};
 use clap::{Args, ValueEnum};
 use inference::artifacts::ArtifactError;
 use projections::lineage::{
@@ -12,6 +13,13 @@ use projections::lineage::{
 use std::path::Path;
 use std::process::ExitCode;
 use uuid::Uuid;
+
+/// The largest file whose credentials are read (the API's upload limit).
+const CREDENTIALS_READ_BYTES_MAX: u64 = 128 << 20;
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(u64::MAX, |m| m.len())
+}
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -66,19 +74,55 @@ pub async fn run(args: LineageArgs, context: &Context) -> anyhow::Result<ExitCod
         let mut projections = projections.lock().await;
         Ok::<_, anyhow::Error>(lineage(store, &mut projections, &query, as_of).await?)
     };
-    let answer = match query {
-        LineageQuery::Audio(identity) => {
+    // Credentials first: a file whose credentials verify is answered by the
+    // derivative they name; failing credentials are reported, not trusted.
+    let finding = match &query {
+        LineageQuery::Audio(_) if file_size(path) <= CREDENTIALS_READ_BYTES_MAX => {
+            lineage_credentials::check_file(path, &context.data_dir, store.verifier())
+        }
+        _ => Finding::Absent,
+    };
+    let of_a_file = matches!(query, LineageQuery::Audio(_));
+    let mut by_credentials = None;
+    if let Some(derivative) = finding.derivative() {
+        let mut answer = look_up(LineageQuery::Derivative(derivative)).await?;
+        if lineage_credentials::mark_found_by_credentials(&mut answer) {
+            by_credentials = Some(answer);
+        }
+    }
+    let answer = match (by_credentials, query) {
+        (Some(answer), _) => answer,
+        (None, LineageQuery::Audio(identity)) => {
             let fingerprint = async {
                 inference::fingerprint::fingerprint_file(path)
                     .map_err(|e| bad_input(format!("{}: {e}", args.target)))
             };
             lineage_of_audio(identity, fingerprint, look_up).await?
         }
-        derivative => look_up(derivative).await?,
+        (None, derivative) => look_up(derivative).await?,
     };
     match args.format {
+        // A file's answer says what its credentials said; a derivative
+        // id's is the plain answer.
+        Format::Json if of_a_file => println!(
+            "{}",
+            serde_json::to_string_pretty(&lineage_credentials::annotate(&answer, &finding))?
+        ),
         Format::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
-        Format::Text => print!("{}", render_text(&answer)),
+        Format::Text => {
+            match &finding {
+                Finding::Valid { verification, .. } => println!(
+                    "Content Credentials valid: signed by {}, log proof verified",
+                    verification.signer.as_deref().unwrap_or("(unknown)")
+                ),
+                Finding::Invalid(_) => println!(
+                    "Content Credentials present but INVALID (not trusted): {}",
+                    finding.report()
+                ),
+                Finding::Absent => {}
+            }
+            print!("{}", render_text(&answer))
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

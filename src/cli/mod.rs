@@ -3,6 +3,7 @@
 
 pub mod audio;
 pub mod catalog;
+pub mod credentials;
 pub mod demo;
 pub mod generate;
 pub mod keys;

@@ -241,6 +241,7 @@ fn change_seq(change: &::projections::fold::Change) -> u64 {
         Change::CatalogEntry { seq, .. } => *seq,
         Change::UsageLine(record) => record.seq,
         Change::Derivative(record) => record.seq,
+        Change::Credentialed { seq, .. } => *seq,
         // Never concerns a party (see party_scope); no seq to cite.
         Change::JobProgress { .. } | Change::JobAbandoned { .. } => u64::MAX,
     }

@@ -42,6 +42,8 @@ impl Api {
             origin: ledger::checkpoint::DEFAULT_ORIGIN.to_string(),
             signing_key: None,
             store_url: None,
+            c2pa_cert: None,
+            c2pa_key: None,
         };
         let state = AppState::open(&context, QUEUE_JOBS_DEFAULT).await.unwrap();
         Api {

@@ -10,14 +10,18 @@ use super::steps::{
 use super::{backend_of, content_hash, PipelineError};
 use crate::artifacts::{Artifact, ArtifactStore};
 use crate::audio::Audio;
+use crate::credentials::{
+    self, GenerationFacts, Provenance, SigningIdentity, StemIngredient, VoiceIngredient,
+};
 use crate::gpu::Engine;
+use ledger::tlog_proof::TlogProof;
 use ledger::{AppendRequest, Appended, EventStore, ExpectedVersion, NewEvent};
 use schemas::generation::{
-    generation_stream, AttributionComponent, AttributionKind, ComputeBackend, DerivativePublished,
-    GenerationRejected, GenerationRequested, GenerationStep, Recipe, RecipeKind, StepArtifact,
-    StepOp, VoiceModelUse, DERIVATIVE_PUBLISHED, DERIVATIVE_PUBLISHED_SCHEMA_VERSION,
-    GENERATION_REJECTED, GENERATION_REQUESTED, GENERATION_SCHEMA_VERSION, GENERATION_STEP,
-    WEIGHT_BP_TOTAL,
+    generation_stream, AttributionComponent, AttributionKind, ComputeBackend, CredentialsIssued,
+    DerivativePublished, GenerationRejected, GenerationRequested, GenerationStep, Recipe,
+    RecipeKind, StepArtifact, StepOp, VoiceModelUse, CREDENTIALS_ISSUED, DERIVATIVE_PUBLISHED,
+    DERIVATIVE_PUBLISHED_SCHEMA_VERSION, GENERATION_REJECTED, GENERATION_REQUESTED,
+    GENERATION_SCHEMA_VERSION, GENERATION_STEP, WEIGHT_BP_TOTAL,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -41,6 +45,8 @@ pub struct Generator<'a> {
     pub engine: Engine,
     pub artifacts: &'a ArtifactStore,
     pub store: &'a dyn EventStore,
+    /// Signs the Content Credentials of every published output.
+    pub identity: &'a SigningIdentity,
 }
 
 /// One recorded step.
@@ -63,6 +69,25 @@ pub struct Generated {
     pub requested_seq: u64,
     pub steps: Vec<StepRecord>,
     pub published_seq: u64,
+    /// The output as distributed, with its Content Credentials.
+    pub credentialed: Credentialed,
+}
+
+/// A published output with its C2PA manifest embedded and signed.
+#[derive(Debug, Clone)]
+pub struct Credentialed {
+    /// `sha256:<hex>` of the distributed file.
+    pub file_hash: String,
+    /// `sha256:<hex>` of the embedded manifest store.
+    pub manifest_hash: String,
+    /// Where the distributed file lives in the artifact store.
+    pub path: std::path::PathBuf,
+    /// Seq of the `generation.credentials-issued` event.
+    pub seq: u64,
+    /// Wall time of signing the manifest into the output and storing the
+    /// file, microseconds (what credentials add to a job, beside one
+    /// checkpoint and one append).
+    pub sign_embed_us: u64,
 }
 
 /// A licensed input, decoded, with its record.
@@ -85,6 +110,8 @@ struct JobLog<'s> {
     stream: String,
     version: u64,
     steps: Vec<StepRecord>,
+    /// The step events as appended, for the manifest's actions.
+    step_events: Vec<GenerationStep>,
 }
 
 impl JobLog<'_> {
@@ -218,6 +245,7 @@ impl Generator<'_> {
             stream: generation_stream(job),
             version: 0,
             steps: Vec::new(),
+            step_events: Vec::new(),
         };
         let licence = match licensed.license(request) {
             Ok(licence) => licence,
@@ -374,14 +402,25 @@ impl Generator<'_> {
                     .map_err(|e| PipelineError::Step(e.to_string()))?,
             )),
         };
-        let published_seq = log
+        let published_event = log
             .append(
                 DERIVATIVE_PUBLISHED,
                 DERIVATIVE_PUBLISHED_SCHEMA_VERSION,
                 to_json(&published),
             )
-            .await?
-            .seq;
+            .await?;
+        let published_seq = published_event.seq;
+        let artist = licensed.voice_model.as_ref().map(|m| m.artist.clone());
+        let credentialed = self
+            .credential(
+                &mut log,
+                &licence,
+                artist,
+                &stem_inputs,
+                &artifact,
+                &published_event,
+            )
+            .await?;
         Ok(Generated {
             job,
             derivative: job,
@@ -390,6 +429,96 @@ impl Generator<'_> {
             requested_seq,
             steps: log.steps,
             published_seq,
+            credentialed,
+        })
+    }
+
+    /// Content Credentials for the published output: a checkpoint covering
+    /// the published event is signed, the manifest (with that event's log
+    /// proof) is embedded and signed into the output, the distributed file
+    /// is stored, and `generation.credentials-issued` names it.
+    async fn credential(
+        &self,
+        log: &mut JobLog<'_>,
+        licence: &Licence,
+        artist: Option<String>,
+        stems: &[Loaded],
+        output: &Artifact,
+        published: &Appended,
+    ) -> Result<Credentialed, PipelineError> {
+        let checkpoint = self.store.checkpoint_now().await?;
+        if checkpoint.size <= published.seq {
+            return Err(PipelineError::Step(format!(
+                "the signed checkpoint (size {}) does not cover the published event (seq {})",
+                checkpoint.size, published.seq
+            )));
+        }
+        let inclusion = self
+            .store
+            .prove_inclusion(published.seq, checkpoint.size)
+            .await?;
+        let tlog_proof = TlogProof {
+            index: published.seq,
+            proof: inclusion.proof,
+            checkpoint_note: checkpoint.note,
+        };
+        let facts = GenerationFacts {
+            stems: stems
+                .iter()
+                .map(|l| StemIngredient {
+                    isrc: licence.recording.isrc.clone(),
+                    stem: l.record.name.clone(),
+                    file: l.record.file.clone(),
+                })
+                .collect(),
+            voice: licence.voice_model.as_ref().map(|m| VoiceIngredient {
+                model: m.id.clone(),
+                artifact: m.artifact.clone(),
+                artist: artist.unwrap_or_else(|| "unknown".into()),
+                consent_reference: m.consent_reference.clone(),
+            }),
+            steps: log.step_events.clone(),
+            provenance: Provenance {
+                origin: self.store.verifier().name().to_string(),
+                derivative: log.job,
+                job: log.job,
+                published_seq: published.seq,
+                published_leaf_hash: hex::encode(published.leaf_hash),
+                tlog_proof: tlog_proof.to_text(),
+            },
+        };
+        let wav = self.artifacts.load_bytes(&output.file_hash)?;
+        let started = Instant::now();
+        let issued = credentials::sign_wav(self.identity, &facts, &wav)?;
+        let file_hash = self
+            .artifacts
+            .put_credentialed(&output.file_hash, &issued.file)?;
+        let sign_embed_us = started.elapsed().as_micros() as u64;
+        let manifest_hash = crate::artifacts::file_hash(&issued.manifest);
+        let event = CredentialsIssued {
+            job: log.job,
+            derivative: log.job,
+            published_seq: published.seq,
+            output: content_hash(&output.file_hash),
+            file: content_hash(&file_hash),
+            manifest: content_hash(&manifest_hash),
+            format: "audio/wav".into(),
+            signer: self.identity.subject().to_string(),
+        };
+        let seq = log
+            .append(
+                CREDENTIALS_ISSUED,
+                GENERATION_SCHEMA_VERSION,
+                to_json(&event),
+            )
+            .await?
+            .seq;
+        Ok(Credentialed {
+            path: self.artifacts.path_of(&file_hash)?,
+            file_hash,
+            manifest_hash,
+            seq,
+            sign_embed_us,
         })
     }
 
@@ -591,6 +720,7 @@ impl Generator<'_> {
         let appended = log
             .append(GENERATION_STEP, GENERATION_SCHEMA_VERSION, to_json(&step))
             .await?;
+        log.step_events.push(step.clone());
         tracing::info!(
             job = %log.job,
             seq = appended.seq,

@@ -7,7 +7,9 @@
 //! inputs and outputs by content hash, its parameters in integer units, the
 //! kernels' source hashes, the backend and adapter and its duration; last,
 //! `generation.derivative-published` with the attribution measured on the
-//! audio. Every intermediate output is stored as an artifact, so
+//! audio; then the output's Content Credentials are signed (with the log
+//! proof of that event) and `generation.credentials-issued` names the file
+//! as distributed. Every intermediate output is stored as an artifact, so
 //! [`replay::replay`] can rerun any step on the CPU twin and compare.
 //!
 //! - [`request`]: the request document and its validation.
@@ -29,7 +31,7 @@ mod voice_transfer;
 #[cfg(test)]
 mod tests;
 
-pub use job::{Generated, Generator};
+pub use job::{Credentialed, Generated, Generator};
 pub use licensing::{LicensedInputs, LicensedRecording, LicensedVoiceModel, Refusal};
 pub use replay::{replay, ReplayReport};
 pub use request::{GenerationRequest, RequestError, ValidRequest};
@@ -58,6 +60,9 @@ pub enum PipelineError {
     Kernel(#[from] KernelError),
     #[error("the event log: {0}")]
     Store(#[from] StoreError),
+    /// Content Credentials could not be made for the published output.
+    #[error("content credentials: {0}")]
+    Credentials(#[from] crate::credentials::CredentialsError),
     /// An op's inputs or parameters do not fit it.
     #[error("{0}")]
     Step(String),

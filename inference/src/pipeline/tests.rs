@@ -27,6 +27,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     store: SqliteStore,
     artifacts: ArtifactStore,
+    identity: crate::credentials::SigningIdentity,
 }
 
 fn hash(text: &str) -> ContentHash {
@@ -104,10 +105,14 @@ async fn fixture(consent: bool) -> Fixture {
         serde_json::to_value(&voice).unwrap(),
     )
     .await;
+    let identity =
+        crate::credentials::SigningIdentity::init(dir.path(), ledger::checkpoint::DEFAULT_ORIGIN)
+            .unwrap();
     Fixture {
         _dir: dir,
         store,
         artifacts,
+        identity,
     }
 }
 
@@ -126,6 +131,7 @@ impl Fixture {
             engine: Engine::Cpu,
             artifacts: &self.artifacts,
             store: &self.store,
+            identity: &self.identity,
         }
     }
 
@@ -167,7 +173,8 @@ async fn a_remix_records_every_step_and_publishes_the_whole_to_the_recording() {
             "generation.step",
             "generation.step",
             "generation.step",
-            "generation.derivative-published"
+            "generation.derivative-published",
+            "generation.credentials-issued"
         ]
     );
     let requested: GenerationRequested = serde_json::from_value(events[0].data.clone()).unwrap();
@@ -373,7 +380,8 @@ async fn a_cover_is_attributed_to_the_recording_and_the_voice() {
     let events = f.events(&generation_stream(generated.job)).await;
     let requested: GenerationRequested = serde_json::from_value(events[0].data.clone()).unwrap();
     assert_eq!(requested.voice_model.unwrap().artifact, trained.artifact);
-    let ops: Vec<StepOp> = events[1..events.len() - 1]
+    // The steps, then the publication, then its credentials.
+    let ops: Vec<StepOp> = events[1..events.len() - 2]
         .iter()
         .map(|e| {
             serde_json::from_value::<GenerationStep>(e.data.clone())
@@ -392,8 +400,21 @@ async fn a_cover_is_attributed_to_the_recording_and_the_voice() {
         ]
     );
     let published: DerivativePublished =
-        serde_json::from_value(events.last().unwrap().data.clone()).unwrap();
+        serde_json::from_value(events[events.len() - 2].data.clone()).unwrap();
     assert_eq!(published.weight_bp_sum(), 10_000);
+    // The cover's credentials name the voice model as an input, with its hash.
+    let credentialed = std::fs::read(&generated.credentialed.path).unwrap();
+    let store = crate::credentials::read_manifest_store(&credentialed).unwrap();
+    let label = store["active_manifest"].as_str().unwrap();
+    let voice = store["manifests"][label]["ingredients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["relationship"] == "inputTo")
+        .unwrap()
+        .clone();
+    assert_eq!(voice["instance_id"], trained.artifact.as_str());
+    assert!(voice["description"].as_str().unwrap().contains("consent"));
     let kinds: Vec<(AttributionKind, &str)> = published
         .attribution
         .iter()
@@ -465,4 +486,39 @@ async fn replay_refuses_events_that_are_not_steps_and_detects_altered_outputs() 
             .contains("no longer has its recorded hash"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_published_output_is_credentialed_with_its_stems_and_log_proof() {
+    let f = fixture(true).await;
+    let request = request(json!({"kind": "remix", "stems": {"vocals": {"mute": true}}}));
+    let generated = f.run(&request).await.unwrap();
+    let events = f.events(&generation_stream(generated.job)).await;
+    let issued: schemas::generation::CredentialsIssued =
+        serde_json::from_value(events.last().unwrap().data.clone()).unwrap();
+    assert_eq!(issued.published_seq, generated.published_seq);
+    assert_eq!(issued.output.as_str(), generated.output.file_hash);
+    assert_eq!(issued.file.as_str(), generated.credentialed.file_hash);
+    assert_ne!(issued.file, issued.output);
+    // Downloads of the output find the credentialed file.
+    assert_eq!(
+        f.artifacts.credentialed_of(&generated.output.file_hash),
+        Some(generated.credentialed.file_hash.clone())
+    );
+
+    let file = std::fs::read(&generated.credentialed.path).unwrap();
+    let anchor = crate::credentials::SigningIdentity::trust_anchor_pem(f._dir.path())
+        .unwrap()
+        .unwrap();
+    let verifier = ledger::EventStore::verifier(&f.store);
+    let v = crate::credentials::verify(&file, Some(&anchor), Some(verifier)).unwrap();
+    assert!(v.ok(), "{v:#?}");
+    assert_eq!(v.provenance.unwrap().published_seq, generated.published_seq);
+    let store = crate::credentials::read_manifest_store(&file).unwrap();
+    let text = store.to_string();
+    let requested: GenerationRequested = serde_json::from_value(events[0].data.clone()).unwrap();
+    for (stem, hash) in &requested.stems {
+        assert!(text.contains(&format!("{ISRC} {stem}")), "{stem}");
+        assert!(text.contains(hash.as_str()), "{hash:?}");
+    }
 }

@@ -322,6 +322,17 @@ impl LineBook for SqlBook<'_> {
                     }
                 }
             }
+            Change::Credentialed {
+                derivative,
+                file,
+                seq,
+            } => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO projection_credentialed_file (file_hash, derivative, seq) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![file, derivative.to_string(), *seq as i64])?;
+            }
             Change::UsageLine(record) => self.insert_line(record)?,
         }
         Ok(())

@@ -33,7 +33,7 @@ pub const ROYALTIES: &str = "royalties";
 const LAYOUT: &str = "table-layout";
 /// Bumped whenever the projection tables change shape: tables of another
 /// layout are dropped and folded again from the log on open.
-pub const TABLE_LAYOUT_VERSION: u64 = 7;
+pub const TABLE_LAYOUT_VERSION: u64 = 8;
 /// The most of the database file SQLite reads through a memory map (address
 /// space, not memory: pages are the kernel's page cache).
 const MMAP_BYTES: u64 = 1 << 32;
@@ -82,7 +82,7 @@ pub(crate) fn reset_tables(tx: &Transaction<'_>) -> Result<(), ProjectionError> 
          DROP TABLE IF EXISTS projection_catalog_entry; DROP TABLE IF EXISTS projection_position;
          DROP TABLE IF EXISTS projection_fingerprint_key; DROP TABLE IF EXISTS projection_allocation_plan;
          DROP TABLE IF EXISTS projection_derivative_key; DROP TABLE IF EXISTS projection_payee_list;
-         DROP TABLE IF EXISTS projection_open_job;",
+         DROP TABLE IF EXISTS projection_open_job; DROP TABLE IF EXISTS projection_credentialed_file;",
     )?;
     create_tables(tx)?;
     tx.execute(

@@ -33,6 +33,16 @@ CREATE TABLE IF NOT EXISTS projection_derivative (
 CREATE INDEX IF NOT EXISTS projection_derivative_output ON projection_derivative (output_hash);
 CREATE INDEX IF NOT EXISTS projection_derivative_pcm ON projection_derivative (pcm_hash);
 
+-- Published outputs as distributed, with their Content Credentials
+-- embedded (generation.credentials-issued): lineage finds a derivative by
+-- the hash of the credentialed file too.
+CREATE TABLE IF NOT EXISTS projection_credentialed_file (
+    file_hash TEXT NOT NULL,
+    derivative TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (file_hash, seq)
+) STRICT;
+
 -- Generation jobs requested and not yet published or abandoned: the first
 -- `events` events of the job's stream are its request and its steps, in
 -- order. The fold accepts a derivative only as the next event of such a job

@@ -29,8 +29,9 @@ fn is_wav(bytes: &[u8]) -> bool {
 }
 
 /// An artifact's bytes by content hash (admin, generator and auditor keys):
-/// stems, step outputs and derivatives. The bytes are checked against the
-/// hash before they are sent.
+/// stems, step outputs and derivatives. A published output's hash serves
+/// the file as distributed, with its Content Credentials (C2PA) embedded.
+/// The bytes are checked against their hash before they are sent.
 #[utoipa::path(
     get,
     path = "/v1/artifacts/{hash}",
@@ -57,9 +58,14 @@ pub async fn artifact(
     let Path(text) = path?;
     let hash = artifact_hash(&text)?;
     let artifacts = state.artifacts.clone();
-    let loaded = tokio::task::spawn_blocking(move || artifacts.load_bytes(&hash))
-        .await
-        .map_err(|e| ApiError::Internal(format!("artifact read failed: {e}")))?;
+    // A published output is served as distributed: with its Content
+    // Credentials embedded, when they were issued.
+    let loaded = tokio::task::spawn_blocking(move || {
+        let served = artifacts.credentialed_of(&hash).unwrap_or(hash);
+        artifacts.load_bytes(&served)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("artifact read failed: {e}")))?;
     let bytes = loaded.map_err(|error| match error {
         ArtifactError::NotFound(hash) => ApiError::NotFound(format!(
             "no artifact {hash}; hashes come from a job's steps and result"

@@ -39,9 +39,9 @@ use inference::pipeline::{GenerationRequest, RequestError};
 use ledger::StoredEvent;
 use queue::JobState;
 use schemas::generation::{
-    generation_stream, AttributionComponent, DerivativePublished, GenerationAbandoned,
-    GenerationRejected, GenerationStep, DERIVATIVE_PUBLISHED, GENERATION_ABANDONED,
-    GENERATION_REJECTED, GENERATION_STEP,
+    generation_stream, AttributionComponent, CredentialsIssued, DerivativePublished,
+    GenerationAbandoned, GenerationRejected, GenerationStep, CREDENTIALS_ISSUED,
+    DERIVATIVE_PUBLISHED, GENERATION_ABANDONED, GENERATION_REJECTED, GENERATION_STEP,
 };
 use serde::Serialize;
 use std::sync::Arc;
@@ -153,8 +153,12 @@ pub struct StepSummary {
 #[derive(Serialize, ToSchema)]
 pub struct GenerationResult {
     derivative: Uuid,
-    /// `sha256:<hex>` of the output file: `GET /v1/artifacts/{hash}` serves it.
+    /// `sha256:<hex>` of the output file: `GET /v1/artifacts/{hash}` serves
+    /// it as distributed, with its Content Credentials.
     output: String,
+    /// `sha256:<hex>` of the output as distributed, with its C2PA manifest
+    /// embedded (`generation.credentials-issued`); absent until issued.
+    file: Option<String>,
     /// Components with weights in basis points summing to 10000.
     #[schema(value_type = Vec<Object>)]
     attribution: Vec<AttributionComponent>,
@@ -226,8 +230,16 @@ async fn status_of(state: &AppState, job: Uuid) -> Result<Option<GenerationStatu
                 result = Some(GenerationResult {
                     derivative: published.derivative,
                     output: published.output.as_str().to_string(),
+                    file: None,
                     attribution: published.attribution,
                 });
+            }
+            // The job's last event: the output is distributable now.
+            CREDENTIALS_ISSUED if last.is_none() => {
+                let issued: CredentialsIssued = payload(event)?;
+                if let Some(result) = result.as_mut() {
+                    result.file = Some(issued.file.as_str().to_string());
+                }
                 last = Some((GenerationState::Published, None));
             }
             GENERATION_REJECTED if last.is_none() => {
@@ -239,6 +251,18 @@ async fn status_of(state: &AppState, job: Uuid) -> Result<Option<GenerationStatu
                 last = Some((GenerationState::Abandoned, Some(abandoned.reason)));
             }
             _ => {}
+        }
+    }
+    // Published but not yet credentialed: still running, unless the job
+    // ended (failed while credentialing, or a log written before
+    // credentials existed).
+    if last.is_none() && result.is_some() {
+        match &remembered {
+            Some(JobState::Queued | JobState::Running) => {}
+            Some(JobState::Failed(message)) => {
+                last = Some((GenerationState::Failed, Some(message.clone())))
+            }
+            _ => last = Some((GenerationState::Published, None)),
         }
     }
     let (state, error) = match (last, remembered) {

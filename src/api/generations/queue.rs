@@ -6,6 +6,7 @@
 use crate::api::error::ApiError;
 use crate::api::metrics::{GenerationCounts, GenerationOutcome};
 use inference::artifacts::ArtifactStore;
+use inference::credentials::SigningIdentity;
 use inference::pipeline::{Generator, LicensedInputs, PipelineError, ValidRequest};
 use inference::{Backend, Engine};
 use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent};
@@ -144,6 +145,7 @@ impl Generations {
     pub fn start(
         store: Arc<dyn EventStore>,
         artifacts: ArtifactStore,
+        identity: SigningIdentity,
         capacity_jobs: usize,
         counts: Arc<GenerationCounts>,
     ) -> anyhow::Result<Generations> {
@@ -176,7 +178,13 @@ impl Generations {
                 // has ended, so the server can then close the store.
                 let _done = done;
                 let store = store;
-                run_worker(&worker_shared, store.as_ref(), &artifacts, &runtime);
+                run_worker(
+                    &worker_shared,
+                    store.as_ref(),
+                    &artifacts,
+                    &identity,
+                    &runtime,
+                );
             })?;
         Ok(Generations {
             shared,
@@ -301,6 +309,7 @@ fn run_worker(
     shared: &Shared,
     store: &dyn EventStore,
     artifacts: &ArtifactStore,
+    identity: &SigningIdentity,
     runtime: &tokio::runtime::Runtime,
 ) {
     let engine = Engine::select(Backend::Auto).map_err(|e| e.to_string());
@@ -312,7 +321,7 @@ fn run_worker(
         // A panic in the pipeline fails this job, not the worker: the jobs
         // queued behind it still run.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            runtime.block_on(run_job(&engine, artifacts, store, &job))
+            runtime.block_on(run_job(&engine, artifacts, identity, store, &job))
         }));
         let (outcome, state) = match result {
             Ok(Ok(())) => (GenerationOutcome::Published, JobState::Finished),
@@ -342,6 +351,7 @@ fn run_worker(
 async fn run_job(
     engine: &Result<Engine, String>,
     artifacts: &ArtifactStore,
+    identity: &SigningIdentity,
     store: &dyn EventStore,
     job: &Job,
 ) -> Result<(), PipelineError> {
@@ -354,6 +364,7 @@ async fn run_job(
         engine,
         artifacts,
         store,
+        identity,
     };
     generator
         .generate(job.id, &job.request, &licensed)

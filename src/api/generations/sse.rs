@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use ledger::EventStore;
 use schemas::generation::{
-    generation_stream, DERIVATIVE_PUBLISHED, GENERATION_ABANDONED, GENERATION_REJECTED,
+    generation_stream, CREDENTIALS_ISSUED, GENERATION_ABANDONED, GENERATION_REJECTED,
 };
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -129,7 +129,7 @@ impl Follow {
                 self.next_version = event.version + 1;
                 let terminal = matches!(
                     event.event_type.as_str(),
-                    DERIVATIVE_PUBLISHED | GENERATION_REJECTED | GENERATION_ABANDONED
+                    CREDENTIALS_ISSUED | GENERATION_REJECTED | GENERATION_ABANDONED
                 );
                 if self.seen_seq.is_none_or(|seen| event.seq > seen) {
                     self.pending.push_back(
@@ -172,7 +172,8 @@ impl Follow {
 /// The job's log events as Server-Sent Events (admin, generator and auditor
 /// keys), each as it is appended: `event:` the event type, `id:` its seq,
 /// `data:` the event as `GET /v1/streams/{stream}` renders it. The stream
-/// ends after `generation.derivative-published`, `generation.rejected` or
+/// ends after `generation.credentials-issued` (the job's last event, after
+/// `generation.derivative-published`), `generation.rejected` or
 /// `generation.abandoned`; a job that failed without one ends with a
 /// `job-failed` event (`{"job","error"}`, no id). `Last-Event-ID` resumes
 /// after that seq. One key may hold [`EVENT_STREAMS_PER_KEY_MAX`] streams
