@@ -7,7 +7,7 @@
 //! - [`manifest`]: what the manifest states (actions, ingredients, and the
 //!   `org.ledgerline.provenance` assertion with the log proof).
 //! - [`issue`]: embeds and signs a manifest into a WAV file.
-//! - [`verify`]: reads a file's manifest store and checks its signature,
+//! - [`verify`](mod@verify): reads a file's manifest store and checks its signature,
 //!   hard binding, trust and log proof.
 //!
 //! The `c2pa` crate does the C2PA work, with its pure-Rust crypto and no
