@@ -32,17 +32,7 @@ const QUEUE_JOBS: &str = "1";
 /// Renders `seconds` of the sample song's stems into the artifact store and
 /// imports a catalog naming them (as tests/generate.rs does).
 fn setup(data: &Path, seconds: f64) {
-    let artifacts = ArtifactStore::open(data).unwrap();
-    let mut stems = serde_json::Map::new();
-    for stem in sample_catalog::tracks()[0].render(seconds) {
-        let stored = artifacts.write_wav(&stem.audio).unwrap();
-        let slot = if stem.name == "chords" {
-            "other"
-        } else {
-            stem.name
-        };
-        stems.insert(slot.into(), json!(stored.path.display().to_string()));
-    }
+    let stems = common::stored_stems(data, &sample_catalog::tracks()[0], seconds);
     let catalog = json!({
         "parties": [
             {"id": "label", "name": "Label", "role": "label"},

@@ -15,7 +15,6 @@ mod common;
 
 use common::server::Server;
 use common::{ok, ok_json, run};
-use inference::artifacts::ArtifactStore;
 use inference::sample_catalog;
 use ledger::tlog_proof::TlogProof;
 use ledger::NoteVerifier;
@@ -61,18 +60,8 @@ fn tools() -> Option<PathBuf> {
 
 /// The sample song's stems in the artifact store and a catalog naming them.
 fn setup(data: &Path) -> String {
-    let artifacts = ArtifactStore::open(data).unwrap();
     let track = &sample_catalog::tracks()[0];
-    let mut stems = serde_json::Map::new();
-    for stem in track.render(SECONDS) {
-        let stored = artifacts.write_wav(&stem.audio).unwrap();
-        let slot = if stem.name == "chords" {
-            "other"
-        } else {
-            stem.name
-        };
-        stems.insert(slot.into(), json!(stored.path.display().to_string()));
-    }
+    let stems = common::stored_stems(data, track, SECONDS);
     let catalog = json!({
         "parties": [
             {"id": "label", "name": "Label", "role": "label"},

@@ -21,17 +21,7 @@ const SECONDS: f64 = 1.5;
 /// (where generation reads licensed stems by hash) and imports a catalog
 /// naming them, with one consenting and one unconsented voice model.
 fn setup(data: &Path) -> Value {
-    let artifacts = ArtifactStore::open(data).unwrap();
-    let mut stems = serde_json::Map::new();
-    for stem in sample_catalog::tracks()[0].render(SECONDS) {
-        let stored = artifacts.write_wav(&stem.audio).unwrap();
-        let slot = if stem.name == "chords" {
-            "other"
-        } else {
-            stem.name
-        };
-        stems.insert(slot.into(), json!(stored.path.display().to_string()));
-    }
+    let stems = common::stored_stems(data, &sample_catalog::tracks()[0], SECONDS);
     let vocals = stems["vocals"].clone();
     let catalog = json!({
         "parties": [

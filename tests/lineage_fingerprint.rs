@@ -24,20 +24,10 @@ const TRIM_S: f64 = 8.0;
 /// Renders the first two sample songs' stems into the artifact store and
 /// imports a catalog with both recordings; returns their ISRCs.
 fn setup(data: &Path) -> [String; 2] {
-    let artifacts = inference::artifacts::ArtifactStore::open(data).unwrap();
     let tracks = sample_catalog::tracks();
     let mut recordings = Vec::new();
     for track in &tracks[..2] {
-        let mut stems = serde_json::Map::new();
-        for stem in track.render(SECONDS) {
-            let stored = artifacts.write_wav(&stem.audio).unwrap();
-            let slot = if stem.name == "chords" {
-                "other"
-            } else {
-                stem.name
-            };
-            stems.insert(slot.into(), json!(stored.path.display().to_string()));
-        }
+        let stems = common::stored_stems(data, track, SECONDS);
         recordings.push(json!({"isrc": track.isrc, "title": track.title, "work": "T-034524680-1",
                                "master_splits": [{"party": "label", "share": "1"}], "stems": stems}));
     }

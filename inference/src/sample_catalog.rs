@@ -37,6 +37,17 @@ pub struct Stem {
     pub audio: Audio,
 }
 
+impl Stem {
+    /// The catalog stem slot it is licensed as (`vocals`, `drums`, `bass`
+    /// or `other`): the chords are the catalog's `other`.
+    pub fn catalog_slot(&self) -> &'static str {
+        match self.name {
+            "chords" => "other",
+            name => name,
+        }
+    }
+}
+
 /// The catalog: three songs in different keys, modes and tempos.
 pub fn tracks() -> Vec<TrackSpec> {
     vec![

@@ -48,6 +48,29 @@ pub fn stem_wav() -> Vec<u8> {
     wav(&samples, false)
 }
 
+/// Renders `track`'s stems (`seconds` long) into `data`'s artifact store,
+/// where generation reads licensed stems by hash; returns a catalog
+/// document's `stems` object naming their files by slot.
+pub fn stored_stems(
+    data: &Path,
+    track: &inference::sample_catalog::TrackSpec,
+    seconds: f64,
+) -> serde_json::Map<String, serde_json::Value> {
+    let artifacts = inference::artifacts::ArtifactStore::open(data).unwrap();
+    track
+        .render(seconds)
+        .iter()
+        .map(|stem| {
+            let stored = artifacts.write_wav(&stem.audio).unwrap();
+            let path = stored.path.display().to_string();
+            (
+                stem.catalog_slot().to_owned(),
+                serde_json::Value::from(path),
+            )
+        })
+        .collect()
+}
+
 /// A `ledgerline` command on the data directory `data`.
 pub fn ledgerline(data: &Path) -> Command {
     let mut command = Command::new(binary());

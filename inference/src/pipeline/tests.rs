@@ -59,10 +59,10 @@ async fn fixture(consent: bool) -> Fixture {
     let mut stems = Stems::default();
     for stem in spec.render(SECONDS) {
         let stored = hash(&artifacts.write_wav(&stem.audio).unwrap().file_hash);
-        match stem.name {
+        match stem.catalog_slot() {
             "drums" => stems.drums = Some(stored),
             "bass" => stems.bass = Some(stored),
-            "chords" => stems.other = Some(stored),
+            "other" => stems.other = Some(stored),
             "vocals" => stems.vocals = Some(stored),
             other => panic!("unexpected stem {other}"),
         }
