@@ -186,21 +186,9 @@ fn an_independent_reader_trusts_our_credentials_and_lineage_answers_from_them() 
     assert_eq!(traced["derivative"]["derivative"], generated["derivative"]);
 
     // The HTTP upload answers from the credentials too.
-    let admin = ok_json(data, &["keys", "create", "--role", "admin"])["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let admin = common::api_token(data, "admin");
     let server = Server::start(data);
-    let authorization = format!("Bearer {admin}");
-    let headers = [
-        ("content-type", "audio/wav"),
-        ("authorization", authorization.as_str()),
-    ];
-    let reply = server.post(
-        "/v1/lineage",
-        &headers,
-        &std::fs::read(&distributed).unwrap(),
-    );
+    let reply = server.post_lineage(&admin, &std::fs::read(&distributed).unwrap());
     assert_eq!(reply.status, 200, "{}", reply.body);
     let uploaded = reply.json();
     assert_eq!(uploaded["matched_by"], "credentials", "{uploaded}");

@@ -200,22 +200,14 @@ fn copies_in_the_wild_are_traced_by_acoustic_fingerprint() {
     );
 
     // The HTTP upload traces the trimmed copy the same way.
-    let admin = ok_json(data, &["keys", "create", "--role", "admin"])["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let admin = common::api_token(data, "admin");
     let server = Server::start(data);
-    let authorization = format!("Bearer {admin}");
-    let headers = [
-        ("content-type", "audio/wav"),
-        ("authorization", authorization.as_str()),
-    ];
-    let reply = server.post("/v1/lineage", &headers, &std::fs::read(&trimmed).unwrap());
+    let reply = server.post_lineage(&admin, &std::fs::read(&trimmed).unwrap());
     assert_eq!(reply.status, 200, "{}", reply.body);
     let uploaded = reply.json();
     assert_eq!(uploaded["derivative"]["derivative"], first["derivative"]);
     assert_eq!(uploaded["match"], trimmed_match);
-    let reply = server.post("/v1/lineage", &headers, &std::fs::read(&stranger).unwrap());
+    let reply = server.post_lineage(&admin, &std::fs::read(&stranger).unwrap());
     assert_eq!(reply.status, 404, "{}", reply.body);
     assert!(
         reply.body.contains("acoustic fingerprint"),

@@ -71,6 +71,14 @@ pub fn stored_stems(
         .collect()
 }
 
+/// A new API key of role `role` for `data`'s log; returns its token.
+pub fn api_token(data: &Path, role: &str) -> String {
+    ok_json(data, &["keys", "create", "--role", role])["token"]
+        .as_str()
+        .expect("keys create prints a token")
+        .to_owned()
+}
+
 /// A `ledgerline` command on the data directory `data`.
 pub fn ledgerline(data: &Path) -> Command {
     let mut command = Command::new(binary());
@@ -355,6 +363,16 @@ pub mod server {
                 request = request.header(*name, *value);
             }
             Self::reply(request.call())
+        }
+
+        /// POSTs an audio file to `/v1/lineage` with a bearer token.
+        pub fn post_lineage(&self, token: &str, wav: &[u8]) -> Reply {
+            let authorization = format!("Bearer {token}");
+            let headers = [
+                ("content-type", "audio/wav"),
+                ("authorization", authorization.as_str()),
+            ];
+            self.post("/v1/lineage", &headers, wav)
         }
 
         /// POST `body` to `path` with extra headers (content type included).
