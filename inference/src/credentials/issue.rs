@@ -6,7 +6,7 @@
 
 use super::manifest::{GenerationFacts, PROVENANCE_LABEL};
 use super::{CredentialsError, SigningIdentity};
-use c2pa::{Builder, Context};
+use c2pa::Builder;
 use serde_json::json;
 use std::io::Cursor;
 
@@ -31,9 +31,8 @@ pub fn sign_wav(
         ));
     }
     let signing = |e: c2pa::Error| CredentialsError::Signing(e.to_string());
-    let context = Context::new()
-        .with_settings(json!({"verify": {"verify_after_sign": false}}))
-        .map_err(signing)?;
+    let context =
+        super::context(json!({"verify": {"verify_after_sign": false}})).map_err(signing)?;
     let mut builder = Builder::from_context(context)
         .with_definition(facts.definition())
         .map_err(signing)?;

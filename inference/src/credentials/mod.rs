@@ -64,6 +64,14 @@ impl CredentialsError {
     }
 }
 
+/// A `c2pa` context with `settings`, and thumbnails off: this build of
+/// the crate cannot make them (audio has none to make), and leaving the
+/// default on makes it warn on every context.
+fn context(mut settings: serde_json::Value) -> c2pa::Result<c2pa::Context> {
+    settings["builder"]["thumbnail"]["enabled"] = false.into();
+    c2pa::Context::new().with_settings(settings)
+}
+
 /// The MIME type C2PA reads `bytes` as, by their magic numbers: WAV
 /// (`RIFF....WAVE`), FLAC (`fLaC`) or MP3 (an ID3v2 tag or an MPEG frame sync).
 pub fn audio_format(bytes: &[u8]) -> Result<&'static str, CredentialsError> {

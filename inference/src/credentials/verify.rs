@@ -9,7 +9,7 @@
 
 use super::manifest::{Provenance, PROVENANCE_LABEL};
 use super::CredentialsError;
-use c2pa::{Context, Reader};
+use c2pa::Reader;
 use ledger::tlog_proof::TlogProof;
 use ledger::NoteVerifier;
 use serde::Serialize;
@@ -81,7 +81,7 @@ fn reader(bytes: &[u8], trust_anchors: Option<&str>) -> Result<Reader, Credentia
     if let Some(anchors) = trust_anchors {
         settings["trust"] = json!({"user_anchors": anchors});
     }
-    let context = Context::new().with_settings(settings).map_err(|e| {
+    let context = super::context(settings).map_err(|e| {
         CredentialsError::Identity(format!("the trust anchors are not usable: {e}"))
     })?;
     match Reader::from_context(context).with_stream(format, Cursor::new(bytes)) {
