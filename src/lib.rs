@@ -27,6 +27,15 @@ pub enum Command {
     /// Import the catalog (parties, works, recordings, voice models, policy).
     #[command(subcommand)]
     Catalog(cli::catalog::CatalogCommand),
+    /// Artists' consent to voice models: withdrawal.
+    #[command(subcommand)]
+    Consent(cli::consent::ConsentCommand),
+    /// Recordings' licence terms, as of any seq.
+    #[command(subcommand)]
+    Licence(cli::licence::LicenceCommand),
+    /// Published derivatives to take down (consent withdrawn, recording
+    /// withdrawn or its licence ended), with inclusion proofs.
+    Takedowns(cli::takedowns::TakedownsArgs),
     /// Import usage reports (CSV).
     #[command(subcommand)]
     Usage(cli::usage::UsageCommand),
@@ -74,6 +83,9 @@ pub async fn dispatch(command: Command, context: &Context) -> anyhow::Result<Exi
         Command::Log(command) => cli::log::run(command, context).await,
         Command::Audio(command) => cli::audio::run(command).await,
         Command::Catalog(command) => cli::catalog::run(command, context).await,
+        Command::Consent(command) => cli::consent::run(command, context).await,
+        Command::Licence(command) => cli::licence::run(command, context).await,
+        Command::Takedowns(args) => cli::takedowns::run(args, context).await,
         Command::Usage(command) => cli::usage::run(command, context).await,
         Command::Statements(args) => cli::statements::run(args, context).await,
         Command::Reconcile(args) => cli::reconcile::run(args, context).await,

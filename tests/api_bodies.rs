@@ -51,7 +51,7 @@ fn endpoints() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (
             "/v1/generations",
             "application/json",
-            json!({"recording": "GBAYE0601498", "requested_by": "creator",
+            json!({"recording": "GBAYE0601498", "requested_by": "creator", "territory": "US",
                    "recipe": {"kind": "remix", "stems": {"drums": {"gain_db": -3.0}}}})
             .to_string()
             .into_bytes(),

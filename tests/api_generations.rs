@@ -40,7 +40,8 @@ fn setup(data: &Path, seconds: f64) {
         ],
         "works": [{"iswc": "T-034524680-1", "title": "Song", "publishing_splits": [{"party": "pub", "share": "1"}]}],
         "recordings": [{"isrc": ISRC, "title": "Song", "work": "T-034524680-1",
-                        "master_splits": [{"party": "label", "share": "1"}], "stems": stems}],
+                        "master_splits": [{"party": "label", "share": "1"}], "stems": stems,
+                        "licence": {"participating": true}}],
         "policy": {"id": "v1", "platform_share": "0.3", "creator_share": "0.1", "master_share": "0.5"}
     });
     let path = data.join("catalog.json");
@@ -64,7 +65,7 @@ fn start(data: &Path) -> Server {
 
 /// A remix with five steps (load, mix, stretch, shift, final mix).
 fn remix() -> Value {
-    json!({"recording": ISRC, "requested_by": "creator-1",
+    json!({"recording": ISRC, "requested_by": "creator-1", "territory": "US",
            "recipe": {"kind": "remix", "stems": {"drums": {"gain_db": -3.0}},
                       "tempo_rate": 1.25, "semitones": 1}})
 }
@@ -312,7 +313,7 @@ fn a_generation_runs_streams_its_events_and_serves_its_output() {
     }
 
     // A request the catalog does not license: rejected, one event only.
-    let unknown = json!({"recording": "ZZLL09999999", "requested_by": "creator-1",
+    let unknown = json!({"recording": "ZZLL09999999", "requested_by": "creator-1", "territory": "US",
                          "recipe": {"kind": "remix"}});
     let refused = server.post_json("/v1/generations", &generator, &unknown);
     assert_eq!(refused.status, 202, "{}", refused.body);

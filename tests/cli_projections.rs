@@ -225,7 +225,7 @@ fn a_statement_detail_as_csv_lists_each_component_behind_a_partys_amount() {
     let mut rows = csv.lines();
     assert_eq!(
         rows.next(),
-        Some("period,currency,checkpoint_size,party,seq,line_id,derivative,component,reference,amount")
+        Some("period,currency,checkpoint_size,party,seq,line_id,derivative,component,reference,amount,after_takedown,takedown_seq,takedown_effective")
     );
     let details = json[0]["details"].as_array().unwrap();
     let size = &json[0]["checkpoint"]["size"];

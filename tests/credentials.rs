@@ -69,7 +69,8 @@ fn setup(data: &Path) -> String {
         ],
         "works": [{"iswc": "T-034524680-1", "title": "Song", "publishing_splits": [{"party": "pub", "share": "1"}]}],
         "recordings": [{"isrc": track.isrc, "title": track.title, "work": "T-034524680-1",
-                        "master_splits": [{"party": "label", "share": "1"}], "stems": stems}],
+                        "master_splits": [{"party": "label", "share": "1"}], "stems": stems,
+                        "licence": {"participating": true}}],
         "voice_models": [],
         "policy": {"id": "v1", "platform_share": "0.3", "creator_share": "0.1", "master_share": "0.5"}
     });
@@ -81,7 +82,7 @@ fn setup(data: &Path) -> String {
 
 fn remix(data: &Path, isrc: &str) -> Value {
     let request = data.join("remix.json");
-    let body = json!({"recording": isrc, "requested_by": "creator-1",
+    let body = json!({"recording": isrc, "requested_by": "creator-1", "territory": "US",
                       "recipe": {"kind": "remix", "stems": {"drums": {"gain_db": -2.0}}}});
     std::fs::write(&request, body.to_string()).unwrap();
     let args = [
@@ -282,7 +283,7 @@ fn bad_input_is_refused_with_nothing_appended() {
     let request = data.join("remix.json");
     std::fs::write(
         &request,
-        json!({"recording": isrc, "requested_by": "c", "recipe": {"kind": "remix"}}).to_string(),
+        json!({"recording": isrc, "requested_by": "c", "territory": "US", "recipe": {"kind": "remix"}}).to_string(),
     )
     .unwrap();
     let request = request.display().to_string();

@@ -32,7 +32,8 @@ fn setup(data: &Path) -> Value {
         ],
         "works": [{"iswc": "T-034524680-1", "title": "Song", "publishing_splits": [{"party": "pub", "share": "1"}]}],
         "recordings": [{"isrc": ISRC, "title": "Song", "work": "T-034524680-1",
-                        "master_splits": [{"party": "label", "share": "1"}], "stems": stems}],
+                        "master_splits": [{"party": "label", "share": "1"}], "stems": stems,
+                        "licence": {"participating": true}}],
         "voice_models": [
             {"id": CONSENTING, "artist": "mara", "consent": {"granted": true, "reference": "C-7"},
              "training_stems": [vocals], "likeness_splits": [{"party": "mara", "share": "1"}]},
@@ -93,7 +94,7 @@ fn generate_and_replay_from_the_command_line() {
     let remix = write_request(
         data,
         "remix.json",
-        json!({"recording": ISRC, "requested_by": "creator-1",
+        json!({"recording": ISRC, "requested_by": "creator-1", "territory": "US",
                "recipe": {"kind": "remix", "stems": {"drums": {"gain_db": -3.0}, "vocals": {"mute": true}},
                           "tempo_rate": 1.25, "semitones": 1, "voice_model": null}}),
     );
@@ -114,7 +115,7 @@ fn generate_and_replay_from_the_command_line() {
     let cover = write_request(
         data,
         "cover.json",
-        json!({"recording": ISRC, "requested_by": "creator-1",
+        json!({"recording": ISRC, "requested_by": "creator-1", "territory": "US",
                "recipe": {"kind": "cover", "voice_model": CONSENTING, "semitones": -2}}),
     );
     let covered = ok_json(data, &["generate", "--request", &cover]);
@@ -170,14 +171,17 @@ fn refused_and_malformed_requests_and_a_step_that_does_not_reproduce() {
     let unconsented = write_request(
         data,
         "unconsented.json",
-        json!({"recording": ISRC, "requested_by": "creator-1",
+        json!({"recording": ISRC, "requested_by": "creator-1", "territory": "US",
                "recipe": {"kind": "cover", "voice_model": UNCONSENTED}}),
     );
     let output = run(data, &["generate", "--request", &unconsented]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("consent_missing: "), "{stderr}");
     assert!(stderr.contains("has not granted consent"), "{stderr}");
-    assert!(output.stdout.is_empty());
+    let refused: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(refused["reason"], "consent_missing");
+    assert_eq!(refused["value"], UNCONSENTED);
     let after = events(data);
     assert_eq!(after.len(), before.len() + 1, "one event only");
     let (_, kind, stream) = after.last().unwrap();
@@ -188,7 +192,7 @@ fn refused_and_malformed_requests_and_a_step_that_does_not_reproduce() {
     let unknown = write_request(
         data,
         "unknown.json",
-        json!({"recording": "ZZLL09999999", "requested_by": "creator-1", "recipe": {"kind": "remix"}}),
+        json!({"recording": "ZZLL09999999", "requested_by": "creator-1", "territory": "US", "recipe": {"kind": "remix"}}),
     );
     assert_eq!(
         run(data, &["generate", "--request", &unknown])
@@ -203,15 +207,15 @@ fn refused_and_malformed_requests_and_a_step_that_does_not_reproduce() {
     for (name, request) in [
         (
             "fast.json",
-            json!({"recording": ISRC, "requested_by": "c", "recipe": {"kind": "remix", "tempo_rate": 3.0}}),
+            json!({"recording": ISRC, "requested_by": "c", "territory": "US", "recipe": {"kind": "remix", "tempo_rate": 3.0}}),
         ),
         (
             "extra.json",
-            json!({"recording": ISRC, "requested_by": "c", "recipe": {"kind": "remix"}, "priority": 1}),
+            json!({"recording": ISRC, "requested_by": "c", "territory": "US", "recipe": {"kind": "remix"}, "priority": 1}),
         ),
         (
             "voiceless.json",
-            json!({"recording": ISRC, "requested_by": "c", "recipe": {"kind": "cover"}}),
+            json!({"recording": ISRC, "requested_by": "c", "territory": "US", "recipe": {"kind": "cover"}}),
         ),
     ] {
         let path = write_request(data, name, request);

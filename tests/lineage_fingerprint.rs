@@ -28,8 +28,11 @@ fn setup(data: &Path) -> [String; 2] {
     let mut recordings = Vec::new();
     for track in &tracks[..2] {
         let stems = common::stored_stems(data, track, SECONDS);
-        recordings.push(json!({"isrc": track.isrc, "title": track.title, "work": "T-034524680-1",
-                               "master_splits": [{"party": "label", "share": "1"}], "stems": stems}));
+        recordings.push(
+            json!({"isrc": track.isrc, "title": track.title, "work": "T-034524680-1",
+                               "master_splits": [{"party": "label", "share": "1"}], "stems": stems,
+                        "licence": {"participating": true}}),
+        );
     }
     let catalog = json!({
         "parties": [
@@ -50,7 +53,7 @@ fn setup(data: &Path) -> [String; 2] {
 /// Generates a plain remix of `isrc` on the CPU; returns the printed result.
 fn remix(data: &Path, isrc: &str) -> Value {
     let request = data.join(format!("remix-{isrc}.json"));
-    let body = json!({"recording": isrc, "requested_by": "creator-1",
+    let body = json!({"recording": isrc, "requested_by": "creator-1", "territory": "US",
                       "recipe": {"kind": "remix", "stems": {"drums": {"gain_db": -2.0}},
                                  "tempo_rate": 1.0, "semitones": 0, "voice_model": null}});
     std::fs::write(&request, body.to_string()).unwrap();

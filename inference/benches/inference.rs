@@ -216,11 +216,13 @@ fn c2pa_share(
         recording: Some(LicensedRecording {
             isrc: track.isrc.to_string(),
             stems,
+            terms: Some(schemas::licence::LicenceTerms::unrestricted()),
+            terms_seq: 0,
         }),
         voice_model: None,
     };
     let request = GenerationRequest::from_json(&format!(
-        r#"{{"recording": "{}", "requested_by": "bench", "recipe": {recipe}}}"#,
+        r#"{{"recording": "{}", "requested_by": "bench", "territory": "US", "recipe": {recipe}}}"#,
         track.isrc
     ))
     .and_then(|r| r.validate())

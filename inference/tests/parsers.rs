@@ -44,7 +44,7 @@ fn parses_within_budget(input: &[u8]) {
 }
 
 fn valid_request() -> serde_json::Value {
-    json!({"recording": "GBAYE0601498", "requested_by": "creator-sam",
+    json!({"recording": "GBAYE0601498", "requested_by": "creator-sam", "territory": "US",
            "recipe": {"kind": "cover", "voice_model": "voice-mara-v1", "tempo_rate": 1.1, "semitones": -3,
                       "stems": {"drums": {"gain_db": -2.0}, "bass": {"mute": true}}}})
 }

@@ -86,6 +86,22 @@ pub fn is_valid_period(period: &str) -> bool {
         )
 }
 
+/// The last day of a `YYYY-MM` period, or `None` for a malformed period.
+pub fn period_last_day(period: &str) -> Option<schemas::licence::CalendarDate> {
+    if !is_valid_period(period) {
+        return None;
+    }
+    let year: u32 = period[..4].parse().ok()?;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match &period[5..] {
+        "02" if leap => 29,
+        "02" => 28,
+        "04" | "06" | "09" | "11" => 30,
+        _ => 31,
+    };
+    format!("{period}-{days}").parse().ok()
+}
+
 /// ISO 3166-1 alpha-2 country codes (officially assigned), plus `XK`
 /// (Kosovo, user-assigned but used by the industry) and `ZZ` (worldwide /
 /// unknown territory, as in DDEX reports).
@@ -186,5 +202,21 @@ mod tests {
         }));
         assert!(is_valid_id("label:ume@1"));
         assert!(!is_valid_id("a b") && !is_valid_id("") && !is_valid_id(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn a_period_ends_on_its_months_last_day() {
+        for (period, last) in [
+            ("2026-01", "2026-01-31"),
+            ("2026-02", "2026-02-28"),
+            ("2028-02", "2028-02-29"),
+            ("2100-02", "2100-02-28"),
+            ("2000-02", "2000-02-29"),
+            ("2026-04", "2026-04-30"),
+            ("2026-12", "2026-12-31"),
+        ] {
+            assert_eq!(period_last_day(period).unwrap().to_string(), last);
+        }
+        assert!(period_last_day("2026-13").is_none());
     }
 }

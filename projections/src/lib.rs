@@ -4,6 +4,11 @@
 //!
 //! - [`allocation`]: royalty policy v1, one usage line's gross to parties.
 //! - [`catalog`]: catalog documents, checked and appended as events.
+//! - [`consent`]: an artist's consent withdrawn, checked and appended.
+//! - [`takedowns`]: the published derivatives whose licence or consent has
+//!   ended, each with the event that ended it and its inclusion proof.
+//! - [`terms_history`]: a recording's licence terms as of a seq, with the
+//!   events that set them.
 //! - [`usage`], [`usage_import`]: usage reports parsed and checked line by
 //!   line (pure), then checked against the log and appended.
 //! - [`amount`], [`currency`]: exact sums, and rounding to a currency's
@@ -28,6 +33,7 @@
 pub mod allocation;
 pub mod amount;
 pub mod catalog;
+pub mod consent;
 pub mod currency;
 pub mod fingerprint;
 pub mod fold;
@@ -42,5 +48,7 @@ pub mod runner;
 mod scaled;
 pub mod statement;
 pub mod tables;
+pub mod takedowns;
+pub mod terms_history;
 pub mod usage;
 pub mod usage_import;

@@ -26,9 +26,12 @@ use crate::runner::{ProjectionError, Projections};
 use ledger::merkle::{self, Hash, HashReader, MerkleError};
 use ledger::store::{EventStore, InclusionProof, StoreError, StoredEvent};
 use rust_decimal::Decimal;
-use schemas::generation::{generation_stream, AttributionKind, DerivativePublished};
+use schemas::generation::{
+    generation_stream, AttributionKind, DerivativePublished, GenerationRequested,
+    GENERATION_REQUESTED,
+};
 use schemas::ContentHash;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -107,6 +110,19 @@ pub struct CatalogVersion {
     pub data: serde_json::Value,
 }
 
+/// What allowed a derivative when it was requested: the requester's
+/// territory and day, the recording's terms and the voice's consent, each
+/// with the catalog event that stated it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LicensedWhenMade {
+    pub territory: Option<String>,
+    pub licensed_on: Option<String>,
+    /// `data` is the recording's `licence`.
+    pub terms: Option<CatalogVersion>,
+    /// `data` is the voice model's `consent`, for a cover.
+    pub consent: Option<CatalogVersion>,
+}
+
 /// One usage line of the derivative.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UsageSummary {
@@ -175,6 +191,9 @@ pub struct Lineage {
     pub recordings: BTreeMap<String, CatalogVersion>,
     pub works: BTreeMap<String, CatalogVersion>,
     pub voice_models: BTreeMap<String, CatalogVersion>,
+    /// The licence terms and consent in force when the derivative was
+    /// requested; `None` for a job logged before licence terms.
+    pub licensed: Option<LicensedWhenMade>,
     pub usage: Vec<UsageSummary>,
     pub revenue: Vec<Revenue>,
     pub checkpoint: CitedCheckpoint,
@@ -324,9 +343,21 @@ async fn answer(
         .read_stream(&generation_stream(published.job), 0, GENERATION_STEPS_MAX)
         .await?;
     let mut generation_steps = Vec::new();
+    let mut licensed = None;
     for step in steps.iter().filter(|s| s.seq < as_of) {
         let envelope = step.envelope().map_err(StoreError::from)?;
         cited_seqs.insert(step.seq);
+        if envelope.event_type == GENERATION_REQUESTED {
+            if let Ok(requested) = GenerationRequested::deserialize(&envelope.data) {
+                licensed = Some(licensed_when_made(store, &requested).await?);
+                for seq in [requested.terms_seq, requested.consent_seq]
+                    .into_iter()
+                    .flatten()
+                {
+                    cite_unscoped(&mut cited_seqs, seq);
+                }
+            }
+        }
         generation_steps.push(serde_json::json!({
             "seq": envelope.seq, "type": envelope.event_type, "time": envelope.time, "data": envelope.data
         }));
@@ -495,6 +526,7 @@ async fn answer(
         recordings,
         works,
         voice_models,
+        licensed,
         usage,
         revenue,
         checkpoint,
@@ -726,7 +758,7 @@ fn no_lineage_message(
 /// The checkpoint to cite for `size` events, with its cosignatures: the
 /// latest witnessed one under a witness policy when it covers them, else
 /// the latest, signed now if it does not cover them.
-async fn checkpoint_covering(
+pub(crate) async fn checkpoint_covering(
     store: &dyn EventStore,
     size: u64,
     policy: Option<&ledger::witness_policy::WitnessPolicy>,
@@ -741,6 +773,39 @@ async fn checkpoint_covering(
         note: checkpoint.note,
     };
     Ok((cited, checkpoint.root))
+}
+
+/// The terms and consent a logged request names by seq, read back.
+async fn licensed_when_made(
+    store: &dyn EventStore,
+    requested: &GenerationRequested,
+) -> Result<LicensedWhenMade, StoreError> {
+    let seqs: Vec<u64> = [requested.terms_seq, requested.consent_seq]
+        .into_iter()
+        .flatten()
+        .collect();
+    let events = read_events(store, &seqs).await?;
+    let part = |seq: Option<u64>, pointer: &str| -> Result<Option<CatalogVersion>, StoreError> {
+        let Some(seq) = seq else { return Ok(None) };
+        let Some(event) = events.iter().find(|e| e.seq == seq) else {
+            return Ok(None);
+        };
+        let envelope = event.envelope().map_err(StoreError::from)?;
+        Ok(Some(CatalogVersion {
+            seq,
+            data: envelope
+                .data
+                .pointer(pointer)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
+        }))
+    };
+    Ok(LicensedWhenMade {
+        territory: requested.territory.clone(),
+        licensed_on: requested.licensed_on.map(|d| d.to_string()),
+        terms: part(requested.terms_seq, "/licence")?,
+        consent: part(requested.consent_seq, "/consent")?,
+    })
 }
 
 /// The events at `seqs` (ascending), in one read: a derivative's usage
@@ -780,7 +845,7 @@ impl HashReader for Prefetched {
 /// root `root`, computed by the shared proof code ([`ledger::merkle`]) from
 /// one batched read of the stored hashes they need, rather than one store
 /// round trip per proof.
-async fn prove_all(
+pub(crate) async fn prove_all(
     store: &dyn EventStore,
     events: &[StoredEvent],
     size: u64,
@@ -833,6 +898,20 @@ pub fn render_text(answer: &LineageAnswer) -> String {
         out.push_str(&format!(
             "fingerprint match: score {} bp, {} ms from {} ms in the file matching {} ms in the derivative\n",
             m.score_bp, m.duration_ms, m.query_start_ms, m.derivative_start_ms
+        ));
+    }
+    if let Some(l) = &lineage.licensed {
+        out.push_str(&format!(
+            "licensed on {} in {}: recording terms of seq {}{}\n",
+            l.licensed_on.as_deref().unwrap_or("?"),
+            l.territory.as_deref().unwrap_or("?"),
+            l.terms
+                .as_ref()
+                .map_or("?".to_string(), |t| format!("{} {}", t.seq, t.data)),
+            l.consent
+                .as_ref()
+                .map(|c| format!("; voice consent of seq {} {}", c.seq, c.data))
+                .unwrap_or_default()
         ));
     }
     out.push_str("attribution:\n");

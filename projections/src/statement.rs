@@ -54,6 +54,11 @@ pub struct StatementDetail {
     pub component: String,
     pub reference: String,
     pub amount: String,
+    /// Set when the derivative's licence or consent ended on or before the
+    /// period's last day: the line is still paid (the streams happened),
+    /// and marked as earned after withdrawal so the label sees it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_takedown: Option<crate::takedowns::TakedownMark>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,10 +164,33 @@ pub fn statement_detail(
                     component: a.component.as_str().to_string(),
                     reference: a.reference.to_string(),
                     amount: a.amount.to_string(),
+                    after_takedown: None,
                 }),
         );
     }
     Ok(details)
+}
+
+/// Marks the detail lines of derivatives taken down on or before the last
+/// day of `period` by the first `size` events (see
+/// [`crate::takedowns::marks`]).
+pub async fn mark_takedowns(
+    store: &dyn EventStore,
+    size: u64,
+    period: &str,
+    details: &mut [StatementDetail],
+) -> Result<(), StatementError> {
+    let last_day = crate::identifiers::period_last_day(period)
+        .ok_or_else(|| StatementError::BadPeriod(period.to_string()))?;
+    let marks = crate::takedowns::marks(store, size, last_day)
+        .await
+        .map_err(ProjectionError::from)?;
+    for detail in details {
+        detail.after_takedown = uuid::Uuid::parse_str(&detail.derivative)
+            .ok()
+            .and_then(|d| marks.get(&d).cloned());
+    }
+    Ok(())
 }
 
 /// The checkpoint for log prefix `0..size`: the latest signed checkpoint
@@ -348,6 +376,9 @@ pub fn render_detail_csv<'a>(
             "component",
             "reference",
             "amount",
+            "after_takedown",
+            "takedown_seq",
+            "takedown_effective",
         ])
         .expect("writing to memory succeeds");
     for (s, details) in statements {
@@ -364,6 +395,13 @@ pub fn render_detail_csv<'a>(
                     &d.component,
                     &d.reference,
                     &d.amount,
+                    d.after_takedown.as_ref().map_or("", |m| m.reason.code()),
+                    &d.after_takedown
+                        .as_ref()
+                        .map_or(String::new(), |m| m.event_seq.to_string()),
+                    &d.after_takedown
+                        .as_ref()
+                        .map_or(String::new(), |m| m.effective.to_string()),
                 ])
                 .expect("writing to memory succeeds");
         }

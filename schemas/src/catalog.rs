@@ -9,7 +9,7 @@
 //! per split list; stems are content hashes of the licensed files' bytes.
 
 use crate::content_hash::ContentHash;
-use crate::licence::{ConsentScope, LicenceTerms};
+use crate::licence::{CalendarDate, ConsentScope, LicenceTerms};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,7 @@ pub const VOICE_MODEL_REGISTERED: &str = "catalog.voice-model-registered";
 pub const VOICE_MODEL_AMENDED: &str = "catalog.voice-model-amended";
 pub const POLICY_SET: &str = "catalog.policy-set";
 pub const POLICY_AMENDED: &str = "catalog.policy-amended";
+pub const VOICE_CONSENT_WITHDRAWN: &str = "catalog.voice-consent-withdrawn";
 
 /// Schema version of every catalog payload in this module.
 pub const CATALOG_SCHEMA_VERSION: u32 = 1;
@@ -45,6 +46,12 @@ pub fn voice_model_stream(id: &str) -> String {
 }
 pub fn policy_stream(id: &str) -> String {
     format!("policy-{id}")
+}
+/// The stream of a voice model's consent withdrawals. It is not the
+/// `voice-model-<id>` stream, whose last payload the catalog importer
+/// compares with the document.
+pub fn voice_consent_stream(id: &str) -> String {
+    format!("voice-consent-{id}")
 }
 
 /// What a party is to the catalog. Creators (subscribers who request
@@ -192,6 +199,21 @@ pub struct VoiceModel {
     /// Content hashes of the stems the model was trained on.
     pub training_stems: Vec<ContentHash>,
     pub likeness_splits: Vec<Split>,
+}
+
+/// `catalog.voice-consent-withdrawn`: the artist withdrew the consent with
+/// `reference` to voice model `voice_model`. From `effective` on, requests
+/// using the voice are refused and every derivative made with that consent
+/// is listed for takedown. A later amendment granting consent under another
+/// reference is a new consent, which this withdrawal does not touch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentWithdrawn {
+    pub voice_model: String,
+    /// The withdrawn consent's reference, as the catalog records it.
+    pub reference: String,
+    /// The first day the withdrawal applies, included.
+    pub effective: CalendarDate,
 }
 
 /// `catalog.policy-set` / `catalog.policy-amended`: the royalty policy. The

@@ -13,6 +13,7 @@
 //! floats, so every reader gets back exactly what was recorded.
 
 use crate::content_hash::ContentHash;
+use crate::licence::CalendarDate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -117,20 +118,113 @@ pub struct GenerationRequested {
     /// The recording's licensed stems the job reads, by name (file hashes).
     pub stems: BTreeMap<String, ContentHash>,
     pub voice_model: Option<VoiceModelUse>,
+    /// The requester's territory (absent in logs from before licence terms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub territory: Option<String>,
+    /// The UTC day the request was licensed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licensed_on: Option<CalendarDate>,
+    /// Seq of the catalog event whose licence terms allowed the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_seq: Option<u64>,
+    /// Seq of the catalog event whose consent allowed the voice, for a cover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_seq: Option<u64>,
 }
 
-/// Why a request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// Why a request was refused: the licence term or consent it broke. The
+/// codes are stable; the CLI and the API return them as they are recorded.
+/// Logs written before licence terms spelled the first four in kebab case,
+/// which still parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RejectionReason {
     /// The ISRC is not a recording in the catalog.
+    #[serde(alias = "unknown-recording")]
     UnknownRecording,
+    /// The recording has no licence terms, or its label ended participation.
+    NotParticipating,
+    /// The request's day is before the terms' `from` or after their `until`.
+    OutsideWindow,
+    /// The requester's territory is not among the terms' territories.
+    TerritoryNotLicensed,
+    /// The kind of derivative is not among the terms' kinds.
+    KindNotLicensed,
+    /// The tempo rate is outside the terms' bounds.
+    TempoOutOfBounds,
+    /// The key shift is outside the terms' bounds.
+    SemitonesOutOfBounds,
+    /// The derivative would use a stem the terms do not list.
+    StemNotLicensed,
+    /// A cover replaces the vocal, and the terms do not allow a voice.
+    VoiceNotLicensed,
     /// The voice model is not in the catalog.
+    #[serde(alias = "unknown-voice-model")]
     UnknownVoiceModel,
-    /// The voice model's artist has not granted consent (or withdrew it).
-    ConsentNotGranted,
+    /// The voice model's artist has not granted consent.
+    #[serde(alias = "consent-not-granted")]
+    ConsentMissing,
+    /// The artist withdrew the consent, effective on or before the request's day.
+    ConsentWithdrawn,
+    /// The request's day is after the consent's `until`.
+    ConsentExpired,
+    /// The kind of derivative is not among those the consent covers.
+    ConsentKindNotCovered,
+    /// The requester's territory is not among those the consent covers.
+    ConsentTerritoryNotCovered,
     /// The voice model has no trained artifact for its licensed training stems.
+    #[serde(alias = "voice-model-not-trained")]
     VoiceModelNotTrained,
+}
+
+impl std::fmt::Display for RejectionReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl RejectionReason {
+    /// Every reason, in the order the licensing decision checks them.
+    pub const ALL: [RejectionReason; 16] = [
+        RejectionReason::UnknownRecording,
+        RejectionReason::NotParticipating,
+        RejectionReason::OutsideWindow,
+        RejectionReason::TerritoryNotLicensed,
+        RejectionReason::KindNotLicensed,
+        RejectionReason::TempoOutOfBounds,
+        RejectionReason::SemitonesOutOfBounds,
+        RejectionReason::StemNotLicensed,
+        RejectionReason::VoiceNotLicensed,
+        RejectionReason::UnknownVoiceModel,
+        RejectionReason::ConsentMissing,
+        RejectionReason::ConsentWithdrawn,
+        RejectionReason::ConsentExpired,
+        RejectionReason::ConsentKindNotCovered,
+        RejectionReason::ConsentTerritoryNotCovered,
+        RejectionReason::VoiceModelNotTrained,
+    ];
+
+    /// The stable code, as recorded and returned (`tempo_out_of_bounds`).
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectionReason::UnknownRecording => "unknown_recording",
+            RejectionReason::NotParticipating => "not_participating",
+            RejectionReason::OutsideWindow => "outside_window",
+            RejectionReason::TerritoryNotLicensed => "territory_not_licensed",
+            RejectionReason::KindNotLicensed => "kind_not_licensed",
+            RejectionReason::TempoOutOfBounds => "tempo_out_of_bounds",
+            RejectionReason::SemitonesOutOfBounds => "semitones_out_of_bounds",
+            RejectionReason::StemNotLicensed => "stem_not_licensed",
+            RejectionReason::VoiceNotLicensed => "voice_not_licensed",
+            RejectionReason::UnknownVoiceModel => "unknown_voice_model",
+            RejectionReason::ConsentMissing => "consent_missing",
+            RejectionReason::ConsentWithdrawn => "consent_withdrawn",
+            RejectionReason::ConsentExpired => "consent_expired",
+            RejectionReason::ConsentKindNotCovered => "consent_kind_not_covered",
+            RejectionReason::ConsentTerritoryNotCovered => "consent_territory_not_covered",
+            RejectionReason::VoiceModelNotTrained => "voice_model_not_trained",
+        }
+    }
 }
 
 /// `generation.rejected`: the only event of a refused job.
@@ -144,6 +238,16 @@ pub struct GenerationRejected {
     pub reason: RejectionReason,
     /// The reason in words, naming the input that was refused.
     pub message: String,
+    /// The requested value that broke the term (`"1.3"` for a tempo rate,
+    /// `"FR"` for a territory, `"2028-01-04"` for a day), where one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The requester's territory (absent in logs from before licence terms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub territory: Option<String>,
+    /// The UTC day the request was decided on, which windows are read against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licensed_on: Option<CalendarDate>,
 }
 
 /// `generation.abandoned`: the last event of a job the server stopped
@@ -397,6 +501,10 @@ impl GenerationRequested {
             recipe: Recipe::unchanged_remix(),
             stems: BTreeMap::new(),
             voice_model: None,
+            territory: None,
+            licensed_on: None,
+            terms_seq: None,
+            consent_seq: None,
         }
     }
 
@@ -517,16 +625,38 @@ mod tests {
             "job": "6f1c1c1e-1111-4a4a-8b8b-000000000002", "recording": "ZZLL02600001",
             "requested_by": "u1",
             "recipe": {"kind": "cover", "stems": {"drums": {"gain_mb": -300, "mute": false}},
-                       "tempo_rate_ppm": 1000000, "semitones_cents": -250, "voice_model": "vm9"},
-            "reason": "consent-not-granted", "message": "no consent"
+                       "tempo_rate_ppm": 1300000, "semitones_cents": -250, "voice_model": "vm9"},
+            "reason": "tempo_out_of_bounds", "message": "tempo rate 1.3 is above 1.25",
+            "value": "1.3", "territory": "US", "licensed_on": "2026-12-07"
         });
         let rejected: GenerationRejected = serde_json::from_value(value.clone()).unwrap();
-        assert_eq!(rejected.reason, RejectionReason::ConsentNotGranted);
+        assert_eq!(rejected.reason, RejectionReason::TempoOutOfBounds);
+        assert_eq!(rejected.value.as_deref(), Some("1.3"));
         assert_eq!(rejected.recipe.stems["drums"].gain_mb, -300);
         assert_eq!(serde_json::to_value(&rejected).unwrap(), value);
+        // A rejection logged before licence terms: kebab-case code, no value.
+        let mut old = value.clone();
+        for field in ["value", "territory", "licensed_on"] {
+            old.as_object_mut().unwrap().remove(field);
+        }
+        old["reason"] = json!("consent-not-granted");
+        let rejected: GenerationRejected = serde_json::from_value(old).unwrap();
+        assert_eq!(rejected.reason, RejectionReason::ConsentMissing);
+        assert_eq!(rejected.territory, None);
         // Floats are not integers in the recorded recipe.
         let mut float = value;
         float["recipe"]["semitones_cents"] = json!(-2.5);
         assert!(serde_json::from_value::<GenerationRejected>(float).is_err());
+    }
+
+    #[test]
+    fn every_reason_serializes_as_its_code() {
+        for reason in RejectionReason::ALL {
+            assert_eq!(
+                serde_json::to_value(reason).unwrap(),
+                json!(reason.code()),
+                "{reason:?}"
+            );
+        }
     }
 }

@@ -52,6 +52,23 @@ pub struct LicenceTerms {
     pub until: Option<CalendarDate>,
 }
 
+impl LicenceTerms {
+    /// Participating, with no other restriction.
+    pub fn unrestricted() -> LicenceTerms {
+        LicenceTerms {
+            participating: true,
+            kinds: None,
+            stems: None,
+            tempo_rate: None,
+            semitones: None,
+            voice: None,
+            territories: None,
+            from: None,
+            until: None,
+        }
+    }
+}
+
 /// Tempo rate bounds as decimal strings, e.g. `{"min": "0.8", "max": "1.25"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -83,6 +83,10 @@ pub enum Action {
     Generate,
     /// Read generation jobs, their events and their artifacts.
     ReadGeneration,
+    /// Record the withdrawal of an artist's consent.
+    WithdrawConsent,
+    /// Read the takedown list.
+    ReadTakedowns,
 }
 
 /// Which roles may perform each action. A `label` appears only beside
@@ -108,6 +112,11 @@ const ACCESS: &[(Action, &[Role])] = &[
     (Action::Generate, &[Role::Admin, Role::Generator]),
     (
         Action::ReadGeneration,
+        &[Role::Admin, Role::Generator, Role::Auditor],
+    ),
+    (Action::WithdrawConsent, &[Role::Admin]),
+    (
+        Action::ReadTakedowns,
         &[Role::Admin, Role::Generator, Role::Auditor],
     ),
 ];

@@ -17,6 +17,10 @@ pub enum ApiError {
     /// 400: malformed input; the message names the field.
     #[error("{0}")]
     BadRequest(String),
+    /// 400 with a code of its own, for input a client handles specially
+    /// (`territory_missing`).
+    #[error("{message}")]
+    BadRequestCoded { code: &'static str, message: String },
     /// 401: no API key, or one that is unknown or revoked.
     #[error("{0}")]
     Unauthorized(String),
@@ -40,6 +44,10 @@ pub enum ApiError {
     /// 409: an event id (or an `Idempotency-Key`) reused for different content.
     #[error("{0}")]
     Reused(String),
+    /// 409: what the request would record is recorded already (a consent
+    /// withdrawn twice).
+    #[error("{0}")]
+    AlreadyRecorded(String),
     /// 413: the request body is larger than the endpoint accepts.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -93,12 +101,14 @@ pub struct VersionConflictDetail {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::BadRequestCoded { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::VersionConflict { .. } | ApiError::Reused(_) => StatusCode::CONFLICT,
+            ApiError::VersionConflict { .. }
+            | ApiError::Reused(_)
+            | ApiError::AlreadyRecorded(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) | ApiError::LeafTooLarge(_) => {
@@ -113,12 +123,14 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::BadRequestCoded { code, .. } => code,
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::VersionConflict { .. } => "version_conflict",
             ApiError::Reused(_) => "id_reused",
+            ApiError::AlreadyRecorded(_) => "already_recorded",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unprocessable(_) => "unprocessable",

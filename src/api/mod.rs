@@ -1,7 +1,7 @@
 //! The HTTP API: the ledger as a service (`ledgerline serve`).
 //!
 //! One [`router`] over an [`AppState`] shared in an `Arc`; one file per
-//! endpoint group ([`log`], [`catalog`], [`usage`], [`statements`],
+//! endpoint group ([`log`], [`catalog`], [`consent`], [`usage`], [`statements`],
 //! [`lineage`], [`reconcile`], [`generations`], [`health`], [`metrics`],
 //! [`openapi`], and [`tlog`] for the C2SP tlog-tiles read API); one error type
 //! ([`error::ApiError`]); one access table ([`auth`]). Every request gets an
@@ -12,6 +12,7 @@ pub mod auth;
 pub mod body;
 pub mod catalog;
 pub mod connections;
+pub mod consent;
 pub mod error;
 pub mod generations;
 pub mod health;
@@ -158,6 +159,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/lineage", post(lineage::upload))
         .route("/v1/reconciliations", post(reconcile::reconcile))
         .route("/v1/catalog", post(catalog::import))
+        .route(
+            "/v1/voice-models/{id}/consent-withdrawals",
+            post(consent::withdraw),
+        )
+        .route("/v1/takedowns", get(consent::list))
         .route("/v1/usage", post(usage::import))
         .route("/v1/generations", post(generations::submit))
         .route("/v1/generations/{id}", get(generations::status))

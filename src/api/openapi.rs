@@ -2,7 +2,8 @@
 //! handlers' `#[utoipa::path]` attributes and the types they speak.
 
 use super::{
-    catalog, error, generations, health, lineage, log, metrics, reconcile, statements, tlog, usage,
+    catalog, consent, error, generations, health, lineage, log, metrics, reconcile, statements,
+    tlog, usage,
 };
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -25,6 +26,8 @@ use utoipa::{Modify, OpenApi};
         tlog::checkpoint,
         tlog::tile,
         catalog::import,
+        consent::withdraw,
+        consent::list,
         statements::statement,
         lineage::derivative,
         lineage::upload,

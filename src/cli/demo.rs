@@ -48,7 +48,11 @@ const SPECTROGRAM_PX: (u32, u32) = (480, 256);
 /// are read relative to the document, so each stem is named from there
 /// (`../artifacts/...`): that holds whether the data directory was given
 /// as a relative or an absolute path.
-fn catalog_document(data_dir: &Path, tracks: &[(TrackSpec, Vec<(String, Artifact)>)]) -> Value {
+fn catalog_document(
+    data_dir: &Path,
+    tracks: &[(TrackSpec, Vec<(String, Artifact)>)],
+    consent_reference: &str,
+) -> Value {
     let from_demo_dir = |artifact: &Artifact| -> String {
         let inside_data_dir = artifact
             .path
@@ -67,6 +71,10 @@ fn catalog_document(data_dir: &Path, tracks: &[(TrackSpec, Vec<(String, Artifact
         json!({"vocals": path("vocals"), "drums": path("drums"), "bass": path("bass"), "other": path("chords")})
     };
     let (first, second) = (&tracks[0], &tracks[1]);
+    // Terms that run from the start of this year to the end of the next,
+    // so the demo's requests fall inside them whenever it is run.
+    let year = inference::pipeline::licensing::today().0.year();
+    let (from, until) = (format!("{year}-01-01"), format!("{}-12-31", year + 1));
     json!({
         "parties": [
             {"id": "label-copper", "name": "Copper Records", "role": "label"},
@@ -91,19 +99,19 @@ fn catalog_document(data_dir: &Path, tracks: &[(TrackSpec, Vec<(String, Artifact
              "stems": stem_paths(&first.1),
              "licence": {"participating": true, "kinds": ["remix", "cover"],
                          "tempo_rate": {"min": "0.8", "max": "1.25"}, "semitones": {"min": -3, "max": 3},
-                         "voice": true, "territories": ["WW"], "from": "2026-01-01", "until": "2027-12-31"}},
+                         "voice": true, "territories": ["WW"], "from": from, "until": until}},
             {"isrc": second.0.isrc, "title": second.0.title, "work": "T-123456789-4",
              "master_splits": [{"party": "label-copper", "share": "0.75"}, {"party": "artist-oden", "share": "0.25"}],
              "stems": stem_paths(&second.1),
              "licence": {"participating": true, "kinds": ["remix", "cover"],
                          "stems": ["drums", "bass", "other", "vocals"],
                          "tempo_rate": {"min": "0.9", "max": "1.1"}, "semitones": {"min": -3, "max": 3},
-                         "voice": true, "territories": ["WW"], "from": "2026-01-01", "until": "2027-12-31"}}
+                         "voice": true, "territories": ["WW"], "from": from, "until": until}}
         ],
         "voice_models": [
             {"id": "voice-mara-v1", "artist": "artist-mara",
-             "consent": {"granted": true, "reference": "consent/2026/0142",
-                         "scope": {"kinds": ["cover"], "territories": ["WW"], "until": "2027-12-31"}},
+             "consent": {"granted": true, "reference": consent_reference,
+                         "scope": {"kinds": ["cover"], "territories": ["WW"], "until": until}},
              "training_stems": [stem_paths(&first.1)["vocals"]],
              "likeness_splits": [{"party": "artist-mara", "share": "1"}]}
         ],
@@ -149,10 +157,11 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
 
     println!("\n== 2. Import the catalog (parties, works, recordings, a consenting artist's voice model, policy)");
     let catalog_path = demo_dir.join("catalog.json");
-    std::fs::write(
-        &catalog_path,
-        serde_json::to_string_pretty(&catalog_document(&context.data_dir, &tracks))?,
-    )?;
+    // Each run grants the artist's consent afresh, under its own reference:
+    // a run withdraws it, and a withdrawn consent stays withdrawn.
+    let consent_reference = format!("consent/{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let catalog = catalog_document(&context.data_dir, &tracks, &consent_reference);
+    std::fs::write(&catalog_path, serde_json::to_string_pretty(&catalog)?)?;
     run_command(
         context,
         &["catalog", "import", &catalog_path.display().to_string()],
@@ -192,7 +201,7 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
         context,
         &artifacts,
         &engine,
-        json!({"recording": first.0.isrc, "requested_by": CREATOR,
+        json!({"recording": first.0.isrc, "requested_by": CREATOR, "territory": "US",
                "recipe": {"kind": "remix", "stems": {"drums": {"gain_db": -3.0}, "vocals": {"mute": true}}}}),
         &demo_dir,
     )
@@ -201,7 +210,7 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
         context,
         &artifacts,
         &engine,
-        json!({"recording": second.0.isrc, "requested_by": CREATOR,
+        json!({"recording": second.0.isrc, "requested_by": CREATOR, "territory": "US",
                "recipe": {"kind": "remix", "tempo_rate": 1.1, "semitones": 2, "stems": {"bass": {"gain_db": 2.0}}}}),
         &demo_dir,
     )
@@ -210,28 +219,21 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
         context,
         &artifacts,
         &engine,
-        json!({"recording": second.0.isrc, "requested_by": CREATOR,
+        json!({"recording": second.0.isrc, "requested_by": CREATOR, "territory": "US",
                "recipe": {"kind": "cover", "voice_model": VOICE_MODEL, "semitones": -3, "stems": {"drums": {"gain_db": -2.0}}}}),
         &demo_dir,
     )
     .await?;
     println!("   A cover in a voice the catalog does not license is refused, and the refusal is recorded:");
-    let refused = generate(
+    refuse(
         context,
         &artifacts,
         &engine,
-        json!({"recording": first.0.isrc, "requested_by": CREATOR,
+        json!({"recording": first.0.isrc, "requested_by": CREATOR, "territory": "US",
                "recipe": {"kind": "cover", "voice_model": "voice-unlicensed"}}),
         &demo_dir,
     )
-    .await;
-    match refused {
-        Err(error) if error.chain().any(|c| c.is::<super::BadInput>()) => {
-            println!("   {error}")
-        }
-        Err(error) => return Err(error),
-        Ok(_) => anyhow::bail!("the unlicensed voice model was not refused"),
-    }
+    .await?;
 
     println!("\n== 5. Replay the cover's voice transfer on the CPU twin and compare");
     let voice_step = cover
@@ -309,10 +311,90 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
         anyhow::bail!("the cover's Content Credentials did not verify");
     }
 
-    println!("\n== 11. Audit the whole log");
+    println!("\n== 11. Licence terms decide what may be made; an artist withdraws consent");
+    println!("   A remix faster than the label licensed is refused:");
+    refuse(
+        context,
+        &artifacts,
+        &engine,
+        json!({"recording": second.0.isrc, "requested_by": CREATOR, "territory": "US",
+               "recipe": {"kind": "remix", "tempo_rate": 1.2}}),
+        &demo_dir,
+    )
+    .await?;
+    println!("   The artist withdraws her consent; the next cover in her voice is refused:");
+    run_command(
+        context,
+        &[
+            "consent",
+            "withdraw",
+            "--voice-model",
+            VOICE_MODEL,
+            "--reference",
+            &consent_reference,
+        ],
+    )
+    .await?;
+    refuse(
+        context,
+        &artifacts,
+        &engine,
+        json!({"recording": second.0.isrc, "requested_by": CREATOR, "territory": "US",
+               "recipe": {"kind": "cover", "voice_model": VOICE_MODEL}}),
+        &demo_dir,
+    )
+    .await?;
+    println!(
+        "   The label of {} ends its participation; requests for it are refused:",
+        first.0.isrc
+    );
+    let mut withdrawn = catalog;
+    withdrawn["recordings"][0]["licence"]["participating"] = json!(false);
+    std::fs::write(&catalog_path, serde_json::to_string_pretty(&withdrawn)?)?;
+    run_command(
+        context,
+        &["catalog", "import", &catalog_path.display().to_string()],
+    )
+    .await?;
+    refuse(
+        context,
+        &artifacts,
+        &engine,
+        json!({"recording": first.0.isrc, "requested_by": CREATOR, "territory": "US",
+               "recipe": {"kind": "remix"}}),
+        &demo_dir,
+    )
+    .await?;
+    println!("   What was made under the ended consent and licence is listed for takedown, each with its proof:");
+    run_command(context, &["takedowns", "--format", "text"]).await?;
+    run_command(context, &["licence", "show", first.0.isrc]).await?;
+
+    println!("\n== 12. Audit the whole log");
     let code = run_command(context, &["verify"]).await?;
     println!("\nOutput audio is in {}", demo_dir.display());
     Ok(code)
+}
+
+/// Sends a request the catalog does not license: the refusal, recorded as
+/// `generation.rejected`, is printed with its code.
+async fn refuse(
+    context: &Context,
+    artifacts: &ArtifactStore,
+    engine: &Engine,
+    request: Value,
+    demo_dir: &Path,
+) -> anyhow::Result<()> {
+    match generate(context, artifacts, engine, request, demo_dir).await {
+        Err(error) if error.chain().any(|c| c.is::<super::BadInput>()) => {
+            println!("   {error}");
+            Ok(())
+        }
+        Err(error) => Err(error),
+        Ok(generated) => anyhow::bail!(
+            "job {} was not refused, though the catalog does not license it",
+            generated.job
+        ),
+    }
 }
 
 /// Runs a ledgerline subcommand in this process, as a user would type it.

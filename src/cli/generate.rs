@@ -1,7 +1,9 @@
 //! `ledgerline generate --request REQ.json`: runs one generation job and
 //! prints `{"derivative","output","output_path","published_seq","attribution"}`.
 //! A request the catalog does not license is refused with exit status 2,
-//! and only its `generation.rejected` event is appended.
+//! and only its `generation.rejected` event is appended; stdout then holds
+//! `{"job","rejected_seq","reason","value"}`, the reason a stable code
+//! (`tempo_out_of_bounds`, `consent_withdrawn`, ...).
 
 use super::{bad_input, Context};
 use clap::Args;
@@ -67,10 +69,21 @@ pub async fn run(args: GenerateArgs, context: &Context) -> anyhow::Result<ExitCo
         store: store.as_ref(),
         identity: &identity,
     };
-    let generated = generator
-        .generate(Uuid::new_v4(), &request, &licensed)
-        .await
-        .map_err(pipeline_error)?;
+    let job = Uuid::new_v4();
+    let generated = match generator.generate(job, &request, &licensed).await {
+        Ok(generated) => generated,
+        Err(error) => {
+            // A refusal is an answer too: its stable code and value on
+            // stdout for scripts, the sentence on stderr.
+            if let PipelineError::Refused { refusal, seq } = &error {
+                println!(
+                    "{}",
+                    json!({"job": job, "rejected_seq": seq, "reason": refusal.reason.code(), "value": refusal.value})
+                );
+            }
+            return Err(pipeline_error(error));
+        }
+    };
     for step in &generated.steps {
         eprintln!(
             "step seq {} {} on {} in {} ms",

@@ -3,10 +3,12 @@
 
 pub mod audio;
 pub mod catalog;
+pub mod consent;
 pub mod credentials;
 pub mod demo;
 pub mod generate;
 pub mod keys;
+pub mod licence;
 pub mod lineage;
 pub mod log;
 pub mod migrate;
@@ -16,6 +18,7 @@ pub mod reconcile;
 pub mod replay;
 pub mod serve;
 pub mod statements;
+pub mod takedowns;
 pub mod usage;
 pub mod voice;
 pub mod witness;

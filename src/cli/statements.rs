@@ -3,7 +3,7 @@
 
 use super::Context;
 use clap::{Args, ValueEnum};
-use projections::statement::{render_detail_csv, statement_detail, statements};
+use projections::statement::{mark_takedowns, render_detail_csv, statement_detail, statements};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -25,7 +25,9 @@ pub struct StatementsArgs {
     /// Only this party's row (the rounding still covers every party).
     #[arg(long)]
     party: Option<String>,
-    /// With --party: list each usage line and component behind the amount, with seqs.
+    /// With --party: list each usage line and component behind the amount,
+    /// with seqs; lines of derivatives taken down by the period's end are
+    /// marked (`after_takedown`).
     #[arg(long, requires = "party")]
     detail: bool,
     /// Answer from the log prefix 0..SEQ (the first SEQ events) only.
@@ -62,7 +64,15 @@ pub async fn run(args: StatementsArgs, context: &Context) -> anyhow::Result<Exit
                 &statement.currency,
                 statement.checkpoint.size,
             )?;
-            details.push(statement_detail(&lines, party)?);
+            let mut detail = statement_detail(&lines, party)?;
+            mark_takedowns(
+                store.as_ref(),
+                statement.checkpoint.size,
+                &statement.period,
+                &mut detail,
+            )
+            .await?;
+            details.push(detail);
         }
         match args.format {
             Format::Json => {

@@ -1,7 +1,7 @@
 //! One generation job, from a validated request and the catalog's licensing
 //! facts to a published derivative, one event per step.
 
-use super::licensing::{Licence, LicensedInputs};
+use super::licensing::{today, Licence, LicensedInputs};
 use super::request::{RequestError, ValidRequest};
 use super::steps::{
     MixParams, OpInput, OpOutput, OpParams, ShiftParams, StretchParams, VoiceParams,
@@ -247,7 +247,8 @@ impl Generator<'_> {
             steps: Vec::new(),
             step_events: Vec::new(),
         };
-        let licence = match licensed.license(request) {
+        let day = today();
+        let licence = match licensed.license(request, day) {
             Ok(licence) => licence,
             Err(refusal) => {
                 let rejected = GenerationRejected {
@@ -257,6 +258,9 @@ impl Generator<'_> {
                     recipe: request.recipe.clone(),
                     reason: refusal.reason,
                     message: refusal.message.clone(),
+                    value: refusal.value.clone(),
+                    territory: Some(request.territory.clone()),
+                    licensed_on: Some(day),
                 };
                 let appended = log
                     .append(
@@ -323,6 +327,10 @@ impl Generator<'_> {
                 .map(|l| (l.record.name.clone(), l.record.file.clone()))
                 .collect(),
             voice_model: licence.voice_model.clone(),
+            territory: Some(request.territory.clone()),
+            licensed_on: Some(day),
+            terms_seq: Some(licence.recording.terms_seq),
+            consent_seq: licence.consent_seq,
         };
         let requested_seq = log
             .append(

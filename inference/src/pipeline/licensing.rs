@@ -4,21 +4,28 @@
 //! for every caller.
 
 use super::request::ValidRequest;
+use super::terms::{self, Asked, ConsentState};
 use ledger::{EventStore, StoreError};
-use schemas::catalog::{self, Recording, VoiceModel};
+use schemas::catalog::{self, ConsentWithdrawn, Recording, VoiceModel};
 use schemas::generation::{
     voice_training_stream, RecipeKind, RejectionReason, VoiceModelTrained, VoiceModelUse,
     VOICE_MODEL_TRAINED,
 };
+use schemas::licence::{CalendarDate, ConsentScope, LicenceTerms};
 use schemas::ContentHash;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 
-/// A recording in the catalog and its licensed stems (file hashes by name).
+/// A recording in the catalog, its licensed stems (file hashes by name)
+/// and its licence terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LicensedRecording {
     pub isrc: String,
     pub stems: BTreeMap<String, ContentHash>,
+    /// `None`: the recording is not participating.
+    pub terms: Option<LicenceTerms>,
+    /// Seq of the catalog event that stated these terms.
+    pub terms_seq: u64,
 }
 
 /// A voice model in the catalog, with its consent and trained artifact.
@@ -28,10 +35,28 @@ pub struct LicensedVoiceModel {
     pub artist: String,
     pub consent_granted: bool,
     pub consent_reference: Option<String>,
+    pub consent_scope: Option<ConsentScope>,
+    /// Seq of the catalog event that stated this consent.
+    pub consent_seq: u64,
+    /// Every consent withdrawal logged for this voice model, oldest first.
+    pub withdrawals: Vec<ConsentWithdrawn>,
     /// The licensed training stems, catalog order.
     pub training_stems: Vec<ContentHash>,
     /// The model trained on exactly those stems, if any.
     pub artifact: Option<ContentHash>,
+}
+
+impl LicensedVoiceModel {
+    /// The consent as the licence rules read it.
+    pub fn consent(&self) -> ConsentState<'_> {
+        ConsentState {
+            voice_model: &self.id,
+            granted: self.consent_granted,
+            reference: self.consent_reference.as_deref(),
+            scope: self.consent_scope.as_ref(),
+            withdrawals: &self.withdrawals,
+        }
+    }
 }
 
 /// What the catalog knows about the inputs a request names; `None` where it
@@ -44,30 +69,47 @@ pub struct LicensedInputs {
 
 /// A request refused for licensing: recorded as `generation.rejected`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+#[error("{reason}: {message}")]
 pub struct Refusal {
     pub reason: RejectionReason,
+    /// The requested value that broke the term, where one did.
+    pub value: Option<String>,
     pub message: String,
 }
 
-/// The inputs a licensed request may use.
+/// The inputs a licensed request may use, and the catalog events that
+/// allowed them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Licence {
     pub recording: LicensedRecording,
     pub voice_model: Option<VoiceModelUse>,
+    /// Seq of the catalog event whose consent allowed the voice.
+    pub consent_seq: Option<u64>,
+}
+
+/// The UTC day it is now: the day requests are decided on.
+pub fn today() -> CalendarDate {
+    CalendarDate(time::OffsetDateTime::now_utc().date())
 }
 
 impl LicensedInputs {
-    /// Decides whether `request` may run: its recording must be in the
-    /// catalog, and a cover's voice model must be in the catalog, consented
-    /// to by its artist, and trained on its licensed stems.
-    pub fn license(&self, request: &ValidRequest) -> Result<Licence, Refusal> {
-        let refuse = |reason, message: String| Refusal { reason, message };
+    /// Decides whether `request` may run on `day`: its recording must be in
+    /// the catalog and its licence terms must allow the request
+    /// ([`terms::check_recording_terms`]); a cover's voice model must be in
+    /// the catalog, consented to for this use ([`terms::check_consent`]),
+    /// and trained on its licensed stems.
+    pub fn license(&self, request: &ValidRequest, day: CalendarDate) -> Result<Licence, Refusal> {
+        let refuse = |reason, value: &str, message: String| Refusal {
+            reason,
+            value: Some(value.to_string()),
+            message,
+        };
         let recording = match &self.recording {
-            Some(r) if r.isrc == request.recording => r.clone(),
+            Some(r) if r.isrc == request.recording => r,
             _ => {
                 return Err(refuse(
                     RejectionReason::UnknownRecording,
+                    &request.recording,
                     format!(
                         "recording {} is not in the catalog: only licensed recordings can be used",
                         request.recording
@@ -75,43 +117,47 @@ impl LicensedInputs {
                 ))
             }
         };
-        let voice_model = match (&request.recipe.kind, &request.recipe.voice_model) {
+        let asked = Asked {
+            recording: &request.recording,
+            recipe: &request.recipe,
+            territory: &request.territory,
+            day,
+        };
+        let stem_names: Vec<&str> = recording.stems.keys().map(String::as_str).collect();
+        terms::check_recording_terms(recording.terms.as_ref(), &stem_names, &asked)?;
+        let (voice_model, consent_seq) = match (&request.recipe.kind, &request.recipe.voice_model) {
             (RecipeKind::Cover, Some(id)) => {
                 let model = match &self.voice_model {
                     Some(m) if &m.id == id => m,
                     _ => {
                         return Err(refuse(
                             RejectionReason::UnknownVoiceModel,
+                            id,
                             format!("voice model {id} is not in the catalog"),
                         ))
                     }
                 };
-                if !model.consent_granted {
-                    return Err(refuse(
-                        RejectionReason::ConsentNotGranted,
-                        format!(
-                            "voice model {id}: artist {} has not granted consent to its use",
-                            model.artist
-                        ),
-                    ));
-                }
+                terms::check_consent(&model.consent(), &asked)?;
                 let Some(artifact) = &model.artifact else {
                     return Err(refuse(
                         RejectionReason::VoiceModelNotTrained,
+                        id,
                         format!("voice model {id} has not been trained on its licensed stems"),
                     ));
                 };
-                Some(VoiceModelUse {
+                let used = VoiceModelUse {
                     id: id.clone(),
                     artifact: artifact.clone(),
                     consent_reference: model.consent_reference.clone(),
-                })
+                };
+                (Some(used), Some(model.consent_seq))
             }
-            _ => None,
+            _ => (None, None),
         };
         Ok(Licence {
-            recording,
+            recording: recording.clone(),
             voice_model,
+            consent_seq,
         })
     }
 
@@ -122,13 +168,25 @@ impl LicensedInputs {
         store: &dyn EventStore,
         request: &ValidRequest,
     ) -> Result<LicensedInputs, StoreError> {
+        Self::from_log_before(store, request, u64::MAX).await
+    }
+
+    /// As [`LicensedInputs::from_log`], from the events before seq `before`
+    /// only: what the catalog said when the event at `before` was appended,
+    /// so a logged decision can be made again.
+    pub async fn from_log_before(
+        store: &dyn EventStore,
+        request: &ValidRequest,
+        before: u64,
+    ) -> Result<LicensedInputs, StoreError> {
         let recording = latest_entity::<Recording>(
             store,
             &catalog::recording_stream(&request.recording),
             &[catalog::RECORDING_REGISTERED, catalog::RECORDING_AMENDED],
+            before,
         )
         .await?
-        .map(|r| LicensedRecording {
+        .map(|(r, seq)| LicensedRecording {
             isrc: r.isrc,
             stems: r
                 .stems
@@ -136,9 +194,11 @@ impl LicensedInputs {
                 .into_iter()
                 .map(|(name, hash)| (name.to_string(), hash.clone()))
                 .collect(),
+            terms: r.licence,
+            terms_seq: seq,
         });
         let voice_model = match &request.recipe.voice_model {
-            Some(id) => voice_model_from_log(store, id).await?,
+            Some(id) => voice_model_before(store, id, before).await?,
             None => None,
         };
         Ok(LicensedInputs {
@@ -153,18 +213,28 @@ pub async fn voice_model_from_log(
     store: &dyn EventStore,
     id: &str,
 ) -> Result<Option<LicensedVoiceModel>, StoreError> {
-    let Some(model) = latest_entity::<VoiceModel>(
+    voice_model_before(store, id, u64::MAX).await
+}
+
+async fn voice_model_before(
+    store: &dyn EventStore,
+    id: &str,
+    before: u64,
+) -> Result<Option<LicensedVoiceModel>, StoreError> {
+    let Some((model, consent_seq)) = latest_entity::<VoiceModel>(
         store,
         &catalog::voice_model_stream(id),
         &[
             catalog::VOICE_MODEL_REGISTERED,
             catalog::VOICE_MODEL_AMENDED,
         ],
+        before,
     )
     .await?
     else {
         return Ok(None);
     };
+    let withdrawals = consent_withdrawals(store, id, before).await?;
     let trainings = store
         .read_stream(
             &voice_training_stream(id),
@@ -174,7 +244,7 @@ pub async fn voice_model_from_log(
         .await?;
     let mut artifact = None;
     for event in trainings.iter().rev() {
-        if event.event_type != VOICE_MODEL_TRAINED {
+        if event.event_type != VOICE_MODEL_TRAINED || event.seq >= before {
             continue;
         }
         let envelope = event.envelope().map_err(StoreError::from)?;
@@ -192,26 +262,54 @@ pub async fn voice_model_from_log(
         artist: model.artist,
         consent_granted: model.consent.granted,
         consent_reference: model.consent.reference,
+        consent_scope: model.consent.scope,
+        consent_seq,
+        withdrawals,
         training_stems: model.training_stems,
         artifact,
     }))
 }
 
-/// The payload of the newest event of `types` on `stream`: catalog streams
-/// carry complete entity states, so the newest one is the entity in force.
+/// The consent withdrawals logged for voice model `id` before seq `before`.
+pub async fn consent_withdrawals(
+    store: &dyn EventStore,
+    id: &str,
+    before: u64,
+) -> Result<Vec<ConsentWithdrawn>, StoreError> {
+    let stream = catalog::voice_consent_stream(id);
+    let events = store
+        .read_stream(&stream, 0, ledger::store::APPEND_EVENTS_MAX)
+        .await?;
+    let mut withdrawals = Vec::new();
+    for event in events.iter().filter(|e| e.seq < before) {
+        if event.event_type == catalog::VOICE_CONSENT_WITHDRAWN {
+            let envelope = event.envelope().map_err(StoreError::from)?;
+            withdrawals.push(
+                serde_json::from_value(envelope.data)
+                    .map_err(|e| StoreError::Corrupt(format!("{stream}: {e}")))?,
+            );
+        }
+    }
+    Ok(withdrawals)
+}
+
+/// The payload of the newest event of `types` on `stream` before seq
+/// `before`, and its seq: catalog streams carry complete entity states, so
+/// the newest one is the entity in force.
 async fn latest_entity<T: DeserializeOwned>(
     store: &dyn EventStore,
     stream: &str,
     types: &[&str],
-) -> Result<Option<T>, StoreError> {
+    before: u64,
+) -> Result<Option<(T, u64)>, StoreError> {
     let events = store
         .read_stream(stream, 0, ledger::store::APPEND_EVENTS_MAX)
         .await?;
     for event in events.iter().rev() {
-        if types.contains(&event.event_type.as_str()) {
+        if event.seq < before && types.contains(&event.event_type.as_str()) {
             let envelope = event.envelope().map_err(StoreError::from)?;
             return serde_json::from_value(envelope.data)
-                .map(Some)
+                .map(|entity| Some((entity, event.seq)))
                 .map_err(|e| StoreError::Corrupt(format!("{stream}: {e}")));
         }
     }

@@ -14,6 +14,9 @@
 //!
 //! - [`request`]: the request document and its validation.
 //! - [`licensing`]: which inputs a request may use; refusals.
+//! - [`terms`]: the licence rules a request is decided by.
+//! - [`licensing_index`]: the catalog's licensing facts in memory, for a
+//!   server deciding many requests.
 //! - [`steps`]: the ops, shared by the job and the replay.
 //! - [`training`]: the voice model training job.
 //!
@@ -22,9 +25,11 @@
 
 pub mod job;
 pub mod licensing;
+pub mod licensing_index;
 pub mod replay;
 pub mod request;
 pub mod steps;
+pub mod terms;
 pub mod training;
 mod voice_transfer;
 
@@ -33,6 +38,7 @@ mod tests;
 
 pub use job::{Credentialed, Generated, Generator};
 pub use licensing::{LicensedInputs, LicensedRecording, LicensedVoiceModel, Refusal};
+pub use licensing_index::LicensingIndex;
 pub use replay::{replay, ReplayReport};
 pub use request::{GenerationRequest, RequestError, ValidRequest};
 pub use training::{train_voice_model, Trained};

@@ -3,6 +3,7 @@
 //! validation into the integer [`Recipe`] the job runs with and records.
 
 use schemas::generation::{Recipe, RecipeKind, StemSetting};
+use schemas::licence::{is_territory, WORLDWIDE};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -27,6 +28,10 @@ pub struct GenerationRequest {
     pub recording: String,
     /// Party id of the subscriber asking for the derivative.
     pub requested_by: String,
+    /// ISO 3166-1 alpha-2 code of the requester's territory. Required: a
+    /// request without one is refused with `territory_missing`.
+    #[serde(default)]
+    pub territory: Option<String>,
     pub recipe: RecipeRequest,
 }
 
@@ -66,6 +71,19 @@ pub enum RequestError {
     Syntax(String),
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    #[error("territory: territory_missing: a request names the requester's territory as an ISO 3166-1 alpha-2 code, e.g. \"territory\": \"US\"")]
+    TerritoryMissing,
+}
+
+impl RequestError {
+    /// The stable code of an error a client handles specially; `None` for
+    /// the rest (a malformed request).
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            RequestError::TerritoryMissing => Some("territory_missing"),
+            _ => None,
+        }
+    }
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> RequestError {
@@ -99,6 +117,8 @@ fn is_id(text: &str) -> bool {
 pub struct ValidRequest {
     pub recording: String,
     pub requested_by: String,
+    /// ISO 3166-1 alpha-2 code of the requester's territory.
+    pub territory: String,
     pub recipe: Recipe,
 }
 
@@ -131,6 +151,18 @@ impl GenerationRequest {
                 ),
             ));
         }
+        let territory = match self.territory.as_deref() {
+            None => return Err(RequestError::TerritoryMissing),
+            Some(code) if code != WORLDWIDE && is_territory(code) => code.to_string(),
+            Some(code) => {
+                return Err(invalid(
+                    "territory",
+                    format!(
+                        "{code:?} is not an ISO 3166-1 alpha-2 country code (e.g. US, GB, DE): a requester is in one country"
+                    ),
+                ))
+            }
+        };
         let recipe = &self.recipe;
         let mut stems = BTreeMap::new();
         for (name, edit) in &recipe.stems {
@@ -211,6 +243,7 @@ impl GenerationRequest {
         Ok(ValidRequest {
             recording: self.recording.clone(),
             requested_by: self.requested_by.clone(),
+            territory,
             recipe: Recipe {
                 kind: recipe.kind,
                 stems,
@@ -232,7 +265,7 @@ mod tests {
     }
 
     fn remix() -> serde_json::Value {
-        json!({"recording": "ZZLL02600001", "requested_by": "creator-sam",
+        json!({"recording": "ZZLL02600001", "requested_by": "creator-sam", "territory": "US",
                "recipe": {"kind": "remix", "stems": {"drums": {"gain_db": -3.0}, "vocals": {"mute": true}},
                           "tempo_rate": 1.25, "semitones": -2.5, "voice_model": null}})
     }
@@ -252,7 +285,7 @@ mod tests {
         assert_eq!(valid.recipe.tempo_rate_ppm, 1_250_000);
         assert_eq!(valid.recipe.semitones_cents, -250);
         // Defaults: unit rate, no shift, no stems edited.
-        let minimal = json!({"recording": "ZZLL02600001", "requested_by": "u",
+        let minimal = json!({"recording": "ZZLL02600001", "requested_by": "u", "territory": "GB",
                              "recipe": {"kind": "remix"}});
         let valid = parse(minimal).unwrap();
         assert_eq!(
@@ -266,6 +299,9 @@ mod tests {
         let cases = [
             ("/recording", json!("not-an-isrc"), "recording"),
             ("/requested_by", json!("a b"), "requested_by"),
+            ("/territory", json!("WW"), "territory"),
+            ("/territory", json!("UK"), "territory"),
+            ("/territory", json!("us"), "territory"),
             ("/recipe/tempo_rate", json!(3.0), "recipe.tempo_rate"),
             ("/recipe/tempo_rate", json!(0.1), "recipe.tempo_rate"),
             ("/recipe/semitones", json!(13), "recipe.semitones"),
@@ -286,7 +322,7 @@ mod tests {
                 other => panic!("{pointer}: expected an error on {field}, got {other:?}"),
             }
         }
-        let cover = json!({"recording": "ZZLL02600001", "requested_by": "u",
+        let cover = json!({"recording": "ZZLL02600001", "requested_by": "u", "territory": "US",
                            "recipe": {"kind": "cover", "voice_model": null}});
         assert!(
             matches!(parse(cover), Err(RequestError::Invalid { field, .. }) if field == "recipe.voice_model")
@@ -298,10 +334,20 @@ mod tests {
         let mut extra = remix();
         extra["recipe"]["speed"] = json!(2);
         assert!(matches!(parse(extra), Err(RequestError::Syntax(_))));
-        let cover = json!({"recording": "ZZLL02600001", "requested_by": "u",
+        let cover = json!({"recording": "ZZLL02600001", "requested_by": "u", "territory": "US",
                            "recipe": {"kind": "cover", "voice_model": "vm1", "stems": {"vocals": {"mute": true}}}});
         assert!(
             matches!(parse(cover), Err(RequestError::Invalid { field, .. }) if field == "recipe.stems.vocals.mute")
         );
+    }
+
+    #[test]
+    fn a_request_without_a_territory_is_refused_with_its_code() {
+        let mut request = remix();
+        request.as_object_mut().unwrap().remove("territory");
+        let error = parse(request).unwrap_err();
+        assert_eq!(error, RequestError::TerritoryMissing);
+        assert_eq!(error.code(), Some("territory_missing"));
+        assert!(error.to_string().contains("territory_missing"), "{error}");
     }
 }

@@ -13,6 +13,7 @@ use schemas::generation::{
     generation_stream, AttributionKind, DerivativePublished, GenerationRejected,
     GenerationRequested, GenerationStep, RejectionReason, StepOp, VoiceModelTrained,
 };
+use schemas::licence::LicenceTerms;
 use schemas::ContentHash;
 use serde_json::json;
 use uuid::Uuid;
@@ -78,7 +79,7 @@ async fn fixture(consent: bool) -> Fixture {
         work: "T-034524680-1".into(),
         master_splits: split.clone(),
         stems,
-        licence: None,
+        licence: Some(LicenceTerms::unrestricted()),
     };
     append(
         &store,
@@ -118,7 +119,8 @@ async fn fixture(consent: bool) -> Fixture {
 
 fn request(recipe: serde_json::Value) -> ValidRequest {
     GenerationRequest::from_json(
-        &json!({"recording": ISRC, "requested_by": "creator", "recipe": recipe}).to_string(),
+        &json!({"recording": ISRC, "requested_by": "creator", "territory": "US", "recipe": recipe})
+            .to_string(),
     )
     .unwrap()
     .validate()
@@ -179,6 +181,14 @@ async fn a_remix_records_every_step_and_publishes_the_whole_to_the_recording() {
     );
     let requested: GenerationRequested = serde_json::from_value(events[0].data.clone()).unwrap();
     assert_eq!(requested.recording, ISRC);
+    // The decision's facts: territory, day, and the catalog event whose
+    // terms allowed it (the recording's registration, seq 0).
+    assert_eq!(requested.territory.as_deref(), Some("US"));
+    assert_eq!(requested.licensed_on, Some(licensing::today()));
+    assert_eq!(
+        (requested.terms_seq, requested.consent_seq),
+        (Some(0), None)
+    );
     assert_eq!(requested.recipe.tempo_rate_ppm, 1_250_000);
     assert_eq!(requested.recipe.semitones_cents, 200);
     // Muted vocals are not read at all.
@@ -268,16 +278,16 @@ async fn a_refused_request_appends_only_its_rejection() {
     let f = fixture(false).await;
     let cases = [
         (
-            json!({"recording": "ZZLL09999999", "requested_by": "creator", "recipe": {"kind": "remix"}}),
+            json!({"recording": "ZZLL09999999", "requested_by": "creator", "territory": "US", "recipe": {"kind": "remix"}}),
             RejectionReason::UnknownRecording,
         ),
         (
-            json!({"recording": ISRC, "requested_by": "creator", "recipe": {"kind": "cover", "voice_model": "nobody"}}),
+            json!({"recording": ISRC, "requested_by": "creator", "territory": "US", "recipe": {"kind": "cover", "voice_model": "nobody"}}),
             RejectionReason::UnknownVoiceModel,
         ),
         (
-            json!({"recording": ISRC, "requested_by": "creator", "recipe": {"kind": "cover", "voice_model": VOICE}}),
-            RejectionReason::ConsentNotGranted,
+            json!({"recording": ISRC, "requested_by": "creator", "territory": "US", "recipe": {"kind": "cover", "voice_model": VOICE}}),
+            RejectionReason::ConsentMissing,
         ),
     ];
     for (document, reason) in cases {
@@ -308,6 +318,9 @@ async fn a_refused_request_appends_only_its_rejection() {
         assert_eq!(events[0].event_type, "generation.rejected");
         let rejected: GenerationRejected = serde_json::from_value(events[0].data.clone()).unwrap();
         assert_eq!((rejected.reason, rejected.job), (reason, job));
+        assert_eq!(rejected.value, refusal.value);
+        assert_eq!(rejected.territory.as_deref(), Some("US"));
+        assert_eq!(rejected.licensed_on, Some(licensing::today()));
         assert_eq!(rejected.recipe, request.recipe);
         let artifacts_after = std::fs::read_dir(f._dir.path().join("artifacts/sha256"))
             .unwrap()
@@ -323,7 +336,7 @@ async fn a_refused_request_appends_only_its_rejection() {
     assert!(matches!(
         error,
         PipelineError::NotLicensed(Refusal {
-            reason: RejectionReason::ConsentNotGranted,
+            reason: RejectionReason::ConsentMissing,
             ..
         })
     ));
@@ -380,6 +393,8 @@ async fn a_cover_is_attributed_to_the_recording_and_the_voice() {
     let events = f.events(&generation_stream(generated.job)).await;
     let requested: GenerationRequested = serde_json::from_value(events[0].data.clone()).unwrap();
     assert_eq!(requested.voice_model.unwrap().artifact, trained.artifact);
+    // The voice model's registration, seq 1, stated the consent.
+    assert_eq!(requested.consent_seq, Some(1));
     // The steps, then the publication, then its credentials.
     let ops: Vec<StepOp> = events[1..events.len() - 2]
         .iter()

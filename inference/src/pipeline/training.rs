@@ -1,7 +1,7 @@
 //! The voice model training job: learn a timbre from a consenting artist's
 //! licensed vocal stems and record the model's provenance in the log.
 
-use super::licensing::{voice_model_from_log, Refusal};
+use super::licensing::{today, voice_model_from_log, Refusal};
 use super::{backend_of, content_hash, PipelineError};
 use crate::artifacts::ArtifactStore;
 use crate::gpu::Engine;
@@ -30,14 +30,20 @@ pub struct Trained {
 /// (loaded from the artifact store by hash), stores the model as an
 /// artifact and appends `voice.model-trained` to the model's training
 /// stream. A model unknown to the catalog, or whose artist has not granted
-/// consent, is refused with nothing written.
+/// consent (or withdrew it), is refused with nothing written.
 pub async fn train_voice_model(
     engine: &Engine,
     artifacts: &ArtifactStore,
     store: &dyn EventStore,
     id: &str,
 ) -> Result<Trained, PipelineError> {
-    let refuse = |reason, message: String| PipelineError::NotLicensed(Refusal { reason, message });
+    let refuse = |reason, message: String| {
+        PipelineError::NotLicensed(Refusal {
+            reason,
+            value: Some(id.to_string()),
+            message,
+        })
+    };
     let Some(licensed) = voice_model_from_log(store, id).await? else {
         return Err(refuse(
             RejectionReason::UnknownVoiceModel,
@@ -46,10 +52,19 @@ pub async fn train_voice_model(
     };
     if !licensed.consent_granted {
         return Err(refuse(
-            RejectionReason::ConsentNotGranted,
+            RejectionReason::ConsentMissing,
             format!(
                 "voice model {id}: artist {} has not granted consent, so it cannot be trained",
                 licensed.artist
+            ),
+        ));
+    }
+    if let Some(withdrawal) = licensed.consent().withdrawal_on(today()) {
+        return Err(refuse(
+            RejectionReason::ConsentWithdrawn,
+            format!(
+                "voice model {id}: artist {} withdrew consent {} effective {}, so it cannot be trained",
+                licensed.artist, withdrawal.reference, withdrawal.effective
             ),
         ));
     }

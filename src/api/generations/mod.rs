@@ -64,7 +64,13 @@ pub struct GenerationAccepted {
 
 impl From<RequestError> for ApiError {
     fn from(error: RequestError) -> Self {
-        ApiError::BadRequest(error.to_string())
+        match error.code() {
+            Some(code) => ApiError::BadRequestCoded {
+                code,
+                message: error.to_string(),
+            },
+            None => ApiError::BadRequest(error.to_string()),
+        }
     }
 }
 
@@ -173,6 +179,13 @@ pub struct GenerationStatus {
     result: Option<GenerationResult>,
     /// Why a job was rejected, failed or abandoned.
     error: Option<String>,
+    /// For a rejected job: the stable code of the licence term or consent
+    /// broken (`tempo_out_of_bounds`, `consent_withdrawn`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// For a rejected job: the requested value that broke the term.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
 }
 
 pub(super) fn job_id(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
@@ -209,6 +222,7 @@ async fn status_of(state: &AppState, job: Uuid) -> Result<Option<GenerationStatu
     }
     let mut steps = Vec::new();
     let mut last: Option<(GenerationState, Option<String>)> = None;
+    let mut refusal: Option<(String, Option<String>)> = None;
     let mut result = None;
     for event in &events {
         match event.event_type.as_str() {
@@ -245,6 +259,7 @@ async fn status_of(state: &AppState, job: Uuid) -> Result<Option<GenerationStatu
             GENERATION_REJECTED if last.is_none() => {
                 let rejected: GenerationRejected = payload(event)?;
                 last = Some((GenerationState::Rejected, Some(rejected.message)));
+                refusal = Some((rejected.reason.code().to_string(), rejected.value));
             }
             GENERATION_ABANDONED if last.is_none() => {
                 let abandoned: GenerationAbandoned = payload(event)?;
@@ -281,12 +296,18 @@ async fn status_of(state: &AppState, job: Uuid) -> Result<Option<GenerationStatu
             Some("the job stopped without a last event when an earlier server process ended; submit it again".into()),
         ),
     };
+    let (reason, value) = match refusal {
+        Some((reason, value)) => (Some(reason), value),
+        None => (None, None),
+    };
     Ok(Some(GenerationStatus {
         job,
         state,
         steps,
         result,
         error,
+        reason,
+        value,
     }))
 }
 

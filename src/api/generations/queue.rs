@@ -7,7 +7,7 @@ use crate::api::error::ApiError;
 use crate::api::metrics::{GenerationCounts, GenerationOutcome};
 use inference::artifacts::ArtifactStore;
 use inference::credentials::SigningIdentity;
-use inference::pipeline::{Generator, LicensedInputs, PipelineError, ValidRequest};
+use inference::pipeline::{Generator, LicensingIndex, PipelineError, ValidRequest};
 use inference::{Backend, Engine};
 use ledger::{AppendRequest, EventStore, ExpectedVersion, NewEvent};
 use schemas::generation::{
@@ -316,12 +316,16 @@ fn run_worker(
     if let Ok(engine) = &engine {
         tracing::info!(backend = engine.backend_name(), "generation worker ready");
     }
+    // The catalog's licensing facts, folded once and caught up per job.
+    let licensing = LicensingIndex::new();
     while let Some(job) = shared.next_job() {
         let started = Instant::now();
         // A panic in the pipeline fails this job, not the worker: the jobs
         // queued behind it still run.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            runtime.block_on(run_job(&engine, artifacts, identity, store, &job))
+            runtime.block_on(run_job(
+                &engine, artifacts, identity, store, &licensing, &job,
+            ))
         }));
         let (outcome, state) = match result {
             Ok(Ok(())) => (GenerationOutcome::Published, JobState::Finished),
@@ -353,13 +357,14 @@ async fn run_job(
     artifacts: &ArtifactStore,
     identity: &SigningIdentity,
     store: &dyn EventStore,
+    licensing: &LicensingIndex,
     job: &Job,
 ) -> Result<(), PipelineError> {
     let engine = match engine {
         Ok(engine) => *engine,
         Err(message) => return Err(PipelineError::Step(format!("no compute engine: {message}"))),
     };
-    let licensed = LicensedInputs::from_log(store, &job.request).await?;
+    let licensed = licensing.inputs_now(store, &job.request).await?;
     let generator = Generator {
         engine,
         artifacts,

@@ -1,0 +1,163 @@
+//! Withdrawing an artist's consent to a voice model
+//! (`ledgerline consent withdraw`, `POST /v1/voice-models/{id}/consent-withdrawals`):
+//! checks that the consent exists and was granted, then appends one
+//! `catalog.voice-consent-withdrawn` event on the model's consent stream.
+//! From its effective day, requests using the voice are refused and every
+//! derivative made with that consent is on the takedown list
+//! ([`crate::takedowns`]).
+
+use ledger::store::{AppendRequest, EventStore, ExpectedVersion, StoreError};
+use ledger::NewEvent;
+use schemas::catalog::{self, ConsentWithdrawn, VoiceModel, CATALOG_SCHEMA_VERSION};
+use schemas::licence::CalendarDate;
+
+/// Why a withdrawal was not recorded; nothing was written for any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum WithdrawalError {
+    #[error("voice model {0:?} is not in the catalog")]
+    UnknownVoiceModel(String),
+    #[error("voice model {voice_model}: no consent with reference {reference:?} was ever granted (its consent references: {known})")]
+    NeverGranted {
+        voice_model: String,
+        reference: String,
+        known: String,
+    },
+    #[error("voice model {voice_model}: consent {reference:?} was already withdrawn at seq {seq}, effective {effective}")]
+    AlreadyWithdrawn {
+        voice_model: String,
+        reference: String,
+        seq: u64,
+        effective: CalendarDate,
+    },
+    #[error("the voice model's consent changed while the withdrawal was being recorded; nothing was written, try again")]
+    Conflict,
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("stream {stream:?} holds an event that is not valid: {message}")]
+    Corrupt { stream: String, message: String },
+}
+
+impl WithdrawalError {
+    /// True when the request is at fault (exit status 2, HTTP 4xx).
+    pub fn is_client_error(&self) -> bool {
+        !matches!(
+            self,
+            WithdrawalError::Store(_) | WithdrawalError::Corrupt { .. }
+        )
+    }
+}
+
+impl From<StoreError> for WithdrawalError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::VersionConflict { .. } => WithdrawalError::Conflict,
+            other => WithdrawalError::Store(other),
+        }
+    }
+}
+
+/// A recorded withdrawal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Withdrawn {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub withdrawal: ConsentWithdrawn,
+}
+
+/// Records the withdrawal of consent `reference` to `voice_model`,
+/// effective from `effective` (included). The consent must have been
+/// granted under that reference by some version of the voice model, and
+/// not withdrawn already.
+pub async fn withdraw_consent(
+    store: &dyn EventStore,
+    voice_model: &str,
+    reference: &str,
+    effective: CalendarDate,
+) -> Result<Withdrawn, WithdrawalError> {
+    let model_stream = catalog::voice_model_stream(voice_model);
+    let versions = store
+        .read_stream(&model_stream, 0, ledger::store::APPEND_EVENTS_MAX)
+        .await?;
+    let mut references = Vec::new();
+    let mut granted = false;
+    for event in &versions {
+        if ![
+            catalog::VOICE_MODEL_REGISTERED,
+            catalog::VOICE_MODEL_AMENDED,
+        ]
+        .contains(&event.event_type.as_str())
+        {
+            continue;
+        }
+        let model: VoiceModel = decode(event, &model_stream)?;
+        if let Some(known) = model.consent.reference {
+            granted |= model.consent.granted && known == reference;
+            if !references.contains(&known) {
+                references.push(known);
+            }
+        }
+    }
+    if versions.is_empty() {
+        return Err(WithdrawalError::UnknownVoiceModel(voice_model.to_string()));
+    }
+    if !granted {
+        return Err(WithdrawalError::NeverGranted {
+            voice_model: voice_model.to_string(),
+            reference: reference.to_string(),
+            known: if references.is_empty() {
+                "none".to_string()
+            } else {
+                references.join(", ")
+            },
+        });
+    }
+    let consent_stream = catalog::voice_consent_stream(voice_model);
+    let earlier = store
+        .read_stream(&consent_stream, 0, ledger::store::APPEND_EVENTS_MAX)
+        .await?;
+    for event in &earlier {
+        let withdrawn: ConsentWithdrawn = decode(event, &consent_stream)?;
+        if withdrawn.reference == reference {
+            return Err(WithdrawalError::AlreadyWithdrawn {
+                voice_model: voice_model.to_string(),
+                reference: reference.to_string(),
+                seq: event.seq,
+                effective: withdrawn.effective,
+            });
+        }
+    }
+    let withdrawal = ConsentWithdrawn {
+        voice_model: voice_model.to_string(),
+        reference: reference.to_string(),
+        effective,
+    };
+    let data = serde_json::to_value(&withdrawal).expect("a withdrawal serializes");
+    // The stream must still hold what was read: two withdrawals of one
+    // consent racing each other record one.
+    let appended = store
+        .append(AppendRequest::new(
+            &consent_stream,
+            ExpectedVersion::Exact(earlier.len() as u64),
+            vec![NewEvent {
+                schema: CATALOG_SCHEMA_VERSION,
+                ..NewEvent::new(catalog::VOICE_CONSENT_WITHDRAWN, data)
+            }],
+        ))
+        .await?;
+    let seq = appended
+        .first()
+        .map(|a| a.seq)
+        .ok_or_else(|| StoreError::Corrupt("the store appended no event".into()))?;
+    Ok(Withdrawn { seq, withdrawal })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    event: &ledger::store::StoredEvent,
+    stream: &str,
+) -> Result<T, WithdrawalError> {
+    let envelope = event.envelope().map_err(StoreError::from)?;
+    serde_json::from_value(envelope.data).map_err(|e| WithdrawalError::Corrupt {
+        stream: stream.to_string(),
+        message: format!("seq {}: {e}", event.seq),
+    })
+}

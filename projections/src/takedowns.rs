@@ -1,0 +1,356 @@
+//! The takedown list (`ledgerline takedowns`, `GET /v1/takedowns`): every
+//! published derivative whose licence or consent has ended, with the reason,
+//! the event that ended it and that event's inclusion proof, so a
+//! distributor can check each entry against the signed log on its own.
+//!
+//! A derivative is listed when
+//! - the artist withdrew the consent its voice was used under
+//!   (`consent_withdrawn`, from the withdrawal's effective day);
+//! - its recording's label ended participation, or removed the terms
+//!   (`not_participating`, from the amendment);
+//! - its recording's licence window has ended (`outside_window`, from the
+//!   day after `until`; the cited event is the one that set `until`).
+//!
+//! The list is a fold over the whole log, made when asked: same log and day
+//! in, same list out.
+
+use crate::lineage::{checkpoint_covering, prove_all, CitedCheckpoint};
+use ledger::store::{EventStore, InclusionProof, StoreError, StoredEvent};
+use schemas::catalog::{self, ConsentWithdrawn, Recording};
+use schemas::generation::{
+    generation_stream, DerivativePublished, GenerationRequested, DERIVATIVE_PUBLISHED,
+    GENERATION_REQUESTED,
+};
+use schemas::licence::CalendarDate;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// Events read per store round trip while folding the log.
+const READ_BATCH: usize = 4_096;
+
+/// Why a derivative is to be taken down: the code a refusal of the same
+/// request today would carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TakedownReason {
+    ConsentWithdrawn,
+    NotParticipating,
+    OutsideWindow,
+}
+
+impl TakedownReason {
+    /// The code, as serialized (`consent_withdrawn`).
+    pub fn code(self) -> &'static str {
+        match self {
+            TakedownReason::ConsentWithdrawn => "consent_withdrawn",
+            TakedownReason::NotParticipating => "not_participating",
+            TakedownReason::OutsideWindow => "outside_window",
+        }
+    }
+}
+
+/// One derivative to take down, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Takedown {
+    pub derivative: Uuid,
+    /// Seq of the derivative's `generation.derivative-published` event.
+    pub published_seq: u64,
+    pub recording: String,
+    /// The voice model a cover was sung by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice_model: Option<String>,
+    pub reason: TakedownReason,
+    /// The first day the derivative may no longer be distributed.
+    pub effective: CalendarDate,
+    /// Seq of the event that ended the licence or consent.
+    pub event_seq: u64,
+    /// That event's inclusion proof against [`TakedownList::checkpoint`].
+    pub proof: InclusionProof,
+}
+
+/// The takedown list, as of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TakedownList {
+    /// The UTC day the list was made for.
+    pub day: CalendarDate,
+    /// Entries from events at or after this seq (window ends always show).
+    pub since: u64,
+    pub checkpoint: CitedCheckpoint,
+    pub takedowns: Vec<Takedown>,
+}
+
+/// A published derivative, as the fold keeps it.
+struct Published {
+    derivative: Uuid,
+    seq: u64,
+    recording: String,
+    voice: Option<(String, Option<String>)>,
+}
+
+/// A recording's terms in force, and where they came from.
+struct Terms {
+    seq: u64,
+    day: CalendarDate,
+    recording: Recording,
+}
+
+/// The catalog and publications the list is made from.
+#[derive(Default)]
+struct Folded {
+    /// Requests by job: (recording, voice model and consent reference).
+    requests: HashMap<Uuid, (String, Option<(String, Option<String>)>)>,
+    published: Vec<Published>,
+    recordings: HashMap<String, Terms>,
+    withdrawals: Vec<(u64, ConsentWithdrawn)>,
+}
+
+impl Folded {
+    fn apply(&mut self, event: &StoredEvent) -> Result<(), StoreError> {
+        let decode = |event: &StoredEvent| {
+            event.envelope().map_err(StoreError::from).and_then(|e| {
+                let day = e
+                    .time
+                    .get(..10)
+                    .and_then(|d| d.parse::<CalendarDate>().ok());
+                day.map(|day| (e.data, day)).ok_or_else(|| {
+                    StoreError::Corrupt(format!("event seq {} has no RFC 3339 time", event.seq))
+                })
+            })
+        };
+        let corrupt = |e: serde_json::Error| {
+            StoreError::Corrupt(format!(
+                "event seq {} ({}) does not hold its schema: {e}",
+                event.seq, event.event_type
+            ))
+        };
+        match event.event_type.as_str() {
+            catalog::RECORDING_REGISTERED | catalog::RECORDING_AMENDED => {
+                let (data, day) = decode(event)?;
+                let recording: Recording = serde_json::from_value(data).map_err(corrupt)?;
+                self.recordings.insert(
+                    recording.isrc.clone(),
+                    Terms {
+                        seq: event.seq,
+                        day,
+                        recording,
+                    },
+                );
+            }
+            catalog::VOICE_CONSENT_WITHDRAWN => {
+                let (data, _) = decode(event)?;
+                let withdrawn = serde_json::from_value(data).map_err(corrupt)?;
+                self.withdrawals.push((event.seq, withdrawn));
+            }
+            GENERATION_REQUESTED => {
+                let (data, _) = decode(event)?;
+                let requested: GenerationRequested =
+                    serde_json::from_value(data).map_err(corrupt)?;
+                if event.stream == generation_stream(requested.job) {
+                    let voice = requested.voice_model.map(|v| (v.id, v.consent_reference));
+                    self.requests
+                        .insert(requested.job, (requested.recording, voice));
+                }
+            }
+            DERIVATIVE_PUBLISHED => {
+                let (data, _) = decode(event)?;
+                let published: DerivativePublished =
+                    serde_json::from_value(data).map_err(corrupt)?;
+                // Only a job's own publication, after its own request.
+                let Some((recording, voice)) = self.requests.get(&published.job) else {
+                    return Ok(());
+                };
+                if event.stream == generation_stream(published.job) {
+                    self.published.push(Published {
+                        derivative: published.derivative,
+                        seq: event.seq,
+                        recording: recording.clone(),
+                        voice: voice.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The entries in force on `day`: (derivative's publication, reason,
+    /// effective day, event seq), in event then publication order.
+    fn takedowns(&self, day: CalendarDate) -> Vec<(&Published, TakedownReason, CalendarDate, u64)> {
+        let mut entries = Vec::new();
+        for published in &self.published {
+            if let Some((id, Some(reference))) = &published.voice {
+                for (seq, w) in &self.withdrawals {
+                    if &w.voice_model == id && &w.reference == reference && w.effective <= day {
+                        entries.push((
+                            published,
+                            TakedownReason::ConsentWithdrawn,
+                            w.effective,
+                            *seq,
+                        ));
+                    }
+                }
+            }
+            let Some(terms) = self.recordings.get(&published.recording) else {
+                continue;
+            };
+            match &terms.recording.licence {
+                // Terms stated after the publication ended participation.
+                Some(licence) if !licence.participating && terms.seq > published.seq => {
+                    entries.push((
+                        published,
+                        TakedownReason::NotParticipating,
+                        terms.day,
+                        terms.seq,
+                    ));
+                }
+                None if terms.seq > published.seq => {
+                    entries.push((
+                        published,
+                        TakedownReason::NotParticipating,
+                        terms.day,
+                        terms.seq,
+                    ));
+                }
+                Some(licence) => {
+                    if let Some(until) = licence.until {
+                        let ended = until.0.next_day().map(CalendarDate);
+                        if let Some(ended) = ended.filter(|ended| *ended <= day) {
+                            entries.push((
+                                published,
+                                TakedownReason::OutsideWindow,
+                                ended,
+                                terms.seq,
+                            ));
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        entries.sort_by_key(|(p, reason, _, seq)| (*seq, p.seq, *reason));
+        entries
+    }
+}
+
+/// One takedown without its proof: what the fold finds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TakedownMark {
+    pub reason: TakedownReason,
+    /// The first day the derivative may no longer be distributed.
+    pub effective: CalendarDate,
+    /// Seq of the event that ended the licence or consent.
+    pub event_seq: u64,
+}
+
+/// Folds the first `size` events into the entries in force on `day`.
+async fn fold(store: &dyn EventStore, size: u64) -> Result<Folded, StoreError> {
+    let mut folded = Folded::default();
+    let mut next = 0;
+    while next < size {
+        let limit = READ_BATCH.min((size - next) as usize);
+        let events = store.read_range(next, limit).await?;
+        let Some(last) = events.last() else { break };
+        next = last.seq + 1;
+        for event in &events {
+            folded.apply(event)?;
+        }
+    }
+    Ok(folded)
+}
+
+/// For each derivative taken down on or before `day` by the first `size`
+/// events, its first takedown: what a statement's detail marks. It
+/// depends on the log prefix and the day only, so a statement stays
+/// byte-identical.
+pub async fn marks(
+    store: &dyn EventStore,
+    size: u64,
+    day: CalendarDate,
+) -> Result<HashMap<Uuid, TakedownMark>, StoreError> {
+    let folded = fold(store, size).await?;
+    let mut marks = HashMap::new();
+    for (published, reason, effective, event_seq) in folded.takedowns(day) {
+        marks.entry(published.derivative).or_insert(TakedownMark {
+            reason,
+            effective,
+            event_seq,
+        });
+    }
+    Ok(marks)
+}
+
+/// The takedown list on `day` for the log as of its latest checkpoint
+/// (signed now if events were appended since, or the latest witnessed one
+/// under `policy`): entries caused by events at or after seq `since`, and
+/// every ended window.
+pub async fn takedowns(
+    store: &dyn EventStore,
+    since: u64,
+    day: CalendarDate,
+    policy: Option<&ledger::witness_policy::WitnessPolicy>,
+) -> Result<TakedownList, StoreError> {
+    let size = store.size().await?;
+    let (checkpoint, root) = checkpoint_covering(store, size, policy).await?;
+    let folded = fold(store, checkpoint.size).await?;
+    let entries: Vec<_> = folded
+        .takedowns(day)
+        .into_iter()
+        .filter(|(_, reason, _, seq)| *seq >= since || *reason == TakedownReason::OutsideWindow)
+        .collect();
+    let mut seqs: Vec<u64> = entries.iter().map(|(_, _, _, seq)| *seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let events = store.read_seqs(seqs).await?;
+    let proofs: BTreeMap<u64, InclusionProof> = events
+        .iter()
+        .map(|e| e.seq)
+        .zip(prove_all(store, &events, checkpoint.size, root).await?)
+        .collect();
+    let takedowns = entries
+        .into_iter()
+        .map(|(published, reason, effective, seq)| Takedown {
+            derivative: published.derivative,
+            published_seq: published.seq,
+            recording: published.recording.clone(),
+            voice_model: published.voice.as_ref().map(|(id, _)| id.clone()),
+            reason,
+            effective,
+            event_seq: seq,
+            proof: proofs[&seq].clone(),
+        })
+        .collect();
+    Ok(TakedownList {
+        day,
+        since,
+        checkpoint,
+        takedowns,
+    })
+}
+
+/// The plain-text form: one line per entry.
+pub fn render_text(list: &TakedownList) -> String {
+    let mut out = format!(
+        "{} derivative(s) to take down on {}, proven against checkpoint {} ({})\n",
+        list.takedowns.len(),
+        list.day,
+        list.checkpoint.size,
+        list.checkpoint.root_hash
+    );
+    for t in &list.takedowns {
+        out.push_str(&format!(
+            "  {} (published at seq {}, recording {}{}): {} effective {}, event seq {}\n",
+            t.derivative,
+            t.published_seq,
+            t.recording,
+            t.voice_model
+                .as_ref()
+                .map(|v| format!(", voice {v}"))
+                .unwrap_or_default(),
+            t.reason.code(),
+            t.effective,
+            t.event_seq
+        ));
+    }
+    out
+}

@@ -1,0 +1,92 @@
+//! A recording's licence terms as of a seq (`ledgerline licence show ISRC
+//! [--as-of SEQ]`): the terms in force, and every catalog event that set
+//! them, so an auditor sees what was allowed when, and since which event.
+
+use ledger::store::{EventStore, StoreError};
+use schemas::catalog::{self, Recording};
+use schemas::licence::LicenceTerms;
+use serde::Serialize;
+
+/// One catalog event that stated the recording's terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TermsVersion {
+    pub seq: u64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// RFC 3339 time the log accepted the event.
+    pub time: String,
+    /// `None`: no terms, so the recording is not participating.
+    pub licence: Option<LicenceTerms>,
+}
+
+/// The terms of a recording in the log prefix `0..as_of`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TermsHistory {
+    pub isrc: String,
+    pub as_of: u64,
+    /// Whether requests may use the recording (its terms in force say
+    /// `participating`); windows and bounds still apply.
+    pub participating: bool,
+    /// The version in force: the last of `versions`.
+    pub in_force: TermsVersion,
+    /// Every version, oldest first.
+    pub versions: Vec<TermsVersion>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TermsHistoryError {
+    #[error("recording {isrc} is not in the catalog as of seq {as_of}")]
+    UnknownRecording { isrc: String, as_of: u64 },
+    #[error("--as-of {as_of} is beyond the log, which holds {size} events")]
+    AsOfBeyondLog { as_of: u64, size: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The terms of recording `isrc` in the first `as_of` events (the whole
+/// log when `None`).
+pub async fn terms_history(
+    store: &dyn EventStore,
+    isrc: &str,
+    as_of: Option<u64>,
+) -> Result<TermsHistory, TermsHistoryError> {
+    let size = store.size().await?;
+    let as_of = as_of.unwrap_or(size);
+    if as_of > size {
+        return Err(TermsHistoryError::AsOfBeyondLog { as_of, size });
+    }
+    let stream = catalog::recording_stream(isrc);
+    let events = store
+        .read_stream(&stream, 0, ledger::store::APPEND_EVENTS_MAX)
+        .await?;
+    let mut versions = Vec::new();
+    for event in events.iter().filter(|e| e.seq < as_of) {
+        if ![catalog::RECORDING_REGISTERED, catalog::RECORDING_AMENDED]
+            .contains(&event.event_type.as_str())
+        {
+            continue;
+        }
+        let envelope = event.envelope().map_err(StoreError::from)?;
+        let recording: Recording = serde_json::from_value(envelope.data)
+            .map_err(|e| StoreError::Corrupt(format!("{stream} seq {}: {e}", event.seq)))?;
+        versions.push(TermsVersion {
+            seq: event.seq,
+            event_type: event.event_type.clone(),
+            time: envelope.time,
+            licence: recording.licence,
+        });
+    }
+    let Some(in_force) = versions.last().cloned() else {
+        return Err(TermsHistoryError::UnknownRecording {
+            isrc: isrc.to_string(),
+            as_of,
+        });
+    };
+    Ok(TermsHistory {
+        isrc: isrc.to_string(),
+        as_of,
+        participating: in_force.licence.as_ref().is_some_and(|l| l.participating),
+        in_force,
+        versions,
+    })
+}
