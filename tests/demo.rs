@@ -59,6 +59,7 @@ fn the_quick_start_demo_runs_twice_from_a_fresh_directory_and_the_log_verifies()
             "to take down on",
             ": consent_withdrawn effective",
             ": not_participating effective",
+            ": not participating (terms of seq",
             "\"op\":\"voice-transfer\"",
             "\"matches\":true",
             "period,currency,checkpoint_size",

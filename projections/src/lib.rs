@@ -18,6 +18,8 @@
 //! - [`statement`]: statements per period and currency, rounded by largest
 //!   remainder.
 //! - [`reconcile`]: a label's statement compared with ours, line by line.
+//! - [`cited`]: the checkpoint an answer cites and the inclusion proofs of
+//!   the events it names.
 //! - [`lineage`], [`fingerprint`]: where an audio file came from, and who
 //!   was paid for it.
 //! - [`party_scope`]: which changes concern one party (a label's monitor).
@@ -33,6 +35,7 @@
 pub mod allocation;
 pub mod amount;
 pub mod catalog;
+pub mod cited;
 pub mod consent;
 pub mod currency;
 pub mod fingerprint;

@@ -17,13 +17,14 @@
 //! party's splits and the amounts).
 
 use crate::amount::{format_minor_units, largest_remainder, round_half_even_minor_units, ExactSum};
+pub use crate::cited::CitedCheckpoint;
+use crate::cited::{checkpoint_covering, prove_all};
 use crate::currency::minor_unit_exponent;
 use crate::fingerprint::{self, FingerprintMatch};
 use crate::fold::{
     DerivativeRecord, LineStatus, KIND_PARTY, KIND_RECORDING, KIND_VOICE_MODEL, KIND_WORK,
 };
 use crate::runner::{ProjectionError, Projections};
-use ledger::merkle::{self, Hash, HashReader, MerkleError};
 use ledger::store::{EventStore, InclusionProof, StoreError, StoredEvent};
 use rust_decimal::Decimal;
 use schemas::generation::{
@@ -33,8 +34,7 @@ use schemas::generation::{
 use schemas::ContentHash;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io::Read;
 use std::path::Path;
@@ -80,15 +80,6 @@ pub fn hash_file(path: &Path) -> std::io::Result<ContentHash> {
 pub enum LineageQuery {
     Derivative(Uuid),
     Audio(AudioIdentity),
-}
-
-/// The checkpoint every proof in an answer verifies against, with its note.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CitedCheckpoint {
-    pub size: u64,
-    pub root_hash: String,
-    /// The C2SP signed note, verifiable with the log's public key.
-    pub note: String,
 }
 
 /// One event cited by an answer: its exact leaf bytes and their inclusion proof.
@@ -755,26 +746,6 @@ fn no_lineage_message(
     format!("{prefix} file hash {file}, PCM hash {pcm} or a matching acoustic fingerprint{closest}")
 }
 
-/// The checkpoint to cite for `size` events, with its cosignatures: the
-/// latest witnessed one under a witness policy when it covers them, else
-/// the latest, signed now if it does not cover them.
-pub(crate) async fn checkpoint_covering(
-    store: &dyn EventStore,
-    size: u64,
-    policy: Option<&ledger::witness_policy::WitnessPolicy>,
-) -> Result<(CitedCheckpoint, Hash), StoreError> {
-    let checkpoint = match ledger::witnessed::covering(store, size, policy).await? {
-        Some(covering) => covering,
-        None => store.checkpoint_now().await?,
-    };
-    let cited = CitedCheckpoint {
-        size: checkpoint.size,
-        root_hash: hex::encode(checkpoint.root),
-        note: checkpoint.note,
-    };
-    Ok((cited, checkpoint.root))
-}
-
 /// The terms and consent a logged request names by seq, read back.
 async fn licensed_when_made(
     store: &dyn EventStore,
@@ -817,70 +788,6 @@ async fn read_events(store: &dyn EventStore, seqs: &[u64]) -> Result<Vec<StoredE
         )),
         other => other,
     })
-}
-
-/// Records which stored hashes the proof functions ask for.
-struct IndexRecorder(RefCell<Vec<u64>>);
-
-impl HashReader for IndexRecorder {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
-        self.0.borrow_mut().extend_from_slice(indexes);
-        Ok(vec![[0; 32]; indexes.len()])
-    }
-}
-
-/// Stored hashes fetched ahead.
-struct Prefetched(HashMap<u64, Hash>);
-
-impl HashReader for Prefetched {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
-        indexes
-            .iter()
-            .map(|i| self.0.get(i).copied().ok_or(MerkleError::MissingHash(*i)))
-            .collect()
-    }
-}
-
-/// RFC 9162 inclusion proofs of `events` in the tree of `size` leaves with
-/// root `root`, computed by the shared proof code ([`ledger::merkle`]) from
-/// one batched read of the stored hashes they need, rather than one store
-/// round trip per proof.
-pub(crate) async fn prove_all(
-    store: &dyn EventStore,
-    events: &[StoredEvent],
-    size: u64,
-    root: Hash,
-) -> Result<Vec<InclusionProof>, StoreError> {
-    let recorder = IndexRecorder(RefCell::new(Vec::new()));
-    for event in events {
-        merkle::prove_inclusion(event.seq, size, &recorder)?;
-    }
-    let mut indexes = recorder.0.into_inner();
-    indexes.sort_unstable();
-    indexes.dedup();
-    let hashes = store.read_stored_hashes(indexes.clone()).await?;
-    let prefetched = Prefetched(indexes.into_iter().zip(hashes).collect());
-    events
-        .iter()
-        .map(|event| {
-            let proof = merkle::prove_inclusion(event.seq, size, &prefetched)?;
-            debug_assert!(merkle::verify_inclusion(
-                event.seq,
-                size,
-                &event.leaf_hash,
-                &proof,
-                &root
-            )
-            .is_ok());
-            Ok(InclusionProof {
-                leaf_index: event.seq,
-                tree_size: size,
-                leaf_hash: event.leaf_hash,
-                root_hash: root,
-                proof,
-            })
-        })
-        .collect()
 }
 
 /// A plain-text summary of an answer.

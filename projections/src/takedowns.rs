@@ -14,7 +14,7 @@
 //! The list is a fold over the whole log, made when asked: same log and day
 //! in, same list out.
 
-use crate::lineage::{checkpoint_covering, prove_all, CitedCheckpoint};
+use crate::cited::{checkpoint_covering, prove_all, CitedCheckpoint};
 use ledger::store::{EventStore, InclusionProof, StoreError, StoredEvent};
 use schemas::catalog::{self, ConsentWithdrawn, Recording};
 use schemas::generation::{
@@ -80,12 +80,25 @@ pub struct TakedownList {
     pub takedowns: Vec<Takedown>,
 }
 
+/// The voice a cover was sung in: the model and the consent's reference.
+#[derive(Clone)]
+struct VoiceUsed {
+    id: String,
+    consent_reference: Option<String>,
+}
+
+/// What a job's request used.
+struct Requested {
+    recording: String,
+    voice: Option<VoiceUsed>,
+}
+
 /// A published derivative, as the fold keeps it.
 struct Published {
     derivative: Uuid,
     seq: u64,
     recording: String,
-    voice: Option<(String, Option<String>)>,
+    voice: Option<VoiceUsed>,
 }
 
 /// A recording's terms in force, and where they came from.
@@ -98,8 +111,7 @@ struct Terms {
 /// The catalog and publications the list is made from.
 #[derive(Default)]
 struct Folded {
-    /// Requests by job: (recording, voice model and consent reference).
-    requests: HashMap<Uuid, (String, Option<(String, Option<String>)>)>,
+    requests: HashMap<Uuid, Requested>,
     published: Vec<Published>,
     recordings: HashMap<String, Terms>,
     withdrawals: Vec<(u64, ConsentWithdrawn)>,
@@ -147,9 +159,17 @@ impl Folded {
                 let requested: GenerationRequested =
                     serde_json::from_value(data).map_err(corrupt)?;
                 if event.stream == generation_stream(requested.job) {
-                    let voice = requested.voice_model.map(|v| (v.id, v.consent_reference));
-                    self.requests
-                        .insert(requested.job, (requested.recording, voice));
+                    let voice = requested.voice_model.map(|v| VoiceUsed {
+                        id: v.id,
+                        consent_reference: v.consent_reference,
+                    });
+                    self.requests.insert(
+                        requested.job,
+                        Requested {
+                            recording: requested.recording,
+                            voice,
+                        },
+                    );
                 }
             }
             DERIVATIVE_PUBLISHED => {
@@ -157,15 +177,15 @@ impl Folded {
                 let published: DerivativePublished =
                     serde_json::from_value(data).map_err(corrupt)?;
                 // Only a job's own publication, after its own request.
-                let Some((recording, voice)) = self.requests.get(&published.job) else {
+                let Some(requested) = self.requests.get(&published.job) else {
                     return Ok(());
                 };
                 if event.stream == generation_stream(published.job) {
                     self.published.push(Published {
                         derivative: published.derivative,
                         seq: event.seq,
-                        recording: recording.clone(),
-                        voice: voice.clone(),
+                        recording: requested.recording.clone(),
+                        voice: requested.voice.clone(),
                     });
                 }
             }
@@ -179,9 +199,10 @@ impl Folded {
     fn takedowns(&self, day: CalendarDate) -> Vec<(&Published, TakedownReason, CalendarDate, u64)> {
         let mut entries = Vec::new();
         for published in &self.published {
-            if let Some((id, Some(reference))) = &published.voice {
+            if let Some(voice) = &published.voice {
                 for (seq, w) in &self.withdrawals {
-                    if &w.voice_model == id && &w.reference == reference && w.effective <= day {
+                    let used = voice.consent_reference.as_ref() == Some(&w.reference);
+                    if w.voice_model == voice.id && used && w.effective <= day {
                         entries.push((
                             published,
                             TakedownReason::ConsentWithdrawn,
@@ -313,7 +334,7 @@ pub async fn takedowns(
             derivative: published.derivative,
             published_seq: published.seq,
             recording: published.recording.clone(),
-            voice_model: published.voice.as_ref().map(|(id, _)| id.clone()),
+            voice_model: published.voice.as_ref().map(|v| v.id.clone()),
             reason,
             effective,
             event_seq: seq,

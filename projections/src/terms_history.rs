@@ -90,3 +90,29 @@ pub async fn terms_history(
         versions,
     })
 }
+
+/// The plain-text form: the verdict, then one line per version.
+pub fn render_text(history: &TermsHistory) -> String {
+    let mut out = format!(
+        "recording {} as of seq {}: {} (terms of seq {})\n",
+        history.isrc,
+        history.as_of,
+        if history.participating {
+            "participating"
+        } else {
+            "not participating"
+        },
+        history.in_force.seq
+    );
+    for version in &history.versions {
+        let terms = match &version.licence {
+            Some(licence) => serde_json::to_string(licence).unwrap_or_default(),
+            None => "no terms".to_string(),
+        };
+        out.push_str(&format!(
+            "  seq {} {} {}: {terms}\n",
+            version.seq, version.event_type, version.time
+        ));
+    }
+    out
+}

@@ -8,8 +8,9 @@
 //! usage appended after it. Shares are decimal strings that sum to exactly 1
 //! per split list; stems are content hashes of the licensed files' bytes.
 
+use crate::calendar_date::CalendarDate;
 use crate::content_hash::ContentHash;
-use crate::licence::{CalendarDate, ConsentScope, LicenceTerms};
+use crate::licence::{ConsentScope, LicenceTerms};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -201,11 +202,13 @@ pub struct VoiceModel {
     pub likeness_splits: Vec<Split>,
 }
 
-/// `catalog.voice-consent-withdrawn`: the artist withdrew the consent with
-/// `reference` to voice model `voice_model`. From `effective` on, requests
-/// using the voice are refused and every derivative made with that consent
-/// is listed for takedown. A later amendment granting consent under another
-/// reference is a new consent, which this withdrawal does not touch.
+/// `catalog.voice-consent-withdrawn`
+/// (`schemas/json/voice-consent-withdrawn.schema.json`): the artist withdrew
+/// the consent with `reference` to voice model `voice_model`. From
+/// `effective` on, requests using the voice are refused and every derivative
+/// made with that consent is listed for takedown. A later amendment granting
+/// consent under another reference is a new consent, which this withdrawal
+/// does not touch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentWithdrawn {

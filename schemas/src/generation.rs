@@ -12,8 +12,8 @@
 //! per million, cents, basis points, milliseconds): the log carries no
 //! floats, so every reader gets back exactly what was recorded.
 
+use crate::calendar_date::CalendarDate;
 use crate::content_hash::ContentHash;
-use crate::licence::CalendarDate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod calendar_date;
 pub mod catalog;
 pub mod content_hash;
 pub mod generation;

@@ -367,7 +367,11 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
     .await?;
     println!("   What was made under the ended consent and licence is listed for takedown, each with its proof:");
     run_command(context, &["takedowns", "--format", "text"]).await?;
-    run_command(context, &["licence", "show", first.0.isrc]).await?;
+    run_command(
+        context,
+        &["licence", "show", first.0.isrc, "--format", "text"],
+    )
+    .await?;
 
     println!("\n== 12. Audit the whole log");
     let code = run_command(context, &["verify"]).await?;

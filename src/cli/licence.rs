@@ -1,9 +1,10 @@
 //! `ledgerline licence show ISRC [--as-of SEQ]`: the licence terms of a
 //! recording in force at a seq, with every catalog event that set them.
 
+use super::lineage::Format;
 use super::{bad_input, Context};
 use clap::{Args, Subcommand};
-use projections::terms_history::{terms_history, TermsHistoryError};
+use projections::terms_history::{render_text, terms_history, TermsHistoryError};
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
@@ -19,6 +20,8 @@ pub struct ShowArgs {
     /// Answer from the log prefix 0..SEQ only.
     #[arg(long)]
     as_of: Option<u64>,
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
 }
 
 pub async fn run(command: LicenceCommand, context: &Context) -> anyhow::Result<ExitCode> {
@@ -30,6 +33,9 @@ pub async fn run(command: LicenceCommand, context: &Context) -> anyhow::Result<E
             TermsHistoryError::Store(e) => e.into(),
             client => bad_input(client.to_string()),
         })?;
-    println!("{}", serde_json::to_string_pretty(&history)?);
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&history)?),
+        Format::Text => print!("{}", render_text(&history)),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 //! for every caller.
 
 use super::request::ValidRequest;
+pub use super::terms::Refusal;
 use super::terms::{self, Asked, ConsentState};
 use ledger::{EventStore, StoreError};
 use schemas::catalog::{self, ConsentWithdrawn, Recording, VoiceModel};
@@ -65,16 +66,6 @@ impl LicensedVoiceModel {
 pub struct LicensedInputs {
     pub recording: Option<LicensedRecording>,
     pub voice_model: Option<LicensedVoiceModel>,
-}
-
-/// A request refused for licensing: recorded as `generation.rejected`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}: {message}")]
-pub struct Refusal {
-    pub reason: RejectionReason,
-    /// The requested value that broke the term, where one did.
-    pub value: Option<String>,
-    pub message: String,
 }
 
 /// The inputs a licensed request may use, and the catalog events that

@@ -5,11 +5,20 @@
 //! broke it; the first broken term, in [`RejectionReason::ALL`] order, is
 //! the one reported.
 
-use super::licensing::Refusal;
 use rust_decimal::Decimal;
 use schemas::catalog::ConsentWithdrawn;
 use schemas::generation::{Recipe, RecipeKind, RejectionReason};
 use schemas::licence::{CalendarDate, ConsentScope, LicenceTerms, WORLDWIDE};
+
+/// A request refused for licensing: recorded as `generation.rejected`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct Refusal {
+    pub reason: RejectionReason,
+    /// The requested value that broke the term, where one did.
+    pub value: Option<String>,
+    pub message: String,
+}
 
 /// The request facts a decision reads.
 #[derive(Debug, Clone, Copy)]

@@ -128,6 +128,14 @@ fn withdrawal(reference: &str, effective: CalendarDate) -> schemas::catalog::Con
 }
 
 type Edit = fn(&mut LicensedInputs, &mut ValidRequest) -> CalendarDate;
+/// A case: its name, the request it edits, the edit (returning the day
+/// decided on), and the refusal and value expected (`None`: accepted).
+type Case = (
+    &'static str,
+    fn() -> ValidRequest,
+    Edit,
+    Option<(RejectionReason, &'static str)>,
+);
 
 /// A day inside every window above.
 const INSIDE: &str = "2026-06-15";
@@ -136,12 +144,7 @@ const INSIDE: &str = "2026-06-15";
 fn every_term_is_decided_on_each_side_of_its_bounds() {
     use RejectionReason::*;
     // (case, base request, edit returning the day, expected refusal and value)
-    let cases: Vec<(
-        &str,
-        fn() -> ValidRequest,
-        Edit,
-        Option<(RejectionReason, &str)>,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         ("remix inside every term", remix, |_, _| day(INSIDE), None),
         ("cover inside every term", cover, |_, _| day(INSIDE), None),
         (
@@ -829,7 +832,7 @@ proptest! {
             };
             store
                 .append(ledger::AppendRequest::new(
-                    &schemas::generation::voice_training_stream(VOICE),
+                    schemas::generation::voice_training_stream(VOICE),
                     ledger::ExpectedVersion::Any,
                     vec![ledger::NewEvent::new(
                         schemas::generation::VOICE_MODEL_TRAINED,
