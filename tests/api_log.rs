@@ -561,12 +561,14 @@ fn openapi_documents_every_endpoint() {
         "GET /v1/generations/{id}",
         "GET /v1/generations/{id}/events",
         "GET /v1/artifacts/{hash}",
+        "GET /v1/takedowns",
         "POST /v1/generations",
         "POST /v1/streams/{stream}/events",
         "POST /v1/catalog",
         "POST /v1/lineage",
         "POST /v1/reconciliations",
         "POST /v1/usage",
+        "POST /v1/voice-models/{id}/consent-withdrawals",
     ];
     served.sort();
     assert_eq!(documented, served);

@@ -236,7 +236,8 @@ fn a_statement_detail_as_csv_lists_each_component_behind_a_partys_amount() {
             let fields = [text("line_id"), text("derivative"), text("component")];
             let (reference, amount) = (text("reference"), text("amount"));
             format!(
-                "2026-03,USD,{size},singer,{},{},{reference},{amount}",
+                // Nothing was taken down: the takedown columns are empty.
+                "2026-03,USD,{size},singer,{},{},{reference},{amount},,,",
                 d["seq"],
                 fields.join(",")
             )
