@@ -174,29 +174,16 @@ fn a_withdrawn_consent_refuses_new_covers_lists_the_old_and_marks_their_revenue(
         let stderr = refused_with_nothing_written(data, &command);
         assert!(stderr.contains(expected), "{command:?}: {stderr}");
     }
-    let withdrawn = ok_json(
-        data,
-        &[
-            "consent",
-            "withdraw",
-            "--voice-model",
-            VOICE,
-            "--reference",
-            REFERENCE,
-        ],
-    );
-    let withdrawal_seq = withdrawn["seq"].as_u64().unwrap();
-    let stderr = refused_with_nothing_written(
-        data,
-        &[
-            "consent",
-            "withdraw",
-            "--voice-model",
-            VOICE,
-            "--reference",
-            REFERENCE,
-        ],
-    );
+    let withdraw = [
+        "consent",
+        "withdraw",
+        "--voice-model",
+        VOICE,
+        "--reference",
+        REFERENCE,
+    ];
+    let withdrawal_seq = ok_json(data, &withdraw)["seq"].as_u64().unwrap();
+    let stderr = refused_with_nothing_written(data, &withdraw);
     assert!(stderr.contains("already withdrawn"), "{stderr}");
 
     // The next cover in that voice is refused, and the refusal logged.
