@@ -5,11 +5,15 @@
 //! the magnitude spectrum of one Hann-windowed 2048-sample frame centred at
 //! that column's time (librosa's window and centring, the STFT's CPU twin's
 //! FFT). Sampling frames at pixel times rather than taking the full STFT
-//! keeps memory proportional to the image, not to the track. Rows are linear
-//! in frequency, 0 Hz at the bottom and Nyquist at the top, each the loudest
-//! bin it covers. Levels are dB relative to the loudest bin, the bottom
-//! [`DYNAMIC_RANGE_DB`] mapped through the magma colour map (perceptually
-//! uniform, readable in greyscale; Smith & van der Walt, matplotlib 1.5).
+//! keeps memory proportional to the image, not to the track. Rows are
+//! logarithmic in frequency, [`LOWEST_HZ`] at the bottom and Nyquist at the
+//! top, as pitch is heard; each row is the loudest bin it covers. Levels are
+//! dB relative to the loudest bin, the bottom [`DYNAMIC_RANGE_DB`] mapped
+//! through the magma colour map (perceptually uniform, readable in
+//! greyscale; Smith & van der Walt, matplotlib 1.5).
+//!
+//! [`render_png`] draws the plot inside a figure ([`figure`]): a title,
+//! time (s) and frequency (Hz) axes with ticks, and a dB colour scale.
 
 use crate::audio::Audio;
 use crate::kernels::mono_mix;
@@ -23,6 +27,10 @@ pub const SIDE_PX_MAX: u32 = 8192;
 pub const DYNAMIC_RANGE_DB: f32 = 80.0;
 /// Analysis frame, samples.
 const N_FFT: usize = 2048;
+/// The frequency at the bottom row: the low end of hearing.
+pub const LOWEST_HZ: f64 = 20.0;
+
+pub mod figure;
 
 /// matplotlib's magma at 0, 1/8, ..., 1 (sRGB); interpolated linearly between.
 const MAGMA: [[f32; 3]; 9] = [
@@ -47,14 +55,18 @@ pub enum SpectrogramError {
     Write { path: PathBuf, reason: String },
 }
 
-/// Renders `audio`'s spectrogram as a `width_px × height_px` RGB PNG at `path`.
+/// Renders `audio`'s spectrogram as an RGB PNG at `path`: a plot of
+/// `width_px × height_px` inside a figure with `title`, axes and a colour
+/// scale (the PNG is [`figure::MARGIN_PX`] larger each way).
 pub fn render_png(
     audio: &Audio,
     path: &Path,
     width_px: u32,
     height_px: u32,
+    title: &str,
 ) -> Result<(), SpectrogramError> {
-    let pixels = render_rgb(audio, width_px, height_px)?;
+    let plot = render_rgb(audio, width_px, height_px)?;
+    let (pixels, width_px, height_px) = figure::compose(&plot, width_px, height_px, audio, title);
     let failed = |reason: String| SpectrogramError::Write {
         path: path.to_path_buf(),
         reason,
@@ -117,8 +129,7 @@ pub fn render_rgb(
         fft.process_with_scratch(&mut input, &mut output, &mut scratch)
             .expect("buffers come from the plan");
         for row in 0..height {
-            let low = row * bins / height;
-            let high = ((row + 1) * bins / height).max(low + 1).min(bins);
+            let (low, high) = row_bins(row, height, audio.sample_rate, bins);
             levels[row * width + column] = output[low..high]
                 .iter()
                 .map(|c| c.norm())
@@ -141,8 +152,31 @@ pub fn render_rgb(
     Ok(pixels)
 }
 
+/// The frequency at `position` (0 at the bottom edge of the plot, 1 at
+/// the top) for audio at `sample_rate`.
+pub fn frequency_at(position: f64, sample_rate: u32) -> f64 {
+    let nyquist = f64::from(sample_rate) / 2.0;
+    LOWEST_HZ * (nyquist / LOWEST_HZ).powf(position)
+}
+
+/// Where `hz` is drawn: 0 at the bottom edge of the plot, 1 at the top.
+pub fn position_of(hz: f64, sample_rate: u32) -> f64 {
+    let nyquist = f64::from(sample_rate) / 2.0;
+    (hz / LOWEST_HZ).ln() / (nyquist / LOWEST_HZ).ln()
+}
+
+/// The FFT bins row `row` of `height` covers, at least one.
+fn row_bins(row: usize, height: usize, sample_rate: u32, bins: usize) -> (usize, usize) {
+    let bin_hz = f64::from(sample_rate) / N_FFT as f64;
+    let low_hz = frequency_at(row as f64 / height as f64, sample_rate);
+    let high_hz = frequency_at((row + 1) as f64 / height as f64, sample_rate);
+    let low = ((low_hz / bin_hz).round() as usize).min(bins - 1);
+    let high = ((high_hz / bin_hz).round() as usize).clamp(low + 1, bins);
+    (low, high)
+}
+
 /// The magma colour at `t` in [0, 1].
-fn magma(t: f32) -> [u8; 3] {
+pub(crate) fn magma(t: f32) -> [u8; 3] {
     let position = t.clamp(0.0, 1.0) * (MAGMA.len() - 1) as f32;
     let low = (position.floor() as usize).min(MAGMA.len() - 2);
     let w = position - low as f32;
@@ -164,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tone_draws_a_bright_row_at_its_height_with_low_frequencies_at_the_bottom() {
+    fn a_tone_draws_a_bright_row_at_its_log_frequency_height_with_low_frequencies_at_the_bottom() {
         let rate = 22_050;
         // 0.5 s of silence, then 0.5 s of a 2756.25 Hz tone (1/4 of Nyquist).
         let mut samples = vec![0.0f32; 11_025];
@@ -177,13 +211,14 @@ mod tests {
             let i = ((y * width + x) * 3) as usize;
             &pixels[i..i + 3]
         };
-        // A quarter of the way up from the bottom: row 64 - 1 - 16 = 47 from the top.
+        // ln(2756.25 / 20) / ln(11025 / 20) = 0.780 of the way up from the
+        // bottom: row 49.9 from the bottom, 64 - 1 - 49 = 14 from the top.
         let column = width - 5;
         let brightest = (0..height)
             .max_by_key(|&y| brightness(at(column, y)))
             .expect("rows");
         assert!(
-            (46..=48).contains(&brightest),
+            (13..=15).contains(&brightest),
             "tone drawn at row {brightest}"
         );
         assert_eq!(
@@ -196,18 +231,22 @@ mod tests {
     }
 
     #[test]
-    fn the_png_has_the_requested_size_and_bad_sizes_are_refused() {
+    fn the_png_is_the_plot_in_its_figure_and_bad_sizes_are_refused() {
         let audio = Audio::new(8_000, vec![tone(440.0, 8_000, 8_000)]);
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.png");
-        render_png(&audio, &path, 120, 50).expect("writes");
+        render_png(&audio, &path, 120, 50, "a tone").expect("writes");
         let decoder = png::Decoder::new(std::io::BufReader::new(
             std::fs::File::open(&path).expect("open"),
         ));
         let reader = decoder.read_info().expect("a PNG");
-        assert_eq!((reader.info().width, reader.info().height), (120, 50));
+        let (x, y) = figure::MARGIN_PX;
+        assert_eq!(
+            (reader.info().width, reader.info().height),
+            (120 + x, 50 + y)
+        );
         assert!(matches!(
-            render_png(&audio, &dir.path().join("t.png"), 0, 50),
+            render_png(&audio, &dir.path().join("t.png"), 0, 50, "t"),
             Err(SpectrogramError::Size { .. })
         ));
         assert!(!dir.path().join("t.png").exists());
@@ -216,5 +255,16 @@ mod tests {
             render_rgb(&empty, 10, 10),
             Err(SpectrogramError::Empty)
         ));
+    }
+
+    #[test]
+    fn frequencies_and_positions_are_inverse_on_a_log_scale() {
+        assert!((position_of(LOWEST_HZ, 44_100)).abs() < 1e-12);
+        assert!((position_of(22_050.0, 44_100) - 1.0).abs() < 1e-12);
+        // Each octave takes the same height.
+        let octave = position_of(880.0, 44_100) - position_of(440.0, 44_100);
+        let next = position_of(1_760.0, 44_100) - position_of(880.0, 44_100);
+        assert!((octave - next).abs() < 1e-12);
+        assert!((frequency_at(position_of(1_000.0, 44_100), 44_100) - 1_000.0).abs() < 1e-6);
     }
 }

@@ -86,7 +86,9 @@ pub enum AudioCommand {
         #[command(flatten)]
         backend: BackendArg,
     },
-    /// Draw a log-magnitude spectrogram PNG (magma colours, 0 Hz at the bottom).
+    /// Draw a log-magnitude spectrogram PNG: magma colours, frequency on a
+    /// log scale from 20 Hz, time and frequency axes, a dB colour scale;
+    /// --width and --height size the plot inside the figure.
     Spectrogram {
         input: PathBuf,
         output: PathBuf,
@@ -314,10 +316,19 @@ fn run_blocking(command: AudioCommand) -> anyhow::Result<ExitCode> {
             height,
         } => {
             let audio = load(&input)?;
-            spectrogram::render_png(&audio, &output, width, height).map_err(|e| match e {
-                SpectrogramError::Write { .. } => anyhow::Error::new(e),
-                other => super::bad_input(other.to_string()),
-            })?;
+            let title = format!(
+                "Spectrogram of {}",
+                input.file_name().map_or_else(
+                    || input.display().to_string(),
+                    |n| n.to_string_lossy().into_owned()
+                )
+            );
+            spectrogram::render_png(&audio, &output, width, height, &title).map_err(
+                |e| match e {
+                    SpectrogramError::Write { .. } => anyhow::Error::new(e),
+                    other => super::bad_input(other.to_string()),
+                },
+            )?;
             let line = json!({
                 "op": "spectrogram",
                 "inputs": [{"path": input, "pcm_hash": artifacts::pcm_hash(&audio)}],

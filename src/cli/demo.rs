@@ -190,7 +190,11 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
     println!("\n== 4. Generate remixes and a cover; every step is recorded in the log");
     for (spec, _) in &tracks {
         let input_png = demo_dir.join(format!("{}-input.png", spec.isrc));
-        render_spectrogram(&spec.render_mixture(args.seconds), &input_png);
+        render_spectrogram(
+            &spec.render_mixture(args.seconds),
+            &input_png,
+            &format!("{} \"{}\", input mix", spec.isrc, spec.title),
+        );
         println!(
             "   input {} spectrogram: {}",
             spec.isrc,
@@ -428,9 +432,9 @@ struct Generated {
 
 /// A spectrogram PNG for the listen-check; a failure to draw one is
 /// reported and the demo goes on (the audio and the log are what count).
-fn render_spectrogram(audio: &Audio, path: &Path) {
+fn render_spectrogram(audio: &Audio, path: &Path, title: &str) {
     let (width, height) = SPECTROGRAM_PX;
-    if let Err(e) = inference::spectrogram::render_png(audio, path, width, height) {
+    if let Err(e) = inference::spectrogram::render_png(audio, path, width, height, title) {
         println!("   (no spectrogram: {e})");
     }
 }
@@ -480,7 +484,7 @@ async fn generate(
     std::fs::copy(&generated.credentialed.path, &output_copy)?;
     let (_, audio) = artifacts.load(&generated.output.file_hash)?;
     let png = output_copy.with_extension("png");
-    render_spectrogram(&audio, &png);
+    render_spectrogram(&audio, &png, &format!("Derivative {job}"));
     println!(
         "   derivative {job} published at seq {}, attribution {}\n   output {} (spectrogram {})",
         generated.published_seq,
