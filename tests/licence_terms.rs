@@ -309,6 +309,16 @@ fn a_label_ending_participation_lists_its_derivatives_and_licence_show_has_both_
             "cpu",
         ],
     );
+    // A server running all along: its takedown index catches up with the
+    // amendment another process appends.
+    let auditor = api_token(data, "auditor");
+    let server = Server::start(data);
+    let served = || {
+        let reply = server.get("/v1/takedowns", Some(&auditor));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()
+    };
+    assert_eq!(served()["takedowns"], json!([]));
     let before = log_size(data);
 
     // Overlapping (inverted) windows and unparseable dates are refused whole.
@@ -333,6 +343,9 @@ fn a_label_ending_participation_lists_its_derivatives_and_licence_show_has_both_
     assert_eq!(entries[0]["reason"], "not_participating");
     assert_eq!(entries[0]["event_seq"], amended_seq);
     assert_proven(&list, &entries[0]);
+    let from_server = served();
+    assert_eq!(from_server["takedowns"], list["takedowns"]);
+    assert_proven(&from_server, &from_server["takedowns"][0]);
 
     let now = ok_json(data, &["licence", "show", &isrc]);
     assert_eq!(now["participating"], false);

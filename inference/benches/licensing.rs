@@ -360,6 +360,23 @@ fn main() {
         seconds,
         list.takedowns.len()
     );
+    // A server's index: folded once, then caught up on each request.
+    let index = projections::takedowns::TakedownIndex::default();
+    runtime
+        .block_on(index.list(store.as_ref(), 0, day, None))
+        .expect("a takedown list");
+    let started = Instant::now();
+    let rounds = 1_000;
+    for _ in 0..rounds {
+        runtime
+            .block_on(index.list(store.as_ref(), 0, day, None))
+            .expect("a takedown list");
+    }
+    println!(
+        "{:<38} {:>12.3} ms per request (mean of {rounds})",
+        "takedown list from the server's index",
+        started.elapsed().as_secs_f64() * 1e3 / f64::from(rounds)
+    );
     println!(
         "\ndecisions / baseline read: {:.2} (reading the streams instead: {:.2}); decisions / goal ({GOAL_PER_S:.0}/s): {:.2} ({})",
         decisions / baseline,

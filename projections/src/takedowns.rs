@@ -11,8 +11,9 @@
 //! - its recording's licence window has ended (`outside_window`, from the
 //!   day after `until`; the cited event is the one that set `until`).
 //!
-//! The list is a fold over the whole log, made when asked: same log and day
-//! in, same list out.
+//! The list is a fold over the log: same log and day in, same list out. A
+//! one-shot command folds the whole log; a server keeps the fold in a
+//! [`TakedownIndex`] and catches it up on each request.
 
 use crate::cited::{checkpoint_covering, prove_all, CitedCheckpoint};
 use ledger::store::{EventStore, InclusionProof, StoreError, StoredEvent};
@@ -111,6 +112,8 @@ struct Terms {
 /// The catalog and publications the list is made from.
 #[derive(Default)]
 struct Folded {
+    /// The log prefix folded: events `0..position`.
+    position: u64,
     requests: HashMap<Uuid, Requested>,
     published: Vec<Published>,
     recordings: HashMap<String, Terms>,
@@ -267,17 +270,28 @@ pub struct TakedownMark {
 /// Folds the first `size` events into the entries in force on `day`.
 async fn fold(store: &dyn EventStore, size: u64) -> Result<Folded, StoreError> {
     let mut folded = Folded::default();
-    let mut next = 0;
-    while next < size {
-        let limit = READ_BATCH.min((size - next) as usize);
-        let events = store.read_range(next, limit).await?;
-        let Some(last) = events.last() else { break };
-        next = last.seq + 1;
+    fold_into(&mut folded, store, size).await?;
+    Ok(folded)
+}
+
+/// Folds the events from `folded`'s position up to `size` into it.
+async fn fold_into(
+    folded: &mut Folded,
+    store: &dyn EventStore,
+    size: u64,
+) -> Result<(), StoreError> {
+    while folded.position < size {
+        let limit = READ_BATCH.min((size - folded.position) as usize);
+        let events = store.read_range(folded.position, limit).await?;
+        if events.is_empty() {
+            break;
+        }
         for event in &events {
             folded.apply(event)?;
+            folded.position = event.seq + 1;
         }
     }
-    Ok(folded)
+    Ok(())
 }
 
 /// For each derivative taken down on or before `day` by the first `size`
@@ -304,49 +318,83 @@ pub async fn marks(
 /// The takedown list on `day` for the log as of its latest checkpoint
 /// (signed now if events were appended since, or the latest witnessed one
 /// under `policy`): entries caused by events at or after seq `since`, and
-/// every ended window.
+/// every ended window. One fold over the log; a server keeps a
+/// [`TakedownIndex`] instead.
 pub async fn takedowns(
     store: &dyn EventStore,
     since: u64,
     day: CalendarDate,
     policy: Option<&ledger::witness_policy::WitnessPolicy>,
 ) -> Result<TakedownList, StoreError> {
-    let size = store.size().await?;
-    let (checkpoint, root) = checkpoint_covering(store, size, policy).await?;
-    let folded = fold(store, checkpoint.size).await?;
-    let entries: Vec<_> = folded
-        .takedowns(day)
-        .into_iter()
-        .filter(|(_, reason, _, seq)| *seq >= since || *reason == TakedownReason::OutsideWindow)
-        .collect();
-    let mut seqs: Vec<u64> = entries.iter().map(|(_, _, _, seq)| *seq).collect();
-    seqs.sort_unstable();
-    seqs.dedup();
-    let events = store.read_seqs(seqs).await?;
-    let proofs: BTreeMap<u64, InclusionProof> = events
-        .iter()
-        .map(|e| e.seq)
-        .zip(prove_all(store, &events, checkpoint.size, root).await?)
-        .collect();
-    let takedowns = entries
-        .into_iter()
-        .map(|(published, reason, effective, seq)| Takedown {
-            derivative: published.derivative,
-            published_seq: published.seq,
-            recording: published.recording.clone(),
-            voice_model: published.voice.as_ref().map(|v| v.id.clone()),
-            reason,
-            effective,
-            event_seq: seq,
-            proof: proofs[&seq].clone(),
+    TakedownIndex::default()
+        .list(store, since, day, policy)
+        .await
+}
+
+/// The takedown list's fold, kept in memory and caught up with the log on
+/// each request, so a server answers from what was appended since the last
+/// request rather than from the whole log.
+#[derive(Default)]
+pub struct TakedownIndex {
+    folded: tokio::sync::Mutex<Folded>,
+}
+
+impl TakedownIndex {
+    /// As [`takedowns`], from the fold kept here.
+    pub async fn list(
+        &self,
+        store: &dyn EventStore,
+        since: u64,
+        day: CalendarDate,
+        policy: Option<&ledger::witness_policy::WitnessPolicy>,
+    ) -> Result<TakedownList, StoreError> {
+        let size = store.size().await?;
+        let (checkpoint, root) = checkpoint_covering(store, size, policy).await?;
+        let mut kept = self.folded.lock().await;
+        // A witnessed checkpoint can trail what is folded here already: the
+        // list is then folded afresh, as of that checkpoint.
+        let fresh;
+        let folded = if kept.position <= checkpoint.size {
+            fold_into(&mut kept, store, checkpoint.size).await?;
+            &*kept
+        } else {
+            fresh = fold(store, checkpoint.size).await?;
+            &fresh
+        };
+        let entries: Vec<_> = folded
+            .takedowns(day)
+            .into_iter()
+            .filter(|(_, reason, _, seq)| *seq >= since || *reason == TakedownReason::OutsideWindow)
+            .collect();
+        let mut seqs: Vec<u64> = entries.iter().map(|(_, _, _, seq)| *seq).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let events = store.read_seqs(seqs).await?;
+        let proofs: BTreeMap<u64, InclusionProof> = events
+            .iter()
+            .map(|e| e.seq)
+            .zip(prove_all(store, &events, checkpoint.size, root).await?)
+            .collect();
+        let takedowns = entries
+            .into_iter()
+            .map(|(published, reason, effective, seq)| Takedown {
+                derivative: published.derivative,
+                published_seq: published.seq,
+                recording: published.recording.clone(),
+                voice_model: published.voice.as_ref().map(|v| v.id.clone()),
+                reason,
+                effective,
+                event_seq: seq,
+                proof: proofs[&seq].clone(),
+            })
+            .collect();
+        Ok(TakedownList {
+            day,
+            since,
+            checkpoint,
+            takedowns,
         })
-        .collect();
-    Ok(TakedownList {
-        day,
-        since,
-        checkpoint,
-        takedowns,
-    })
+    }
 }
 
 /// The plain-text form: one line per entry.

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use inference::pipeline::licensing::today;
 use projections::consent::{withdraw_consent, WithdrawalError, Withdrawn};
-use projections::takedowns::{takedowns, TakedownList};
+use projections::takedowns::TakedownList;
 use schemas::licence::CalendarDate;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -128,12 +128,14 @@ pub async fn list(
     authorize(&principal, Action::ReadTakedowns, None)?;
     let Query(params) = query?;
     let policy = state.witnessing.as_ref().map(|w| w.policy.as_ref());
-    let list = takedowns(
-        state.store.as_ref(),
-        params.since.unwrap_or(0),
-        today(),
-        policy,
-    )
-    .await?;
+    let list = state
+        .takedowns
+        .list(
+            state.store.as_ref(),
+            params.since.unwrap_or(0),
+            today(),
+            policy,
+        )
+        .await?;
     Ok(Json(list))
 }

@@ -90,6 +90,8 @@ pub struct AppState {
     pub tiles: tile_cache::TileCache,
     /// The data directory: its credentials' root is lineage's trust anchor.
     pub data_dir: std::path::PathBuf,
+    /// The takedown list's fold, caught up on each `GET /v1/takedowns`.
+    pub takedowns: projections::takedowns::TakedownIndex,
 }
 
 /// What the API needs of the log's witnessing (`crate::witnessing`).
@@ -140,6 +142,7 @@ impl AppState {
             witnessing: None,
             tiles: tile_cache::TileCache::default(),
             data_dir: context.data_dir.clone(),
+            takedowns: projections::takedowns::TakedownIndex::default(),
         }))
     }
 }
