@@ -11,6 +11,9 @@ use ledger::NewEvent;
 use schemas::catalog::{self, ConsentWithdrawn, VoiceModel, CATALOG_SCHEMA_VERSION};
 use schemas::licence::CalendarDate;
 
+/// Read-check-append rounds before a withdrawal gives up on a busy stream.
+const APPEND_ATTEMPTS: usize = 3;
+
 /// Why a withdrawal was not recorded; nothing was written for any of these.
 #[derive(Debug, thiserror::Error)]
 pub enum WithdrawalError {
@@ -29,7 +32,7 @@ pub enum WithdrawalError {
         seq: u64,
         effective: CalendarDate,
     },
-    #[error("the voice model's consent changed while the withdrawal was being recorded; nothing was written, try again")]
+    #[error("other withdrawals of this voice model kept landing while this one was being recorded; nothing was written, try again")]
     Conflict,
     #[error(transparent)]
     Store(StoreError),
@@ -38,11 +41,12 @@ pub enum WithdrawalError {
 }
 
 impl WithdrawalError {
-    /// True when the request is at fault (exit status 2, HTTP 4xx).
+    /// True when the request is at fault (exit status 2, HTTP 4xx); a
+    /// busy stream ([`WithdrawalError::Conflict`]) is worth a retry instead.
     pub fn is_client_error(&self) -> bool {
         !matches!(
             self,
-            WithdrawalError::Store(_) | WithdrawalError::Corrupt { .. }
+            WithdrawalError::Store(_) | WithdrawalError::Corrupt { .. } | WithdrawalError::Conflict
         )
     }
 }
@@ -112,43 +116,54 @@ pub async fn withdraw_consent(
         });
     }
     let consent_stream = catalog::voice_consent_stream(voice_model);
-    let earlier = store
-        .read_stream(&consent_stream, 0, ledger::store::APPEND_EVENTS_MAX)
-        .await?;
-    for event in &earlier {
-        let withdrawn: ConsentWithdrawn = decode(event, &consent_stream)?;
-        if withdrawn.reference == reference {
-            return Err(WithdrawalError::AlreadyWithdrawn {
-                voice_model: voice_model.to_string(),
-                reference: reference.to_string(),
-                seq: event.seq,
-                effective: withdrawn.effective,
-            });
-        }
-    }
     let withdrawal = ConsentWithdrawn {
         voice_model: voice_model.to_string(),
         reference: reference.to_string(),
         effective,
     };
-    let data = serde_json::to_value(&withdrawal).expect("a withdrawal serializes");
-    // The stream must still hold what was read: two withdrawals of one
-    // consent racing each other record one.
-    let appended = store
-        .append(AppendRequest::new(
-            &consent_stream,
-            ExpectedVersion::Exact(earlier.len() as u64),
-            vec![NewEvent {
-                schema: CATALOG_SCHEMA_VERSION,
-                ..NewEvent::new(catalog::VOICE_CONSENT_WITHDRAWN, data)
-            }],
-        ))
-        .await?;
-    let seq = appended
-        .first()
-        .map(|a| a.seq)
-        .ok_or_else(|| StoreError::Corrupt("the store appended no event".into()))?;
-    Ok(Withdrawn { seq, withdrawal })
+    // Withdrawals of other consents of the same voice may land between the
+    // read and the append: read again and retry, a few times.
+    for _ in 0..APPEND_ATTEMPTS {
+        let earlier = store
+            .read_stream(&consent_stream, 0, ledger::store::APPEND_EVENTS_MAX)
+            .await?;
+        for event in &earlier {
+            let withdrawn: ConsentWithdrawn = decode(event, &consent_stream)?;
+            if withdrawn.reference == reference {
+                return Err(WithdrawalError::AlreadyWithdrawn {
+                    voice_model: voice_model.to_string(),
+                    reference: reference.to_string(),
+                    seq: event.seq,
+                    effective: withdrawn.effective,
+                });
+            }
+        }
+        let data = serde_json::to_value(&withdrawal).expect("a withdrawal serializes");
+        // The stream must still hold what was read, so two withdrawals of
+        // one consent racing each other record one.
+        let appended = store
+            .append(AppendRequest::new(
+                &consent_stream,
+                ExpectedVersion::Exact(earlier.len() as u64),
+                vec![NewEvent {
+                    schema: CATALOG_SCHEMA_VERSION,
+                    ..NewEvent::new(catalog::VOICE_CONSENT_WITHDRAWN, data)
+                }],
+            ))
+            .await;
+        match appended {
+            Ok(appended) => {
+                let seq = appended
+                    .first()
+                    .map(|a| a.seq)
+                    .ok_or_else(|| StoreError::Corrupt("the store appended no event".into()))?;
+                return Ok(Withdrawn { seq, withdrawal });
+            }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(WithdrawalError::Conflict)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(

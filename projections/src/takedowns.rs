@@ -75,7 +75,8 @@ pub struct Takedown {
 pub struct TakedownList {
     /// The UTC day the list was made for.
     pub day: CalendarDate,
-    /// Entries from events at or after this seq (window ends always show).
+    /// Entries whose cause or publication is at or after this seq, and
+    /// those that took effect on a later day than their cause.
     pub since: u64,
     pub checkpoint: CitedCheckpoint,
     pub takedowns: Vec<Takedown>,
@@ -92,6 +93,9 @@ struct VoiceUsed {
 struct Requested {
     recording: String,
     voice: Option<VoiceUsed>,
+    /// The catalog event whose terms licensed it (the request's own seq in
+    /// logs from before licence terms).
+    licensed_seq: u64,
 }
 
 /// A published derivative, as the fold keeps it.
@@ -100,13 +104,23 @@ struct Published {
     seq: u64,
     recording: String,
     voice: Option<VoiceUsed>,
+    licensed_seq: u64,
 }
 
-/// A recording's terms in force, and where they came from.
-struct Terms {
+/// What the list needs of a recording's terms, with the events that set it.
+#[derive(Default)]
+struct RecordingState {
+    /// Where participation ended (seq, day), if it has and not resumed.
+    ended: Option<(u64, CalendarDate)>,
+    /// The `until` in force and the event that set it to that day.
+    until: Option<(CalendarDate, u64)>,
+}
+
+/// A consent withdrawal, with its event's seq and day.
+struct Withdrawal {
     seq: u64,
     day: CalendarDate,
-    recording: Recording,
+    withdrawn: ConsentWithdrawn,
 }
 
 /// The catalog and publications the list is made from.
@@ -116,8 +130,28 @@ struct Folded {
     position: u64,
     requests: HashMap<Uuid, Requested>,
     published: Vec<Published>,
-    recordings: HashMap<String, Terms>,
-    withdrawals: Vec<(u64, ConsentWithdrawn)>,
+    recordings: HashMap<String, RecordingState>,
+    withdrawals: Vec<Withdrawal>,
+}
+
+/// One takedown as the fold finds it.
+struct Entry<'a> {
+    published: &'a Published,
+    reason: TakedownReason,
+    effective: CalendarDate,
+    /// The seq of the event that caused it, and that event's day.
+    cause: u64,
+    cause_day: CalendarDate,
+}
+
+impl Entry<'_> {
+    /// Whether `--since SEQ` keeps it: its cause or its publication is at or
+    /// after SEQ, or it took effect on a later day than its cause (an ended
+    /// window, a withdrawal dated ahead), which a poller could not have seen
+    /// when the cause was logged.
+    fn since(&self, since: u64) -> bool {
+        self.cause >= since || self.published.seq >= since || self.effective > self.cause_day
+    }
 }
 
 impl Folded {
@@ -143,19 +177,30 @@ impl Folded {
             catalog::RECORDING_REGISTERED | catalog::RECORDING_AMENDED => {
                 let (data, day) = decode(event)?;
                 let recording: Recording = serde_json::from_value(data).map_err(corrupt)?;
-                self.recordings.insert(
-                    recording.isrc.clone(),
-                    Terms {
-                        seq: event.seq,
-                        day,
-                        recording,
-                    },
-                );
+                let state = self.recordings.entry(recording.isrc).or_default();
+                let participating = recording.licence.as_ref().is_some_and(|l| l.participating);
+                // The event that ended participation stays the cause until
+                // participation resumes; a later edit does not replace it.
+                state.ended = match (participating, state.ended) {
+                    (true, _) => None,
+                    (false, Some(ended)) => Some(ended),
+                    (false, None) => Some((event.seq, day)),
+                };
+                let until = recording.licence.and_then(|l| l.until);
+                state.until = match (until, state.until) {
+                    (Some(until), Some((same, seq))) if same == until => Some((until, seq)),
+                    (Some(until), _) => Some((until, event.seq)),
+                    (None, _) => None,
+                };
             }
             catalog::VOICE_CONSENT_WITHDRAWN => {
-                let (data, _) = decode(event)?;
+                let (data, day) = decode(event)?;
                 let withdrawn = serde_json::from_value(data).map_err(corrupt)?;
-                self.withdrawals.push((event.seq, withdrawn));
+                self.withdrawals.push(Withdrawal {
+                    seq: event.seq,
+                    day,
+                    withdrawn,
+                });
             }
             GENERATION_REQUESTED => {
                 let (data, _) = decode(event)?;
@@ -171,6 +216,7 @@ impl Folded {
                         Requested {
                             recording: requested.recording,
                             voice,
+                            licensed_seq: requested.terms_seq.unwrap_or(event.seq),
                         },
                     );
                 }
@@ -189,6 +235,7 @@ impl Folded {
                         seq: event.seq,
                         recording: requested.recording.clone(),
                         voice: requested.voice.clone(),
+                        licensed_seq: requested.licensed_seq,
                     });
                 }
             }
@@ -199,60 +246,52 @@ impl Folded {
 
     /// The entries in force on `day`: (derivative's publication, reason,
     /// effective day, event seq), in event then publication order.
-    fn takedowns(&self, day: CalendarDate) -> Vec<(&Published, TakedownReason, CalendarDate, u64)> {
+    fn takedowns(&self, day: CalendarDate) -> Vec<Entry<'_>> {
         let mut entries = Vec::new();
         for published in &self.published {
+            let entry = |reason, effective, cause, cause_day| Entry {
+                published,
+                reason,
+                effective,
+                cause,
+                cause_day,
+            };
             if let Some(voice) = &published.voice {
-                for (seq, w) in &self.withdrawals {
-                    let used = voice.consent_reference.as_ref() == Some(&w.reference);
-                    if w.voice_model == voice.id && used && w.effective <= day {
-                        entries.push((
-                            published,
+                for w in &self.withdrawals {
+                    let used = voice.consent_reference.as_ref() == Some(&w.withdrawn.reference);
+                    if w.withdrawn.voice_model == voice.id && used && w.withdrawn.effective <= day {
+                        entries.push(entry(
                             TakedownReason::ConsentWithdrawn,
-                            w.effective,
-                            *seq,
+                            w.withdrawn.effective,
+                            w.seq,
+                            w.day,
                         ));
                     }
                 }
             }
-            let Some(terms) = self.recordings.get(&published.recording) else {
+            let Some(state) = self.recordings.get(&published.recording) else {
                 continue;
             };
-            match &terms.recording.licence {
-                // Terms stated after the publication ended participation.
-                Some(licence) if !licence.participating && terms.seq > published.seq => {
-                    entries.push((
-                        published,
+            // Participation ended after the terms this derivative was made under.
+            if let Some((seq, ended_on)) = state.ended {
+                if published.licensed_seq < seq && ended_on <= day {
+                    entries.push(entry(
                         TakedownReason::NotParticipating,
-                        terms.day,
-                        terms.seq,
+                        ended_on,
+                        seq,
+                        ended_on,
                     ));
                 }
-                None if terms.seq > published.seq => {
-                    entries.push((
-                        published,
-                        TakedownReason::NotParticipating,
-                        terms.day,
-                        terms.seq,
-                    ));
+            }
+            if let Some((until, seq)) = state.until {
+                let ended = until.0.next_day().map(CalendarDate);
+                if let Some(ended) = ended.filter(|ended| *ended <= day) {
+                    // Not an event: it takes effect on a day of its own.
+                    entries.push(entry(TakedownReason::OutsideWindow, ended, seq, until));
                 }
-                Some(licence) => {
-                    if let Some(until) = licence.until {
-                        let ended = until.0.next_day().map(CalendarDate);
-                        if let Some(ended) = ended.filter(|ended| *ended <= day) {
-                            entries.push((
-                                published,
-                                TakedownReason::OutsideWindow,
-                                ended,
-                                terms.seq,
-                            ));
-                        }
-                    }
-                }
-                None => {}
             }
         }
-        entries.sort_by_key(|(p, reason, _, seq)| (*seq, p.seq, *reason));
+        entries.sort_by_key(|e| (e.cause, e.published.seq, e.reason));
         entries
     }
 }
@@ -305,11 +344,11 @@ pub async fn marks(
 ) -> Result<HashMap<Uuid, TakedownMark>, StoreError> {
     let folded = fold(store, size).await?;
     let mut marks = HashMap::new();
-    for (published, reason, effective, event_seq) in folded.takedowns(day) {
-        marks.entry(published.derivative).or_insert(TakedownMark {
-            reason,
-            effective,
-            event_seq,
+    for e in folded.takedowns(day) {
+        marks.entry(e.published.derivative).or_insert(TakedownMark {
+            reason: e.reason,
+            effective: e.effective,
+            event_seq: e.cause,
         });
     }
     Ok(marks)
@@ -364,9 +403,9 @@ impl TakedownIndex {
         let entries: Vec<_> = folded
             .takedowns(day)
             .into_iter()
-            .filter(|(_, reason, _, seq)| *seq >= since || *reason == TakedownReason::OutsideWindow)
+            .filter(|e| e.since(since))
             .collect();
-        let mut seqs: Vec<u64> = entries.iter().map(|(_, _, _, seq)| *seq).collect();
+        let mut seqs: Vec<u64> = entries.iter().map(|e| e.cause).collect();
         seqs.sort_unstable();
         seqs.dedup();
         let events = store.read_seqs(seqs).await?;
@@ -377,15 +416,15 @@ impl TakedownIndex {
             .collect();
         let takedowns = entries
             .into_iter()
-            .map(|(published, reason, effective, seq)| Takedown {
-                derivative: published.derivative,
-                published_seq: published.seq,
-                recording: published.recording.clone(),
-                voice_model: published.voice.as_ref().map(|v| v.id.clone()),
-                reason,
-                effective,
-                event_seq: seq,
-                proof: proofs[&seq].clone(),
+            .map(|e| Takedown {
+                derivative: e.published.derivative,
+                published_seq: e.published.seq,
+                recording: e.published.recording.clone(),
+                voice_model: e.published.voice.as_ref().map(|v| v.id.clone()),
+                reason: e.reason,
+                effective: e.effective,
+                event_seq: e.cause,
+                proof: proofs[&e.cause].clone(),
             })
             .collect();
         Ok(TakedownList {

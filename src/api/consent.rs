@@ -24,9 +24,14 @@ impl From<WithdrawalError> for ApiError {
         match error {
             WithdrawalError::UnknownVoiceModel(_) => ApiError::NotFound(error.to_string()),
             WithdrawalError::NeverGranted { .. } => ApiError::Unprocessable(error.to_string()),
-            WithdrawalError::AlreadyWithdrawn { .. } | WithdrawalError::Conflict => {
+            WithdrawalError::AlreadyWithdrawn { .. } => {
                 ApiError::AlreadyRecorded(error.to_string())
             }
+            // Retryable: nothing was written.
+            WithdrawalError::Conflict => ApiError::TooManyRequests {
+                message: error.to_string(),
+                retry_after_s: 1,
+            },
             WithdrawalError::Store(store) => store.into(),
             WithdrawalError::Corrupt { .. } => ApiError::Internal(error.to_string()),
         }
@@ -62,6 +67,7 @@ pub struct WithdrawalBody {
         (status = 403, description = "Not an admin key", body = super::error::ErrorBody),
         (status = 404, description = "No such voice model", body = super::error::ErrorBody),
         (status = 409, description = "That consent was already withdrawn", body = super::error::ErrorBody),
+        (status = 429, description = "Other withdrawals of this voice model kept landing; nothing was written, retry", body = super::error::ErrorBody),
         (status = 422, description = "No consent with that reference was ever granted", body = super::error::ErrorBody),
     )
 )]
@@ -98,8 +104,9 @@ pub async fn withdraw(
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct TakedownParams {
-    /// Only entries caused by events at or after this seq (ended licence
-    /// windows, which are not events, are always listed).
+    /// Only entries whose cause or publication is at or after this seq,
+    /// and those that took effect on a later day than their cause (ended
+    /// windows, withdrawals dated ahead).
     since: Option<u64>,
 }
 

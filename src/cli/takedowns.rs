@@ -12,8 +12,9 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct TakedownsArgs {
-    /// Only entries caused by events at or after this seq (ended licence
-    /// windows, which are not events, are always listed).
+    /// Only entries whose cause or publication is at or after this seq,
+    /// and those that took effect on a later day than their cause (ended
+    /// windows, withdrawals dated ahead).
     #[arg(long, default_value_t = 0)]
     since: u64,
     #[arg(long, value_enum, default_value = "json")]

@@ -12,13 +12,18 @@ use super::licensing::{LicensedInputs, LicensedRecording, LicensedVoiceModel};
 use super::request::ValidRequest;
 use ledger::store::{EventStore, StoreError, StoredEvent};
 use schemas::catalog::{self, ConsentWithdrawn, Recording, VoiceModel};
-use schemas::generation::{voice_training_stream, VoiceModelTrained, VOICE_MODEL_TRAINED};
+use schemas::generation::{VoiceModelTrained, VOICE_MODEL_TRAINED};
 use schemas::ContentHash;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
 /// Events read per store round trip while catching up.
 const CATCH_UP_BATCH: usize = 4_096;
+/// The streams' name prefixes, as `schemas` names the streams.
+const RECORDING_STREAM: &str = "recording-";
+const VOICE_MODEL_STREAM: &str = "voice-model-";
+const TRAINING_STREAM: &str = "voice-training-";
+const CONSENT_STREAM: &str = "voice-consent-";
 
 /// A voice model's catalog state and what was logged about it.
 #[derive(Default)]
@@ -54,58 +59,62 @@ fn decode<T: serde::de::DeserializeOwned>(event: &StoredEvent) -> Result<T, Stor
 }
 
 impl Folded {
-    /// Applies one event; only the catalog's own streams count, as they do
-    /// for [`LicensedInputs::from_log`], which reads them by name.
+    /// Applies one event. Entities are keyed by the stream they are on, as
+    /// [`LicensedInputs::from_log`] reads them by stream name.
     fn apply(&mut self, event: &StoredEvent) -> Result<(), StoreError> {
+        let stream = event.stream.as_str();
         match event.event_type.as_str() {
             catalog::RECORDING_REGISTERED | catalog::RECORDING_AMENDED => {
+                let Some(isrc) = stream.strip_prefix(RECORDING_STREAM) else {
+                    return Ok(());
+                };
                 let recording: Recording = decode(event)?;
-                if event.stream == catalog::recording_stream(&recording.isrc) {
-                    self.recordings.insert(
-                        recording.isrc.clone(),
-                        LicensedRecording {
-                            stems: recording
-                                .stems
-                                .present()
-                                .into_iter()
-                                .map(|(name, hash)| (name.to_string(), hash.clone()))
-                                .collect(),
-                            isrc: recording.isrc,
-                            terms: recording.licence,
-                            terms_seq: event.seq,
-                        },
-                    );
-                }
+                self.recordings.insert(
+                    isrc.to_string(),
+                    LicensedRecording {
+                        stems: recording
+                            .stems
+                            .present()
+                            .into_iter()
+                            .map(|(name, hash)| (name.to_string(), hash.clone()))
+                            .collect(),
+                        isrc: recording.isrc,
+                        terms: recording.licence,
+                        terms_seq: event.seq,
+                    },
+                );
             }
             catalog::VOICE_MODEL_REGISTERED | catalog::VOICE_MODEL_AMENDED => {
+                let Some(id) = stream.strip_prefix(VOICE_MODEL_STREAM) else {
+                    return Ok(());
+                };
                 let model: VoiceModel = decode(event)?;
-                if event.stream == catalog::voice_model_stream(&model.id) {
-                    let id = model.id.clone();
-                    self.voices.entry(id).or_default().model = Some((model, event.seq));
-                }
+                self.voices.entry(id.to_string()).or_default().model = Some((model, event.seq));
             }
             VOICE_MODEL_TRAINED => {
+                let Some(id) = stream.strip_prefix(TRAINING_STREAM) else {
+                    return Ok(());
+                };
                 // A payload that is not a training run is skipped, as
                 // `from_log` skips it.
                 if let Ok(trained) = decode::<VoiceModelTrained>(event) {
-                    if event.stream == voice_training_stream(&trained.voice_model) {
-                        self.voices
-                            .entry(trained.voice_model)
-                            .or_default()
-                            .trainings
-                            .push((trained.training_stems, trained.artifact));
-                    }
+                    self.voices
+                        .entry(id.to_string())
+                        .or_default()
+                        .trainings
+                        .push((trained.training_stems, trained.artifact));
                 }
             }
             catalog::VOICE_CONSENT_WITHDRAWN => {
+                let Some(id) = stream.strip_prefix(CONSENT_STREAM) else {
+                    return Ok(());
+                };
                 let withdrawn: ConsentWithdrawn = decode(event)?;
-                if event.stream == catalog::voice_consent_stream(&withdrawn.voice_model) {
-                    self.voices
-                        .entry(withdrawn.voice_model.clone())
-                        .or_default()
-                        .withdrawals
-                        .push(withdrawn);
-                }
+                self.voices
+                    .entry(id.to_string())
+                    .or_default()
+                    .withdrawals
+                    .push(withdrawn);
             }
             _ => {}
         }
@@ -194,5 +203,30 @@ impl LicensingIndex {
     ) -> Result<LicensedInputs, StoreError> {
         self.catch_up(store).await?;
         Ok(self.inputs(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_prefixes_are_those_the_schemas_name() {
+        assert_eq!(
+            catalog::recording_stream("X"),
+            format!("{RECORDING_STREAM}X")
+        );
+        assert_eq!(
+            catalog::voice_model_stream("X"),
+            format!("{VOICE_MODEL_STREAM}X")
+        );
+        assert_eq!(
+            schemas::generation::voice_training_stream("X"),
+            format!("{TRAINING_STREAM}X")
+        );
+        assert_eq!(
+            catalog::voice_consent_stream("X"),
+            format!("{CONSENT_STREAM}X")
+        );
     }
 }
