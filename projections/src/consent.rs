@@ -6,6 +6,7 @@
 //! derivative made with that consent is on the takedown list
 //! ([`crate::takedowns`]).
 
+use ledger::store::payloads::read_payloads;
 use ledger::store::{AppendRequest, EventStore, ExpectedVersion, StoreError};
 use ledger::NewEvent;
 use schemas::catalog::{self, ConsentWithdrawn, VoiceModel, CATALOG_SCHEMA_VERSION};
@@ -36,18 +37,13 @@ pub enum WithdrawalError {
     Conflict,
     #[error(transparent)]
     Store(StoreError),
-    #[error("stream {stream:?} holds an event that is not valid: {message}")]
-    Corrupt { stream: String, message: String },
 }
 
 impl WithdrawalError {
     /// True when the request is at fault (exit status 2, HTTP 4xx); a
     /// busy stream ([`WithdrawalError::Conflict`]) is worth a retry instead.
     pub fn is_client_error(&self) -> bool {
-        !matches!(
-            self,
-            WithdrawalError::Store(_) | WithdrawalError::Corrupt { .. } | WithdrawalError::Conflict
-        )
+        !matches!(self, WithdrawalError::Store(_) | WithdrawalError::Conflict)
     }
 }
 
@@ -79,25 +75,18 @@ pub async fn withdraw_consent(
     effective: CalendarDate,
 ) -> Result<Withdrawn, WithdrawalError> {
     let model_stream = catalog::voice_model_stream(voice_model);
-    let versions = store
-        .read_stream(&model_stream, 0, ledger::store::APPEND_EVENTS_MAX)
-        .await?;
+    let types = [
+        catalog::VOICE_MODEL_REGISTERED,
+        catalog::VOICE_MODEL_AMENDED,
+    ];
+    let versions = read_payloads::<VoiceModel>(store, &model_stream, &types, u64::MAX).await?;
     let mut references = Vec::new();
     let mut granted = false;
-    for event in &versions {
-        if ![
-            catalog::VOICE_MODEL_REGISTERED,
-            catalog::VOICE_MODEL_AMENDED,
-        ]
-        .contains(&event.event_type.as_str())
-        {
-            continue;
-        }
-        let model: VoiceModel = decode(event, &model_stream)?;
-        if let Some(known) = model.consent.reference {
+    for model in versions.iter().map(|p| &p.data) {
+        if let Some(known) = &model.consent.reference {
             granted |= model.consent.granted && known == reference;
-            if !references.contains(&known) {
-                references.push(known);
+            if !references.contains(known) {
+                references.push(known.clone());
             }
         }
     }
@@ -124,19 +113,21 @@ pub async fn withdraw_consent(
     // Withdrawals of other consents of the same voice may land between the
     // read and the append: read again and retry, a few times.
     for _ in 0..APPEND_ATTEMPTS {
-        let earlier = store
-            .read_stream(&consent_stream, 0, ledger::store::APPEND_EVENTS_MAX)
-            .await?;
-        for event in &earlier {
-            let withdrawn: ConsentWithdrawn = decode(event, &consent_stream)?;
-            if withdrawn.reference == reference {
-                return Err(WithdrawalError::AlreadyWithdrawn {
-                    voice_model: voice_model.to_string(),
-                    reference: reference.to_string(),
-                    seq: event.seq,
-                    effective: withdrawn.effective,
-                });
-            }
+        // The stream holds withdrawals only, so their count is its version.
+        let earlier = read_payloads::<ConsentWithdrawn>(
+            store,
+            &consent_stream,
+            &[catalog::VOICE_CONSENT_WITHDRAWN],
+            u64::MAX,
+        )
+        .await?;
+        if let Some(earlier) = earlier.iter().find(|p| p.data.reference == reference) {
+            return Err(WithdrawalError::AlreadyWithdrawn {
+                voice_model: voice_model.to_string(),
+                reference: reference.to_string(),
+                seq: earlier.seq,
+                effective: earlier.data.effective,
+            });
         }
         let data = serde_json::to_value(&withdrawal).expect("a withdrawal serializes");
         // The stream must still hold what was read, so two withdrawals of
@@ -164,15 +155,4 @@ pub async fn withdraw_consent(
         }
     }
     Err(WithdrawalError::Conflict)
-}
-
-fn decode<T: serde::de::DeserializeOwned>(
-    event: &ledger::store::StoredEvent,
-    stream: &str,
-) -> Result<T, WithdrawalError> {
-    let envelope = event.envelope().map_err(StoreError::from)?;
-    serde_json::from_value(envelope.data).map_err(|e| WithdrawalError::Corrupt {
-        stream: stream.to_string(),
-        message: format!("seq {}: {e}", event.seq),
-    })
 }

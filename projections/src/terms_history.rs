@@ -2,6 +2,7 @@
 //! [--as-of SEQ]`): the terms in force, and every catalog event that set
 //! them, so an auditor sees what was allowed when, and since which event.
 
+use ledger::store::payloads::read_payloads;
 use ledger::store::{EventStore, StoreError};
 use schemas::catalog::{self, Recording};
 use schemas::licence::LicenceTerms;
@@ -56,26 +57,17 @@ pub async fn terms_history(
         return Err(TermsHistoryError::AsOfBeyondLog { as_of, size });
     }
     let stream = catalog::recording_stream(isrc);
-    let events = store
-        .read_stream(&stream, 0, ledger::store::APPEND_EVENTS_MAX)
-        .await?;
-    let mut versions = Vec::new();
-    for event in events.iter().filter(|e| e.seq < as_of) {
-        if ![catalog::RECORDING_REGISTERED, catalog::RECORDING_AMENDED]
-            .contains(&event.event_type.as_str())
-        {
-            continue;
-        }
-        let envelope = event.envelope().map_err(StoreError::from)?;
-        let recording: Recording = serde_json::from_value(envelope.data)
-            .map_err(|e| StoreError::Corrupt(format!("{stream} seq {}: {e}", event.seq)))?;
-        versions.push(TermsVersion {
-            seq: event.seq,
-            event_type: event.event_type.clone(),
-            time: envelope.time,
-            licence: recording.licence,
-        });
-    }
+    let types = [catalog::RECORDING_REGISTERED, catalog::RECORDING_AMENDED];
+    let versions: Vec<TermsVersion> = read_payloads::<Recording>(store, &stream, &types, as_of)
+        .await?
+        .into_iter()
+        .map(|p| TermsVersion {
+            seq: p.seq,
+            event_type: p.event_type,
+            time: p.time,
+            licence: p.data.licence,
+        })
+        .collect();
     let Some(in_force) = versions.last().cloned() else {
         return Err(TermsHistoryError::UnknownRecording {
             isrc: isrc.to_string(),

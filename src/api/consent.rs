@@ -33,7 +33,6 @@ impl From<WithdrawalError> for ApiError {
                 retry_after_s: 1,
             },
             WithdrawalError::Store(store) => store.into(),
-            WithdrawalError::Corrupt { .. } => ApiError::Internal(error.to_string()),
         }
     }
 }

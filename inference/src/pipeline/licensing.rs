@@ -6,6 +6,7 @@
 use super::request::ValidRequest;
 pub use super::terms::Refusal;
 use super::terms::{self, Asked, ConsentState};
+use ledger::store::payloads::read_payloads;
 use ledger::{EventStore, StoreError};
 use schemas::catalog::{self, ConsentWithdrawn, Recording, VoiceModel};
 use schemas::generation::{
@@ -268,20 +269,9 @@ pub async fn consent_withdrawals(
     before: u64,
 ) -> Result<Vec<ConsentWithdrawn>, StoreError> {
     let stream = catalog::voice_consent_stream(id);
-    let events = store
-        .read_stream(&stream, 0, ledger::store::APPEND_EVENTS_MAX)
-        .await?;
-    let mut withdrawals = Vec::new();
-    for event in events.iter().filter(|e| e.seq < before) {
-        if event.event_type == catalog::VOICE_CONSENT_WITHDRAWN {
-            let envelope = event.envelope().map_err(StoreError::from)?;
-            withdrawals.push(
-                serde_json::from_value(envelope.data)
-                    .map_err(|e| StoreError::Corrupt(format!("{stream}: {e}")))?,
-            );
-        }
-    }
-    Ok(withdrawals)
+    let withdrawals =
+        read_payloads(store, &stream, &[catalog::VOICE_CONSENT_WITHDRAWN], before).await?;
+    Ok(withdrawals.into_iter().map(|p| p.data).collect())
 }
 
 /// The payload of the newest event of `types` on `stream` before seq
@@ -293,16 +283,6 @@ async fn latest_entity<T: DeserializeOwned>(
     types: &[&str],
     before: u64,
 ) -> Result<Option<(T, u64)>, StoreError> {
-    let events = store
-        .read_stream(stream, 0, ledger::store::APPEND_EVENTS_MAX)
-        .await?;
-    for event in events.iter().rev() {
-        if event.seq < before && types.contains(&event.event_type.as_str()) {
-            let envelope = event.envelope().map_err(StoreError::from)?;
-            return serde_json::from_value(envelope.data)
-                .map(|entity| Some((entity, event.seq)))
-                .map_err(|e| StoreError::Corrupt(format!("{stream}: {e}")));
-        }
-    }
-    Ok(None)
+    let versions = read_payloads(store, stream, types, before).await?;
+    Ok(versions.into_iter().last().map(|p| (p.data, p.seq)))
 }

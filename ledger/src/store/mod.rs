@@ -13,6 +13,7 @@ mod head_cache;
 pub mod kurrentdb;
 mod node;
 pub mod open;
+pub mod payloads;
 pub mod postgres;
 pub mod proof_cache;
 pub mod sequencer;
