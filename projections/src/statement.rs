@@ -173,12 +173,12 @@ pub fn statement_detail(
 
 /// Marks the detail lines of derivatives taken down on or before the last
 /// day of `period` by the first `size` events (see
-/// [`crate::takedowns::marks`]).
-pub async fn mark_takedowns(
+/// [`crate::takedowns::marks`]): one fold of the log for all the lines.
+pub async fn mark_takedowns<'a>(
     store: &dyn EventStore,
     size: u64,
     period: &str,
-    details: &mut [StatementDetail],
+    details: impl IntoIterator<Item = &'a mut StatementDetail>,
 ) -> Result<(), StatementError> {
     let last_day = crate::identifiers::period_last_day(period)
         .ok_or_else(|| StatementError::BadPeriod(period.to_string()))?;

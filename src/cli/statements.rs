@@ -64,15 +64,17 @@ pub async fn run(args: StatementsArgs, context: &Context) -> anyhow::Result<Exit
                 &statement.currency,
                 statement.checkpoint.size,
             )?;
-            let mut detail = statement_detail(&lines, party)?;
+            details.push(statement_detail(&lines, party)?);
+        }
+        // The statements of one call share their period and checkpoint.
+        if let Some(first) = found.first() {
             mark_takedowns(
                 store.as_ref(),
-                statement.checkpoint.size,
-                &statement.period,
-                &mut detail,
+                first.checkpoint.size,
+                &first.period,
+                details.iter_mut().flatten(),
             )
             .await?;
-            details.push(detail);
         }
         match args.format {
             Format::Json => {
