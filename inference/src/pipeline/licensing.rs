@@ -48,7 +48,46 @@ pub struct LicensedVoiceModel {
     pub artifact: Option<ContentHash>,
 }
 
+impl LicensedRecording {
+    /// The catalog's recording as stated by the event at `seq`.
+    pub fn from_catalog(recording: Recording, seq: u64) -> LicensedRecording {
+        LicensedRecording {
+            stems: recording
+                .stems
+                .present()
+                .into_iter()
+                .map(|(name, hash)| (name.to_string(), hash.clone()))
+                .collect(),
+            isrc: recording.isrc,
+            terms: recording.licence,
+            terms_seq: seq,
+        }
+    }
+}
+
 impl LicensedVoiceModel {
+    /// The catalog's voice model as stated by the event at `seq`, with the
+    /// withdrawals logged for it and the newest artifact trained on its
+    /// licensed stems.
+    pub fn from_catalog(
+        model: VoiceModel,
+        seq: u64,
+        withdrawals: Vec<ConsentWithdrawn>,
+        artifact: Option<ContentHash>,
+    ) -> LicensedVoiceModel {
+        LicensedVoiceModel {
+            id: model.id,
+            artist: model.artist,
+            consent_granted: model.consent.granted,
+            consent_reference: model.consent.reference,
+            consent_scope: model.consent.scope,
+            consent_seq: seq,
+            withdrawals,
+            training_stems: model.training_stems,
+            artifact,
+        }
+    }
+
     /// The consent as the licence rules read it.
     pub fn consent(&self) -> ConsentState<'_> {
         ConsentState {
@@ -178,17 +217,7 @@ impl LicensedInputs {
             before,
         )
         .await?
-        .map(|(r, seq)| LicensedRecording {
-            isrc: r.isrc,
-            stems: r
-                .stems
-                .present()
-                .into_iter()
-                .map(|(name, hash)| (name.to_string(), hash.clone()))
-                .collect(),
-            terms: r.licence,
-            terms_seq: seq,
-        });
+        .map(|(recording, seq)| LicensedRecording::from_catalog(recording, seq));
         let voice_model = match &request.recipe.voice_model {
             Some(id) => voice_model_before(store, id, before).await?,
             None => None,
@@ -249,17 +278,12 @@ async fn voice_model_before(
             }
         }
     }
-    Ok(Some(LicensedVoiceModel {
-        id: model.id,
-        artist: model.artist,
-        consent_granted: model.consent.granted,
-        consent_reference: model.consent.reference,
-        consent_scope: model.consent.scope,
+    Ok(Some(LicensedVoiceModel::from_catalog(
+        model,
         consent_seq,
         withdrawals,
-        training_stems: model.training_stems,
         artifact,
-    }))
+    )))
 }
 
 /// The consent withdrawals logged for voice model `id` before seq `before`.

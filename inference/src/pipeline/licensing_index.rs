@@ -71,17 +71,7 @@ impl Folded {
                 let recording: Recording = decode(event)?;
                 self.recordings.insert(
                     isrc.to_string(),
-                    LicensedRecording {
-                        stems: recording
-                            .stems
-                            .present()
-                            .into_iter()
-                            .map(|(name, hash)| (name.to_string(), hash.clone()))
-                            .collect(),
-                        isrc: recording.isrc,
-                        terms: recording.licence,
-                        terms_seq: event.seq,
-                    },
+                    LicensedRecording::from_catalog(recording, event.seq),
                 );
             }
             catalog::VOICE_MODEL_REGISTERED | catalog::VOICE_MODEL_AMENDED => {
@@ -131,17 +121,12 @@ impl Folded {
             .rev()
             .find(|(stems, _)| *stems == model.training_stems)
             .map(|(_, artifact)| artifact.clone());
-        Some(LicensedVoiceModel {
-            id: model.id.clone(),
-            artist: model.artist.clone(),
-            consent_granted: model.consent.granted,
-            consent_reference: model.consent.reference.clone(),
-            consent_scope: model.consent.scope.clone(),
-            consent_seq: *seq,
-            withdrawals: facts.withdrawals.clone(),
-            training_stems: model.training_stems.clone(),
+        Some(LicensedVoiceModel::from_catalog(
+            model.clone(),
+            *seq,
+            facts.withdrawals.clone(),
             artifact,
-        })
+        ))
     }
 }
 
