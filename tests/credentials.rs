@@ -163,6 +163,16 @@ fn an_independent_reader_trusts_our_credentials_and_lineage_answers_from_them() 
         assert_eq!(ingredient["instance_id"], *hash);
         assert_eq!(ingredient["relationship"], "componentOf");
     }
+    // Every step, with its parameters exactly as the log has them.
+    let logged: Vec<Value> = lineage["generation_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "generation.step")
+        .map(|e| json!({"op": e["data"]["op"], "params": e["data"]["params"]}))
+        .collect();
+    assert!(!logged.is_empty(), "{lineage}");
+    assert_eq!(seen["steps"], json!(logged), "{seen}");
     let provenance = &seen["provenance"];
     assert_eq!(provenance["derivative"], generated["derivative"]);
     assert_eq!(provenance["published_seq"], generated["published_seq"]);

@@ -243,11 +243,11 @@ fn c2pa_share(
             .expect("the remix job")
     });
     let sign_s = generated.credentialed.sign_embed_us as f64 / 1e6;
-    let size_mb = std::fs::metadata(&generated.credentialed.path)
+    let size_mb = std::fs::metadata(&generated.output.path)
         .map(|m| m.len() as f64 / 1e6)
         .unwrap_or(0.0);
     println!(
-        "c2pa: remix {recipe} of {seconds} s audio: job {job_s:.3} s; of it, signing and embedding the {size_mb:.1} MB output's credentials {sign_s:.3} s = {:.2}% (goal < 5%)",
+        "c2pa: remix {recipe} of {seconds} s audio: job {job_s:.3} s; of it, reading back and hashing the {size_mb:.1} MB output, signing its credentials and storing them {sign_s:.3} s = {:.2}% (goal < 5%)",
         100.0 * sign_s / job_s
     );
 }

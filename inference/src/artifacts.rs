@@ -3,7 +3,10 @@
 //! Every stored file is named by the SHA-256 of its bytes
 //! (`artifacts/sha256/<hex>`), and also indexed by the hash of its decoded PCM
 //! (`artifacts/pcm/<hex>` holds the file hash), so the same audio re-wrapped in
-//! another container or encoding is still recognised. Inputs are decoded and
+//! another container or encoding is still recognised. A published output's
+//! Content Credentials are kept as its manifest store beside it
+//! ([`ArtifactStore::put_credentials`]), not as a second copy of the audio.
+//! Inputs are decoded and
 //! validated before anything is written: an unreadable, empty, non-finite,
 //! over-long or oddly sampled file, or one that decodes to more than
 //! [`DECODED_SAMPLES_MAX`] samples, is refused with nothing stored. Files
@@ -509,6 +512,19 @@ pub fn write_wav_file(path: &Path, audio: &Audio) -> Result<(), ArtifactError> {
     file.sync_all().map_err(io)
 }
 
+/// The Content Credentials issued for a published output, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedCredentials {
+    /// `sha256:<hex>` of the published output.
+    pub output: String,
+    /// `sha256:<hex>` of the distributed file: the output with `manifest`
+    /// embedded.
+    pub file: String,
+    /// `sha256:<hex>` of the manifest store; `None` in a store that kept
+    /// the whole distributed file instead.
+    pub manifest: Option<String>,
+}
+
 /// The store in one data directory.
 #[derive(Clone, Debug)]
 pub struct ArtifactStore {
@@ -532,6 +548,7 @@ impl ArtifactStore {
             root.join("sha256"),
             root.join("pcm"),
             root.join("credentialed"),
+            root.join("distributed"),
         ] {
             fs::create_dir_all(&dir).map_err(|source| ArtifactError::Io { path: dir, source })?;
         }
@@ -602,34 +619,108 @@ impl ArtifactStore {
         Ok(hash)
     }
 
-    /// Stores a published output's credentialed file (the output with its
-    /// C2PA manifest embedded) and indexes it by the output's file hash
-    /// (`artifacts/credentialed/<hex>` holds the credentialed file's hash),
-    /// so a download of the output serves the file as distributed. Returns
-    /// the credentialed file's hash.
-    pub fn put_credentialed(
+    /// Stores the Content Credentials issued for the published output
+    /// `output_hash`: its manifest store (by its own hash), and indexes
+    /// under `credentialed/<output hex>` the distributed file's hash and the
+    /// manifest's, and under `distributed/<file hex>` the output's. The
+    /// distributed file is the output with the manifest embedded
+    /// ([`crate::credentials::embed`]); it is assembled when read, so the
+    /// audio is stored once. A later issue replaces an earlier one: the
+    /// newest is served. Returns the manifest store's hash.
+    pub fn put_credentials(
         &self,
         output_hash: &str,
-        bytes: &[u8],
+        manifest: &[u8],
+        distributed_hash: &str,
     ) -> Result<String, ArtifactError> {
-        let output_hex =
-            hex_of(output_hash).ok_or_else(|| ArtifactError::NotFound(output_hash.to_string()))?;
-        let hash = self.put_bytes(bytes)?;
+        self.path_of(output_hash)?;
+        let output_hex = hex_of(output_hash).expect("path_of checked it");
+        let distributed_hex = hex_of(distributed_hash)
+            .ok_or_else(|| ArtifactError::NotFound(distributed_hash.to_string()))?;
+        let manifest_hash = self.put_bytes(manifest)?;
         let index = self.root.join("credentialed").join(output_hex);
         if index.exists() {
-            // A later issue replaces the earlier one: the newest is served.
             let _ = fs::remove_file(&index);
         }
-        self.put(&index, hash.as_bytes())?;
-        Ok(hash)
+        self.put(
+            &index,
+            format!("{distributed_hash}\n{manifest_hash}\n").as_bytes(),
+        )?;
+        let reverse = self.root.join("distributed").join(distributed_hex);
+        self.put(&reverse, format!("{output_hash}\n").as_bytes())?;
+        Ok(manifest_hash)
     }
 
-    /// The hash of the credentialed file issued for the output `output_hash`,
-    /// if any.
-    pub fn credentialed_of(&self, output_hash: &str) -> Option<String> {
-        let hex = hex_of(output_hash)?;
-        let text = fs::read_to_string(self.root.join("credentialed").join(hex)).ok()?;
-        hex_of(text.trim()).map(|h| format!("sha256:{h}"))
+    /// The credentials issued for a published output, looked up by the
+    /// output's hash or by the distributed file's.
+    pub fn credentials_of(&self, hash: &str) -> Option<IssuedCredentials> {
+        let hex = hex_of(hash)?;
+        let output = match fs::read_to_string(self.root.join("distributed").join(hex)) {
+            Ok(text) => text.trim().to_string(),
+            Err(_) => hash.to_string(),
+        };
+        let text =
+            fs::read_to_string(self.root.join("credentialed").join(hex_of(&output)?)).ok()?;
+        let mut lines = text.lines().map(str::trim);
+        let file = lines.next().filter(|h| hex_of(h).is_some())?.to_string();
+        // A store written before manifests were kept apart holds the whole
+        // distributed file under its hash, and no manifest line.
+        let manifest = lines
+            .next()
+            .filter(|h| hex_of(h).is_some())
+            .map(str::to_string);
+        Some(IssuedCredentials {
+            output,
+            file,
+            manifest,
+        })
+    }
+
+    /// The distributed file (the output with its Content Credentials) for
+    /// a published output's hash or the distributed file's, or `None` when
+    /// no credentials were issued for `hash`. Assembled from the output and
+    /// its manifest store, each checked against its hash, and the result
+    /// checked against the distributed file's logged hash.
+    pub fn load_distributed(&self, hash: &str) -> Result<Option<Vec<u8>>, ArtifactError> {
+        let Some(issued) = self.credentials_of(hash) else {
+            return Ok(None);
+        };
+        let Some(manifest_hash) = &issued.manifest else {
+            return self.load_bytes(&issued.file).map(Some);
+        };
+        let output = self.load_bytes(&issued.output)?;
+        let manifest = self.load_bytes(manifest_hash)?;
+        let unreadable = |reason: String| ArtifactError::Unreadable {
+            path: self.root.join("credentialed"),
+            reason,
+        };
+        let file = crate::credentials::embed(&output, &manifest)
+            .map_err(|e| unreadable(format!("the output {}: {e}", issued.output)))?;
+        if file_hash(&file) != issued.file {
+            return Err(unreadable(format!(
+                "the output {} with its manifest {manifest_hash} is not the distributed file {}",
+                issued.output, issued.file
+            )));
+        }
+        Ok(Some(file))
+    }
+
+    /// Writes the distributed file for `hash` (see [`Self::load_distributed`])
+    /// into the store under its own hash, for a caller that wants it as a
+    /// file, and returns where it is.
+    pub fn write_distributed(&self, hash: &str) -> Result<PathBuf, ArtifactError> {
+        let issued = self
+            .credentials_of(hash)
+            .ok_or_else(|| ArtifactError::NotFound(hash.to_string()))?;
+        if let Ok(path) = self.path_of(&issued.file) {
+            return Ok(path);
+        }
+        let bytes = self
+            .load_distributed(hash)?
+            .ok_or_else(|| ArtifactError::NotFound(hash.to_string()))?;
+        let path = self.file_path(hex_of(&issued.file).expect("checked when read"));
+        self.put(&path, &bytes)?;
+        Ok(path)
     }
 
     /// Where the file with hash `hash` is stored; an error if it is not.
@@ -803,6 +894,56 @@ mod tests {
             store.load_bytes(&file_hash(b"never stored")),
             Err(ArtifactError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_distributed_file_is_assembled_from_its_output_and_manifest_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(dir.path()).unwrap();
+        let output = store
+            .write_wav(&Audio::new(8_000, vec![vec![0.25; 800]]))
+            .unwrap();
+        let wav = store.load_bytes(&output.file_hash).unwrap();
+        let manifest = b"a manifest store".to_vec();
+        let distributed = crate::credentials::embed(&wav, &manifest).unwrap();
+        let distributed_hash = file_hash(&distributed);
+        assert_eq!(store.load_distributed(&output.file_hash).unwrap(), None);
+        let manifest_hash = store
+            .put_credentials(&output.file_hash, &manifest, &distributed_hash)
+            .unwrap();
+        assert_eq!(manifest_hash, file_hash(&manifest));
+
+        // Found by either hash; the audio is stored once.
+        for hash in [&output.file_hash, &distributed_hash] {
+            let issued = store.credentials_of(hash).unwrap();
+            assert_eq!(issued.file, distributed_hash);
+            assert_eq!(issued.manifest.as_deref(), Some(manifest_hash.as_str()));
+            assert_eq!(store.load_distributed(hash).unwrap().unwrap(), distributed);
+        }
+        assert!(store.path_of(&distributed_hash).is_err());
+        let path = store.write_distributed(&output.file_hash).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), distributed);
+
+        // A stored manifest that no longer matches its hash is refused, not
+        // served.
+        fs::write(store.file_path(hex_of(&manifest_hash).unwrap()), b"forged").unwrap();
+        assert!(matches!(
+            store.load_distributed(&output.file_hash),
+            Err(ArtifactError::Unreadable { .. })
+        ));
+        // An output with a recorded file hash it does not assemble to is
+        // refused too.
+        let other = store.put_bytes(b"another manifest").unwrap();
+        let index = dir
+            .path()
+            .join("artifacts/credentialed")
+            .join(hex_of(&output.file_hash).unwrap());
+        fs::write(&index, format!("{distributed_hash}\n{other}\n")).unwrap();
+        let error = store.load_distributed(&output.file_hash).unwrap_err();
+        assert!(
+            error.to_string().contains("is not the distributed file"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -481,7 +481,10 @@ async fn generate(
     }
     let output_copy = demo_dir.join(format!("{job}.wav"));
     // The file as distributed: the output with its Content Credentials.
-    std::fs::copy(&generated.credentialed.path, &output_copy)?;
+    let distributed = artifacts
+        .load_distributed(&generated.credentialed.file_hash)?
+        .ok_or_else(|| anyhow::anyhow!("the job's credentials were not stored"))?;
+    std::fs::write(&output_copy, distributed)?;
     let (_, audio) = artifacts.load(&generated.output.file_hash)?;
     let png = output_copy.with_extension("png");
     render_spectrogram(&audio, &png, &format!("Derivative {job}"));

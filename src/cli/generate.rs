@@ -1,5 +1,7 @@
 //! `ledgerline generate --request REQ.json`: runs one generation job and
-//! prints `{"derivative","output","output_path","published_seq","attribution"}`.
+//! prints `{"derivative","output","output_path","published_seq","file",
+//! "file_path","credentials_seq","attribution"}`: `file` is the file as
+//! distributed, with its Content Credentials.
 //! A request the catalog does not license is refused with exit status 2,
 //! and only its `generation.rejected` event is appended; stdout then holds
 //! `{"job","rejected_seq","reason","value"}`, the reason a stable code
@@ -84,6 +86,9 @@ pub async fn run(args: GenerateArgs, context: &Context) -> anyhow::Result<ExitCo
             return Err(pipeline_error(error));
         }
     };
+    // The distributed file exists as the output plus its manifest store;
+    // written out here for a caller who wants it as a file.
+    let file_path = artifacts.write_distributed(&generated.credentialed.file_hash)?;
     for step in &generated.steps {
         eprintln!(
             "step seq {} {} on {} in {} ms",
@@ -101,7 +106,7 @@ pub async fn run(args: GenerateArgs, context: &Context) -> anyhow::Result<ExitCo
             "output_path": generated.output.path,
             "published_seq": generated.published_seq,
             "file": generated.credentialed.file_hash,
-            "file_path": generated.credentialed.path,
+            "file_path": file_path,
             "credentials_seq": generated.credentialed.seq,
             "attribution": generated.attribution,
         })

@@ -86,9 +86,12 @@ def main():
             for action in assertion["data"]["actions"]:
                 if "digitalSourceType" in action:
                     source_types.append(action["digitalSourceType"])
-                op = (action.get("parameters") or {}).get("org.ledgerline.op")
+                parameters = action.get("parameters") or {}
+                op = parameters.get("org.ledgerline.op")
                 if op:
-                    steps.append(op)
+                    steps.append(
+                        {"op": op, "params": json.loads(parameters["org.ledgerline.params"])}
+                    )
         elif label == "org.ledgerline.provenance":
             provenance = assertion["data"]
     print(

@@ -158,10 +158,16 @@ impl GenerationFacts {
                     ids.push(label);
                 }
             }
+            // The parameters as their RFC 8785 text, byte for byte what the
+            // step event logged: c2pa 0.90 writes an array of integers in
+            // action parameters as a CBOR byte string, keeping each
+            // number's low byte only (gains [0, -300] read back as [0]).
+            let params =
+                serde_json_canonicalizer::to_string(&step.params).expect("a JSON value serialises");
             let mut parameters = json!({
                 "org.ledgerline.step": step.step,
                 "org.ledgerline.op": step.op.as_str(),
-                "org.ledgerline.params": step.params,
+                "org.ledgerline.params": params,
             });
             if !ids.is_empty() {
                 parameters["ingredientIds"] = json!(ids);

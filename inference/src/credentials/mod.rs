@@ -6,7 +6,9 @@
 //!   by `init` or on first use, or a chain and key the operator brings.
 //! - [`manifest`]: what the manifest states (actions, ingredients, and the
 //!   `org.ledgerline.provenance` assertion with the log proof).
-//! - [`issue`]: embeds and signs a manifest into a WAV file.
+//! - [`issue`]: signs a manifest for a WAV file, hard-bound to its audio.
+//! - [`wav_chunk`]: where the manifest store sits in the WAV file, and the
+//!   distributed file assembled from the two.
 //! - [`verify`](mod@verify): reads a file's manifest store and checks its signature,
 //!   hard binding, trust and log proof.
 //!
@@ -20,11 +22,13 @@ pub mod identity;
 pub mod issue;
 pub mod manifest;
 pub mod verify;
+pub mod wav_chunk;
 
 pub use identity::SigningIdentity;
 pub use issue::{sign_wav, Issued};
 pub use manifest::{GenerationFacts, Provenance, StemIngredient, VoiceIngredient};
 pub use verify::{read_manifest_store, verify, Check, Verification};
+pub use wav_chunk::embed;
 
 use std::path::PathBuf;
 

@@ -97,8 +97,10 @@ fn facts(log: &NoteSigner) -> GenerationFacts {
 struct Signed {
     _dir: tempfile::TempDir,
     anchor: String,
+    identity: SigningIdentity,
     log: NoteSigner,
-    issued: Issued,
+    /// The distributed file: the WAV with its manifest embedded.
+    file: Vec<u8>,
 }
 
 fn signed() -> Signed {
@@ -109,11 +111,14 @@ fn signed() -> Signed {
         .unwrap();
     let log = NoteSigner::generate(ORIGIN).unwrap();
     let issued = sign_wav(&identity, &facts(&log), &wav()).unwrap();
+    let file = embed(&wav(), &issued.manifest).unwrap();
+    assert_eq!(crate::artifacts::file_hash(&file), issued.file_hash);
     Signed {
         _dir: dir,
         anchor,
+        identity,
         log,
-        issued,
+        file,
     }
 }
 
@@ -146,7 +151,7 @@ fn init_writes_a_root_and_a_signer_with_private_keys_0600() {
 #[test]
 fn a_signed_file_verifies_trusted_against_our_root_with_its_log_proof() {
     let s = signed();
-    let v = verify(&s.issued.file, Some(&s.anchor), Some(&s.log.verifier())).unwrap();
+    let v = verify(&s.file, Some(&s.anchor), Some(&s.log.verifier())).unwrap();
     assert!(v.ok(), "{v:#?}");
     assert_eq!(v.state, "Trusted");
     assert_eq!(
@@ -155,14 +160,14 @@ fn a_signed_file_verifies_trusted_against_our_root_with_its_log_proof() {
     );
     assert_eq!(v.provenance.unwrap().published_seq, 0);
     // The file still decodes to the same audio.
-    let audio = crate::artifacts::decode_bytes(&s.issued.file, Some("wav")).unwrap();
+    let audio = crate::artifacts::decode_bytes(&s.file, Some("wav")).unwrap();
     assert_eq!(audio.frames(), 8_000);
 }
 
 #[test]
 fn the_manifest_names_the_ai_source_type_the_stems_and_the_voice_model() {
     let s = signed();
-    let store = read_manifest_store(&s.issued.file).unwrap();
+    let store = read_manifest_store(&s.file).unwrap();
     let label = store["active_manifest"].as_str().unwrap();
     let manifest = &store["manifests"][label];
     let ingredients = manifest["ingredients"].as_array().unwrap();
@@ -183,6 +188,16 @@ fn the_manifest_names_the_ai_source_type_the_stems_and_the_voice_model() {
         "{text}"
     );
     assert!(text.contains("c2pa.created"), "{text}");
+    // Each step's parameters read back exactly as logged, negative and
+    // multi-byte integers in arrays included.
+    let edited = manifest["assertions"][0]["data"]["actions"][1]["parameters"].clone();
+    assert_eq!(edited["org.ledgerline.op"], "mix");
+    let params: serde_json::Value =
+        serde_json::from_str(edited["org.ledgerline.params"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        params,
+        serde_json::json!({"gains_mb": [0, -300], "target_centi_lufs": -1400})
+    );
     assert!(text.contains("org.ledgerline.provenance"), "{text}");
 }
 
@@ -190,7 +205,7 @@ fn the_manifest_names_the_ai_source_type_the_stems_and_the_voice_model() {
 fn without_an_anchor_or_with_a_strangers_root_the_signer_is_not_trusted() {
     let s = signed();
     let log = s.log.verifier();
-    let v = verify(&s.issued.file, None, Some(&log)).unwrap();
+    let v = verify(&s.file, None, Some(&log)).unwrap();
     assert!(
         v.signature.ok && v.hard_binding.ok && v.log_proof.ok,
         "{v:#?}"
@@ -201,14 +216,14 @@ fn without_an_anchor_or_with_a_strangers_root_the_signer_is_not_trusted() {
     let stranger = SigningIdentity::trust_anchor_pem(other.path())
         .unwrap()
         .unwrap();
-    let v = verify(&s.issued.file, Some(&stranger), Some(&log)).unwrap();
+    let v = verify(&s.file, Some(&stranger), Some(&log)).unwrap();
     assert!(!v.trust.ok, "{v:#?}");
 }
 
 #[test]
 fn one_changed_audio_byte_is_a_hash_mismatch() {
     let s = signed();
-    let mut file = s.issued.file.clone();
+    let mut file = s.file.clone();
     // A byte inside the RIFF `data` chunk: audio, not manifest.
     let data = file.windows(4).position(|w| w == b"data").unwrap() + 8;
     file[data + 1_001] ^= 0x01;
@@ -226,7 +241,7 @@ fn one_changed_audio_byte_is_a_hash_mismatch() {
 fn a_proof_under_another_log_key_fails_the_log_check_only() {
     let s = signed();
     let stranger = NoteSigner::generate(ORIGIN).unwrap();
-    let v = verify(&s.issued.file, Some(&s.anchor), Some(&stranger.verifier())).unwrap();
+    let v = verify(&s.file, Some(&s.anchor), Some(&stranger.verifier())).unwrap();
     assert!(v.signature.ok && v.hard_binding.ok && v.trust.ok);
     assert!(!v.log_proof.ok, "{v:#?}");
 }
@@ -272,4 +287,90 @@ fn an_expired_signing_certificate_is_refused() {
     let err =
         SigningIdentity::from_pem(authority.0.as_bytes(), authority.1.as_bytes()).unwrap_err();
     assert!(err.to_string().contains("expired"), "{err}");
+}
+
+#[test]
+fn the_manifest_is_a_chunk_after_the_wav_and_the_riff_size_counts_it() {
+    let wav = wav();
+    for manifest in [&b"odd"[..], &b"even"[..]] {
+        let file = embed(&wav, manifest).unwrap();
+        let padded = manifest.len() + manifest.len() % 2;
+        assert_eq!(file.len(), wav.len() + 8 + padded);
+        let riff_size = u32::from_le_bytes(file[4..8].try_into().unwrap()) as usize;
+        assert_eq!(riff_size + 8, file.len());
+        assert_eq!(file[8..wav.len()], wav[8..]);
+        assert_eq!(&file[wav.len()..wav.len() + 4], b"C2PA");
+        let len = u32::from_le_bytes(file[wav.len() + 4..wav.len() + 8].try_into().unwrap());
+        assert_eq!(len as usize, manifest.len());
+        assert_eq!(
+            &file[wav.len() + 8..wav.len() + 8 + manifest.len()],
+            manifest
+        );
+        // Still the same audio to a WAV reader.
+        let audio = crate::artifacts::decode_bytes(&file, Some("wav")).unwrap();
+        assert_eq!(audio.frames(), 8_000);
+        // A file that already carries a manifest is not given a second.
+        let again = embed(&file, b"x").unwrap_err();
+        assert!(again.to_string().contains("already carries"), "{again}");
+    }
+}
+
+#[test]
+fn a_wav_whose_chunks_do_not_tile_it_is_refused_before_signing() {
+    let wav = wav();
+    let mut short_header = wav.clone();
+    short_header[4..8].copy_from_slice(&(wav.len() as u32).to_le_bytes());
+    let mut trailing = wav.clone();
+    trailing.extend_from_slice(b"junk");
+    let mut overlong_chunk = wav.clone();
+    let data = overlong_chunk
+        .windows(4)
+        .position(|w| w == b"data")
+        .unwrap();
+    overlong_chunk[data + 4..data + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let identity = SigningIdentity::init(dir.path(), ORIGIN).unwrap();
+    let log = NoteSigner::generate(ORIGIN).unwrap();
+    for (name, bytes) in [
+        ("RIFF size", short_header),
+        ("trailing bytes", trailing),
+        ("overlong chunk", overlong_chunk),
+        ("header only", wav[..12].to_vec()),
+    ] {
+        let error = sign_wav(&identity, &facts(&log), &bytes).unwrap_err();
+        assert!(
+            matches!(error, CredentialsError::Unsupported(_)),
+            "{name}: {error}"
+        );
+    }
+}
+
+#[test]
+fn manifests_of_odd_and_even_length_both_verify() {
+    // The manifest's length follows the provenance's; a pad byte follows an
+    // odd-length chunk and the hard binding covers it.
+    let Signed {
+        _dir,
+        identity,
+        anchor,
+        log,
+        ..
+    } = signed();
+    let mut parities = std::collections::BTreeSet::new();
+    for extra in 0..4 {
+        let mut facts = facts(&log);
+        facts
+            .voice
+            .as_mut()
+            .unwrap()
+            .artist
+            .push_str(&"a".repeat(extra));
+        let issued = sign_wav(&identity, &facts, &wav()).unwrap();
+        parities.insert(issued.manifest.len() % 2);
+        let file = embed(&wav(), &issued.manifest).unwrap();
+        assert_eq!(crate::artifacts::file_hash(&file), issued.file_hash);
+        let v = verify(&file, Some(&anchor), Some(&log.verifier())).unwrap();
+        assert!(v.ok(), "{extra}: {v:#?}");
+    }
+    assert_eq!(parities.len(), 2, "both parities were signed");
 }

@@ -80,13 +80,14 @@ pub struct Credentialed {
     pub file_hash: String,
     /// `sha256:<hex>` of the embedded manifest store.
     pub manifest_hash: String,
-    /// Where the distributed file lives in the artifact store.
-    pub path: std::path::PathBuf,
     /// Seq of the `generation.credentials-issued` event.
     pub seq: u64,
-    /// Wall time of signing the manifest into the output and storing the
-    /// file, microseconds (what credentials add to a job, beside one
-    /// checkpoint and one append).
+    /// Wall time of reading the output back (checked against its hash),
+    /// hashing it for the hard binding, signing the manifest and storing
+    /// it, microseconds (what credentials add to a
+    /// job, beside one checkpoint and one append). The distributed file is
+    /// the output with the manifest embedded; the artifact store assembles
+    /// it when it is read ([`ArtifactStore::load_distributed`]).
     pub sign_embed_us: u64,
 }
 
@@ -443,8 +444,9 @@ impl Generator<'_> {
 
     /// Content Credentials for the published output: a checkpoint covering
     /// the published event is signed, the manifest (with that event's log
-    /// proof) is embedded and signed into the output, the distributed file
-    /// is stored, and `generation.credentials-issued` names it.
+    /// proof) is signed for the output and stored beside it, and
+    /// `generation.credentials-issued` names the distributed file (the
+    /// output with the manifest embedded) by its hash.
     async fn credential(
         &self,
         log: &mut JobLog<'_>,
@@ -495,14 +497,16 @@ impl Generator<'_> {
                 tlog_proof: tlog_proof.to_text(),
             },
         };
-        let wav = self.artifacts.load_bytes(&output.file_hash)?;
         let started = Instant::now();
+        let wav = self.artifacts.load_bytes(&output.file_hash)?;
         let issued = credentials::sign_wav(self.identity, &facts, &wav)?;
-        let file_hash = self
-            .artifacts
-            .put_credentialed(&output.file_hash, &issued.file)?;
+        let manifest_hash = self.artifacts.put_credentials(
+            &output.file_hash,
+            &issued.manifest,
+            &issued.file_hash,
+        )?;
         let sign_embed_us = started.elapsed().as_micros() as u64;
-        let manifest_hash = crate::artifacts::file_hash(&issued.manifest);
+        let file_hash = issued.file_hash;
         let event = CredentialsIssued {
             job: log.job,
             derivative: log.job,
@@ -522,7 +526,6 @@ impl Generator<'_> {
             .await?
             .seq;
         Ok(Credentialed {
-            path: self.artifacts.path_of(&file_hash)?,
             file_hash,
             manifest_hash,
             seq,

@@ -418,7 +418,11 @@ async fn a_cover_is_attributed_to_the_recording_and_the_voice() {
         serde_json::from_value(events[events.len() - 2].data.clone()).unwrap();
     assert_eq!(published.weight_bp_sum(), 10_000);
     // The cover's credentials name the voice model as an input, with its hash.
-    let credentialed = std::fs::read(&generated.credentialed.path).unwrap();
+    let credentialed = f
+        .artifacts
+        .load_distributed(&generated.output.file_hash)
+        .unwrap()
+        .unwrap();
     let store = crate::credentials::read_manifest_store(&credentialed).unwrap();
     let label = store["active_manifest"].as_str().unwrap();
     let voice = store["manifests"][label]["ingredients"]
@@ -515,13 +519,29 @@ async fn a_published_output_is_credentialed_with_its_stems_and_log_proof() {
     assert_eq!(issued.output.as_str(), generated.output.file_hash);
     assert_eq!(issued.file.as_str(), generated.credentialed.file_hash);
     assert_ne!(issued.file, issued.output);
-    // Downloads of the output find the credentialed file.
+    // Downloads of the output, or of the distributed file by its hash,
+    // find the credentialed file: the output, once, with its manifest.
+    let stored = f
+        .artifacts
+        .credentials_of(&generated.output.file_hash)
+        .unwrap();
+    assert_eq!(stored.file, generated.credentialed.file_hash);
+    assert_eq!(stored.manifest.as_deref(), Some(issued.manifest.as_str()));
     assert_eq!(
-        f.artifacts.credentialed_of(&generated.output.file_hash),
-        Some(generated.credentialed.file_hash.clone())
+        f.artifacts
+            .credentials_of(&generated.credentialed.file_hash),
+        Some(stored)
     );
-
-    let file = std::fs::read(&generated.credentialed.path).unwrap();
+    assert!(f
+        .artifacts
+        .path_of(&generated.credentialed.file_hash)
+        .is_err());
+    let file = f
+        .artifacts
+        .load_distributed(&generated.credentialed.file_hash)
+        .unwrap()
+        .unwrap();
+    assert_eq!(crate::artifacts::file_hash(&file), issued.file.as_str());
     let anchor = crate::credentials::SigningIdentity::trust_anchor_pem(f._dir.path())
         .unwrap()
         .unwrap();

@@ -29,8 +29,9 @@ fn is_wav(bytes: &[u8]) -> bool {
 }
 
 /// An artifact's bytes by content hash (admin, generator and auditor keys):
-/// stems, step outputs and derivatives. A published output's hash serves
-/// the file as distributed, with its Content Credentials (C2PA) embedded.
+/// stems, step outputs and derivatives. A published output's hash, or the
+/// distributed file's, serves the file as distributed, with its Content
+/// Credentials (C2PA) embedded.
 /// The bytes are checked against their hash before they are sent.
 #[utoipa::path(
     get,
@@ -60,9 +61,10 @@ pub async fn artifact(
     let artifacts = state.artifacts.clone();
     // A published output is served as distributed: with its Content
     // Credentials embedded, when they were issued.
-    let loaded = tokio::task::spawn_blocking(move || {
-        let served = artifacts.credentialed_of(&hash).unwrap_or(hash);
-        artifacts.load_bytes(&served)
+    let loaded = tokio::task::spawn_blocking(move || match artifacts.load_distributed(&hash) {
+        Ok(Some(distributed)) => Ok(distributed),
+        Ok(None) => artifacts.load_bytes(&hash),
+        Err(error) => Err(error),
     })
     .await
     .map_err(|e| ApiError::Internal(format!("artifact read failed: {e}")))?;
