@@ -1,10 +1,11 @@
-//! The `ledgerline` library behind the binary: thin CLI ([`cli`]) and HTTP
-//! ([`api`]) glue over the `ledger`, `inference` and `projections`
+//! The `ledgerline` library behind the binary: thin CLI ([`cli`]), HTTP
+//! ([`api`]) and web console ([`console`]) glue over the `ledger`, `inference` and `projections`
 //! libraries. `main.rs` only parses the command line and calls [`dispatch`];
 //! tests drive the API's router in-process through [`api::router`].
 
 pub mod api;
 pub mod cli;
+pub mod console;
 pub mod context;
 pub mod lineage_credentials;
 pub mod witness;

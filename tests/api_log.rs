@@ -551,6 +551,7 @@ fn openapi_documents_every_endpoint() {
         "GET /tlog/checkpoint",
         "GET /tlog/tile/{path}",
         "GET /v1/checkpoint",
+        "GET /v1/checkpoints",
         "GET /v1/events",
         "GET /v1/key",
         "GET /v1/proofs/consistency",

@@ -274,6 +274,76 @@ pub async fn key(State(state): State<Arc<AppState>>) -> Json<VerifierKey> {
     })
 }
 
+/// The most checkpoints one `GET /v1/checkpoints` returns.
+pub const CHECKPOINTS_MAX: usize = 1000;
+/// What `GET /v1/checkpoints` returns without a `limit`.
+const CHECKPOINTS_DEFAULT: usize = 20;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CheckpointsQuery {
+    /// How many of the newest checkpoints to return: default 20, at most 1000.
+    limit: Option<usize>,
+}
+
+/// One stored checkpoint.
+#[derive(Serialize, ToSchema)]
+pub struct CheckpointEntry {
+    /// Tree size.
+    size: u64,
+    /// Hex RFC 6962 root hash.
+    root: String,
+    /// The signed note, exactly as the log signed it.
+    note: String,
+}
+
+/// Stored checkpoints, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct CheckpointList {
+    checkpoints: Vec<CheckpointEntry>,
+}
+
+/// The newest stored checkpoints, newest first, each as the log signed it
+/// (witness cosignatures are on `GET /v1/checkpoint?size=N`). Public, as a
+/// checkpoint is: a history to check consistency proofs between.
+#[utoipa::path(
+    get,
+    path = "/v1/checkpoints",
+    tag = "log",
+    params(CheckpointsQuery),
+    responses(
+        (status = 200, description = "Checkpoints, newest first", body = CheckpointList),
+        (status = 400, description = "Bad query", body = super::error::ErrorBody),
+    )
+)]
+pub async fn checkpoints(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<CheckpointsQuery>, QueryRejection>,
+) -> Result<Json<CheckpointList>, ApiError> {
+    let Query(query) = query?;
+    let limit = match query.limit {
+        None => CHECKPOINTS_DEFAULT,
+        Some(limit) if limit <= CHECKPOINTS_MAX => limit,
+        Some(limit) => {
+            return Err(ApiError::BadRequest(format!(
+                "limit is {limit}; it must be at most {CHECKPOINTS_MAX}"
+            )))
+        }
+    };
+    let mut stored = state.store.checkpoints().await?;
+    stored.sort_by_key(|c| std::cmp::Reverse(c.size));
+    let checkpoints = stored
+        .into_iter()
+        .take(limit)
+        .map(|c| CheckpointEntry {
+            size: c.size,
+            root: hex::encode(c.root),
+            note: c.note,
+        })
+        .collect();
+    Ok(Json(CheckpointList { checkpoints }))
+}
+
 fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(PAGE_EVENTS_DEFAULT),

@@ -151,6 +151,9 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/checkpoint", get(log::checkpoint))
+        .route("/", get(crate::console::index))
+        .route("/console/{name}", get(crate::console::asset))
+        .route("/v1/checkpoints", get(log::checkpoints))
         .route("/v1/key", get(log::key))
         .route("/v1/events", get(log::events))
         .route("/v1/streams/{stream}", get(log::stream))

@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
     ),
     paths(
         log::checkpoint,
+        log::checkpoints,
         log::key,
         log::events,
         log::stream,

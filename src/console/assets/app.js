@@ -1,0 +1,218 @@
+// The console's Audit page: the log's checkpoints, an event and a
+// consistency proof, each verified in this browser (verify.js). The API key
+// lives in sessionStorage only, and goes to this origin's /v1 API as a
+// bearer token.
+
+import * as verify from "./verify.js";
+
+const KEY_SLOT = "ledgerline.apiKey";
+/** How many of the newest checkpoints the history shows. */
+const HISTORY_ROWS = 20;
+
+const $ = (id) => document.getElementById(id);
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** What a failed request means to the person reading the page. */
+function explain(error) {
+  if (error instanceof verify.VerificationError) {
+    return `Verification failed: ${error.message}.`;
+  }
+  if (!(error instanceof ApiError)) {
+    return `Something went wrong: ${error.message}`;
+  }
+  const reason = error.message ? ` The server said: ${error.message}` : "";
+  switch (error.status) {
+    case 401:
+      return `Not signed in (401): enter a valid API key above.${reason}`;
+    case 403:
+      return `This API key's role may not see this (403).${reason}`;
+    case 404:
+      return `Not found (404).${reason}`;
+    case 422:
+      return `The server could not use that input (422).${reason}`;
+    case 429:
+      return `Too many requests (429): wait a moment and try again.${reason}`;
+    default:
+      return `The server answered ${error.status}.${reason}`;
+  }
+}
+
+async function api(path, { text = false } = {}) {
+  const headers = {};
+  const key = sessionStorage.getItem(KEY_SLOT);
+  if (key) headers.Authorization = `Bearer ${key}`;
+  let reply;
+  try {
+    reply = await fetch(path, { headers });
+  } catch (error) {
+    throw new Error(`the server cannot be reached (${error.message})`);
+  }
+  if (!reply.ok) {
+    let message = "";
+    try {
+      message = (await reply.json()).error.message;
+    } catch {
+      // Not an API error body; the status says enough.
+    }
+    throw new ApiError(reply.status, message);
+  }
+  return text ? reply.text() : reply.json();
+}
+
+function showError(error) {
+  const box = $("error");
+  box.textContent = explain(error);
+  box.hidden = false;
+}
+
+function mark(ok, text) {
+  const span = document.createElement("span");
+  span.className = ok ? "ok" : "bad";
+  span.textContent = text;
+  return span;
+}
+
+function hexOf(bytes) {
+  return verify.bytesToHex(bytes);
+}
+
+/** The verifier key and the signed checkpoints, checked in order. */
+const state = { verifier: null, latest: null };
+
+async function loadLog() {
+  $("error").hidden = true;
+  state.latest = null;
+  const { key } = await api("/v1/key");
+  $("verifier-key").textContent = key;
+  state.verifier = await verify.parseVerifierKey(key);
+  const { checkpoints } = await api(`/v1/checkpoints?limit=${HISTORY_ROWS}`);
+  const body = $("checkpoints").tBodies[0];
+  body.replaceChildren();
+  for (const { note } of checkpoints) {
+    const row = body.insertRow();
+    try {
+      const checkpoint = await verify.verifyCheckpoint(note, state.verifier);
+      state.latest ??= checkpoint;
+      row.insertCell().textContent = checkpoint.size.toString();
+      const root = row.insertCell();
+      root.className = "hash";
+      root.textContent = hexOf(checkpoint.root);
+      root.title = root.textContent;
+      row.insertCell().append(mark(true, "verified"));
+      row.insertCell().textContent = checkpoint.cosigners.length
+        ? `${checkpoint.cosigners.join(", ")} (not checked here)`
+        : "none";
+    } catch (error) {
+      row.insertCell().textContent = "?";
+      row.insertCell();
+      row.insertCell().append(mark(false, explain(error)));
+      row.insertCell();
+    }
+  }
+  if (!state.latest) {
+    $("latest").replaceChildren(mark(false, "no checkpoint verified"));
+    return;
+  }
+  $("origin").textContent = state.latest.origin;
+  $("size").textContent = state.latest.size.toString();
+  $("latest").replaceChildren(
+    mark(true, `size ${state.latest.size}, signature verified`),
+  );
+  $("newer-size").value ||= state.latest.size.toString();
+  const oldest = checkpoints.at(-1);
+  if (oldest) $("older-size").value ||= String(oldest.size);
+}
+
+async function verifyEvent(seq) {
+  if (!state.latest) throw new Error("no verified checkpoint to check against");
+  const page = await api(`/v1/events?from=${seq}&limit=1`);
+  const event = page.events[0];
+  if (!event || String(event.seq) !== seq) {
+    throw new ApiError(404, `no event ${seq} in the log`);
+  }
+  const size = state.latest.size.toString();
+  const proof = await api(`/v1/proofs/inclusion?seq=${seq}&size=${size}`);
+  const hash = await verify.verifyInclusion(
+    verify.base64ToBytes(event.leaf),
+    BigInt(seq),
+    state.latest,
+    proof.proof.map(verify.hexToBytes),
+  );
+  if (hexOf(hash) !== event.leaf_hash) {
+    throw new verify.VerificationError(
+      "the server's leaf hash is not the hash of the event's bytes",
+    );
+  }
+  return { event, hash };
+}
+
+async function verifyConsistency(older, newer) {
+  const [first, second] = await Promise.all(
+    [older, newer].map((size) => api(`/v1/checkpoint?size=${size}`, { text: true })),
+  );
+  const firstCheckpoint = await verify.verifyCheckpoint(first, state.verifier);
+  const secondCheckpoint = await verify.verifyCheckpoint(second, state.verifier);
+  const proof = await api(`/v1/proofs/consistency?from=${older}&to=${newer}`);
+  await verify.verifyConsistency(
+    firstCheckpoint.size,
+    secondCheckpoint.size,
+    firstCheckpoint.root,
+    secondCheckpoint.root,
+    proof.proof.map(verify.hexToBytes),
+  );
+}
+
+function bindForms() {
+  const keyInput = $("api-key");
+  keyInput.value = sessionStorage.getItem(KEY_SLOT) ?? "";
+  $("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(KEY_SLOT, keyInput.value.trim());
+    loadLog().catch(showError);
+  });
+  $("forget-key").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY_SLOT);
+    keyInput.value = "";
+  });
+  $("event-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const out = $("event-result");
+    const seq = $("event-seq").value.trim();
+    out.replaceChildren("Verifying…");
+    try {
+      const { event, hash } = await verifyEvent(seq);
+      out.replaceChildren(
+        mark(true, `event ${seq} verified`),
+        ` — ${event.type} on stream ${event.stream}, leaf hash `,
+        Object.assign(document.createElement("code"), { textContent: hexOf(hash) }),
+        `, included in the checkpoint of size ${state.latest.size}.`,
+      );
+    } catch (error) {
+      out.replaceChildren(mark(false, explain(error)));
+    }
+  });
+  $("consistency-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const out = $("consistency-result");
+    const older = $("older-size").value.trim();
+    const newer = $("newer-size").value.trim();
+    out.replaceChildren("Verifying…");
+    try {
+      await verifyConsistency(older, newer);
+      out.replaceChildren(
+        mark(true, `consistent: the tree of ${newer} extends the tree of ${older}`),
+      );
+    } catch (error) {
+      out.replaceChildren(mark(false, explain(error)));
+    }
+  });
+}
+
+bindForms();
+loadLog().catch(showError);
