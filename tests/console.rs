@@ -1,6 +1,13 @@
 //! End to end: the web console in a real browser. Headless Chromium, driven
-//! over WebDriver by `tests/console/audit.py` (Selenium), opens the Audit
-//! page of a running server and checks what a reader sees: the log's size,
+//! over WebDriver by the scripts in `tests/console/` (Selenium), opens the
+//! pages of a running server.
+//!
+//! The Dispute page, on the demo's data, traces a derivative's output, an
+//! MP3 re-encode of it and an unrelated file, and shows what the CLI's
+//! `lineage` answers, its cited events proven in the browser, and a label
+//! only its own earnings.
+//!
+//! The Audit page checks what a reader sees: the log's size,
 //! origin and key, the checkpoint history with every signature verified in
 //! the browser, an event's inclusion and a consistency proof verified there,
 //! the verifier refusing tampered proofs, leaves and notes, 401 and 403 as
@@ -54,6 +61,231 @@ fn browser() -> Option<PathBuf> {
     None
 }
 
+/// Runs `script` (in `tests/console/`) with `args` and returns the JSON it
+/// prints.
+fn drive(python: &Path, script: &str, args: &[String]) -> Value {
+    let output = Command::new(python)
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/console")
+                .join(script),
+        )
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Where the test run leaves the pages' screenshots.
+fn screenshots() -> PathBuf {
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
+#[test]
+fn the_dispute_page_traces_a_file_and_proves_its_lineage_in_the_browser() {
+    let Some(python) = browser() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = &dir.path().join("data");
+    let demo = ok(data, &["demo"]);
+    assert!(demo.contains("Audit the whole log"), "{demo}");
+
+    // The demo's cover: a derivative with stems, a voice model and earnings.
+    let mut outputs: Vec<PathBuf> = std::fs::read_dir(data.join("demo"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+        .collect();
+    outputs.sort();
+    let (cover, lineage) = outputs
+        .iter()
+        .map(|p| {
+            (
+                p.clone(),
+                ok_json(data, &["lineage", &p.display().to_string()]),
+            )
+        })
+        .find(|(_, l)| l["voice_models"].as_object().is_some_and(|m| !m.is_empty()))
+        .expect("the demo makes a cover");
+    let mp3 = dir.path().join("cover.mp3");
+    let lame = Command::new("lame")
+        .args(["--quiet", "-b", "128"])
+        .arg(&cover)
+        .arg(&mp3)
+        .status();
+    assert!(lame.is_ok_and(|s| s.success()), "lame re-encodes the cover");
+    let unrelated = dir.path().join("unrelated.wav");
+    let tone: Vec<i16> = (0..44_100 * 6)
+        .map(|i| ((i as f32 * 0.031).sin() * 9000.0 + (i as f32 * 0.0007).cos() * 4000.0) as i16)
+        .collect();
+    std::fs::write(&unrelated, common::wav(&tone, false)).unwrap();
+
+    let revenue = &lineage["revenue"][0];
+    let label = revenue["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["party"].as_str().unwrap().to_string())
+        .find(|p| p.starts_with("label-"))
+        .expect("a label earns from the cover");
+    let label_key = ok_json(
+        data,
+        &["keys", "create", "--role", "label", "--party", &label],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let auditor = api_token(data, "auditor");
+    let server = Server::start(data);
+    let shots = screenshots();
+    let seen = drive(
+        &python,
+        "dispute.py",
+        &[
+            format!("http://{}/", server.address()),
+            auditor,
+            label_key,
+            shots.display().to_string(),
+            cover.display().to_string(),
+            mp3.display().to_string(),
+            unrelated.display().to_string(),
+        ],
+    );
+    server.stop();
+
+    let derivative = lineage["derivative"]["derivative"].as_str().unwrap();
+    let uploads = seen["uploads"].as_array().unwrap();
+    // The output as distributed: answered by its credentials, as the CLI.
+    let first = &uploads[0];
+    assert!(
+        first["status"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("is derivative {derivative}")),
+        "{first}"
+    );
+    assert_eq!(lineage["matched_by"], "credentials");
+    assert!(first["derivative"]["Matched by"]
+        .as_str()
+        .unwrap()
+        .contains("Content Credentials"));
+    assert_eq!(first["derivative"]["Derivative"], derivative);
+    assert_eq!(
+        first["derivative"]["Requested by"],
+        lineage["derivative"]["requested_by"]
+    );
+    // Every cited event and the checkpoint, verified in the browser.
+    let verified = first["verified"].as_array().unwrap();
+    let cited = lineage["cited"].as_array().unwrap();
+    assert_eq!(verified.len(), cited.len() + 1, "{verified:?}");
+    assert!(
+        verified[0]
+            .as_str()
+            .unwrap()
+            .starts_with("checkpoint of size "),
+        "{verified:?}"
+    );
+    for (line, event) in verified[1..].iter().zip(cited) {
+        assert_eq!(
+            line.as_str().unwrap(),
+            format!(
+                "seq {} {}: included",
+                event["seq"],
+                event["type"].as_str().unwrap()
+            )
+        );
+    }
+    // The licensed inputs: the recording, every stem with its hash, the
+    // voice model with its consent reference.
+    let requested = &lineage["generation_steps"][0]["data"];
+    let inputs = first["inputs"].to_string();
+    for (stem, hash) in requested["stems"].as_object().unwrap() {
+        assert!(inputs.contains(&format!("Stem: {stem}")), "{inputs}");
+        assert!(inputs.contains(hash.as_str().unwrap()), "{inputs}");
+    }
+    for (id, model) in lineage["voice_models"].as_object().unwrap() {
+        assert!(inputs.contains(id.as_str()), "{inputs}");
+        let reference = model["data"]["consent"]["reference"].as_str().unwrap();
+        assert!(inputs.contains(reference), "{inputs}");
+    }
+    let steps: Vec<&Value> = lineage["generation_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "generation.step")
+        .collect();
+    assert_eq!(first["steps"].as_array().unwrap().len(), steps.len());
+    // Earnings, party by party, the CLI's amounts.
+    let earnings: Vec<(String, String)> = first["earnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_string(),
+                r[2].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = revenue["parties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                format!(
+                    "{} ({})",
+                    p["name"].as_str().unwrap(),
+                    p["party"].as_str().unwrap()
+                ),
+                p["amount"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(earnings, expected);
+
+    // A re-encoded MP3: the same derivative, by fingerprint.
+    let mp3_seen = &uploads[1];
+    assert!(
+        mp3_seen["status"].as_str().unwrap().ends_with(derivative),
+        "{mp3_seen}"
+    );
+    assert!(mp3_seen["derivative"]["Matched by"]
+        .as_str()
+        .unwrap()
+        .starts_with("acoustic fingerprint: score"));
+    // Unrelated audio: no lineage, said plainly.
+    let none = uploads[2]["status"].as_str().unwrap();
+    assert!(none.starts_with("No lineage."), "{none}");
+
+    // A label sees only its own party.
+    let as_label = &seen["as_label"];
+    let rows = as_label["earnings"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert!(
+            row[0].as_str().unwrap().ends_with(&format!("({label})")),
+            "{row}"
+        );
+    }
+    assert_eq!(seen["unnamed_controls"], json!([]));
+    assert_eq!(seen["other_origins"], json!([]), "{seen}");
+    assert_eq!(seen["console_errors"], json!([]), "{seen}");
+    assert_eq!(seen["narrow_overflow"], false);
+    for shot in ["dispute-1280.png", "dispute-390.png"] {
+        assert!(
+            shots.join(shot).metadata().unwrap().len() > 10_000,
+            "{shot}"
+        );
+    }
+}
+
 #[test]
 fn the_audit_page_verifies_the_log_in_the_browser() {
     let Some(python) = browser() else { return };
@@ -77,22 +309,19 @@ fn the_audit_page_verifies_the_log_in_the_browser() {
     let generator = api_token(data, "generator");
     let key = ok(data, &["key"]).trim().to_string();
     let server = Server::start(data);
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let output = Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/audit.py"))
-        .arg(format!("http://{}/", server.address()))
-        .args([&auditor, &generator, "3"])
-        .arg(&shots)
-        .output()
-        .unwrap();
-    server.stop();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let shots = screenshots();
+    let seen = drive(
+        &python,
+        "audit.py",
+        &[
+            format!("http://{}/", server.address()),
+            auditor.clone(),
+            generator,
+            "3".into(),
+            shots.display().to_string(),
+        ],
     );
-    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    server.stop();
 
     // The log as the CLI knows it, every checkpoint's signature verified.
     let latest = ok(data, &["checkpoint"]);
@@ -150,7 +379,7 @@ fn the_audit_page_verifies_the_log_in_the_browser() {
     assert_eq!(seen["other_origins"], json!([]), "{seen}");
     assert_eq!(seen["console_errors"], json!([]), "{seen}");
     assert_eq!(seen["narrow_overflow"], false);
-    for shot in ["audit-1280x800.png", "audit-390.png"] {
+    for shot in ["audit-1280.png", "audit-390.png"] {
         assert!(
             shots.join(shot).metadata().unwrap().len() > 10_000,
             "{shot}"

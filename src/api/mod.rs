@@ -150,9 +150,8 @@ impl AppState {
 /// Every route, with request ids, logs, metrics and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .merge(crate::console::routes())
         .route("/v1/checkpoint", get(log::checkpoint))
-        .route("/", get(crate::console::index))
-        .route("/console/{name}", get(crate::console::asset))
         .route("/v1/checkpoints", get(log::checkpoints))
         .route("/v1/key", get(log::key))
         .route("/v1/events", get(log::events))

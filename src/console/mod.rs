@@ -15,35 +15,77 @@ use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
     X_FRAME_OPTIONS,
 };
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::sync::LazyLock;
 
 /// Same origin only, no inline script or style, no plugins, no framing.
 pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// One embedded file: its name under `/console/`, media type and bytes.
+/// One page: where it is served, its title, its script, and its `<main>`
+/// (the layout around it is shared).
+struct Page {
+    path: &'static str,
+    title: &'static str,
+    script: &'static str,
+    main: &'static str,
+}
+
+const PAGES: &[Page] = &[
+    Page {
+        path: "/",
+        title: "Dispute",
+        script: "dispute.js",
+        main: include_str!("assets/dispute.html"),
+    },
+    Page {
+        path: "/audit",
+        title: "Audit",
+        script: "audit.js",
+        main: include_str!("assets/audit.html"),
+    },
+];
+
+/// The header, key field and navigation every page shares.
+const LAYOUT: &str = include_str!("assets/layout.html");
+
+/// One embedded script or stylesheet: its name under `/console/`, media
+/// type and text.
 struct Asset {
     name: &'static str,
     media_type: &'static str,
     body: &'static str,
 }
 
-const INDEX: Asset = Asset {
-    name: "index.html",
-    media_type: "text/html; charset=utf-8",
-    body: include_str!("assets/index.html"),
-};
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 
 const ASSETS: &[Asset] = &[
     Asset {
-        name: "app.js",
-        media_type: "text/javascript; charset=utf-8",
-        body: include_str!("assets/app.js"),
+        name: "common.js",
+        media_type: JAVASCRIPT,
+        body: include_str!("assets/common.js"),
     },
     Asset {
         name: "verify.js",
-        media_type: "text/javascript; charset=utf-8",
+        media_type: JAVASCRIPT,
         body: include_str!("assets/verify.js"),
+    },
+    Asset {
+        name: "spectrogram.js",
+        media_type: JAVASCRIPT,
+        body: include_str!("assets/spectrogram.js"),
+    },
+    Asset {
+        name: "dispute.js",
+        media_type: JAVASCRIPT,
+        body: include_str!("assets/dispute.js"),
+    },
+    Asset {
+        name: "audit.js",
+        media_type: JAVASCRIPT,
+        body: include_str!("assets/audit.js"),
     },
     Asset {
         name: "style.css",
@@ -52,12 +94,43 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
-fn serve(asset: &Asset) -> Response {
-    let mut response = (
-        [(CONTENT_TYPE, HeaderValue::from_static(asset.media_type))],
-        asset.body,
-    )
-        .into_response();
+/// Every page in the layout, rendered once.
+static RENDERED: LazyLock<Vec<String>> = LazyLock::new(|| PAGES.iter().map(render).collect());
+
+fn render(page: &Page) -> String {
+    let nav: String = PAGES
+        .iter()
+        .map(|other| {
+            let current = if other.path == page.path {
+                r#" aria-current="page""#
+            } else {
+                ""
+            };
+            format!(
+                "  <a href=\"{}\"{current}>{}</a>\n",
+                other.path, other.title
+            )
+        })
+        .collect();
+    LAYOUT
+        .replace("{title}", page.title)
+        .replace("{script}", page.script)
+        .replace("{nav}\n", &nav)
+        .replace("{main}", page.main)
+}
+
+/// The console's routes: its pages and `/console/{name}` for their assets.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    let mut router = Router::new().route("/console/{name}", get(asset));
+    for page in PAGES {
+        router = router.route(page.path, get(page_at));
+    }
+    router
+}
+
+fn with_headers(media_type: &'static str, body: String) -> Response {
+    let mut response =
+        ([(CONTENT_TYPE, HeaderValue::from_static(media_type))], body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_SECURITY_POLICY,
@@ -71,15 +144,18 @@ fn serve(asset: &Asset) -> Response {
     response
 }
 
-/// `GET /`: the console.
-pub async fn index() -> Response {
-    serve(&INDEX)
+async fn page_at(uri: Uri) -> Response {
+    let index = PAGES
+        .iter()
+        .position(|page| page.path == uri.path())
+        .expect("routed to a page");
+    with_headers("text/html; charset=utf-8", RENDERED[index].clone())
 }
 
 /// `GET /console/{name}`: a script or stylesheet of the console.
-pub async fn asset(Path(name): Path<String>) -> Response {
+async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
-        Some(asset) => serve(asset),
+        Some(asset) => with_headers(asset.media_type, asset.body.to_string()),
         None => (
             StatusCode::NOT_FOUND,
             [(CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -95,10 +171,14 @@ mod tests {
 
     #[test]
     fn pages_load_nothing_from_another_origin_and_no_inline_script() {
-        for asset in std::iter::once(&INDEX).chain(ASSETS) {
+        let texts = RENDERED
+            .iter()
+            .map(String::as_str)
+            .zip(PAGES.iter().map(|p| p.title))
+            .chain(ASSETS.iter().map(|a| (a.body, a.name)));
+        for (body, name) in texts {
             for other in ["http://", "https://", "//"] {
-                let hits: Vec<&str> = asset
-                    .body
+                let hits: Vec<&str> = body
                     .lines()
                     .filter(|l| {
                         l.contains(&format!("src=\"{other}"))
@@ -106,24 +186,42 @@ mod tests {
                             || l.contains(&format!("url({other}"))
                     })
                     .collect();
-                assert!(hits.is_empty(), "{}: {hits:?}", asset.name);
+                assert!(hits.is_empty(), "{name}: {hits:?}");
             }
         }
-        // Every <script> names a file; none carries code of its own.
-        for tag in INDEX.body.split("<script").skip(1) {
-            let (attributes, rest) = tag.split_once('>').unwrap();
-            assert!(attributes.contains("src=\"/console/"), "{attributes}");
-            assert!(rest.starts_with("</script>"), "inline script: {rest:.40}");
+        for (page, html) in PAGES.iter().zip(RENDERED.iter()) {
+            assert_inline_free(page.title, html);
+            assert!(html.contains(&format!("src=\"/console/{}\"", page.script)));
+            assert!(
+                ASSETS.iter().any(|a| a.name == page.script),
+                "{}",
+                page.script
+            );
         }
-        assert!(!INDEX.body.contains(" style=\""), "inline style");
+    }
+
+    fn assert_inline_free(title: &str, html: &str) {
+        // Every <script> names a file; none carries code of its own.
+        for tag in html.split("<script").skip(1) {
+            let (attributes, rest) = tag.split_once('>').unwrap();
+            assert!(
+                attributes.contains("src=\"/console/"),
+                "{title}: {attributes}"
+            );
+            assert!(
+                rest.starts_with("</script>"),
+                "{title}: inline script {rest:.40}"
+            );
+        }
+        assert!(!html.contains(" style=\""), "{title}: inline style");
         // No inline event handler (` onclick="`, ` onload="`, ...).
-        for (at, _) in INDEX.body.match_indices(" on") {
-            let name: String = INDEX.body[at + 3..]
+        for (at, _) in html.match_indices(" on") {
+            let name: String = html[at + 3..]
                 .chars()
                 .take_while(|c| c.is_ascii_lowercase())
                 .collect();
-            let after = &INDEX.body[at + 3 + name.len()..];
-            assert!(!after.starts_with('='), "inline handler on{name}");
+            let after = &html[at + 3 + name.len()..];
+            assert!(!after.starts_with('='), "{title}: inline handler on{name}");
         }
     }
 }

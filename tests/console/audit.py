@@ -9,21 +9,13 @@ FORBIDDEN_KEY is a valid key whose role may not read events (403).
 import json
 import sys
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+
+from browser import chromium, console_errors, other_origins, screenshots, unnamed_controls, use_key
 
 url, auditor, forbidden, tamper_seq, shots = sys.argv[1:6]
-
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]:
-    options.add_argument(flag)
-options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-wait = WebDriverWait(driver, 20)
+driver, wait = chromium()
 seen = {}
 
 
@@ -45,16 +37,9 @@ def result_after(form_id, fields, result_id):
     return text_of(result_id)
 
 
-def use_key(key):
-    box = driver.find_element(By.ID, "api-key")
-    box.clear()
-    box.send_keys(key)
-    driver.find_element(By.CSS_SELECTOR, "#key-form button[type=submit]").click()
-
-
 try:
     driver.set_window_size(1280, 800)
-    driver.get(url)
+    driver.get(url + "audit")
     wait.until(EC.text_to_be_present_in_element((By.ID, "latest"), "verified"))
     rows = driver.find_elements(By.CSS_SELECTOR, "#checkpoints tbody tr")
     seen["size"] = text_of("size")
@@ -62,19 +47,15 @@ try:
     seen["verifier_key"] = text_of("verifier-key")
     seen["history"] = [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in rows]
     # Every control has an accessible name.
-    seen["unnamed_controls"] = [
-        e.get_attribute("outerHTML")[:80]
-        for e in driver.find_elements(By.CSS_SELECTOR, "input, button, select, textarea")
-        if not e.accessible_name
-    ]
+    seen["unnamed_controls"] = unnamed_controls(driver)
     seen["key_field_name"] = driver.find_element(By.ID, "api-key").accessible_name
 
     seen["without_key"] = result_after("event-form", {"event-seq": "1"}, "event-result")
-    use_key(forbidden)
+    use_key(driver, forbidden)
     seen["forbidden_key"] = result_after("event-form", {"event-seq": "1"}, "event-result")
-    use_key("llk_" + "0" * 64)
+    use_key(driver, "llk_" + "0" * 64)
     seen["unknown_key"] = result_after("event-form", {"event-seq": "1"}, "event-result")
-    use_key(auditor)
+    use_key(driver, auditor)
     wait.until(EC.text_to_be_present_in_element((By.ID, "latest"), "verified"))
     seen["key_storage"] = driver.execute_script(
         "return [sessionStorage.getItem('ledgerline.apiKey'), localStorage.length]"
@@ -84,14 +65,7 @@ try:
     seen["consistency"] = result_after(
         "consistency-form", {"older-size": "1", "newer-size": seen["size"]}, "consistency-result"
     )
-    driver.execute_script("window.scrollTo(0, 0)")
-    driver.save_screenshot(f"{shots}/audit-1280x800.png")
-    driver.set_window_size(390, 844)
-    driver.execute_script("window.scrollTo(0, 0)")
-    driver.save_screenshot(f"{shots}/audit-390.png")
-    seen["narrow_overflow"] = driver.execute_script(
-        "return document.documentElement.scrollWidth > window.innerWidth"
-    )
+    seen["narrow_overflow"] = screenshots(driver, shots, "audit")
 
     # The verifier itself, on honest and on tampered input: one changed
     # proof hash, one changed leaf byte, one changed consistency hash.
@@ -135,17 +109,8 @@ try:
         tamper_seq,
     )
 
-    origin = driver.execute_script("return location.origin")
-    requested = driver.execute_script(
-        "return performance.getEntriesByType('resource').map((e) => e.name)"
-    )
-    seen["other_origins"] = [r for r in requested if not r.startswith(origin)]
-    seen["requests"] = len(requested)
-    seen["console_errors"] = [
-        entry["message"]
-        for entry in driver.get_log("browser")
-        if entry["level"] == "SEVERE" and "/v1/" not in entry["message"]
-    ]
+    seen["other_origins"] = other_origins(driver)
+    seen["console_errors"] = console_errors(driver)
 finally:
     driver.quit()
 

@@ -1,92 +1,27 @@
-// The console's Audit page: the log's checkpoints, an event and a
-// consistency proof, each verified in this browser (verify.js). The API key
-// lives in sessionStorage only, and goes to this origin's /v1 API as a
-// bearer token.
+// The Audit page: the log's checkpoints, an event and a consistency
+// proof, each verified in this browser (verify.js).
 
 import * as verify from "./verify.js";
+import {
+  $,
+  ApiError,
+  api,
+  bindKeyForm,
+  clearError,
+  explain,
+  hexOf,
+  mark,
+  showError,
+} from "./common.js";
 
-const KEY_SLOT = "ledgerline.apiKey";
 /** How many of the newest checkpoints the history shows. */
 const HISTORY_ROWS = 20;
-
-const $ = (id) => document.getElementById(id);
-
-class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-/** What a failed request means to the person reading the page. */
-function explain(error) {
-  if (error instanceof verify.VerificationError) {
-    return `Verification failed: ${error.message}.`;
-  }
-  if (!(error instanceof ApiError)) {
-    return `Something went wrong: ${error.message}`;
-  }
-  const reason = error.message ? ` The server said: ${error.message}` : "";
-  switch (error.status) {
-    case 401:
-      return `Not signed in (401): enter a valid API key above.${reason}`;
-    case 403:
-      return `This API key's role may not see this (403).${reason}`;
-    case 404:
-      return `Not found (404).${reason}`;
-    case 422:
-      return `The server could not use that input (422).${reason}`;
-    case 429:
-      return `Too many requests (429): wait a moment and try again.${reason}`;
-    default:
-      return `The server answered ${error.status}.${reason}`;
-  }
-}
-
-async function api(path, { text = false } = {}) {
-  const headers = {};
-  const key = sessionStorage.getItem(KEY_SLOT);
-  if (key) headers.Authorization = `Bearer ${key}`;
-  let reply;
-  try {
-    reply = await fetch(path, { headers });
-  } catch (error) {
-    throw new Error(`the server cannot be reached (${error.message})`);
-  }
-  if (!reply.ok) {
-    let message = "";
-    try {
-      message = (await reply.json()).error.message;
-    } catch {
-      // Not an API error body; the status says enough.
-    }
-    throw new ApiError(reply.status, message);
-  }
-  return text ? reply.text() : reply.json();
-}
-
-function showError(error) {
-  const box = $("error");
-  box.textContent = explain(error);
-  box.hidden = false;
-}
-
-function mark(ok, text) {
-  const span = document.createElement("span");
-  span.className = ok ? "ok" : "bad";
-  span.textContent = text;
-  return span;
-}
-
-function hexOf(bytes) {
-  return verify.bytesToHex(bytes);
-}
 
 /** The verifier key and the signed checkpoints, checked in order. */
 const state = { verifier: null, latest: null };
 
 async function loadLog() {
-  $("error").hidden = true;
+  clearError();
   state.latest = null;
   const { key } = await api("/v1/key");
   $("verifier-key").textContent = key;
@@ -169,17 +104,7 @@ async function verifyConsistency(older, newer) {
 }
 
 function bindForms() {
-  const keyInput = $("api-key");
-  keyInput.value = sessionStorage.getItem(KEY_SLOT) ?? "";
-  $("key-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    sessionStorage.setItem(KEY_SLOT, keyInput.value.trim());
-    loadLog().catch(showError);
-  });
-  $("forget-key").addEventListener("click", () => {
-    sessionStorage.removeItem(KEY_SLOT);
-    keyInput.value = "";
-  });
+  bindKeyForm(loadLog);
   $("event-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const out = $("event-result");

@@ -1,0 +1,115 @@
+// What every console page shares: the API key (kept in sessionStorage
+// only), calls to this origin's /v1 API with it, and errors as sentences a
+// reader can act on.
+
+import { VerificationError, bytesToHex } from "./verify.js";
+
+const KEY_SLOT = "ledgerline.apiKey";
+
+export const $ = (id) => document.getElementById(id);
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** What a failed request or check means to the person reading the page. */
+export function explain(error) {
+  if (error instanceof VerificationError) {
+    return `Verification failed: ${error.message}.`;
+  }
+  if (!(error instanceof ApiError)) {
+    return `Something went wrong: ${error.message}`;
+  }
+  const reason = error.message ? ` The server said: ${error.message}` : "";
+  switch (error.status) {
+    case 401:
+      return `Not signed in (401): enter a valid API key above.${reason}`;
+    case 403:
+      return `This API key's role may not see this (403).${reason}`;
+    case 404:
+      return `Not found (404).${reason}`;
+    case 413:
+      return `The file is too large for the server (413).${reason}`;
+    case 422:
+      return `The server could not use that input (422).${reason}`;
+    case 429:
+      return `Too many requests (429): wait a moment and try again.${reason}`;
+    default:
+      return `The server answered ${error.status}.${reason}`;
+  }
+}
+
+/** A request to the API with the key; JSON back unless `text`. */
+export async function api(path, { text = false, method = "GET", body, contentType } = {}) {
+  const headers = {};
+  const key = sessionStorage.getItem(KEY_SLOT);
+  if (key) headers.Authorization = `Bearer ${key}`;
+  if (contentType) headers["Content-Type"] = contentType;
+  let reply;
+  try {
+    reply = await fetch(path, { method, headers, body });
+  } catch (error) {
+    throw new Error(`the server cannot be reached (${error.message})`);
+  }
+  if (!reply.ok) {
+    let message = "";
+    try {
+      message = (await reply.json()).error.message;
+    } catch {
+      // Not an API error body; the status says enough.
+    }
+    throw new ApiError(reply.status, message);
+  }
+  return text ? reply.text() : reply.json();
+}
+
+/** A verdict: a tick or a cross (drawn by the stylesheet) and words. */
+export function mark(ok, text) {
+  const span = document.createElement("span");
+  span.className = ok ? "ok" : "bad";
+  span.textContent = text;
+  return span;
+}
+
+/** An element with text, for building tables and lists. */
+export function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+export const hexOf = bytesToHex;
+
+/** Shows `error` in the page's alert box (id "error"). */
+export function showError(error) {
+  const box = $("error");
+  box.textContent = explain(error);
+  box.hidden = false;
+}
+
+export function clearError() {
+  $("error").hidden = true;
+}
+
+/**
+ * Wires the key form: `onKey` runs when a key is entered (and on load),
+ * so the page can fetch what the key may see.
+ */
+export function bindKeyForm(onKey) {
+  const input = $("api-key");
+  input.value = sessionStorage.getItem(KEY_SLOT) ?? "";
+  $("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(KEY_SLOT, input.value.trim());
+    clearError();
+    Promise.resolve(onKey()).catch(showError);
+  });
+  $("forget-key").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY_SLOT);
+    input.value = "";
+  });
+}

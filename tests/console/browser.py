@@ -1,0 +1,68 @@
+"""What the console's browser tests share: headless Chromium over
+WebDriver, and the key form."""
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+
+def chromium():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    return driver, WebDriverWait(driver, 30)
+
+
+def use_key(driver, key):
+    box = driver.find_element(By.ID, "api-key")
+    box.clear()
+    box.send_keys(key)
+    driver.find_element(By.CSS_SELECTOR, "#key-form button[type=submit]").click()
+
+
+def unnamed_controls(driver):
+    return [
+        e.get_attribute("outerHTML")[:80]
+        for e in driver.find_elements(By.CSS_SELECTOR, "input, button, select, textarea, canvas")
+        if not e.accessible_name
+    ]
+
+
+def other_origins(driver):
+    origin = driver.execute_script("return location.origin")
+    requested = driver.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => e.name)"
+    )
+    return [r for r in requested if not r.startswith(origin)]
+
+
+def console_errors(driver):
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if entry["level"] == "SEVERE" and "/v1/" not in entry["message"]
+    ]
+
+
+def screenshots(driver, shots, name):
+    """Saves the page at 1280x800, 390 px wide, and whole at 1280 px wide;
+    returns whether anything overflows sideways at 390 px."""
+    overflow = False
+    for width, height in [(1280, 800), (390, 844)]:
+        driver.set_window_size(width, height)
+        driver.execute_script("window.scrollTo(0, 0)")
+        driver.save_screenshot(f"{shots}/{name}-{width}.png")
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth"
+        )
+    driver.set_window_size(1280, 800)
+    tall = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, min(tall + 140, 6000))
+    driver.execute_script("window.scrollTo(0, 0)")
+    driver.save_screenshot(f"{shots}/{name}-1280-full.png")
+    driver.set_window_size(1280, 800)
+    return overflow
