@@ -89,7 +89,7 @@ fn screenshots() -> PathBuf {
 }
 
 #[test]
-fn the_dispute_page_traces_a_file_and_proves_its_lineage_in_the_browser() {
+fn on_the_demo_data_the_dispute_and_statements_pages_show_what_the_cli_does() {
     let Some(python) = browser() else { return };
     let dir = tempfile::tempdir().unwrap();
     let data = &dir.path().join("data");
@@ -142,22 +142,66 @@ fn the_dispute_page_traces_a_file_and_proves_its_lineage_in_the_browser() {
         .unwrap()
         .to_string();
     let auditor = api_token(data, "auditor");
+    let period = demo
+        .split("Royalty statements for ")
+        .nth(1)
+        .and_then(|rest| rest.get(..7))
+        .expect("the demo names its statements' period")
+        .to_string();
+    // The label's own statement, with one amount off by one minor unit.
+    let ours = ok_json(
+        data,
+        &["statements", "--period", &period, "--party", &label],
+    );
+    let mut label_csv = String::from("party,currency,amount\n");
+    for (i, statement) in ours.as_array().unwrap().iter().enumerate() {
+        let amount = statement["lines"][0]["amount"].as_str().unwrap();
+        let amount = if i == 0 {
+            bump(amount)
+        } else {
+            amount.to_string()
+        };
+        label_csv += &format!(
+            "{label},{},{amount}\n",
+            statement["currency"].as_str().unwrap()
+        );
+    }
+    let label_csv_path = dir.path().join("label.csv");
+    std::fs::write(&label_csv_path, &label_csv).unwrap();
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+
     let server = Server::start(data);
+    let address = format!("http://{}/", server.address());
     let shots = screenshots();
     let seen = drive(
         &python,
         "dispute.py",
         &[
-            format!("http://{}/", server.address()),
-            auditor,
-            label_key,
+            address.clone(),
+            auditor.clone(),
+            label_key.clone(),
             shots.display().to_string(),
             cover.display().to_string(),
             mp3.display().to_string(),
             unrelated.display().to_string(),
         ],
     );
+    let statements_seen = drive(
+        &python,
+        "statements.py",
+        &[
+            address,
+            auditor,
+            label_key,
+            period.clone(),
+            shots.display().to_string(),
+            downloads.display().to_string(),
+            label_csv_path.display().to_string(),
+        ],
+    );
     server.stop();
+    check_statements(data, &period, &label, &statements_seen, &shots);
 
     let derivative = lineage["derivative"]["derivative"].as_str().unwrap();
     let uploads = seen["uploads"].as_array().unwrap();
@@ -284,6 +328,100 @@ fn the_dispute_page_traces_a_file_and_proves_its_lineage_in_the_browser() {
             "{shot}"
         );
     }
+}
+
+/// `amount` (a decimal string) one minor unit higher.
+fn bump(amount: &str) -> String {
+    let decimals = amount.split_once('.').map_or(0, |(_, d)| d.len());
+    let units: i64 = amount.replace('.', "").parse().unwrap();
+    let text = format!("{:0width$}", units + 1, width = decimals + 1);
+    if decimals == 0 {
+        text
+    } else {
+        format!(
+            "{}.{}",
+            &text[..text.len() - decimals],
+            &text[text.len() - decimals..]
+        )
+    }
+}
+
+/// The Statements page showed the CLI's statements, downloaded the CLI's
+/// CSV, charted, showed a label its own party only, and highlighted the
+/// label's one wrong line.
+fn check_statements(data: &Path, period: &str, label: &str, seen: &Value, shots: &Path) {
+    let ours = ok_json(data, &["statements", "--period", period]);
+    let shown = seen["statements"].as_array().unwrap();
+    assert_eq!(shown.len(), ours.as_array().unwrap().len(), "{seen}");
+    for (page, cli) in shown.iter().zip(ours.as_array().unwrap()) {
+        let currency = cli["currency"].as_str().unwrap();
+        assert_eq!(
+            page["heading"],
+            format!("{currency} statement for {period}")
+        );
+        let lines: Vec<Value> = cli["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| json!([l["party"], l["name"], l["amount"], l["exact"]]))
+            .collect();
+        assert_eq!(page["lines"], json!(lines), "{currency}");
+        assert_eq!(page["total"], cli["total"]);
+        let cited = page["cited"].as_str().unwrap();
+        assert!(
+            cited.contains(cli["checkpoint"]["root_hash"].as_str().unwrap()),
+            "{cited}"
+        );
+        assert!(
+            cited.ends_with("signed by the log, verified in this browser"),
+            "{cited}"
+        );
+    }
+    let csv = ok(data, &["statements", "--period", period, "--format", "csv"]);
+    assert_eq!(seen["download"]["text"], csv);
+    assert_eq!(seen["download"]["name"], format!("statement-{period}.csv"));
+    assert_eq!(seen["chart"]["bars"], 6);
+    // A label key: its own party only, and no totals.
+    for statement in seen["as_label"].as_array().unwrap() {
+        let lines = statement["lines"].as_array().unwrap();
+        assert_eq!(lines.len(), 1, "{statement}");
+        assert_eq!(lines[0][0], label);
+        assert_eq!(statement["total"], Value::Null);
+    }
+    assert!(seen["label_chart"]["caption"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{label}'s ")));
+    // The label's CSV, one line off: that line marked, the other matched.
+    let reconciliation = &seen["reconciliation"];
+    let status = reconciliation["status"].as_str().unwrap();
+    assert!(status.starts_with("1 mismatched,"), "{status}");
+    let classes: Vec<&str> = reconciliation["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["class"].as_str().unwrap())
+        .collect();
+    let mut sorted = classes.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["matched", "mismatched"], "{reconciliation}");
+    assert_eq!(seen["unnamed_controls"], json!([]));
+    assert_eq!(seen["other_origins"], json!([]), "{seen}");
+    assert_eq!(seen["console_errors"], json!([]), "{seen}");
+    assert_eq!(seen["narrow_overflow"], false);
+    for shot in ["statements-1280.png", "statements-390.png"] {
+        assert!(
+            shots.join(shot).metadata().unwrap().len() > 10_000,
+            "{shot}"
+        );
+    }
+}
+
+#[test]
+fn bump_adds_one_minor_unit() {
+    assert_eq!(bump("144.95"), "144.96");
+    assert_eq!(bump("5040"), "5041");
+    assert_eq!(bump("0.09"), "0.10");
 }
 
 #[test]

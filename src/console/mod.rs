@@ -41,6 +41,12 @@ const PAGES: &[Page] = &[
         main: include_str!("assets/dispute.html"),
     },
     Page {
+        path: "/statements",
+        title: "Statements",
+        script: "statements.js",
+        main: include_str!("assets/statements.html"),
+    },
+    Page {
         path: "/audit",
         title: "Audit",
         script: "audit.js",
@@ -81,6 +87,11 @@ const ASSETS: &[Asset] = &[
         name: "dispute.js",
         media_type: JAVASCRIPT,
         body: include_str!("assets/dispute.js"),
+    },
+    Asset {
+        name: "statements.js",
+        media_type: JAVASCRIPT,
+        body: include_str!("assets/statements.js"),
     },
     Asset {
         name: "audit.js",

@@ -43,11 +43,12 @@ export function explain(error) {
 }
 
 /** A request to the API with the key; JSON back unless `text`. */
-export async function api(path, { text = false, method = "GET", body, contentType } = {}) {
+export async function api(path, { text = false, method = "GET", body, contentType, accept } = {}) {
   const headers = {};
   const key = sessionStorage.getItem(KEY_SLOT);
   if (key) headers.Authorization = `Bearer ${key}`;
   if (contentType) headers["Content-Type"] = contentType;
+  if (accept) headers.Accept = accept;
   let reply;
   try {
     reply = await fetch(path, { method, headers, body });
