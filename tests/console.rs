@@ -2,10 +2,14 @@
 //! over WebDriver by the scripts in `tests/console/` (Selenium), opens the
 //! pages of a running server.
 //!
-//! The Dispute page, on the demo's data, traces a derivative's output, an
+//! On the demo's data: the Dispute page traces a derivative's output, an
 //! MP3 re-encode of it and an unrelated file, and shows what the CLI's
 //! `lineage` answers, its cited events proven in the browser, and a label
-//! only its own earnings.
+//! only its own earnings; the Statements page shows the CLI's statements
+//! and CSV, a chart, a label's own party only and a reconciliation with its
+//! wrong line marked; the Generations page follows a licensed remix to the
+//! file the log says was distributed and plays it, and shows a refusal and
+//! a label's 403.
 //!
 //! The Audit page checks what a reader sees: the log's size,
 //! origin and key, the checkpoint history with every signature verified in
@@ -89,7 +93,7 @@ fn screenshots() -> PathBuf {
 }
 
 #[test]
-fn on_the_demo_data_the_dispute_and_statements_pages_show_what_the_cli_does() {
+fn on_the_demo_data_the_pages_show_what_the_cli_does() {
     let Some(python) = browser() else { return };
     let dir = tempfile::tempdir().unwrap();
     let data = &dir.path().join("data");
@@ -171,6 +175,13 @@ fn on_the_demo_data_the_dispute_and_statements_pages_show_what_the_cli_does() {
     let downloads = dir.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
 
+    // What the Statements page must show, before the Generations page
+    // appends to the log.
+    let cli_statements = ok_json(data, &["statements", "--period", &period]);
+    let cli_csv = ok(
+        data,
+        &["statements", "--period", &period, "--format", "csv"],
+    );
     let server = Server::start(data);
     let address = format!("http://{}/", server.address());
     let shots = screenshots();
@@ -191,17 +202,42 @@ fn on_the_demo_data_the_dispute_and_statements_pages_show_what_the_cli_does() {
         &python,
         "statements.py",
         &[
-            address,
+            address.clone(),
             auditor,
-            label_key,
+            label_key.clone(),
             period.clone(),
             shots.display().to_string(),
             downloads.display().to_string(),
             label_csv_path.display().to_string(),
         ],
     );
+    let generations_seen = drive(
+        &python,
+        "generations.py",
+        &[
+            address,
+            api_token(data, "generator"),
+            label_key,
+            lineage["derivative"]["recording"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            lineage["derivative"]["requested_by"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            shots.display().to_string(),
+        ],
+    );
     server.stop();
-    check_statements(data, &period, &label, &statements_seen, &shots);
+    check_statements(
+        (&cli_statements, &cli_csv),
+        &period,
+        &label,
+        &statements_seen,
+        &shots,
+    );
+    check_generations(data, &lineage, &generations_seen, &shots);
 
     let derivative = lineage["derivative"]["derivative"].as_str().unwrap();
     let uploads = seen["uploads"].as_array().unwrap();
@@ -318,14 +354,23 @@ fn on_the_demo_data_the_dispute_and_statements_pages_show_what_the_cli_does() {
             "{row}"
         );
     }
-    assert_eq!(seen["unnamed_controls"], json!([]));
-    assert_eq!(seen["other_origins"], json!([]), "{seen}");
-    assert_eq!(seen["console_errors"], json!([]), "{seen}");
-    assert_eq!(seen["narrow_overflow"], false);
-    for shot in ["dispute-1280.png", "dispute-390.png"] {
+    check_page(&seen, &shots, "dispute");
+}
+
+/// What every page holds to: each control named, no request to another
+/// origin, no console error, nothing wider than 390 px, and its screenshots
+/// saved.
+fn check_page(seen: &Value, shots: &Path, page: &str) {
+    assert_eq!(seen["unnamed_controls"], json!([]), "{page}");
+    assert_eq!(seen["other_origins"], json!([]), "{page}: {seen}");
+    assert_eq!(seen["console_errors"], json!([]), "{page}: {seen}");
+    assert_eq!(seen["narrow_overflow"], false, "{page}");
+    for width in [1280, 390] {
+        let shot = shots.join(format!("{page}-{width}.png"));
         assert!(
-            shots.join(shot).metadata().unwrap().len() > 10_000,
-            "{shot}"
+            shot.metadata().unwrap().len() > 10_000,
+            "{}",
+            shot.display()
         );
     }
 }
@@ -346,11 +391,16 @@ fn bump(amount: &str) -> String {
     }
 }
 
-/// The Statements page showed the CLI's statements, downloaded the CLI's
-/// CSV, charted, showed a label its own party only, and highlighted the
+/// The Statements page showed the CLI's statements (`ours`), downloaded the
+/// CLI's CSV, charted, showed a label its own party only, and highlighted the
 /// label's one wrong line.
-fn check_statements(data: &Path, period: &str, label: &str, seen: &Value, shots: &Path) {
-    let ours = ok_json(data, &["statements", "--period", period]);
+fn check_statements(
+    (ours, csv): (&Value, &str),
+    period: &str,
+    label: &str,
+    seen: &Value,
+    shots: &Path,
+) {
     let shown = seen["statements"].as_array().unwrap();
     assert_eq!(shown.len(), ours.as_array().unwrap().len(), "{seen}");
     for (page, cli) in shown.iter().zip(ours.as_array().unwrap()) {
@@ -377,7 +427,6 @@ fn check_statements(data: &Path, period: &str, label: &str, seen: &Value, shots:
             "{cited}"
         );
     }
-    let csv = ok(data, &["statements", "--period", period, "--format", "csv"]);
     assert_eq!(seen["download"]["text"], csv);
     assert_eq!(seen["download"]["name"], format!("statement-{period}.csv"));
     assert_eq!(seen["chart"]["bars"], 6);
@@ -405,16 +454,76 @@ fn check_statements(data: &Path, period: &str, label: &str, seen: &Value, shots:
     let mut sorted = classes.clone();
     sorted.sort();
     assert_eq!(sorted, ["matched", "mismatched"], "{reconciliation}");
-    assert_eq!(seen["unnamed_controls"], json!([]));
-    assert_eq!(seen["other_origins"], json!([]), "{seen}");
-    assert_eq!(seen["console_errors"], json!([]), "{seen}");
-    assert_eq!(seen["narrow_overflow"], false);
-    for shot in ["statements-1280.png", "statements-390.png"] {
-        assert!(
-            shots.join(shot).metadata().unwrap().len() > 10_000,
-            "{shot}"
-        );
-    }
+    check_page(seen, shots, "statements");
+}
+
+/// The Generations page followed a licensed remix to its output, played
+/// it, and showed a refusal and a label key's 403 as messages.
+fn check_generations(data: &Path, cover: &Value, seen: &Value, shots: &Path) {
+    let licensed = &seen["licensed"];
+    let status = licensed["status"].as_str().unwrap();
+    assert!(
+        status.starts_with("job ") && status.ends_with(" done"),
+        "{licensed}"
+    );
+    let progress: Vec<&str> = licensed["progress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    let recording = cover["derivative"]["recording"].as_str().unwrap();
+    assert!(
+        progress[0].ends_with(&format!("requested (remix of {recording})")),
+        "{progress:?}"
+    );
+    assert!(
+        progress
+            .iter()
+            .any(|p| p.contains(": step 1 load-stems on ")),
+        "{progress:?}"
+    );
+    assert!(
+        progress[progress.len() - 2].contains("published derivative"),
+        "{progress:?}"
+    );
+    assert!(progress[progress.len() - 1].ends_with("Content Credentials issued"));
+    // The file played is the one the log says was distributed.
+    let derivative = seen["output"]["Derivative"].as_str().unwrap();
+    let lineage = ok_json(data, &["lineage", derivative]);
+    let issued = lineage["generation_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "generation.credentials-issued")
+        .unwrap();
+    assert_eq!(
+        seen["output"]["File as distributed"],
+        issued["data"]["file"]
+    );
+    assert_eq!(seen["player"][0], "blob:");
+    assert!(seen["player"][1].as_f64().unwrap() > 1.0, "{seen}");
+    // Refused by the licence, and refused to a label: said on the page.
+    let refused = &seen["refused"];
+    assert!(
+        refused["status"].as_str().unwrap().ends_with(" refused"),
+        "{refused}"
+    );
+    assert!(
+        refused["progress"][0]
+            .as_str()
+            .unwrap()
+            .contains("tempo_out_of_bounds"),
+        "{refused}"
+    );
+    assert!(
+        seen["as_label"]["status"]
+            .as_str()
+            .unwrap()
+            .contains("(403)"),
+        "{seen}"
+    );
+    check_page(seen, shots, "generations");
 }
 
 #[test]
@@ -513,14 +622,5 @@ fn the_audit_page_verifies_the_log_in_the_browser() {
     // The key in sessionStorage only; every control named; same origin only.
     assert_eq!(seen["key_storage"], json!([auditor, 0]));
     assert_eq!(seen["key_field_name"], "API key");
-    assert_eq!(seen["unnamed_controls"], json!([]));
-    assert_eq!(seen["other_origins"], json!([]), "{seen}");
-    assert_eq!(seen["console_errors"], json!([]), "{seen}");
-    assert_eq!(seen["narrow_overflow"], false);
-    for shot in ["audit-1280.png", "audit-390.png"] {
-        assert!(
-            shots.join(shot).metadata().unwrap().len() > 10_000,
-            "{shot}"
-        );
-    }
+    check_page(&seen, &shots, "audit");
 }

@@ -47,6 +47,12 @@ const PAGES: &[Page] = &[
         main: include_str!("assets/statements.html"),
     },
     Page {
+        path: "/generations",
+        title: "Generations",
+        script: "generations.js",
+        main: include_str!("assets/generations.html"),
+    },
+    Page {
         path: "/audit",
         title: "Audit",
         script: "audit.js",
@@ -92,6 +98,11 @@ const ASSETS: &[Asset] = &[
         name: "statements.js",
         media_type: JAVASCRIPT,
         body: include_str!("assets/statements.js"),
+    },
+    Asset {
+        name: "generations.js",
+        media_type: JAVASCRIPT,
+        body: include_str!("assets/generations.js"),
     },
     Asset {
         name: "audit.js",

@@ -12,7 +12,7 @@ import sys
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from browser import chromium, console_errors, other_origins, screenshots, unnamed_controls, use_key
+from browser import chromium, page_checks, screenshots, use_key
 
 url, auditor, forbidden, tamper_seq, shots = sys.argv[1:6]
 driver, wait = chromium()
@@ -47,7 +47,6 @@ try:
     seen["verifier_key"] = text_of("verifier-key")
     seen["history"] = [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in rows]
     # Every control has an accessible name.
-    seen["unnamed_controls"] = unnamed_controls(driver)
     seen["key_field_name"] = driver.find_element(By.ID, "api-key").accessible_name
 
     seen["without_key"] = result_after("event-form", {"event-seq": "1"}, "event-result")
@@ -109,8 +108,7 @@ try:
         tamper_seq,
     )
 
-    seen["other_origins"] = other_origins(driver)
-    seen["console_errors"] = console_errors(driver)
+    seen.update(page_checks(driver))
 finally:
     driver.quit()
 

@@ -31,8 +31,8 @@ def use_key(driver, key):
 def unnamed_controls(driver):
     return [
         e.get_attribute("outerHTML")[:80]
-        for e in driver.find_elements(By.CSS_SELECTOR, "input, button, select, textarea, canvas")
-        if not e.accessible_name
+        for e in driver.find_elements(By.CSS_SELECTOR, "input, button, select, textarea, canvas, audio")
+        if e.is_displayed() and not e.accessible_name
     ]
 
 
@@ -70,3 +70,13 @@ def screenshots(driver, shots, name):
     driver.save_screenshot(f"{shots}/{name}-1280-full.png")
     driver.set_window_size(1280, 800)
     return overflow
+
+
+def page_checks(driver):
+    """What every page must hold to: controls named, nothing from another
+    origin, no console error."""
+    return {
+        "unnamed_controls": unnamed_controls(driver),
+        "other_origins": other_origins(driver),
+        "console_errors": console_errors(driver),
+    }

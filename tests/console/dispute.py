@@ -13,7 +13,7 @@ import time
 
 from selenium.webdriver.common.by import By
 
-from browser import chromium, console_errors, other_origins, screenshots, unnamed_controls, use_key
+from browser import chromium, page_checks, screenshots, use_key
 
 url, auditor, label, shots, *files = sys.argv[1:]
 driver, wait = chromium()
@@ -57,9 +57,7 @@ try:
     seen["uploads"] += [upload(path) for path in files[1:]]
     use_key(driver, label)
     seen["as_label"] = upload(files[0])
-    seen["unnamed_controls"] = unnamed_controls(driver)
-    seen["other_origins"] = other_origins(driver)
-    seen["console_errors"] = console_errors(driver)
+    seen.update(page_checks(driver))
 finally:
     driver.quit()
 

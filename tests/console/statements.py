@@ -11,7 +11,7 @@ import time
 
 from selenium.webdriver.common.by import By
 
-from browser import chromium, console_errors, other_origins, screenshots, unnamed_controls, use_key
+from browser import chromium, page_checks, screenshots, use_key
 
 url, auditor, label, period, shots, downloads, label_csv = sys.argv[1:8]
 driver, wait = chromium(downloads)
@@ -87,9 +87,7 @@ try:
     seen["as_label"] = show(period)
     seen["label_chart"] = chart()
     seen["reconciliation"] = reconcile(label_csv)
-    seen["unnamed_controls"] = unnamed_controls(driver)
-    seen["other_origins"] = other_origins(driver)
-    seen["console_errors"] = console_errors(driver)
+    seen.update(page_checks(driver))
 finally:
     driver.quit()
 

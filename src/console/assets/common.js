@@ -42,11 +42,26 @@ export function explain(error) {
   }
 }
 
+/** The `Authorization` header for the entered key, if any. */
+export function authHeaders() {
+  const key = sessionStorage.getItem(KEY_SLOT);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+/** The API's error for a failed `reply`, with the message its body gives. */
+export async function replyError(reply) {
+  let message = "";
+  try {
+    message = (await reply.json()).error.message;
+  } catch {
+    // Not an API error body; the status says enough.
+  }
+  return new ApiError(reply.status, message);
+}
+
 /** A request to the API with the key; JSON back unless `text`. */
 export async function api(path, { text = false, method = "GET", body, contentType, accept } = {}) {
-  const headers = {};
-  const key = sessionStorage.getItem(KEY_SLOT);
-  if (key) headers.Authorization = `Bearer ${key}`;
+  const headers = authHeaders();
   if (contentType) headers["Content-Type"] = contentType;
   if (accept) headers.Accept = accept;
   let reply;
@@ -55,15 +70,7 @@ export async function api(path, { text = false, method = "GET", body, contentTyp
   } catch (error) {
     throw new Error(`the server cannot be reached (${error.message})`);
   }
-  if (!reply.ok) {
-    let message = "";
-    try {
-      message = (await reply.json()).error.message;
-    } catch {
-      // Not an API error body; the status says enough.
-    }
-    throw new ApiError(reply.status, message);
-  }
+  if (!reply.ok) throw await replyError(reply);
   return text ? reply.text() : reply.json();
 }
 
