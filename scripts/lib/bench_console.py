@@ -1,0 +1,46 @@
+"""Times the console's Dispute page in headless Chromium: for each file,
+`runs` uploads, from choosing the file to the answer on the page. Prints
+each file's median and worst, and its ratio to the first file's median
+(the baseline).
+
+Usage: bench_console.py URL KEY RUNS BASELINE FILE...
+"""
+
+import os
+import statistics
+import sys
+import time
+
+from selenium.webdriver.common.by import By
+
+from browser import chromium, use_key
+
+url, key, runs, *files = sys.argv[1:]
+driver, wait = chromium()
+try:
+    driver.set_window_size(1280, 800)
+    driver.get(url)
+    use_key(driver, key)
+    baseline = None
+    print(f"{'file':<22} {'size':>9} {'median_s':>9} {'worst_s':>8} {'x_baseline':>10}  answer")
+    for path in files:
+        times = []
+        for _ in range(int(runs)):
+            driver.get(url)
+            box = driver.find_element(By.ID, "audio-file")
+            started = time.monotonic()
+            box.send_keys(path)
+            wait.until(lambda d: not d.find_element(By.ID, "upload-status").text.startswith("Tracing"))
+            times.append(time.monotonic() - started)
+            answer = driver.find_element(By.ID, "upload-status").text
+            # The page goes on (proofs, the spectrogram): let it finish, so
+            # that the next run does not share the cores with it.
+            wait.until(lambda d: d.find_element(By.ID, "spectrogram-section").is_displayed())
+        median = statistics.median(times)
+        baseline = baseline or median
+        size = f"{os.path.getsize(path) / 1e6:.1f} MB"
+        print(
+            f"{os.path.basename(path):<22} {size:>9} {median:>9.3f} {max(times):>8.3f} {median / baseline:>10.2f}  {answer[:70]}"
+        )
+finally:
+    driver.quit()
