@@ -15,8 +15,9 @@
 //! origin and key, the checkpoint history with every signature verified in
 //! the browser, an event's inclusion and a consistency proof verified there,
 //! the verifier refusing tampered proofs, leaves and notes, 401 and 403 as
-//! messages, the key kept in sessionStorage only, every control named, no
-//! request to another origin, and the page readable at 390 px. Screenshots
+//! messages, the key kept in sessionStorage only, every control named and
+//! reached by Tab in reading order, no request to another origin, and the
+//! page readable at 390 px. Screenshots
 //! at 1280×800 and 390 px wide go to `target/console-screenshots/`.
 //!
 //! The browser and Selenium come from `scripts/test` (Debian's `chromium`
@@ -622,5 +623,34 @@ fn the_audit_page_verifies_the_log_in_the_browser() {
     // The key in sessionStorage only; every control named; same origin only.
     assert_eq!(seen["key_storage"], json!([auditor, 0]));
     assert_eq!(seen["key_field_name"], "API key");
+    // Every control is reached by Tab, in reading order, with a visible
+    // focus outline.
+    let tabbed: Vec<&str> = seen["tab_order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tabbed,
+        [
+            "Skip to the page",
+            "API key",
+            "Use key",
+            "Forget key",
+            "Dispute",
+            "Statements",
+            "Generations",
+            "Audit",
+            "Event seq",
+            "Verify event",
+            "Older tree size",
+            "Newer tree size",
+            "Verify consistency",
+        ]
+    );
+    for stop in seen["tab_order"].as_array().unwrap() {
+        assert_eq!(stop["outlined"], true, "{stop}");
+    }
     check_page(&seen, &shots, "audit");
 }

@@ -12,7 +12,7 @@ import sys
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from browser import chromium, page_checks, screenshots, use_key
+from browser import chromium, page_checks, screenshots, tab_order, use_key
 
 url, auditor, forbidden, tamper_seq, shots = sys.argv[1:6]
 driver, wait = chromium()
@@ -65,6 +65,7 @@ try:
         "consistency-form", {"older-size": "1", "newer-size": seen["size"]}, "consistency-result"
     )
     seen["narrow_overflow"] = screenshots(driver, shots, "audit")
+    seen["tab_order"] = tab_order(driver)
 
     # The verifier itself, on honest and on tampered input: one changed
     # proof hash, one changed leaf byte, one changed consistency hash.

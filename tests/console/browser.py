@@ -80,3 +80,32 @@ def page_checks(driver):
         "other_origins": other_origins(driver),
         "console_errors": console_errors(driver),
     }
+
+
+def tab_order(driver, presses=40):
+    """The controls Tab reaches from the top of the page, in order, each as
+    its tag and accessible name, and whether each showed a focus outline."""
+    from selenium.webdriver.common.keys import Keys
+
+    driver.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    body = driver.find_element("tag name", "body")
+    body.click()
+    reached = []
+    for _ in range(presses):
+        driver.switch_to.active_element.send_keys(Keys.TAB)
+        element = driver.switch_to.active_element
+        entry = {
+            "tag": element.tag_name,
+            "name": element.accessible_name,
+            "outlined": driver.execute_script(
+                "return getComputedStyle(arguments[0]).outlineStyle !== 'none'", element
+            ),
+        }
+        if reached and entry == reached[0]:
+            break
+        reached.append(entry)
+    # Tab cycles through the page and the browser's own chrome (the body
+    # stands for it): start the list at the page's first stop.
+    controls = [e for e in reached if e["tag"] != "body"]
+    first = next((i for i, e in enumerate(controls) if e["name"] == "Skip to the page"), 0)
+    return controls[first:] + controls[:first]
