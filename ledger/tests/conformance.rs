@@ -650,6 +650,12 @@ async fn proofs_verify_against_signed_checkpoints(backend: &dyn Backend) {
     }
     let stored = store.checkpoints().await.unwrap();
     assert_eq!(stored.last(), checkpoints.last());
+    // The newest first, as many as asked and no more than there are.
+    let newest: Vec<ledger::SignedCheckpoint> = stored.iter().rev().take(3).cloned().collect();
+    assert_eq!(store.newest_checkpoints(3).await.unwrap(), newest);
+    let all = store.newest_checkpoints(stored.len() + 5).await.unwrap();
+    assert_eq!(all.len(), stored.len());
+    assert!(store.newest_checkpoints(0).await.unwrap().is_empty());
     assert_eq!(store.checkpoint(5).await.unwrap().unwrap().size, 5);
     assert!(store.prove_inclusion(23, 23).await.is_err());
     assert!(store

@@ -330,11 +330,11 @@ pub async fn checkpoints(
             )))
         }
     };
-    let mut stored = state.store.checkpoints().await?;
-    stored.sort_by_key(|c| std::cmp::Reverse(c.size));
-    let checkpoints = stored
+    let checkpoints = state
+        .store
+        .newest_checkpoints(limit)
+        .await?
         .into_iter()
-        .take(limit)
         .map(|c| CheckpointEntry {
             size: c.size,
             root: hex::encode(c.root),

@@ -422,6 +422,14 @@ pub trait EventStore: Send + Sync {
     async fn checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError>;
     /// Every stored checkpoint, oldest first.
     async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError>;
+    /// The `limit` newest stored checkpoints, newest first. Stores that keep
+    /// checkpoints in a table read only those; this default reads them all.
+    async fn newest_checkpoints(&self, limit: usize) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let mut all = self.checkpoints().await?;
+        all.reverse();
+        all.truncate(limit);
+        Ok(all)
+    }
     /// Signs a checkpoint covering every committed event now, rather than on
     /// the next tick, and returns it.
     async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError>;

@@ -496,6 +496,18 @@ impl EventStore for PostgresStore {
         .collect()
     }
 
+    async fn newest_checkpoints(&self, limit: usize) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_rows(
+            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT $1",
+            &[&limit],
+        )
+        .await?
+        .iter()
+        .map(checkpoint_row)
+        .collect()
+    }
+
     async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError> {
         sequencer::checkpoint_now(self.sender()?).await
     }

@@ -503,6 +503,18 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn newest_checkpoints(&self, limit: usize) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT ?1",
+            )?;
+            let rows = statement.query_map([limit], checkpoint_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError> {
         sequencer::checkpoint_now(self.sender()?).await
     }
