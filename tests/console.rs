@@ -39,30 +39,19 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The Python with Selenium, when it and the browser are installed; None
 /// (after saying why) when they are not and the run does not require them.
 fn browser() -> Option<PathBuf> {
-    let python = std::env::var_os("LEDGERLINE_BROWSER_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-venv/bin/python")
-        });
-    let selenium = Command::new(&python)
-        .args(["-c", "import selenium"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let (python, selenium) =
+        common::venv_python("LEDGERLINE_BROWSER_PYTHON", "browser-venv", "selenium");
     let driver = Path::new(CHROMEDRIVER).exists();
     if selenium && driver {
         return Some(python);
     }
     let why = format!(
-        "selenium at {}: {}, {CHROMEDRIVER}: {}",
+        "the console's browser test needs Selenium at {} ({}) and {CHROMEDRIVER} ({})",
         python.display(),
         if selenium { "found" } else { "missing" },
         if driver { "found" } else { "missing" },
     );
-    assert!(
-        std::env::var("LEDGERLINE_REQUIRE_BROWSER").as_deref() != Ok("1"),
-        "LEDGERLINE_REQUIRE_BROWSER=1 but the browser tests cannot run: {why}"
-    );
-    eprintln!("skipped: the console's browser test needs Chromium and Selenium ({why}); scripts/test installs them");
+    common::skip_unless_required("LEDGERLINE_REQUIRE_BROWSER", &why);
     None
 }
 

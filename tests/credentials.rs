@@ -28,15 +28,7 @@ const SECONDS: f64 = 20.0;
 /// The Python with c2pa-python installed, and `lame`; None (after saying
 /// why) when either is missing and the run does not require them.
 fn tools() -> Option<PathBuf> {
-    let python = std::env::var_os("LEDGERLINE_C2PA_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/c2pa-venv/bin/python")
-        });
-    let reader_ok = Command::new(&python)
-        .args(["-c", "import c2pa"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let (python, reader_ok) = common::venv_python("LEDGERLINE_C2PA_PYTHON", "c2pa-venv", "c2pa");
     let lame_ok = Command::new("lame")
         .arg("--version")
         .output()
@@ -45,16 +37,12 @@ fn tools() -> Option<PathBuf> {
         return Some(python);
     }
     let why = format!(
-        "c2pa-python at {} {}, lame {}",
+        "the independent reader needs c2pa-python at {} ({}) and lame ({})",
         python.display(),
         if reader_ok { "found" } else { "missing" },
         if lame_ok { "found" } else { "missing" }
     );
-    assert!(
-        std::env::var("LEDGERLINE_REQUIRE_C2PA_READER").as_deref() != Ok("1"),
-        "LEDGERLINE_REQUIRE_C2PA_READER=1 but the independent reader cannot run: {why}"
-    );
-    eprintln!("skipped: {why} (scripts/test installs both)");
+    common::skip_unless_required("LEDGERLINE_REQUIRE_C2PA_READER", &why);
     None
 }
 

@@ -682,11 +682,15 @@ impl ArtifactStore {
     /// its manifest store, each checked against its hash, and the result
     /// checked against the distributed file's logged hash.
     pub fn load_distributed(&self, hash: &str) -> Result<Option<Vec<u8>>, ArtifactError> {
-        let Some(issued) = self.credentials_of(hash) else {
-            return Ok(None);
-        };
+        self.credentials_of(hash)
+            .map(|issued| self.assemble(&issued))
+            .transpose()
+    }
+
+    /// The distributed file of `issued`, checked against its hash.
+    fn assemble(&self, issued: &IssuedCredentials) -> Result<Vec<u8>, ArtifactError> {
         let Some(manifest_hash) = &issued.manifest else {
-            return self.load_bytes(&issued.file).map(Some);
+            return self.load_bytes(&issued.file);
         };
         let output = self.load_bytes(&issued.output)?;
         let manifest = self.load_bytes(manifest_hash)?;
@@ -702,7 +706,7 @@ impl ArtifactStore {
                 issued.output, issued.file
             )));
         }
-        Ok(Some(file))
+        Ok(file)
     }
 
     /// Writes the distributed file for `hash` (see [`Self::load_distributed`])
@@ -715,9 +719,7 @@ impl ArtifactStore {
         if let Ok(path) = self.path_of(&issued.file) {
             return Ok(path);
         }
-        let bytes = self
-            .load_distributed(hash)?
-            .ok_or_else(|| ArtifactError::NotFound(hash.to_string()))?;
+        let bytes = self.assemble(&issued)?;
         let path = self.file_path(hex_of(&issued.file).expect("checked when read"));
         self.put(&path, &bytes)?;
         Ok(path)

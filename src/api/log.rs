@@ -321,15 +321,7 @@ pub async fn checkpoints(
     query: Result<Query<CheckpointsQuery>, QueryRejection>,
 ) -> Result<Json<CheckpointList>, ApiError> {
     let Query(query) = query?;
-    let limit = match query.limit {
-        None => CHECKPOINTS_DEFAULT,
-        Some(limit) if limit <= CHECKPOINTS_MAX => limit,
-        Some(limit) => {
-            return Err(ApiError::BadRequest(format!(
-                "limit is {limit}; it must be at most {CHECKPOINTS_MAX}"
-            )))
-        }
-    };
+    let limit = bounded_limit(query.limit, CHECKPOINTS_DEFAULT, CHECKPOINTS_MAX)?;
     let checkpoints = state
         .store
         .newest_checkpoints(limit)
@@ -345,11 +337,16 @@ pub async fn checkpoints(
 }
 
 fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    bounded_limit(limit, PAGE_EVENTS_DEFAULT, PAGE_EVENTS_MAX)
+}
+
+/// A `limit` query parameter: `default` when absent, refused above `max`.
+fn bounded_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
     match limit {
-        None => Ok(PAGE_EVENTS_DEFAULT),
-        Some(limit) if limit <= PAGE_EVENTS_MAX => Ok(limit),
+        None => Ok(default),
+        Some(limit) if limit <= max => Ok(limit),
         Some(limit) => Err(ApiError::BadRequest(format!(
-            "limit is {limit}; it must be at most {PAGE_EVENTS_MAX}"
+            "limit is {limit}; it must be at most {max}"
         ))),
     }
 }

@@ -71,49 +71,28 @@ struct Asset {
     body: &'static str,
 }
 
+/// An [`Asset`] from `assets/<name>`.
+macro_rules! asset {
+    ($name:literal, $media_type:expr) => {
+        Asset {
+            name: $name,
+            media_type: $media_type,
+            body: include_str!(concat!("assets/", $name)),
+        }
+    };
+}
+
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "common.js",
-        media_type: JAVASCRIPT,
-        body: include_str!("assets/common.js"),
-    },
-    Asset {
-        name: "verify.js",
-        media_type: JAVASCRIPT,
-        body: include_str!("assets/verify.js"),
-    },
-    Asset {
-        name: "spectrogram.js",
-        media_type: JAVASCRIPT,
-        body: include_str!("assets/spectrogram.js"),
-    },
-    Asset {
-        name: "dispute.js",
-        media_type: JAVASCRIPT,
-        body: include_str!("assets/dispute.js"),
-    },
-    Asset {
-        name: "statements.js",
-        media_type: JAVASCRIPT,
-        body: include_str!("assets/statements.js"),
-    },
-    Asset {
-        name: "generations.js",
-        media_type: JAVASCRIPT,
-        body: include_str!("assets/generations.js"),
-    },
-    Asset {
-        name: "audit.js",
-        media_type: JAVASCRIPT,
-        body: include_str!("assets/audit.js"),
-    },
-    Asset {
-        name: "style.css",
-        media_type: "text/css; charset=utf-8",
-        body: include_str!("assets/style.css"),
-    },
+    asset!("common.js", JAVASCRIPT),
+    asset!("verify.js", JAVASCRIPT),
+    asset!("spectrogram.js", JAVASCRIPT),
+    asset!("dispute.js", JAVASCRIPT),
+    asset!("statements.js", JAVASCRIPT),
+    asset!("generations.js", JAVASCRIPT),
+    asset!("audit.js", JAVASCRIPT),
+    asset!("style.css", "text/css; charset=utf-8"),
 ];
 
 /// Every page in the layout, rendered once.

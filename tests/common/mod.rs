@@ -10,6 +10,35 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ledgerline"))
 }
 
+/// The Python of a virtual environment `scripts/test` makes,
+/// `target/<venv>/bin/python` or `$<env_var>`, and whether `import <module>`
+/// works there.
+pub fn venv_python(env_var: &str, venv: &str, module: &str) -> (PathBuf, bool) {
+    let python = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target")
+                .join(venv)
+                .join("bin/python")
+        });
+    let imports = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    (python, imports)
+}
+
+/// A test whose tools are missing (`why`): fails when `$<require_var>` is
+/// `1` (as `scripts/test` sets it), else says it was skipped.
+pub fn skip_unless_required(require_var: &str, why: &str) {
+    assert!(
+        std::env::var(require_var).as_deref() != Ok("1"),
+        "{require_var}=1 but the test cannot run: {why}"
+    );
+    eprintln!("skipped: {why} (scripts/test installs what it needs)");
+}
+
 /// A 16-bit mono WAV of `samples`, with an optional extra `LIST` chunk (which
 /// changes the file bytes but not the decoded PCM).
 pub fn wav(samples: &[i16], extra_chunk: bool) -> Vec<u8> {

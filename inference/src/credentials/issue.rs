@@ -47,7 +47,7 @@ pub fn sign_wav(
         ));
     }
     // Checks the WAV's structure before anything is signed.
-    Layout::new(wav, 0)?;
+    let unsigned = Layout::new(wav, 0)?;
     let signing = |e: c2pa::Error| CredentialsError::Signing(e.to_string());
     let context =
         super::context(json!({"verify": {"verify_after_sign": false}})).map_err(signing)?;
@@ -68,7 +68,7 @@ pub fn sign_wav(
     // The manifest's length is in the RIFF size, which the hash covers, so
     // it must be known before the audio is hashed. A trial signature over
     // a dummy hash gives it: signing is cheap next to a pass over the audio.
-    let trial = data_hash(Layout::new(wav, 0)?.exclusion(), vec![0; 32]);
+    let trial = data_hash(unsigned.exclusion(), vec![0; 32]);
     let manifest_len = builder
         .sign_data_hashed_embeddable(signer.as_ref(), &trial, BARE_MANIFEST_FORMAT)
         .map_err(signing)?

@@ -10,6 +10,7 @@ import {
   clearError,
   explain,
   hexOf,
+  logVerifier,
   mark,
   showError,
 } from "./common.js";
@@ -23,9 +24,9 @@ const state = { verifier: null, latest: null };
 async function loadLog() {
   clearError();
   state.latest = null;
-  const { key } = await api("/v1/key");
+  const { key, verifier } = await logVerifier();
   $("verifier-key").textContent = key;
-  state.verifier = await verify.parseVerifierKey(key);
+  state.verifier = verifier;
   const { checkpoints } = await api(`/v1/checkpoints?limit=${HISTORY_ROWS}`);
   const body = $("checkpoints").tBodies[0];
   body.replaceChildren();

@@ -2,7 +2,7 @@
 // only), calls to this origin's /v1 API with it, and errors as sentences a
 // reader can act on.
 
-import { VerificationError, bytesToHex } from "./verify.js";
+import { VerificationError, bytesToHex, parseVerifierKey } from "./verify.js";
 
 const KEY_SLOT = "ledgerline.apiKey";
 
@@ -72,6 +72,20 @@ export async function api(path, { text = false, method = "GET", body, contentTyp
   }
   if (!reply.ok) throw await replyError(reply);
   return text ? reply.text() : reply.json();
+}
+
+let verifierKey = null;
+
+/**
+ * The log's verifier key (`GET /v1/key`), its id checked and parsed, with
+ * its text: fetched once per page and shared by every check on it.
+ */
+export function logVerifier() {
+  verifierKey ??= api("/v1/key").then(async ({ key }) => ({ key, verifier: await parseVerifierKey(key) }));
+  verifierKey.catch(() => {
+    verifierKey = null;
+  });
+  return verifierKey;
 }
 
 /** A verdict: a tick or a cross (drawn by the stylesheet) and words. */

@@ -3,7 +3,18 @@
 // cited event proven in this browser (verify.js).
 
 import * as verify from "./verify.js";
-import { $, ApiError, api, bindKeyForm, clearError, element, explain, mark, showError } from "./common.js";
+import {
+  $,
+  ApiError,
+  api,
+  bindKeyForm,
+  clearError,
+  element,
+  explain,
+  logVerifier,
+  mark,
+  showError,
+} from "./common.js";
 import { drawSpectrogram } from "./spectrogram.js";
 
 const MATCHED_BY = {
@@ -132,8 +143,7 @@ async function verifyCited(answer) {
   const items = [];
   let checkpoint;
   try {
-    const { key } = await api("/v1/key");
-    const verifier = await verify.parseVerifierKey(key);
+    const { verifier } = await logVerifier();
     checkpoint = await verify.verifyCheckpoint(answer.checkpoint.note, verifier);
     if (checkpoint.size !== BigInt(answer.checkpoint.size)) {
       throw new verify.VerificationError("the signed checkpoint is not the size the answer cites");

@@ -4,7 +4,17 @@
 // reconciliation of a label's CSV (POST /v1/reconciliations).
 
 import * as verify from "./verify.js";
-import { $, api, bindKeyForm, clearError, element, explain, mark, showError } from "./common.js";
+import {
+  $,
+  api,
+  bindKeyForm,
+  clearError,
+  element,
+  explain,
+  logVerifier,
+  mark,
+  showError,
+} from "./common.js";
 
 /** How many periods the chart shows, ending at the one chosen. */
 const CHART_PERIODS = 6;
@@ -29,8 +39,7 @@ function chosen() {
 
 /** Checks that `cited` (size, root_hash) is a root the log signed. */
 async function verifyCited(cited) {
-  const { key } = await api("/v1/key");
-  const verifier = await verify.parseVerifierKey(key);
+  const { verifier } = await logVerifier();
   const note = await api(`/v1/checkpoint?size=${cited.size}`, { text: true });
   const checkpoint = await verify.verifyCheckpoint(note, verifier);
   if (verify.bytesToHex(checkpoint.root) !== cited.root_hash) {
