@@ -64,6 +64,11 @@ fn log_endpoints_serve_what_the_cli_prints() {
     assert_eq!(key, ok(data, &["key"]).trim());
     let verifier = NoteVerifier::from_verifier_key(&key).unwrap();
     assert_eq!(verifier.verify_checkpoint(&note.body).unwrap().size, 0);
+    // Without a witness policy there are no witnesses to name.
+    assert_eq!(
+        server.get("/v1/witnesses", None).json(),
+        json!({"quorum": 0, "witnesses": []})
+    );
 
     let one = server.post_json(
         "/v1/streams/notes-1/events",
@@ -554,6 +559,7 @@ fn openapi_documents_every_endpoint() {
         "GET /v1/checkpoints",
         "GET /v1/events",
         "GET /v1/key",
+        "GET /v1/witnesses",
         "GET /v1/proofs/consistency",
         "GET /v1/proofs/inclusion",
         "GET /v1/lineage/{derivative}",

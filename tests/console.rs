@@ -17,7 +17,10 @@
 //! the verifier refusing tampered proofs, leaves and notes, 401 and 403 as
 //! messages, the key kept in sessionStorage only, every control named and
 //! reached by Tab in reading order, no request to another origin, and the
-//! page readable at 390 px. Screenshots
+//! page readable at 390 px. Under a witness policy with two real witness
+//! processes, it lists the witnesses and verifies each checkpoint's
+//! cosignatures in the browser, and the verifier refuses a cosignature with
+//! one byte changed. Screenshots
 //! at 1280×800 and 390 px wide go to `target/console-screenshots/`.
 //!
 //! The browser and Selenium come from `scripts/test` (Debian's `chromium`
@@ -29,6 +32,7 @@
 mod common;
 
 use common::server::Server;
+use common::witness::{write_policy, WitnessProcess};
 use common::{api_token, ok, ok_json};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -566,6 +570,13 @@ fn the_audit_page_verifies_the_log_in_the_browser() {
     assert_eq!(seen["size"], size.to_string(), "{seen}");
     assert_eq!(seen["origin"], latest.lines().next().unwrap());
     assert_eq!(seen["verifier_key"], key);
+    assert!(
+        seen["policy"]
+            .as_str()
+            .unwrap()
+            .starts_with("This log runs without a witness policy"),
+        "{seen}"
+    );
     let history = seen["history"].as_array().unwrap();
     assert_eq!(history.len() as u64, size + 1, "{seen}");
     for (row, expected_size) in history.iter().zip((0..=size).rev()) {
@@ -642,4 +653,124 @@ fn the_audit_page_verifies_the_log_in_the_browser() {
         assert_eq!(stop["outlined"], true, "{stop}");
     }
     check_page(&seen, &shots, "audit");
+}
+
+#[test]
+fn the_audit_page_checks_witness_cosignatures_in_the_browser() {
+    let Some(python) = browser() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let append = |n: u64| {
+        ok(
+            &log,
+            &[
+                "append",
+                "--stream",
+                "witnessed",
+                "--type",
+                "test.noted",
+                "--data",
+                &json!({ "n": n }).to_string(),
+            ],
+        )
+    };
+    append(0);
+    let log_key = ok(&log, &["key"]).trim().to_owned();
+    let w1 = WitnessProcess::start(
+        &dir.path().join("w1"),
+        "w1.example",
+        std::slice::from_ref(&log_key),
+    );
+    let w2 = WitnessProcess::start(
+        &dir.path().join("w2"),
+        "w2.example",
+        std::slice::from_ref(&log_key),
+    );
+    let policy = write_policy(dir.path(), &[("w1", &w1), ("w2", &w2)], 2);
+    let server = Server::start_with_env(&log, &[("LEDGERLINE_WITNESS_POLICY", &policy)]);
+    for n in 1..3 {
+        append(n);
+    }
+    let latest: u64 = ok(&log, &["checkpoint"])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = server.get("/v1/checkpoint?witnessed=true", None);
+        if reply.status == 200 && reply.body.lines().nth(1) == Some(&latest.to_string()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the latest checkpoint was not witnessed in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let shots = screenshots();
+    let seen = drive(
+        &python,
+        "audit_witnesses.py",
+        &[
+            format!("http://{}/", server.address()),
+            shots.display().to_string(),
+        ],
+    );
+    server.stop();
+
+    // The policy as the file names it; the latest checkpoint witnessed.
+    assert_eq!(
+        seen["witnesses"],
+        json!([["w1", w1.key()], ["w2", w2.key()]]),
+        "{seen}"
+    );
+    assert!(
+        seen["policy"]
+            .as_str()
+            .unwrap()
+            .starts_with("A checkpoint is witnessed once 2 of these 2 witnesses"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["latest_witnessed"],
+        format!("size {latest}, its cosignatures verified")
+    );
+    // The newest row's cosignatures, each verified in the browser.
+    let newest = &seen["history"][0];
+    assert_eq!(newest[0], latest.to_string(), "{seen}");
+    let cosignatures: Vec<&str> = newest[3].as_str().unwrap().lines().collect();
+    assert_eq!(cosignatures.len(), 3, "{newest}");
+    assert!(cosignatures[0].starts_with("w1: cosignature verified ("));
+    assert!(cosignatures[1].starts_with("w2: cosignature verified ("));
+    assert_eq!(
+        cosignatures[2],
+        "witnessed: 2 of 2 required cosignatures verified"
+    );
+
+    // The verifier accepts what the witnesses signed and nothing changed.
+    let tampered = &seen["tampered"];
+    assert_eq!(
+        tampered["honest"],
+        json!(["w1: verified", "w2: verified"]),
+        "{tampered}"
+    );
+    for case in ["signature_byte", "timestamp_byte"] {
+        assert_eq!(
+            tampered[case],
+            json!([
+                "w1: the cosignature does not verify over the checkpoint",
+                "w2: verified"
+            ]),
+            "{case}: {tampered}"
+        );
+    }
+    let body_edited = tampered["body_edited"][0].as_str().unwrap();
+    assert!(body_edited.starts_with("rejected: "), "{tampered}");
+    for case in ["wrong_key_id", "log_key_as_witness_key"] {
+        let outcome = tampered[case].as_str().unwrap();
+        assert!(outcome.starts_with("rejected: "), "{case}: {outcome}");
+    }
+    check_page(&seen, &shots, "audit-witnessed");
 }

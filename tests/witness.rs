@@ -12,111 +12,14 @@ mod common;
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use common::server::Server;
+use common::witness::{witness_key, write_policy, WitnessProcess};
 use common::{binary, ok, ok_json};
 use ledger::cosignature::CosignatureVerifier;
 use ledger::witness_policy::WitnessPolicy;
 use ledger::NoteVerifier;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A `ledgerline witness serve` process for the logs of `log_keys`.
-struct WitnessProcess {
-    child: Child,
-    url: String,
-    data: PathBuf,
-    log_keys: Vec<String>,
-}
-
-impl WitnessProcess {
-    fn start(data: &Path, name: &str, log_keys: &[String]) -> WitnessProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(data, name, log_keys, port)
-    }
-
-    fn start_on(data: &Path, name: &str, log_keys: &[String], port: u16) -> WitnessProcess {
-        let mut command = Command::new(binary());
-        command.args(["witness", "serve", "--data"]).arg(data);
-        command.args(["--name", name, "--listen", &format!("127.0.0.1:{port}")]);
-        for key in log_keys {
-            command.args(["--log", key]);
-        }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the witness starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("the witness did not start: {line:?}"))
-            .to_owned();
-        WitnessProcess {
-            child,
-            url,
-            data: data.to_owned(),
-            log_keys: log_keys.to_vec(),
-        }
-    }
-
-    /// SIGKILLs the witness and starts it again on the same port and data.
-    fn kill_and_restart(mut self, name: &str) -> WitnessProcess {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        let port: u16 = self.url.rsplit_once(':').unwrap().1.parse().unwrap();
-        Self::start_on(&self.data.clone(), name, &self.log_keys.clone(), port)
-    }
-
-    fn key(&self) -> String {
-        witness_key(&self.data)
-    }
-
-    /// POSTs an add-checkpoint body; returns status, content type, body.
-    fn add(&self, body: &str) -> (u16, String, String) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .into();
-        let mut response = agent
-            .post(format!("{}/add-checkpoint", self.url))
-            .send(body)
-            .expect("the witness answers");
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let body = response.body_mut().read_to_string().unwrap_or_default();
-        (response.status().as_u16(), content_type, body)
-    }
-}
-
-impl Drop for WitnessProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn witness_key(data: &Path) -> String {
-    let output = Command::new(binary())
-        .args(["witness", "key", "--data"])
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 fn append(data: &Path, n: u64) {
     ok(
@@ -181,21 +84,6 @@ fn fork(from: &Path, to: &Path) {
         .status()
         .unwrap();
     assert!(status.success());
-}
-
-fn write_policy(dir: &Path, witnesses: &[(&str, &WitnessProcess)], quorum: usize) -> PathBuf {
-    let mut text = String::from("# witnesses of the test log\n");
-    for (name, witness) in witnesses {
-        text.push_str(&format!(
-            "witness {name} {} {}\n",
-            witness.key(),
-            witness.url
-        ));
-    }
-    text.push_str(&format!("quorum {quorum}\n"));
-    let path = dir.join("witnesses.policy");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// Polls `check` until it returns Some, for at most 30 s.
@@ -411,8 +299,21 @@ fn a_log_with_two_witnesses_and_quorum_two_serves_both_cosignatures() {
             .unwrap();
     }
     assert!(policy.check(&witnessed).unwrap().is_met());
-    // /v1/checkpoint carries them too, and so does the CLI.
+    // /v1/checkpoint carries them too, as does the checkpoint history, and
+    // so does the CLI; /v1/witnesses names the policy's keys.
     assert_eq!(server.get("/v1/checkpoint", None).body, witnessed);
+    let history = server.get("/v1/checkpoints?limit=1", None).json();
+    assert_eq!(history["checkpoints"][0]["note"], witnessed);
+    assert_eq!(
+        server.get("/v1/witnesses", None).json(),
+        serde_json::json!({
+            "quorum": 2,
+            "witnesses": [
+                {"name": "w1", "verifier_key": w1.key()},
+                {"name": "w2", "verifier_key": w2.key()},
+            ],
+        })
+    );
     let cli = ok(
         &log,
         &[

@@ -122,18 +122,39 @@ pub fn decode_bytes(bytes: &[u8], extension: Option<&str>) -> Result<Audio, Arti
 /// one packet whatever the file decodes to, and decoding stops at
 /// [`DECODED_SAMPLES_MAX`]. Equal to `pcm_hash(&decode_file(path)?)`.
 pub fn pcm_hash_of_file(path: &Path) -> Result<String, ArtifactError> {
-    let mut hasher = Sha256::new();
-    let mut bytes = Vec::new();
+    let mut hasher = PcmHasher::default();
     decode_stream(path, DECODED_SAMPLES_MAX, &mut |spec, samples| {
-        if spec.first {
-            hasher.update(spec.sample_rate.to_le_bytes());
-            hasher.update((spec.channels as u16).to_le_bytes());
-        }
-        bytes.clear();
-        bytes.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
-        hasher.update(&bytes);
+        hasher.feed(spec, samples)
     })?;
-    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+    Ok(hasher.finish())
+}
+
+/// The [`pcm_hash`] computed run by run as a [`decode_stream`] sink, so a
+/// caller can hash in the same pass that does something else with the
+/// samples.
+#[derive(Default)]
+pub struct PcmHasher {
+    hasher: Sha256,
+    bytes: Vec<u8>,
+}
+
+impl PcmHasher {
+    /// Takes the next run of interleaved frames.
+    pub fn feed(&mut self, spec: StreamSpec, samples: &[f32]) {
+        if spec.first {
+            self.hasher.update(spec.sample_rate.to_le_bytes());
+            self.hasher.update((spec.channels as u16).to_le_bytes());
+        }
+        self.bytes.clear();
+        self.bytes
+            .extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+        self.hasher.update(&self.bytes);
+    }
+
+    /// The hash, `sha256:<hex>`.
+    pub fn finish(self) -> String {
+        format!("sha256:{}", hex::encode(self.hasher.finalize()))
+    }
 }
 
 /// What a streamed decode hands its sink with each run of frames.

@@ -8,7 +8,7 @@
 //! still be traced to it; the matching itself lives in
 //! `projections::fingerprint`, next to the index it searches.
 
-use crate::artifacts::{decode_stream, ArtifactError, DECODED_SAMPLES_MAX};
+use crate::artifacts::{decode_stream, ArtifactError, PcmHasher, StreamSpec, DECODED_SAMPLES_MAX};
 use crate::audio::Audio;
 use base64::Engine as _;
 use rusty_chromaprint::{Configuration, Fingerprinter};
@@ -75,35 +75,84 @@ pub fn fingerprint(audio: &Audio) -> Result<Vec<u32>, FingerprintError> {
 /// decoded audio is never held whole: the same items as
 /// [`fingerprint`] of the decoded file.
 pub fn fingerprint_file(path: &Path) -> Result<Vec<u32>, FingerprintError> {
-    let mut printer = Fingerprinter::new(&configuration());
-    let mut started = Ok(());
-    let mut mono = Vec::new();
+    let mut printer = StreamFingerprinter::new();
     decode_stream(path, DECODED_SAMPLES_MAX, &mut |spec, samples| {
-        if spec.first {
-            started =
-                printer
-                    .start(spec.sample_rate, 1)
-                    .map_err(|e| FingerprintError::Unsupported {
-                        sample_rate: spec.sample_rate,
-                        channels: spec.channels,
-                        reason: e.to_string().trim_end().to_string(),
-                    });
+        printer.feed(spec, samples)
+    })?;
+    printer.finish()
+}
+
+/// What one decode of an audio file yields for tracing it: its
+/// [`crate::artifacts::pcm_hash`], and its fingerprint or why it has none.
+#[derive(Debug)]
+pub struct DecodedIdentity {
+    pub pcm_hash: String,
+    pub fingerprint: Result<Vec<u32>, FingerprintError>,
+}
+
+/// [`pcm_hash_of_file`](crate::artifacts::pcm_hash_of_file) and
+/// [`fingerprint_file`] in one decode of the file: the decode costs as much
+/// as either, so a caller that needs both pays for it once. `Err` when the
+/// file does not decode (within [`DECODED_SAMPLES_MAX`]).
+pub fn pcm_hash_and_fingerprint_of_file(path: &Path) -> Result<DecodedIdentity, ArtifactError> {
+    let mut hasher = PcmHasher::default();
+    let mut printer = StreamFingerprinter::new();
+    decode_stream(path, DECODED_SAMPLES_MAX, &mut |spec, samples| {
+        hasher.feed(spec, samples);
+        printer.feed(spec, samples);
+    })?;
+    Ok(DecodedIdentity {
+        pcm_hash: hasher.finish(),
+        fingerprint: printer.finish(),
+    })
+}
+
+/// A fingerprint computed run by run as a [`decode_stream`] sink: each run
+/// is averaged to mono 16-bit samples at the stream's own rate, as
+/// [`fingerprint`] does for decoded audio.
+struct StreamFingerprinter {
+    printer: Fingerprinter,
+    started: Result<(), FingerprintError>,
+    mono: Vec<i16>,
+}
+
+impl StreamFingerprinter {
+    fn new() -> StreamFingerprinter {
+        StreamFingerprinter {
+            printer: Fingerprinter::new(&configuration()),
+            started: Ok(()),
+            mono: Vec::new(),
         }
-        if started.is_err() {
+    }
+
+    fn feed(&mut self, spec: StreamSpec, samples: &[f32]) {
+        if spec.first {
+            self.started = self.printer.start(spec.sample_rate, 1).map_err(|e| {
+                FingerprintError::Unsupported {
+                    sample_rate: spec.sample_rate,
+                    channels: spec.channels,
+                    reason: e.to_string().trim_end().to_string(),
+                }
+            });
+        }
+        if self.started.is_err() {
             return;
         }
         let scale = 1.0 / spec.channels as f32;
-        mono.clear();
-        mono.extend(
+        self.mono.clear();
+        self.mono.extend(
             samples
                 .chunks_exact(spec.channels)
                 .map(|frame| to_i16(frame.iter().sum::<f32>() * scale)),
         );
-        printer.consume(&mono);
-    })?;
-    started?;
-    printer.finish();
-    Ok(printer.fingerprint().to_vec())
+        self.printer.consume(&self.mono);
+    }
+
+    fn finish(mut self) -> Result<Vec<u32>, FingerprintError> {
+        self.started?;
+        self.printer.finish();
+        Ok(self.printer.fingerprint().to_vec())
+    }
 }
 
 /// `items` as recorded in an event: each item little-endian, base64.
@@ -178,6 +227,20 @@ mod tests {
         assert_eq!(to_i16(2.0), i16::MAX);
         assert_eq!(to_i16(-2.0), -i16::MAX);
         assert_eq!(to_i16(0.0), 0);
+    }
+
+    #[test]
+    fn one_decode_gives_the_pcm_hash_and_the_fingerprint_of_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("melody.wav");
+        let audio = melody(44_100, 6.0, 2);
+        crate::artifacts::write_wav_file(&path, &audio).unwrap();
+        let both = pcm_hash_and_fingerprint_of_file(&path).unwrap();
+        assert_eq!(
+            both.pcm_hash,
+            crate::artifacts::pcm_hash_of_file(&path).unwrap()
+        );
+        assert_eq!(both.fingerprint.unwrap(), fingerprint_file(&path).unwrap());
     }
 
     #[test]

@@ -5,21 +5,25 @@
 //! exist for it (any other is 404, worded as for one never published), and
 //! of those it sees the provenance and its own share, no other party's.
 //! Uploads are streamed to a 0600 file in the data directory's private
-//! `uploads/` folder, never held whole in memory, and decoded as a stream
-//! within the library's decoded-sample budget, a few at a time; they are
-//! matched by file hash, by the hash of the decoded PCM (a re-wrapped copy)
-//! or, only when both miss, by acoustic fingerprint (a re-encoded, resampled
-//! or trimmed copy).
+//! `uploads/` folder, never held whole in memory, and decoded once, as a
+//! stream, within the library's decoded-sample budget, a few at a time,
+//! while their Content Credentials are checked. They are matched by valid
+//! credentials, by file hash, by the hash of the decoded PCM (a re-wrapped
+//! copy) or, only when these miss, by acoustic fingerprint (a re-encoded,
+//! resampled or trimmed copy). The answer's `Server-Timing` header says how
+//! long each phase took.
 
 use super::auth::{authorize, Action, Principal, Scope};
 use super::body::media_type;
 use super::error::ApiError;
+use super::server_timing::ServerTiming;
 use super::AppState;
 use crate::lineage_credentials;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::header::CONTENT_LENGTH;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use inference::artifacts::ArtifactError;
@@ -33,6 +37,7 @@ use sha2::{Digest, Sha256};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use utoipa::IntoParams;
@@ -271,6 +276,25 @@ pub async fn upload(
     principal: Principal,
     query: Result<Query<LineageParams>, QueryRejection>,
     request: Request,
+) -> Response {
+    let mut timing = ServerTiming::default();
+    let mut response = trace_upload(&state, principal, query, request, &mut timing)
+        .await
+        .into_response();
+    timing.attach(&mut response);
+    response
+}
+
+/// [`upload`]'s work, recording how long each phase took in `timing`:
+/// `upload` (the body received, hashed and staged), `credentials`,
+/// `decode` (PCM hash and fingerprint, when the answer waited for them)
+/// and `lookup`.
+async fn trace_upload(
+    state: &Arc<AppState>,
+    principal: Principal,
+    query: Result<Query<LineageParams>, QueryRejection>,
+    request: Request,
+    timing: &mut ServerTiming,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     // The role, the media type and the declared size are checked before a
     // byte of the body is read.
@@ -297,68 +321,80 @@ pub async fn upload(
     if declared.is_some_and(|length| length > UPLOAD_BYTES_MAX) {
         return Err(upload_too_large());
     }
+    let started = Instant::now();
     let (file, file_hash) = state.uploads.stage(request.into_body()).await?;
+    timing.since("upload", started);
+    let file = Arc::new(file);
 
-    // The slot moves into the blocking task, so it stays taken until the
-    // decode ends even if the client goes away first.
+    // One decode yields both the PCM hash and the fingerprint, on one core
+    // while the credentials are checked on the other. The decode task owns
+    // its slot and a handle on the staged file, so both stay taken until
+    // it ends, even when the credentials answer first or the client goes.
     let slot = state.uploads.decode_slot()?;
-    let path = file.0.clone();
-    let (pcm_hash, slot) =
-        tokio::task::spawn_blocking(move || (inference::artifacts::pcm_hash_of_file(&path), slot))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let pcm_hash = match pcm_hash {
-        Ok(hash) => Some(hash),
+    let decoding = {
+        let file = Arc::clone(&file);
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let decoded = inference::fingerprint::pcm_hash_and_fingerprint_of_file(&file.0);
+            drop(slot);
+            (decoded, started.elapsed())
+        })
+    };
+    // Credentials first: valid ones answer by the derivative they name;
+    // failing ones are reported and the file is traced as if it had none.
+    let started = Instant::now();
+    let finding = {
+        let (file, data_dir, verifier) = (
+            Arc::clone(&file),
+            state.data_dir.clone(),
+            state.store.verifier().clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            lineage_credentials::check_file(&file.0, &data_dir, &verifier)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+    };
+    timing.since("credentials", started);
+    let as_of = query.as_of;
+    let scope = &scope;
+    let look_up = |audio: LineageQuery| async move { look_up(state, scope, &audio, as_of).await };
+    if let Some(derivative) = finding.derivative() {
+        let started = Instant::now();
+        let mut answer = look_up(LineageQuery::Derivative(derivative)).await?;
+        timing.since("lookup", started);
+        if lineage_credentials::mark_found_by_credentials(&mut answer) {
+            let Json(found) = found_or_404(answer)?;
+            return Ok(Json(lineage_credentials::annotate(&found, &finding)));
+        }
+    }
+
+    let (decoded, decode_took) = decoding
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    timing.record("decode", decode_took);
+    let (pcm_hash, fingerprint) = match decoded {
+        Ok(decoded) => (
+            Some(decoded.pcm_hash),
+            decoded
+                .fingerprint
+                .map_err(|e| ApiError::BadRequest(e.to_string())),
+        ),
         Err(error @ ArtifactError::TooManySamples { .. }) => {
             return Err(ApiError::PayloadTooLarge(error.to_string()))
         }
-        // A file that does not decode is matched by its bytes alone.
-        Err(_) => None,
+        // A file that does not decode is matched by its bytes alone (and
+        // has no fingerprint to be asked for).
+        Err(error) => (None, Err(ApiError::BadRequest(error.to_string()))),
     };
     let identity = AudioIdentity {
         file_hash,
         pcm_hash,
         fingerprint: None,
     };
-    // Fingerprinting costs about 0.15 s of CPU per 3 minutes, so it runs
-    // off the async workers and without holding the projections.
-    let path = file.0.clone();
-    let fingerprint = async move {
-        tokio::task::spawn_blocking(move || {
-            let items = inference::fingerprint::fingerprint_file(&path);
-            drop(slot);
-            items
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::BadRequest(e.to_string()))
-    };
-    let as_of = query.as_of;
-    // Credentials first: valid ones answer by the derivative they name;
-    // failing ones are reported and the file is traced as if it had none.
-    let (path, data_dir, verifier) = (
-        file.0.clone(),
-        state.data_dir.clone(),
-        state.store.verifier().clone(),
-    );
-    let finding = tokio::task::spawn_blocking(move || {
-        lineage_credentials::check_file(&path, &data_dir, &verifier)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (state, scope) = (&state, &scope);
-    let look_up = |audio: LineageQuery| async move { look_up(state, scope, &audio, as_of).await };
-    let mut by_credentials = None;
-    if let Some(derivative) = finding.derivative() {
-        let mut answer = look_up(LineageQuery::Derivative(derivative)).await?;
-        if lineage_credentials::mark_found_by_credentials(&mut answer) {
-            by_credentials = Some(answer);
-        }
-    }
-    let found = match by_credentials {
-        Some(answer) => answer,
-        None => lineage_of_audio(identity, fingerprint, look_up).await?,
-    };
+    let started = Instant::now();
+    let found = lineage_of_audio(identity, async { fingerprint }, look_up).await?;
+    timing.since("lookup", started);
     drop(file);
     let Json(found) = found_or_404(found)?;
     Ok(Json(lineage_credentials::annotate(&found, &finding)))

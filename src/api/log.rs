@@ -303,9 +303,10 @@ pub struct CheckpointList {
     checkpoints: Vec<CheckpointEntry>,
 }
 
-/// The newest stored checkpoints, newest first, each as the log signed it
-/// (witness cosignatures are on `GET /v1/checkpoint?size=N`). Public, as a
-/// checkpoint is: a history to check consistency proofs between.
+/// The newest stored checkpoints, newest first, each note with the witness
+/// cosignatures the log keeps for it, the same bytes as
+/// `GET /v1/checkpoint?size=N`. Public, as a checkpoint is: a history to
+/// check consistency proofs and cosignatures against.
 #[utoipa::path(
     get,
     path = "/v1/checkpoints",
@@ -322,18 +323,69 @@ pub async fn checkpoints(
 ) -> Result<Json<CheckpointList>, ApiError> {
     let Query(query) = query?;
     let limit = bounded_limit(query.limit, CHECKPOINTS_DEFAULT, CHECKPOINTS_MAX)?;
-    let checkpoints = state
-        .store
-        .newest_checkpoints(limit)
-        .await?
-        .into_iter()
-        .map(|c| CheckpointEntry {
-            size: c.size,
-            root: hex::encode(c.root),
-            note: c.note,
-        })
-        .collect();
+    let store = state.store.as_ref();
+    let mut checkpoints = Vec::new();
+    for checkpoint in store.newest_checkpoints(limit).await? {
+        let served = ledger::witnessed::with_cosignatures(store, checkpoint).await?;
+        checkpoints.push(CheckpointEntry {
+            size: served.size,
+            root: hex::encode(served.root),
+            note: served.note,
+        });
+    }
     Ok(Json(CheckpointList { checkpoints }))
+}
+
+/// One witness of the server's witness policy.
+#[derive(Serialize, ToSchema)]
+pub struct WitnessEntry {
+    /// The policy's label for the witness.
+    name: String,
+    /// Its C2SP `cosignature/v1` verifier key,
+    /// `<key name>+<hex8 key id>+base64(0x04 || Ed25519 public key)`.
+    verifier_key: String,
+}
+
+/// The witness policy the server runs with: whose cosignatures it asks
+/// for, and how many make a checkpoint witnessed.
+#[derive(Serialize, ToSchema)]
+pub struct WitnessList {
+    /// Valid cosignatures a checkpoint needs to count as witnessed; 0 when
+    /// the server runs without a witness policy.
+    quorum: usize,
+    /// The policy's witnesses, in its order; empty without a policy.
+    witnesses: Vec<WitnessEntry>,
+}
+
+/// The witnesses of `serve --witness-policy` and their verifier keys, so a
+/// reader can check the cosignatures on a checkpoint (the console does, in
+/// the browser). Public, as the policy file is. A reader who does not take
+/// the server's word for the keys compares them with the witnesses' own.
+#[utoipa::path(
+    get,
+    path = "/v1/witnesses",
+    tag = "log",
+    responses((status = 200, description = "The witness policy; empty without one", body = WitnessList))
+)]
+pub async fn witnesses(State(state): State<Arc<AppState>>) -> Json<WitnessList> {
+    let Some(witnessing) = &state.witnessing else {
+        return Json(WitnessList {
+            quorum: 0,
+            witnesses: Vec::new(),
+        });
+    };
+    let policy = &witnessing.policy;
+    Json(WitnessList {
+        quorum: policy.quorum(),
+        witnesses: policy
+            .witnesses()
+            .iter()
+            .map(|w| WitnessEntry {
+                name: w.name.clone(),
+                verifier_key: w.verifier.verifier_key(),
+            })
+            .collect(),
+    })
 }
 
 fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod reconcile;
 pub mod records;
+pub mod server_timing;
 pub mod statements;
 pub mod tile_cache;
 pub mod tlog;
@@ -154,6 +155,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/checkpoint", get(log::checkpoint))
         .route("/v1/checkpoints", get(log::checkpoints))
         .route("/v1/key", get(log::key))
+        .route("/v1/witnesses", get(log::witnesses))
         .route("/v1/events", get(log::events))
         .route("/v1/streams/{stream}", get(log::stream))
         .route("/v1/streams/{stream}/events", post(log::append))

@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         log::checkpoint,
         log::checkpoints,
         log::key,
+        log::witnesses,
         log::events,
         log::stream,
         log::append,

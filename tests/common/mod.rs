@@ -214,6 +214,8 @@ pub fn publish_derivative(data: &Path, published: &serde_json::Value) -> u64 {
     append_as_owner(data, &stream, events)[2]
 }
 
+pub mod witness;
+
 pub mod server {
     use std::io::{BufRead, BufReader};
     use std::path::Path;

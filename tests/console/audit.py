@@ -45,6 +45,7 @@ try:
     seen["size"] = text_of("size")
     seen["origin"] = text_of("origin")
     seen["verifier_key"] = text_of("verifier-key")
+    seen["policy"] = text_of("witness-policy")
     seen["history"] = [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in rows]
     # Every control has an accessible name.
     seen["key_field_name"] = driver.find_element(By.ID, "api-key").accessible_name

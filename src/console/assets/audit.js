@@ -8,22 +8,49 @@ import {
   api,
   bindKeyForm,
   clearError,
+  cosignatureMarks,
+  element,
   explain,
   hexOf,
   logVerifier,
   mark,
   showError,
+  witnessPolicy,
 } from "./common.js";
 
 /** How many of the newest checkpoints the history shows. */
 const HISTORY_ROWS = 20;
 
 /** The verifier key and the signed checkpoints, checked in order. */
-const state = { verifier: null, latest: null };
+const state = { verifier: null, latest: null, witnessed: null };
+
+/** The witness policy: who must cosign, and how many. */
+async function showWitnesses() {
+  const { quorum, witnesses } = await witnessPolicy();
+  const table = $("witness-table");
+  table.tBodies[0].replaceChildren();
+  table.hidden = !witnesses.length;
+  $("latest-witnessed-fact").hidden = !witnesses.length;
+  if (!witnesses.length) {
+    $("witness-policy").textContent =
+      "This log runs without a witness policy: no witness is asked to cosign its checkpoints.";
+    return;
+  }
+  $("witness-policy").textContent =
+    `A checkpoint is witnessed once ${quorum} of these ${witnesses.length} witnesses have cosigned it. ` +
+    "The keys are as the server states them: compare them with the keys the witnesses publish.";
+  for (const { name, verifierKey } of witnesses) {
+    const row = table.tBodies[0].insertRow();
+    row.insertCell().textContent = name;
+    row.insertCell().append(element("code", verifierKey));
+  }
+}
 
 async function loadLog() {
   clearError();
   state.latest = null;
+  state.witnessed = null;
+  await showWitnesses();
   const { key, verifier } = await logVerifier();
   $("verifier-key").textContent = key;
   state.verifier = verifier;
@@ -41,9 +68,11 @@ async function loadLog() {
       root.textContent = hexOf(checkpoint.root);
       root.title = root.textContent;
       row.insertCell().append(mark(true, "verified"));
-      row.insertCell().textContent = checkpoint.cosigners.length
-        ? `${checkpoint.cosigners.join(", ")} (not checked here)`
-        : "none";
+      const { quorumMet, marks } = await cosignatureMarks(checkpoint);
+      const cosigned = row.insertCell();
+      if (marks.length) cosigned.append(...marks.flatMap((m) => [m, element("br")]).slice(0, -1));
+      else cosigned.textContent = "none (no witness policy)";
+      if (quorumMet) state.witnessed ??= checkpoint;
     } catch (error) {
       row.insertCell().textContent = "?";
       row.insertCell();
@@ -60,6 +89,14 @@ async function loadLog() {
   $("latest").replaceChildren(
     mark(true, `size ${state.latest.size}, signature verified`),
   );
+  const { witnesses } = await witnessPolicy();
+  if (witnesses.length) {
+    $("latest-witnessed").replaceChildren(
+      state.witnessed
+        ? mark(true, `size ${state.witnessed.size}, its cosignatures verified`)
+        : mark(false, `none of the ${checkpoints.length} newest checkpoints has its quorum of cosignatures`),
+    );
+  }
   $("newer-size").value ||= state.latest.size.toString();
   const oldest = checkpoints.at(-1);
   if (oldest) $("older-size").value ||= String(oldest.size);

@@ -2,7 +2,13 @@
 // only), calls to this origin's /v1 API with it, and errors as sentences a
 // reader can act on.
 
-import { VerificationError, bytesToHex, parseVerifierKey } from "./verify.js";
+import {
+  VerificationError,
+  bytesToHex,
+  checkCosignatures,
+  parseCosignerKey,
+  parseVerifierKey,
+} from "./verify.js";
 
 const KEY_SLOT = "ledgerline.apiKey";
 
@@ -86,6 +92,57 @@ export function logVerifier() {
     verifierKey = null;
   });
   return verifierKey;
+}
+
+let policy = null;
+
+/**
+ * The server's witness policy (`GET /v1/witnesses`): {quorum, witnesses:
+ * [{name, verifierKey, key}]}, each key's id checked and parsed; quorum 0
+ * and no witnesses when the log runs without one. Fetched once per page.
+ */
+export function witnessPolicy() {
+  policy ??= api("/v1/witnesses").then(async ({ quorum, witnesses }) => ({
+    quorum,
+    witnesses: await Promise.all(
+      witnesses.map(async ({ name, verifier_key }) => ({
+        name,
+        verifierKey: verifier_key,
+        key: await parseCosignerKey(verifier_key),
+      })),
+    ),
+  }));
+  policy.catch(() => {
+    policy = null;
+  });
+  return policy;
+}
+
+/**
+ * The cosignatures on a verified `checkpoint` against the witness policy,
+ * checked in this browser: {quorumMet, marks}, one mark per witness that
+ * cosigned (or whose line fails) and one for the quorum. No marks without
+ * a policy.
+ */
+export async function cosignatureMarks(checkpoint) {
+  const { quorum, witnesses } = await witnessPolicy();
+  if (!witnesses.length) return { quorumMet: false, marks: [] };
+  const results = await checkCosignatures(checkpoint, witnesses);
+  const verified = results.filter((r) => r.verified).length;
+  const marks = results
+    .filter((r) => !r.missing)
+    .map((r) =>
+      r.verified
+        ? mark(true, `${r.name}: cosignature verified (${r.time.toISOString().replace(".000Z", "Z")})`)
+        : mark(false, `${r.name}: ${r.reason}`),
+    );
+  const quorumMet = verified >= quorum;
+  marks.push(
+    quorumMet
+      ? mark(true, `witnessed: ${verified} of ${quorum} required cosignatures verified`)
+      : mark(false, `not witnessed: ${verified} of ${quorum} required cosignatures verified`),
+  );
+  return { quorumMet, marks };
 }
 
 /** A verdict: a tick or a cross (drawn by the stylesheet) and words. */

@@ -159,25 +159,30 @@ export async function verifyConsistency(firstSize, secondSize, firstRoot, second
 
 const encoder = new TextEncoder();
 
+/** Signed-note signature types (c2sp.org/signed-note, tlog-cosignature). */
+const ED25519 = 0x01;
+const COSIGNATURE_V1 = 0x04;
+
 /**
- * A note verifier key, `name+hex8+base64(0x01 || Ed25519 public key)`,
- * checked: its key id must be the first four bytes of
- * SHA-256(name || "\n" || 0x01 || public key).
+ * A signed-note verifier key, `name+hex8+base64(type || Ed25519 public
+ * key)`, checked: its key id must be the first four bytes of
+ * SHA-256(name || "\n" || type || public key).
  */
-export async function parseVerifierKey(text) {
+async function parseKey(text, type, what) {
   // The name holds no "+"; the base64 key may.
   const trimmed = text.trim();
   const first = trimmed.indexOf("+");
   const second = trimmed.indexOf("+", first + 1);
-  if (first <= 0 || second !== first + 9) fail("the verifier key is not name+hash+key");
+  if (first <= 0 || second !== first + 9) fail(`the ${what} is not name+hash+key`);
   const name = trimmed.slice(0, first);
   const idHex = trimmed.slice(first + 1, second);
-  const keyBase64 = trimmed.slice(second + 1);
-  const key = base64ToBytes(keyBase64);
-  if (key.length !== 33 || key[0] !== 1) fail("the verifier key is not an Ed25519 key");
+  const key = base64ToBytes(trimmed.slice(second + 1));
+  if (key.length !== 33 || key[0] !== type) {
+    fail(`the ${what} is not an ${type === COSIGNATURE_V1 ? "Ed25519 cosignature/v1" : "Ed25519"} key`);
+  }
   const id = (await sha256(concat(encoder.encode(name + "\n"), key))).slice(0, 4);
   if (bytesToHex(id) !== idHex.toLowerCase()) {
-    fail("the verifier key's id does not match its name and key");
+    fail(`the ${what}'s id does not match its name and key`);
   }
   const publicKey = await crypto.subtle.importKey(
     "raw",
@@ -189,10 +194,24 @@ export async function parseVerifierKey(text) {
   return { name, id, publicKey };
 }
 
+/** The log's note verifier key (type 0x01). */
+export function parseVerifierKey(text) {
+  return parseKey(text, ED25519, "verifier key");
+}
+
+/**
+ * A witness's cosignature/v1 verifier key (type 0x04,
+ * c2sp.org/tlog-cosignature).
+ */
+export function parseCosignerKey(text) {
+  return parseKey(text, COSIGNATURE_V1, "witness key");
+}
+
 /**
  * A C2SP checkpoint note, its signature checked against `verifier` (from
- * parseVerifierKey). Returns its origin, size, root and the signature lines
- * of other keys (cosignatures), which are listed, not checked here.
+ * parseVerifierKey). Returns its origin, size, root, body (the signed
+ * text) and the signature lines of other keys, `{name, bytes}`, for
+ * checkCosignatures.
  */
 export async function verifyCheckpoint(note, verifier) {
   const split = note.indexOf("\n\n");
@@ -211,7 +230,7 @@ export async function verifyCheckpoint(note, verifier) {
     if (!match) fail(`${JSON.stringify(line)} is not a signature line`);
     const signature = base64ToBytes(match[2]);
     if (match[1] !== verifier.name || signature.length < 4 || !equal(signature.slice(0, 4), verifier.id)) {
-      others.push(match[1]);
+      others.push({ name: match[1], bytes: signature });
       continue;
     }
     if (signature.length !== 68) fail("the log's signature is not an Ed25519 signature");
@@ -225,7 +244,54 @@ export async function verifyCheckpoint(note, verifier) {
     signed = true;
   }
   if (!signed) fail(`the checkpoint carries no signature by ${verifier.name}`);
-  return { origin, size: BigInt(sizeText), root, cosigners: others };
+  return { origin, size: BigInt(sizeText), root, body, others };
+}
+
+/** The largest timestamp a cosignature may carry, 2^63 - 1. */
+const TIMESTAMP_MAX = (1n << 63n) - 1n;
+
+/**
+ * Each witness's cosignature on `checkpoint` (from verifyCheckpoint),
+ * checked as c2sp.org/tlog-cosignature says: the line by the witness's key
+ * name and id holds a big-endian timestamp and an Ed25519 signature over
+ * "cosignature/v1\ntime <timestamp>\n" and the checkpoint body.
+ * `witnesses` is [{name, key}] with keys from parseCosignerKey. Returns one
+ * entry per witness: {name, verified, time (a Date), reason}; a witness
+ * that did not cosign is {name, verified: false, missing: true}.
+ */
+export async function checkCosignatures(checkpoint, witnesses) {
+  const results = [];
+  for (const { name, key } of witnesses) {
+    const line = checkpoint.others.find(
+      (o) => o.name === key.name && o.bytes.length >= 4 && equal(o.bytes.slice(0, 4), key.id),
+    );
+    if (!line) {
+      results.push({ name, verified: false, missing: true, reason: "no cosignature" });
+      continue;
+    }
+    if (line.bytes.length !== 4 + 8 + 64) {
+      results.push({ name, verified: false, reason: "the cosignature is not a timestamp and an Ed25519 signature" });
+      continue;
+    }
+    const timestamp = new DataView(line.bytes.buffer, line.bytes.byteOffset + 4, 8).getBigUint64(0);
+    if (timestamp > TIMESTAMP_MAX) {
+      results.push({ name, verified: false, reason: "the cosignature's timestamp is out of range" });
+      continue;
+    }
+    const message = `cosignature/v1\ntime ${timestamp}\n${checkpoint.body}`;
+    const ok = await crypto.subtle.verify(
+      { name: "Ed25519" },
+      key.publicKey,
+      line.bytes.slice(12),
+      encoder.encode(message),
+    );
+    results.push(
+      ok
+        ? { name, verified: true, time: new Date(Number(timestamp) * 1000) }
+        : { name, verified: false, reason: "the cosignature does not verify over the checkpoint" },
+    );
+  }
+  return results;
 }
 
 /**
