@@ -20,7 +20,8 @@
 //! page readable at 390 px. Under a witness policy with two real witness
 //! processes, it lists the witnesses and verifies each checkpoint's
 //! cosignatures in the browser, and the verifier refuses a cosignature with
-//! one byte changed. Screenshots
+//! one byte changed. Tab reaches every control of the other pages too, in
+//! reading order, each with a visible focus outline. Screenshots
 //! at 1280×800 and 390 px wide go to `target/console-screenshots/`.
 //!
 //! The browser and Selenium come from `scripts/test` (Debian's `chromium`
@@ -773,4 +774,67 @@ fn the_audit_page_checks_witness_cosignatures_in_the_browser() {
         assert!(outcome.starts_with("rejected: "), "{case}: {outcome}");
     }
     check_page(&seen, &shots, "audit-witnessed");
+}
+
+#[test]
+fn tab_reaches_every_control_of_every_page_in_reading_order() {
+    let Some(python) = browser() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    ok(
+        dir.path(),
+        &[
+            "append",
+            "--stream",
+            "s",
+            "--type",
+            "test.noted",
+            "--data",
+            "{}",
+        ],
+    );
+    let server = Server::start(dir.path());
+    let seen = drive(
+        &python,
+        "tab_walk.py",
+        &[format!("http://{}/", server.address())],
+    );
+    server.stop();
+    let header = [
+        "Skip to the page",
+        "API key",
+        "Use key",
+        "Forget key",
+        "Dispute",
+        "Statements",
+        "Generations",
+        "Audit",
+    ];
+    let pages: [(&str, &[&str]); 3] = [
+        ("dispute", &["Audio file"]),
+        ("statements", &["Period", "Currency", "Show statements"]),
+        (
+            "generations",
+            &[
+                "Recording (ISRC)",
+                "Requested by (party)",
+                "Territory",
+                "Recipe",
+                "Tempo rate",
+                "Semitones",
+                "Voice model (a cover's)",
+                "Request generation",
+            ],
+        ),
+    ];
+    for (page, controls) in pages {
+        let stops = seen[page].as_array().unwrap();
+        for stop in stops {
+            assert_eq!(stop["outlined"], true, "{page}: {stop}");
+        }
+        // A month input's fields are Tab stops of one control: one name.
+        let mut names: Vec<&str> = stops.iter().map(|s| s["name"].as_str().unwrap()).collect();
+        names.dedup();
+        let expected: Vec<&str> = header.iter().chain(controls).copied().collect();
+        assert_eq!(names, expected, "{page}");
+    }
 }
