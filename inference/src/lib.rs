@@ -25,9 +25,11 @@ pub mod credentials;
 pub mod fingerprint;
 pub mod gpu;
 pub mod kernels;
+pub mod onnx;
 pub mod pipeline;
 pub mod sample_catalog;
 pub mod spectrogram;
+pub mod transcribe;
 pub mod voice;
 
 pub use audio::Audio;

@@ -3,7 +3,8 @@
 //! `--backend gpu|cpu|auto` and prints a JSON line describing the step
 //! (op, backend, adapter, kernel source hashes, input and output hashes,
 //! duration); `f0` prints CSV instead. `train-voice` and `resynth` are the
-//! voice-model steps of a cover; `spectrogram` draws a PNG to look at.
+//! voice-model steps of a cover; `spectrogram` draws a PNG to look at;
+//! `transcribe` prints notes ([`super::transcribe`]).
 
 use inference::artifacts::{self, ArtifactError};
 use inference::gpu::{Backend, Engine};
@@ -86,6 +87,9 @@ pub enum AudioCommand {
         #[command(flatten)]
         backend: BackendArg,
     },
+    /// Transcribe the notes (Spotify's Basic Pitch network, on the CPU):
+    /// JSON, CSV or a MIDI file, and optionally the posteriorgrams.
+    Transcribe(super::transcribe::TranscribeArgs),
     /// Draw a log-magnitude spectrogram PNG: magma colours, frequency on a
     /// log scale from 20 Hz, time and frequency axes, a dB colour scale;
     /// --width and --height size the plot inside the figure.
@@ -309,6 +313,7 @@ fn run_blocking(command: AudioCommand) -> anyhow::Result<ExitCode> {
                 started,
             );
         }
+        AudioCommand::Transcribe(args) => super::transcribe::run(args)?,
         AudioCommand::Spectrogram {
             input,
             output,

@@ -19,6 +19,7 @@ pub mod replay;
 pub mod serve;
 pub mod statements;
 pub mod takedowns;
+pub mod transcribe;
 pub mod usage;
 pub mod voice;
 pub mod witness;
