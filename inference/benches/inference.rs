@@ -7,11 +7,14 @@
 //! SQLite log in a temporary directory) and reports the time its Content
 //! Credentials take to sign and embed against the job's. Run with
 //! `cargo bench -p inference --bench inference` or `scripts/bench inference`.
+//! The `transcribe` row runs Basic Pitch's network over the whole track
+//! (resampled to 22,050 Hz mono), its note posteriorgram compared.
 //! Needs a GPU adapter (lavapipe counts).
 
 use inference::gpu::{Engine, Gpu};
 use inference::kernels::{hpss, mix, phase_vocoder, resample, snr_db, yin};
 use inference::sample_catalog::{tracks, STEM_NAMES};
+use inference::transcribe::{self, BasicPitch};
 use inference::voice::ddsp::{self, Controls};
 use inference::voice::VoiceModel;
 use inference::Audio;
@@ -72,6 +75,18 @@ fn mix_op(engine: &Engine, _: &Audio, stems: &[Audio]) -> Vec<f32> {
             .expect("mix")
             .audio,
     )
+}
+
+/// Basic Pitch, loaded (and its hash checked) before timing.
+static BASIC_PITCH: OnceLock<BasicPitch> = OnceLock::new();
+
+/// The mixture transcribed by the network: windows, forward pass,
+/// stitching and notes; compared as its note posteriorgram.
+fn transcribe_op(engine: &Engine, audio: &Audio, _: &[Audio]) -> Vec<f32> {
+    let model = BASIC_PITCH.get_or_init(|| BasicPitch::load_vendored().expect("the model"));
+    transcribe::transcribe(model, engine, audio, |_, _| {})
+        .expect("transcribe")
+        .note
 }
 
 fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
@@ -149,16 +164,17 @@ fn main() {
         println!("ddsp: voice model and controls prepared in {prepare_s:.1} s (not timed)");
     }
 
-    let ops: [(&str, Op); 6] = [
+    let ops: [(&str, Op); 7] = [
         ("hpss", hpss_op),
         ("time-stretch x1.25", stretch_op),
         ("pitch-shift +3", pitch_op),
         ("f0 (yin)", f0_op),
         ("mix 4 stems", mix_op),
         ("ddsp resynthesis", ddsp_op),
+        ("transcribe (basic pitch)", transcribe_op),
     ];
     println!(
-        "{:<20} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9} {:>10}",
+        "{:<26} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9} {:>10}",
         "op", "audio_s", "gpu_s", "gpu_rtf", "cpu_s", "cpu_rtf", "gpu/cpu", "snr_db"
     );
     for (name, op) in ops.into_iter().filter(|(name, _)| wanted(name)) {
@@ -167,7 +183,7 @@ fn main() {
         let (on_cpu, cpu_s) = time(|| op(&Engine::Cpu, &mixture, &stems));
         let snr = snr_db(&on_cpu, &on_gpu);
         println!(
-            "{name:<20} {seconds:>9.1} {gpu_s:>10.3} {:>10.1} {cpu_s:>10.3} {:>10.1} {:>9.2} {snr:>10.1}",
+            "{name:<26} {seconds:>9.1} {gpu_s:>10.3} {:>10.1} {cpu_s:>10.3} {:>10.1} {:>9.2} {snr:>10.1}",
             seconds / gpu_s,
             seconds / cpu_s,
             cpu_s / gpu_s,

@@ -12,6 +12,7 @@
 //! says it was skipped; with `LEDGERLINE_REQUIRE_ONNXRUNTIME=1` (which
 //! `scripts/test` sets) it fails.
 
+use inference::gpu::{Engine, Gpu};
 use inference::onnx::{cpu, Model, Tensor};
 use inference::transcribe::{self, BasicPitch};
 use inference::Audio;
@@ -181,7 +182,7 @@ fn the_stitched_posteriorgrams_match_the_reference_pipeline() {
     };
     let model = BasicPitch::load_vendored().unwrap();
     let audio = four_seconds();
-    let ours = transcribe::transcribe(&model, &audio, |_, _| {}).unwrap();
+    let ours = transcribe::transcribe(&model, &Engine::Cpu, &audio, |_, _| {}).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("audio.f32");
@@ -238,4 +239,57 @@ fn the_stitched_posteriorgrams_match_the_reference_pipeline() {
         (flipped as f64) < 0.005 * decisions as f64,
         "{flipped} of {decisions} frame decisions at 0.3 differ"
     );
+}
+
+/// The device for the GPU pass: CI installs lavapipe, so a missing adapter
+/// fails the test rather than skipping it.
+fn device() -> &'static Gpu {
+    Gpu::shared().unwrap_or_else(|e| {
+        panic!("the GPU pass's test needs a wgpu adapter (CI installs Mesa lavapipe): {e}")
+    })
+}
+
+#[test]
+fn the_gpu_pass_matches_the_cpu_pass_on_every_frame_and_bin() {
+    let model = BasicPitch::load_vendored().unwrap();
+    let samples = two_windows();
+    let cpu = model.run(&Engine::Cpu, &samples, 2).unwrap();
+    let gpu = model.run(&Engine::Gpu(device()), &samples, 2).unwrap();
+    let mut decisions = 0usize;
+    let mut flipped = 0usize;
+    for (name, a, b) in [
+        ("note", &cpu.note, &gpu.note),
+        ("onset", &cpu.onset, &gpu.onset),
+        ("contour", &cpu.contour, &gpu.contour),
+    ] {
+        assert_eq!(a.len(), b.len(), "{name}");
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        eprintln!("{name}: largest GPU-CPU difference {worst:e}");
+        assert!(worst <= 2e-3, "{name} differs by {worst}");
+        decisions += a.len();
+        flipped += a
+            .iter()
+            .zip(b)
+            .filter(|(x, y)| (**x >= 0.3) != (**y >= 0.3))
+            .count();
+    }
+    assert!(
+        (flipped as f64) < 0.005 * decisions as f64,
+        "{flipped} of {decisions} frame decisions at 0.3 differ"
+    );
+    // The notes of a whole transcription are the same on both.
+    let audio = four_seconds();
+    let on_cpu = transcribe::transcribe(&model, &Engine::Cpu, &audio, |_, _| {}).unwrap();
+    let on_gpu = transcribe::transcribe(&model, &Engine::Gpu(device()), &audio, |_, _| {}).unwrap();
+    let summary = |t: &transcribe::Transcription| {
+        t.notes
+            .iter()
+            .map(|n| (n.start_frame, n.end_frame, n.pitch_midi))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(summary(&on_cpu), summary(&on_gpu));
 }

@@ -4,6 +4,7 @@
 //! a window, 8 kHz, 96 kHz, NaN) gets a clear error or a correct result,
 //! never a panic.
 
+use inference::gpu::Engine;
 use inference::transcribe::{self, BasicPitch, Note, TranscribeError};
 use inference::Audio;
 use std::f64::consts::TAU;
@@ -58,7 +59,7 @@ fn single_notes_a_chord_and_a_glide_are_found_at_their_pitch_and_onset() {
     // A glide from C4 up a whole tone to D4 over a second.
     tone(&mut samples, rate, 4.6, 1.4, |t| 60.0 + 2.0 * t.min(1.0));
     let audio = Audio::new(rate, vec![samples]);
-    let transcription = transcribe::transcribe(&model(), &audio, |_, _| {}).unwrap();
+    let transcription = transcribe::transcribe(&model(), &Engine::Cpu, &audio, |_, _| {}).unwrap();
     let notes = &transcription.notes;
     for &(start, _, pitch) in &played {
         assert!(
@@ -114,7 +115,8 @@ fn other_sample_rates_are_resampled_and_give_the_same_note() {
         let mut samples = vec![0f32; 2 * rate as usize];
         tone(&mut samples, rate, 0.4, 1.0, |_| 64.0);
         let audio = Audio::new(rate, vec![samples.clone(), samples]);
-        let transcription = transcribe::transcribe(&model(), &audio, |_, _| {}).unwrap();
+        let transcription =
+            transcribe::transcribe(&model(), &Engine::Cpu, &audio, |_, _| {}).unwrap();
         assert!(
             found(&transcription.notes, 64, 0.4).is_some(),
             "{rate} Hz: {:?}",
@@ -128,24 +130,34 @@ fn bad_input_is_an_error_or_an_empty_answer_never_a_panic() {
     let model = model();
     let empty = Audio::new(22_050, vec![vec![]]);
     assert!(matches!(
-        transcribe::transcribe(&model, &empty, |_, _| {}),
+        transcribe::transcribe(&model, &Engine::Cpu, &empty, |_, _| {}),
         Err(TranscribeError::Empty)
     ));
     let silent = Audio::new(44_100, vec![vec![0.0; 3 * 44_100]]);
-    let transcription = transcribe::transcribe(&model, &silent, |_, _| {}).unwrap();
+    let transcription = transcribe::transcribe(&model, &Engine::Cpu, &silent, |_, _| {}).unwrap();
     assert_eq!(transcription.notes, []);
     assert_eq!(transcription.frames, 3 * 86);
     // Shorter than one window (and than the shortest note): no notes.
     let mut short = vec![0f32; 2_205];
     tone(&mut short, 22_050, 0.0, 0.1, |_| 69.0);
-    let transcription =
-        transcribe::transcribe(&model, &Audio::new(22_050, vec![short]), |_, _| {}).unwrap();
+    let transcription = transcribe::transcribe(
+        &model,
+        &Engine::Cpu,
+        &Audio::new(22_050, vec![short]),
+        |_, _| {},
+    )
+    .unwrap();
     assert_eq!(transcription.frames, 8);
     assert_eq!(transcription.notes, []);
     let mut broken = vec![0.1f32; 1_000];
     broken[500] = f32::NAN;
-    let error =
-        transcribe::transcribe(&model, &Audio::new(22_050, vec![broken]), |_, _| {}).unwrap_err();
+    let error = transcribe::transcribe(
+        &model,
+        &Engine::Cpu,
+        &Audio::new(22_050, vec![broken]),
+        |_, _| {},
+    )
+    .unwrap_err();
     assert!(
         matches!(
             error,

@@ -87,8 +87,8 @@ pub enum AudioCommand {
         #[command(flatten)]
         backend: BackendArg,
     },
-    /// Transcribe the notes (Spotify's Basic Pitch network, on the CPU):
-    /// JSON, CSV or a MIDI file, and optionally the posteriorgrams.
+    /// Transcribe the notes (Spotify's Basic Pitch network): JSON, CSV or
+    /// a MIDI file, and optionally the posteriorgrams.
     Transcribe(super::transcribe::TranscribeArgs),
     /// Draw a log-magnitude spectrogram PNG: magma colours, frequency on a
     /// log scale from 20 Hz, time and frequency axes, a dB colour scale;

@@ -4,6 +4,7 @@
 //! posteriorgrams, for comparison with another runtime.
 
 use inference::artifacts::{self, ArtifactError};
+use inference::gpu::{Backend, Engine};
 use inference::transcribe::{self, midi, BasicPitch, ModelFileError, TranscribeError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,9 @@ pub struct TranscribeArgs {
     /// The network file; refused unless it is the published nmp.onnx.
     #[arg(long, default_value = transcribe::model::VENDORED_PATH)]
     model: PathBuf,
+    /// Where the network runs: gpu, cpu, or auto (gpu when an adapter exists).
+    #[arg(long, default_value = "auto")]
+    backend: Backend,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -49,13 +53,17 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         ArtifactError::Io { .. } => anyhow::Error::new(e),
         other => super::bad_input(format!("{}: {other}", args.input.display())),
     })?;
+    let engine = Engine::select(args.backend)?;
     eprintln!(
-        "transcribing {} ({:.1} s) with {} on the CPU",
+        "transcribing {} ({:.1} s) with {} on {}",
         args.input.display(),
         audio.duration_s(),
-        transcribe::MODEL_NAME
+        transcribe::MODEL_NAME,
+        engine
+            .adapter()
+            .map_or_else(|| "the CPU".to_string(), |a| format!("the GPU ({a})"))
     );
-    let transcription = transcribe::transcribe(&model, &audio, |done, windows| {
+    let transcription = transcribe::transcribe(&model, &engine, &audio, |done, windows| {
         eprint!("\r  window {done} of {windows}");
         if done == windows {
             eprintln!();

@@ -129,7 +129,7 @@ pub fn run(model: &Model, inputs: Vec<(String, Tensor)>) -> Result<Vec<Tensor>, 
 
 type OpResult = Result<Vec<Tensor>, String>;
 
-fn apply(node: &Node, args: &[Option<&Tensor>]) -> OpResult {
+pub(super) fn apply(node: &Node, args: &[Option<&Tensor>]) -> OpResult {
     let arg = |i: usize| -> Result<&Tensor, String> {
         args.get(i)
             .copied()
@@ -485,16 +485,18 @@ fn concat(tensors: &[&Tensor], axis: i64) -> Result<Tensor, String> {
     Ok(Tensor { shape, data })
 }
 
-fn slice(
-    t: &Tensor,
+/// Where a Slice begins on each axis of `shape` and the shape it cuts,
+/// with ONNX's clamping of negative and out-of-range starts and ends.
+pub(super) fn slice_bounds(
+    shape: &[usize],
     starts: &[i64],
     ends: &[i64],
     axes: Option<&[i64]>,
     steps: Option<&[i64]>,
-) -> Result<Tensor, String> {
-    let rank = t.shape.len();
+) -> Result<(Vec<usize>, Vec<usize>), String> {
+    let rank = shape.len();
     let mut begin = vec![0usize; rank];
-    let mut shape = t.shape.clone();
+    let mut out = shape.to_vec();
     for (k, (&start, &end)) in starts.iter().zip(ends).enumerate() {
         let axis = match axes {
             Some(axes) => axis_of(*axes.get(k).ok_or("fewer axes than starts")?, rank)?,
@@ -503,12 +505,23 @@ fn slice(
         if steps.is_some_and(|s| s.get(k).is_some_and(|&s| s != 1)) {
             return Err("steps other than 1 are not implemented".into());
         }
-        let dim = t.shape[axis] as i64;
+        let dim = shape[axis] as i64;
         let clamp = |i: i64| (if i < 0 { i + dim } else { i }).clamp(0, dim);
         let (s, e) = (clamp(start), clamp(end));
         begin[axis] = s as usize;
-        shape[axis] = (e - s).max(0) as usize;
+        out[axis] = (e - s).max(0) as usize;
     }
+    Ok((begin, out))
+}
+
+fn slice(
+    t: &Tensor,
+    starts: &[i64],
+    ends: &[i64],
+    axes: Option<&[i64]>,
+    steps: Option<&[i64]>,
+) -> Result<Tensor, String> {
+    let (begin, shape) = slice_bounds(&t.shape, starts, ends, axes, steps)?;
     let own = strides(&t.shape);
     let offsets = map_offsets(&shape, |index| {
         Some(

@@ -4,6 +4,7 @@
 //! runs the same graph as WGSL kernels and is tested against this one.
 
 pub mod cpu;
+pub mod gpu;
 pub mod model;
 pub mod protobuf;
 pub mod tensor;

@@ -12,6 +12,7 @@ pub mod notes;
 pub mod windows;
 
 use crate::audio::Audio;
+use crate::gpu::{Engine, Gpu};
 use crate::kernels::{resample, KernelError};
 pub use model::{BasicPitch, ModelFileError, MODEL_NAME, MODEL_SHA256};
 use model::{CONTOUR_BINS, NOTE_BINS};
@@ -20,10 +21,22 @@ use serde_json::{json, Value};
 
 /// The network's sample rate.
 pub const SAMPLE_RATE: u32 = 22_050;
-/// Windows run through the network at a time: enough to amortise each
-/// operator's setup, few enough to keep the intermediate tensors (about
-/// 12 MB a window at the widest) small.
-const BATCH_WINDOWS: usize = 4;
+/// Windows the CPU pass runs at a time: enough to amortise each
+/// operator's setup, few enough to keep the intermediate tensors small.
+const CPU_BATCH_WINDOWS: usize = 4;
+/// The widest intermediate tensor of one window: 36 filters over the
+/// 44,100 samples of the padded window, in f32.
+const WIDEST_TENSOR_BYTES: u64 = 36 * 44_100 * 4;
+/// The most windows one GPU submission takes: its intermediates (about
+/// 100 MB a window) all stay on the device until it ends.
+const GPU_BATCH_WINDOWS_MAX: usize = 64;
+
+/// Windows per GPU submission: as many as the widest tensor lets one
+/// storage binding hold, up to [`GPU_BATCH_WINDOWS_MAX`].
+fn gpu_batch_windows(gpu: &Gpu) -> usize {
+    ((gpu.storage_binding_bytes_max() / WIDEST_TENSOR_BYTES) as usize)
+        .clamp(1, GPU_BATCH_WINDOWS_MAX)
+}
 
 /// Why audio could not be transcribed.
 #[derive(Debug, thiserror::Error)]
@@ -80,22 +93,27 @@ pub fn network_input(audio: &Audio) -> Result<Vec<f32>, TranscribeError> {
     Ok(resampled.channels.into_iter().next().unwrap_or_default())
 }
 
-/// Transcribes `audio` on the CPU, calling `progress(done, windows)` after
+/// Transcribes `audio` on `engine`, calling `progress(done, windows)` after
 /// each batch of windows.
 pub fn transcribe(
     model: &BasicPitch,
+    engine: &Engine,
     audio: &Audio,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Transcription, TranscribeError> {
     let input = network_input(audio)?;
     let count = windows::window_count(input.len());
+    let batch_windows = match engine {
+        Engine::Cpu => CPU_BATCH_WINDOWS,
+        Engine::Gpu(gpu) => gpu_batch_windows(gpu),
+    };
     let (mut note, mut onset, mut contour) = (Vec::new(), Vec::new(), Vec::new());
-    for first in (0..count).step_by(BATCH_WINDOWS) {
-        let batch = BATCH_WINDOWS.min(count - first);
+    for first in (0..count).step_by(batch_windows) {
+        let batch = batch_windows.min(count - first);
         let samples: Vec<f32> = (first..first + batch)
             .flat_map(|w| windows::window(&input, w))
             .collect();
-        let out = model.run_cpu(&samples, batch)?;
+        let out = model.run(engine, &samples, batch)?;
         for w in 0..batch {
             let slice = |v: &[f32], bins: usize| -> Vec<f32> {
                 let size = model::WINDOW_FRAMES * bins;

@@ -1,6 +1,8 @@
 //! The Basic Pitch network file: read from disk, refused unless its SHA-256
 //! is the published file's, then parsed and run window by window.
 
+use crate::gpu::Engine;
+use crate::onnx::gpu as onnx_gpu;
 use crate::onnx::{cpu, Model, ModelError, Tensor};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -38,6 +40,8 @@ pub enum ModelFileError {
     Graph(String),
     #[error("the network failed: {0}")]
     Run(#[from] cpu::RunError),
+    #[error("the network failed on the GPU: {0}")]
+    Gpu(#[from] onnx_gpu::GpuRunError),
 }
 
 /// The three outputs of a batch of windows, each `[windows, 172, bins]`
@@ -112,16 +116,22 @@ impl BasicPitch {
         &self.model
     }
 
-    /// Runs the CPU pass on `windows` windows of [`WINDOW_SAMPLES`] samples
-    /// each, back to back in `samples`.
-    pub fn run_cpu(
+    /// Runs the network on `windows` windows of [`WINDOW_SAMPLES`] samples
+    /// each, back to back in `samples`: the WGSL kernels on a GPU engine,
+    /// the CPU pass on the CPU.
+    pub fn run(
         &self,
+        engine: &Engine,
         samples: &[f32],
         windows: usize,
     ) -> Result<WindowOutputs, ModelFileError> {
         debug_assert_eq!(samples.len(), windows * WINDOW_SAMPLES);
         let input = Tensor::f32(vec![windows, WINDOW_SAMPLES, 1], samples.to_vec());
-        let mut outputs = cpu::run(&self.model, vec![(self.model.inputs[0].clone(), input)])?;
+        let inputs = vec![(self.model.inputs[0].clone(), input)];
+        let mut outputs = match engine {
+            Engine::Cpu => cpu::run(&self.model, inputs)?,
+            Engine::Gpu(gpu) => onnx_gpu::run(gpu, &self.model, inputs)?,
+        };
         let mut take = |index: usize, bins: usize| -> Result<Vec<f32>, ModelFileError> {
             let tensor = std::mem::replace(&mut outputs[index], Tensor::f32(vec![0], vec![]));
             if tensor.shape != [windows, WINDOW_FRAMES, bins] {
