@@ -250,7 +250,7 @@ fn unary(t: &Tensor, f: impl Fn(f32) -> f32) -> Result<Tensor, String> {
 }
 
 /// The numpy-style broadcast of two shapes.
-fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
+pub(super) fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
     let rank = a.len().max(b.len());
     let dim = |s: &[usize], i: usize| (i + s.len()).checked_sub(rank).map_or(1, |j| s[j]);
     (0..rank)
@@ -349,13 +349,22 @@ fn select(condition: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor, String> 
     Ok(Tensor::f32(shape, data))
 }
 
-fn reshape(t: &Tensor, shape: &[i64]) -> Result<Tensor, String> {
-    let count = t.data.len();
-    let mut out = Vec::with_capacity(shape.len());
+fn reshape(t: &Tensor, target: &[i64]) -> Result<Tensor, String> {
+    Ok(Tensor {
+        shape: reshaped(&t.shape, target)?,
+        data: t.data.clone(),
+    })
+}
+
+/// The shape Reshape gives a tensor of `shape` for `target`: 0 keeps the
+/// input's dimension, one -1 takes what is left.
+pub(super) fn reshaped(shape: &[usize], target: &[i64]) -> Result<Vec<usize>, String> {
+    let count: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(target.len());
     let mut infer = None;
-    for (i, &d) in shape.iter().enumerate() {
+    for (i, &d) in target.iter().enumerate() {
         match d {
-            0 => out.push(*t.shape.get(i).ok_or("a 0 beyond the input's rank")?),
+            0 => out.push(*shape.get(i).ok_or("a 0 beyond the input's rank")?),
             -1 if infer.is_none() => {
                 infer = Some(i);
                 out.push(1);
@@ -367,20 +376,16 @@ fn reshape(t: &Tensor, shape: &[i64]) -> Result<Tensor, String> {
     let known: usize = out.iter().product();
     if let Some(i) = infer {
         if known == 0 || count % known != 0 {
-            return Err(format!("{count} elements do not reshape to {shape:?}"));
+            return Err(format!("{count} elements do not reshape to {target:?}"));
         }
         out[i] = count / known;
     }
     if out.iter().product::<usize>() != count {
         return Err(format!(
-            "{count} elements (shape {:?}) do not reshape to {shape:?}",
-            t.shape
+            "{count} elements (shape {shape:?}) do not reshape to {target:?}"
         ));
     }
-    Ok(Tensor {
-        shape: out,
-        data: t.data.clone(),
-    })
+    Ok(out)
 }
 
 /// An axis given relative to `rank`, negative counting from the end.
@@ -394,14 +399,23 @@ fn axis_of(axis: i64, rank: usize) -> Result<usize, String> {
 }
 
 fn unsqueeze(t: &Tensor, axes: &[i64]) -> Result<Tensor, String> {
-    let rank = t.shape.len() + axes.len();
+    Ok(Tensor {
+        shape: unsqueezed(&t.shape, axes)?,
+        data: t.data.clone(),
+    })
+}
+
+/// `shape` with a dimension of 1 inserted at each of `axes` (of the
+/// result's rank).
+pub(super) fn unsqueezed(shape: &[usize], axes: &[i64]) -> Result<Vec<usize>, String> {
+    let rank = shape.len() + axes.len();
     let mut inserted = axes
         .iter()
         .map(|&a| axis_of(a, rank))
         .collect::<Result<Vec<_>, _>>()?;
     inserted.sort_unstable();
-    let mut dims = t.shape.iter();
-    let shape = (0..rank)
+    let mut dims = shape.iter();
+    Ok((0..rank)
         .map(|i| {
             if inserted.binary_search(&i).is_ok() {
                 1
@@ -409,11 +423,7 @@ fn unsqueeze(t: &Tensor, axes: &[i64]) -> Result<Tensor, String> {
                 *dims.next().unwrap()
             }
         })
-        .collect();
-    Ok(Tensor {
-        shape,
-        data: t.data.clone(),
-    })
+        .collect())
 }
 
 fn transpose(t: &Tensor, perm: Option<&[i64]>) -> Result<Tensor, String> {

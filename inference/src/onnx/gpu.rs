@@ -321,20 +321,18 @@ impl<'g> Plan<'g> {
                 )))
             }
             "Reshape" | "Unsqueeze" => {
-                let (buffer, shape) = match &arg(0)?.1 {
-                    Value::Device { buffer, shape } => (*buffer, shape.clone()),
-                    Value::Host(_) => unreachable!("host-only nodes ran on the host"),
+                let Value::Device { buffer, shape } = &arg(0)?.1 else {
+                    return Err("a host tensor reshaped by a device tensor".into());
                 };
-                // The CPU op on an empty stand-in gives the new shape.
-                let count: usize = shape.iter().product();
-                let stand_in = Tensor {
-                    shape,
-                    data: Data::Bool(vec![false; count]),
+                let target = host(&arg(1)?.1)?.ints()?;
+                let shape = if node.op_type == "Reshape" {
+                    cpu::reshaped(shape, target)?
+                } else {
+                    cpu::unsqueezed(shape, target)?
                 };
-                let shaped = cpu::apply(node, &[Some(&stand_in), Some(host(&arg(1)?.1)?)])?;
                 one(Value::Device {
-                    buffer,
-                    shape: shaped[0].shape.clone(),
+                    buffer: *buffer,
+                    shape,
                 })
             }
             "Neg" | "Relu" | "Sigmoid" | "Sqrt" | "Log" => {
@@ -665,14 +663,5 @@ fn padded_strides(values: &[usize]) -> [usize; RANK] {
 }
 
 fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, NodeError> {
-    let rank = a.len().max(b.len());
-    let dim = |s: &[usize], i: usize| (i + s.len()).checked_sub(rank).map_or(1, |j| s[j]);
-    (0..rank)
-        .map(|i| match (dim(a, i), dim(b, i)) {
-            (x, y) if x == y => Ok(x),
-            (1, y) => Ok(y),
-            (x, 1) => Ok(x),
-            _ => Err(format!("shapes {a:?} and {b:?} do not broadcast").into()),
-        })
-        .collect()
+    Ok(cpu::broadcast_shape(a, b)?)
 }
