@@ -435,6 +435,11 @@ fn transpose(t: &Tensor, perm: Option<&[i64]>) -> Result<Tensor, String> {
             .collect::<Result<_, _>>()?,
         None => (0..rank).rev().collect(),
     };
+    let mut sorted = perm.clone();
+    sorted.sort_unstable();
+    if sorted != (0..rank).collect::<Vec<_>>() {
+        return Err(format!("perm {perm:?} is not a permutation of rank {rank}"));
+    }
     let own = strides(&t.shape);
     let shape: Vec<usize> = perm.iter().map(|&p| t.shape[p]).collect();
     let step: Vec<usize> = perm.iter().map(|&p| own[p]).collect();
@@ -861,6 +866,7 @@ mod tests {
         assert_eq!(floats(&last), [3., 6.]);
         let transposed = transpose(&t, Some(&[1, 0])).unwrap();
         assert_eq!(floats(&transposed), [1., 4., 2., 5., 3., 6.]);
+        assert!(transpose(&t, Some(&[0, 0])).is_err());
         let joined = concat(&[&t, &t], 1).unwrap();
         assert_eq!(joined.shape, [2, 6]);
         assert_eq!(floats(&joined)[..6], [1., 2., 3., 1., 2., 3.]);

@@ -547,6 +547,11 @@ impl<'g> Plan<'g> {
                     Some(p) => p.iter().map(|&a| a as usize).collect(),
                     None => (0..rank).rev().collect(),
                 };
+                let mut sorted = perm.clone();
+                sorted.sort_unstable();
+                if sorted != (0..rank).collect::<Vec<_>>() {
+                    return Err(format!("perm {perm:?} is not a permutation of rank {rank}").into());
+                }
                 let out: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
                 (
                     out.clone(),
@@ -590,6 +595,15 @@ impl<'g> Plan<'g> {
                 let out: Vec<usize> = (0..rank)
                     .map(|i| shape[i] + pads[i] as usize + pads[rank + i] as usize)
                     .collect();
+                // Reflection reaches at most one axis length back, as in
+                // the CPU pass.
+                if reflect == 1
+                    && (0..rank).any(|i| {
+                        pads[i].max(pads[rank + i]) as usize >= shape[i] && out[i] != shape[i]
+                    })
+                {
+                    return Err("a reflect pad as wide as its axis".into());
+                }
                 let begin = (0..rank).map(|i| -pads[i]).collect();
                 (out, own.clone(), begin, shape.clone(), reflect, fill)
             }
