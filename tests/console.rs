@@ -33,7 +33,7 @@
 mod common;
 
 use common::server::Server;
-use common::witness::{write_policy, WitnessProcess};
+use common::witness::{append, eventually, two_witnesses};
 use common::{api_token, ok, ok_json};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -661,55 +661,19 @@ fn the_audit_page_checks_witness_cosignatures_in_the_browser() {
     let Some(python) = browser() else { return };
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
-    let append = |n: u64| {
-        ok(
-            &log,
-            &[
-                "append",
-                "--stream",
-                "witnessed",
-                "--type",
-                "test.noted",
-                "--data",
-                &json!({ "n": n }).to_string(),
-            ],
-        )
-    };
-    append(0);
+    append(&log, 0);
     let log_key = ok(&log, &["key"]).trim().to_owned();
-    let w1 = WitnessProcess::start(
-        &dir.path().join("w1"),
-        "w1.example",
-        std::slice::from_ref(&log_key),
-    );
-    let w2 = WitnessProcess::start(
-        &dir.path().join("w2"),
-        "w2.example",
-        std::slice::from_ref(&log_key),
-    );
-    let policy = write_policy(dir.path(), &[("w1", &w1), ("w2", &w2)], 2);
+    let (w1, w2, policy) = two_witnesses(dir.path(), &log_key);
     let server = Server::start_with_env(&log, &[("LEDGERLINE_WITNESS_POLICY", &policy)]);
     for n in 1..3 {
-        append(n);
+        append(&log, n);
     }
-    let latest: u64 = ok(&log, &["checkpoint"])
-        .lines()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    let latest = ok(&log, &["checkpoint"]);
+    eventually("the latest checkpoint to be witnessed", || {
         let reply = server.get("/v1/checkpoint?witnessed=true", None);
-        if reply.status == 200 && reply.body.lines().nth(1) == Some(&latest.to_string()) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the latest checkpoint was not witnessed in 30 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+        (reply.status == 200 && reply.body.lines().nth(1) == latest.lines().nth(1)).then_some(())
+    });
+    let latest: u64 = latest.lines().nth(1).unwrap().parse().unwrap();
     let shots = screenshots();
     let seen = drive(
         &python,

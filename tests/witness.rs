@@ -12,29 +12,16 @@ mod common;
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use common::server::Server;
-use common::witness::{witness_key, write_policy, WitnessProcess};
+use common::witness::{
+    append, eventually, two_witnesses, witness_key, write_policy, WitnessProcess,
+};
 use common::{binary, ok, ok_json};
 use ledger::cosignature::CosignatureVerifier;
 use ledger::witness_policy::WitnessPolicy;
 use ledger::NoteVerifier;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn append(data: &Path, n: u64) {
-    ok(
-        data,
-        &[
-            "append",
-            "--stream",
-            "witnessed",
-            "--type",
-            "test.appended",
-            "--data",
-            &format!("{{\"n\":{n}}}"),
-        ],
-    );
-}
+use std::time::Duration;
 
 /// The signed note of the log's latest checkpoint (or of `size`).
 fn note(data: &Path, size: Option<u64>) -> String {
@@ -84,18 +71,6 @@ fn fork(from: &Path, to: &Path) {
         .status()
         .unwrap();
     assert!(status.success());
-}
-
-/// Polls `check` until it returns Some, for at most 30 s.
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -266,17 +241,7 @@ fn a_log_with_two_witnesses_and_quorum_two_serves_both_cosignatures() {
     let log = dir.path().join("log");
     append(&log, 0);
     let log_key = ok(&log, &["key"]).trim().to_owned();
-    let w1 = WitnessProcess::start(
-        &dir.path().join("w1"),
-        "w1.example",
-        std::slice::from_ref(&log_key),
-    );
-    let w2 = WitnessProcess::start(
-        &dir.path().join("w2"),
-        "w2.example",
-        std::slice::from_ref(&log_key),
-    );
-    let policy_path = write_policy(dir.path(), &[("w1", &w1), ("w2", &w2)], 2);
+    let (w1, w2, policy_path) = two_witnesses(dir.path(), &log_key);
     let policy = WitnessPolicy::load(&policy_path).unwrap();
     let server = Server::start_with_env(&log, &[("LEDGERLINE_WITNESS_POLICY", &policy_path)]);
     for n in 1..4 {

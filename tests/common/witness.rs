@@ -1,11 +1,11 @@
 //! A `ledgerline witness serve` process and witness policies naming such
 //! processes, for the tests of witnessing and of what shows cosignatures.
 
-use super::binary;
+use super::{binary, ok};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A `ledgerline witness serve` process for the logs of `log_keys`.
 pub struct WitnessProcess {
@@ -120,4 +120,43 @@ pub fn write_policy(dir: &Path, witnesses: &[(&str, &WitnessProcess)], quorum: u
     let path = dir.join("witnesses.policy");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Two witnesses, `w1.example` and `w2.example`, of the log whose key is
+/// `log_key`, with their data under `dir`, and a policy naming both (as
+/// `w1` and `w2`) with quorum 2.
+pub fn two_witnesses(dir: &Path, log_key: &str) -> (WitnessProcess, WitnessProcess, PathBuf) {
+    let keys = [log_key.to_owned()];
+    let w1 = WitnessProcess::start(&dir.join("w1"), "w1.example", &keys);
+    let w2 = WitnessProcess::start(&dir.join("w2"), "w2.example", &keys);
+    let policy = write_policy(dir, &[("w1", &w1), ("w2", &w2)], 2);
+    (w1, w2, policy)
+}
+
+/// Appends event `{"n": n}` to the stream `witnessed` of the log in `data`.
+pub fn append(data: &Path, n: u64) {
+    ok(
+        data,
+        &[
+            "append",
+            "--stream",
+            "witnessed",
+            "--type",
+            "test.appended",
+            "--data",
+            &format!("{{\"n\":{n}}}"),
+        ],
+    );
+}
+
+/// Polls `check` until it returns Some, for at most 30 s.
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
