@@ -56,6 +56,53 @@ fn reference_python() -> Option<PathBuf> {
     None
 }
 
+/// Runs `script` (in `tests/`) with `args` under `python` and returns the
+/// JSON it prints.
+fn run_reference(python: &Path, script: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let output = Command::new(python)
+        .arg(manifest_dir().join("tests").join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Raw little-endian f32, as the reference scripts read and write them.
+fn write_f32(path: &Path, values: &[f32]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|s| s.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// The largest absolute difference between `a` and `b`, and where.
+fn largest_difference(a: &[f32], b: &[f32]) -> (f32, usize) {
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .map(|(i, (x, y))| ((x - y).abs(), i))
+        .fold((0f32, 0), |m, d| if d.0 > m.0 { d } else { m })
+}
+
+/// How many frame decisions at the 0.3 threshold `a` and `b` disagree on.
+fn flipped_decisions(a: &[f32], b: &[f32]) -> usize {
+    a.iter()
+        .zip(b)
+        .filter(|(x, y)| (**x >= 0.3) != (**y >= 0.3))
+        .count()
+}
+
 /// Two windows: an A major chord whose notes start one after another, and
 /// a glide from 220 to 440 Hz over quiet noise.
 fn two_windows() -> Vec<f32> {
@@ -106,39 +153,26 @@ fn the_cpu_pass_matches_onnxruntime_on_every_frame_and_bin() {
 
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input.f32");
-    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-    std::fs::write(&input, bytes).unwrap();
-    let output = Command::new(&python)
-        .arg(manifest_dir().join("tests/onnx_reference.py"))
-        .arg(model_path())
-        .arg(&input)
-        .arg(serde_json::to_string(&shape).unwrap())
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    write_f32(&input, &samples);
+    let shape_json = serde_json::to_string(&shape).unwrap();
+    let reference = run_reference(
+        &python,
+        "onnx_reference.py",
+        &[
+            model_path().as_os_str(),
+            input.as_os_str(),
+            shape_json.as_ref(),
+            dir.path().as_os_str(),
+        ],
     );
-    let reference: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(reference["names"].as_array().unwrap().len(), ours.len());
     for (index, tensor) in ours.iter().enumerate() {
         let expected_shape: Vec<usize> =
             serde_json::from_value(reference["shapes"][index].clone()).unwrap();
         assert_eq!(tensor.shape, expected_shape, "output {index}");
-        let expected: Vec<f32> = std::fs::read(dir.path().join(format!("{index}.f32")))
-            .unwrap()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let expected = read_f32(&dir.path().join(format!("{index}.f32")));
         let got = tensor.floats().unwrap();
-        let (worst, at) = got
-            .iter()
-            .zip(&expected)
-            .enumerate()
-            .map(|(i, (a, b))| ((a - b).abs(), i))
-            .fold((0f32, 0), |m, d| if d.0 > m.0 { d } else { m });
+        let (worst, at) = largest_difference(got, &expected);
         assert!(
             worst <= 2e-3,
             "output {index} ({}) differs by {worst} at element {at}",
@@ -186,24 +220,16 @@ fn the_stitched_posteriorgrams_match_the_reference_pipeline() {
 
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("audio.f32");
-    let bytes: Vec<u8> = audio.channels[0]
-        .iter()
-        .flat_map(|s| s.to_le_bytes())
-        .collect();
-    std::fs::write(&input, bytes).unwrap();
-    let output = Command::new(&python)
-        .arg(manifest_dir().join("tests/basic_pitch_reference.py"))
-        .arg(model_path())
-        .arg(&input)
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    write_f32(&input, &audio.channels[0]);
+    let shapes = run_reference(
+        &python,
+        "basic_pitch_reference.py",
+        &[
+            model_path().as_os_str(),
+            input.as_os_str(),
+            dir.path().as_os_str(),
+        ],
     );
-    let shapes: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let mut decisions = 0usize;
     let mut flipped = 0usize;
     for (key, got, bins) in [
@@ -212,28 +238,16 @@ fn the_stitched_posteriorgrams_match_the_reference_pipeline() {
         ("contour", &ours.contour, 264),
     ] {
         assert_eq!(shapes[key], serde_json::json!([ours.frames, bins]), "{key}");
-        let expected: Vec<f32> = std::fs::read(dir.path().join(format!("{key}.f32")))
-            .unwrap()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let expected = read_f32(&dir.path().join(format!("{key}.f32")));
         assert_eq!(expected.len(), got.len(), "{key}");
-        let worst = got
-            .iter()
-            .zip(&expected)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let (worst, _) = largest_difference(got, &expected);
         eprintln!(
             "{key}: {} frames, largest difference {worst:e}",
             ours.frames
         );
         assert!(worst <= 2e-3, "{key} differs by {worst}");
         decisions += got.len();
-        flipped += got
-            .iter()
-            .zip(&expected)
-            .filter(|(a, b)| (**a >= 0.3) != (**b >= 0.3))
-            .count();
+        flipped += flipped_decisions(got, &expected);
     }
     assert!(
         (flipped as f64) < 0.005 * decisions as f64,
@@ -263,19 +277,11 @@ fn the_gpu_pass_matches_the_cpu_pass_on_every_frame_and_bin() {
         ("contour", &cpu.contour, &gpu.contour),
     ] {
         assert_eq!(a.len(), b.len(), "{name}");
-        let worst = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
+        let (worst, _) = largest_difference(a, b);
         eprintln!("{name}: largest GPU-CPU difference {worst:e}");
         assert!(worst <= 2e-3, "{name} differs by {worst}");
         decisions += a.len();
-        flipped += a
-            .iter()
-            .zip(b)
-            .filter(|(x, y)| (**x >= 0.3) != (**y >= 0.3))
-            .count();
+        flipped += flipped_decisions(a, b);
     }
     assert!(
         (flipped as f64) < 0.005 * decisions as f64,
