@@ -30,15 +30,11 @@ bench_api() {
   local token
   token=$("$binary" --data "$data" keys create --role admin | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   "$binary" --data "$data" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
   server_pid=$!
   local base="http://127.0.0.1:$port"
-  for _ in $(seq 100); do
-    curl -fsS "$base/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  curl -fsS "$base/healthz" >/dev/null || { cat "$work/server.log" >&2; return 1; }
+  wait_healthy "$base" "$work/server.log" || return 1
 
   local threads=2
   echo "api bench: $base, embedded store, $connections connections, $threads wrk threads, ${seconds}s per workload, $(nproc) cores"
@@ -79,7 +75,7 @@ PY
     echo "quorum 2" >"$policy"
     for w in 1 2; do
       local wport
-      wport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+      wport=$(free_port)
       echo "witness w$w $("$binary" witness key --data "$run/w$w" --name "w$w.bench.local") http://127.0.0.1:$wport" >>"$policy"
       "$binary" witness serve --data "$run/w$w" --listen "127.0.0.1:$wport" --log "$log_key" >"$run/w$w.log" 2>&1 &
       witness_pids="$witness_pids $!"
@@ -88,10 +84,7 @@ PY
     [ "$1" = with ] && options=(--witness-policy "$policy")
     "$binary" --data "$run/log" serve --listen "127.0.0.1:$port" "${options[@]}" >"$run/server.log" 2>&1 &
     server_pid=$!
-    for _ in $(seq 100); do
-      curl -fsS "$base/healthz" >/dev/null 2>&1 && break
-      sleep 0.1
-    done
+    wait_healthy "$base" "$run/server.log" || return 1
     local result appended witnessed=0
     result=$(run_wrk append)
     appended=$(curl -fsS "$base/v1/checkpoint" | sed -n 2p)

@@ -48,13 +48,10 @@ bench_console() {
   local token
   token=$("$binary" --data "$data" keys create --role auditor | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   "$binary" --data "$data" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  wait_healthy "http://127.0.0.1:$port" "$work/server.log" || return 1
   echo "console bench: release server on loopback, demo data, $runs runs per file, $(nproc) cores"
   PYTHONPATH=tests/console "$venv/bin/python" scripts/lib/bench_console.py \
     "http://127.0.0.1:$port/" "$token" "$runs" \
