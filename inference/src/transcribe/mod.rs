@@ -115,15 +115,16 @@ pub fn transcribe(
             .collect();
         let out = model.run(engine, &samples, batch)?;
         for w in 0..batch {
-            let slice = |v: &[f32], bins: usize| -> Vec<f32> {
+            // Window w's frames of an output with `bins` bins a frame.
+            let frames_of = |bins: usize| {
                 let size = model::WINDOW_FRAMES * bins;
-                v[w * size..(w + 1) * size].to_vec()
+                w * size..(w + 1) * size
             };
-            windows::append_window(&mut note, &slice(&out.note, NOTE_BINS), NOTE_BINS);
-            windows::append_window(&mut onset, &slice(&out.onset, NOTE_BINS), NOTE_BINS);
+            windows::append_window(&mut note, &out.note[frames_of(NOTE_BINS)], NOTE_BINS);
+            windows::append_window(&mut onset, &out.onset[frames_of(NOTE_BINS)], NOTE_BINS);
             windows::append_window(
                 &mut contour,
-                &slice(&out.contour, CONTOUR_BINS),
+                &out.contour[frames_of(CONTOUR_BINS)],
                 CONTOUR_BINS,
             );
         }
