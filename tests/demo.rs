@@ -3,7 +3,7 @@
 //! again on the same data, and leaves a log that verifies: the voice model is
 //! trained, remixes and a cover are generated through the pipeline, an
 //! unlicensed request is refused, a step replays, and the outputs have
-//! spectrograms.
+//! spectrograms and true peaks under the ceiling.
 
 mod common;
 
@@ -92,6 +92,22 @@ fn the_quick_start_demo_runs_twice_from_a_fresh_directory_and_the_log_verifies()
             .count()
     };
     assert_eq!(count("wav"), 6, "two remixes and a cover per run");
+    // Every published file, as distributed (Content Credentials embedded),
+    // keeps its true peak at or below EBU R128's -1 dBTP.
+    for entry in std::fs::read_dir(&demo_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "wav") {
+            continue;
+        }
+        let audio = inference::artifacts::decode_file(&path).unwrap();
+        let measured = inference::kernels::mix::measure(&audio).unwrap();
+        assert!(
+            measured.true_peak_dbtp <= inference::kernels::mix::PUBLISHED_TRUE_PEAK_CEILING_DBTP,
+            "{}: true peak {:.3} dBTP",
+            path.display(),
+            measured.true_peak_dbtp
+        );
+    }
     // A spectrogram per output, and one per input recording (the same
     // files each run).
     assert_eq!(count("png"), 8);

@@ -71,7 +71,7 @@ fn mix_op(engine: &Engine, _: &Audio, stems: &[Audio]) -> Vec<f32> {
         .map(|(audio, gain_db)| mix::StemInput { audio, gain_db })
         .collect();
     planar(
-        mix::mixdown(engine, &inputs, Some(-14.0))
+        mix::mixdown(engine, &inputs, Some(-14.0), Some(-1.0))
             .expect("mix")
             .audio,
     )

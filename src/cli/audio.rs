@@ -63,7 +63,11 @@ pub enum AudioCommand {
         /// Integrated loudness target (EBU R128), LUFS.
         #[arg(long, default_value_t = -14.0, allow_hyphen_values = true)]
         target_lufs: f64,
-        /// Keep the gain-scaled sum as it is.
+        /// True-peak ceiling (BS.1770, 4× oversampled), dBTP: a mix whose
+        /// peaks would pass it at the target is made quieter instead.
+        #[arg(long, default_value_t = mix::PUBLISHED_TRUE_PEAK_CEILING_DBTP, allow_hyphen_values = true)]
+        true_peak_ceiling: f64,
+        /// Keep the gain-scaled sum as it is (no target, no ceiling).
         #[arg(long)]
         no_normalize: bool,
         #[command(flatten)]
@@ -201,6 +205,7 @@ fn run_blocking(command: AudioCommand) -> anyhow::Result<ExitCode> {
             output,
             inputs,
             target_lufs,
+            true_peak_ceiling,
             no_normalize,
             backend,
         } => {
@@ -228,7 +233,9 @@ fn run_blocking(command: AudioCommand) -> anyhow::Result<ExitCode> {
                 })
                 .collect();
             let target = (!no_normalize).then_some(target_lufs);
-            let mixed = mix::mixdown(&engine, &inputs_for_mix, target).map_err(kernel_error)?;
+            let ceiling = (!no_normalize).then_some(true_peak_ceiling);
+            let mixed =
+                mix::mixdown(&engine, &inputs_for_mix, target, ceiling).map_err(kernel_error)?;
             let written = write(&output, &mixed.audio)?;
             let line = json!({
                 "op": "mix",
@@ -244,6 +251,8 @@ fn run_blocking(command: AudioCommand) -> anyhow::Result<ExitCode> {
                 "outputs": [written],
                 "loudness_lufs": mixed.loudness_lufs,
                 "normalization_gain_db": mixed.normalization_gain_db,
+                "ceiling_applied": mixed.ceiling_applied,
+                "true_peak_dbtp": mixed.true_peak_dbtp.is_finite().then_some(mixed.true_peak_dbtp),
                 "peak": mixed.peak,
                 "duration_ms": started.elapsed().as_millis() as u64,
             });

@@ -1,6 +1,12 @@
 //! Mixdown: gain-scaled stems summed, integrated loudness (EBU R128 / ITU-R
-//! BS.1770, measured with the `ebur128` crate) normalised to a target, and
-//! each stem's energy in the output for attribution.
+//! BS.1770, measured with the `ebur128` crate) normalised to a target under
+//! a true-peak ceiling, and each stem's energy in the output for attribution.
+//!
+//! The ceiling lowers the gain rather than limiting: a mix whose peaks would
+//! pass it at the target loudness is published quieter, with its dynamics
+//! untouched, as the large streaming platforms do in their normal mode. The
+//! true peak is BS.1770's, 4× oversampled below 96 kHz, so the peaks
+//! between samples that clip a later MP3 or AAC encode are counted.
 //!
 //! A stem's energy is that of its gain-scaled signal, `sum (g_s x_s)^2`; the
 //! cross terms between correlated stems are not assigned to anyone, so the
@@ -21,6 +27,14 @@ pub const SOURCE: KernelSource = KernelSource {
 pub const GAIN_DB_RANGE: std::ops::RangeInclusive<f64> = -120.0..=24.0;
 /// Accepted loudness targets, LUFS.
 pub const TARGET_LUFS_RANGE: std::ops::RangeInclusive<f64> = -70.0..=0.0;
+/// Accepted true-peak ceilings, dBTP.
+pub const TRUE_PEAK_CEILING_DBTP_RANGE: std::ops::RangeInclusive<f64> = -20.0..=0.0;
+/// EBU R128's maximum true peak for distributed audio, dBTP: the ceiling of
+/// every published output.
+pub const PUBLISHED_TRUE_PEAK_CEILING_DBTP: f64 = -1.0;
+/// Headroom kept under a ceiling, dB, for the float rounding between the
+/// measurement and the scaled samples.
+const CEILING_MARGIN_DB: f64 = 0.01;
 /// Samples per plane per GPU chunk at most.
 const CHUNK_LEN_MAX: usize = 1 << 20;
 /// Workgroups per stem in the energy reduction.
@@ -39,13 +53,19 @@ pub struct Mixdown {
     pub audio: Audio,
     /// Integrated loudness of the gain-scaled sum, before normalisation.
     pub loudness_lufs: f64,
-    /// Gain applied to reach the target (0 without a target).
+    /// Gain applied after the sum: toward the target loudness (0 without
+    /// one), lowered where the true-peak ceiling requires.
     pub normalization_gain_db: f64,
+    /// Whether the ceiling, not the target, set that gain.
+    pub ceiling_applied: bool,
+    /// True peak of the output (BS.1770, 4× oversampled), dBTP; `-inf` for
+    /// a silent mix.
+    pub true_peak_dbtp: f64,
     /// Each stem's energy in the mix (before normalisation), input order.
     pub stem_energy: Vec<f64>,
     /// Each stem's share of that energy, basis points summing to 10 000.
     pub attribution_bp: Vec<u32>,
-    /// Largest absolute sample after normalisation (no limiter is applied).
+    /// Largest absolute sample after normalisation.
     pub peak: f32,
 }
 
@@ -59,6 +79,7 @@ fn db_to_gain(db: f64) -> f32 {
 fn layout(
     stems: &[StemInput<'_>],
     target_lufs: Option<f64>,
+    true_peak_ceiling_dbtp: Option<f64>,
 ) -> Result<(usize, usize), KernelError> {
     let first = stems
         .first()
@@ -95,6 +116,13 @@ fn layout(
             )));
         }
     }
+    if let Some(ceiling) = true_peak_ceiling_dbtp {
+        if !TRUE_PEAK_CEILING_DBTP_RANGE.contains(&ceiling) {
+            return Err(KernelError::InvalidParameter(format!(
+                "true-peak ceiling {ceiling} dBTP is outside {TRUE_PEAK_CEILING_DBTP_RANGE:?}"
+            )));
+        }
+    }
     let len = stems.iter().map(|s| s.audio.frames()).max().unwrap_or(0);
     Ok((planes, len))
 }
@@ -105,21 +133,28 @@ fn stem_sample(audio: &Audio, plane: usize, i: usize) -> f32 {
     channel.get(i).copied().unwrap_or(0.0)
 }
 
-/// Mixes `stems`, normalising to `target_lufs` when given, on `engine`.
+/// Mixes `stems` on `engine`, normalising to `target_lufs` when given and
+/// keeping the true peak at or below `true_peak_ceiling_dbtp` when given.
 pub fn mixdown(
     engine: &Engine,
     stems: &[StemInput<'_>],
     target_lufs: Option<f64>,
+    true_peak_ceiling_dbtp: Option<f64>,
 ) -> Result<Mixdown, KernelError> {
-    let (planes, len) = layout(stems, target_lufs)?;
+    let (planes, len) = layout(stems, target_lufs, true_peak_ceiling_dbtp)?;
     let gains: Vec<f32> = stems.iter().map(|s| db_to_gain(s.gain_db)).collect();
-    let (mut channels, stem_energy) = match engine {
+    let (channels, stem_energy) = match engine {
         Engine::Gpu(gpu) => mix_gpu(gpu, stems, &gains, planes, len)?,
         Engine::Cpu => mix_cpu(stems, &gains, planes, len),
     };
     let sample_rate = stems[0].audio.sample_rate;
-    let loudness_lufs = integrated_loudness(&Audio::new(sample_rate, channels.clone()))?;
-    let normalization_gain_db = match target_lufs {
+    let sum = Audio::new(sample_rate, channels);
+    let Measured {
+        loudness_lufs,
+        true_peak_dbtp: sum_true_peak_dbtp,
+    } = measure(&sum)?;
+    let mut channels = sum.channels;
+    let target_gain_db = match target_lufs {
         Some(target) if !loudness_lufs.is_finite() => {
             return Err(KernelError::InvalidParameter(format!(
                 "the mix is silent (below the -70 LUFS gate), so it cannot be normalised to {target} LUFS"
@@ -128,6 +163,12 @@ pub fn mixdown(
         Some(target) => target - loudness_lufs,
         None => 0.0,
     };
+    // A true peak scales with the gain, so the ceiling is a bound on it.
+    let ceiling_gain_db = true_peak_ceiling_dbtp
+        .map(|ceiling| ceiling - CEILING_MARGIN_DB - sum_true_peak_dbtp)
+        .unwrap_or(f64::INFINITY);
+    let ceiling_applied = ceiling_gain_db < target_gain_db;
+    let normalization_gain_db = target_gain_db.min(ceiling_gain_db);
     let scale = db_to_gain(normalization_gain_db);
     let mut peak = 0.0f32;
     for channel in &mut channels {
@@ -142,24 +183,43 @@ pub fn mixdown(
         audio: Audio::new(sample_rate, channels),
         loudness_lufs,
         normalization_gain_db,
+        ceiling_applied,
+        true_peak_dbtp: sum_true_peak_dbtp + normalization_gain_db,
         stem_energy,
         attribution_bp,
         peak,
     })
 }
 
-/// Integrated loudness (EBU R128) in LUFS; `-inf` when everything is gated.
-pub fn integrated_loudness(audio: &Audio) -> Result<f64, KernelError> {
+/// What one pass of the EBU R128 meter measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Measured {
+    /// Integrated loudness, LUFS; `-inf` when everything is gated.
+    pub loudness_lufs: f64,
+    /// The largest true peak of any channel, dBTP; `-inf` for silence.
+    pub true_peak_dbtp: f64,
+}
+
+/// Integrated loudness and true peak (EBU R128 / BS.1770), in one pass.
+pub fn measure(audio: &Audio) -> Result<Measured, KernelError> {
     let failed =
         |e: ebur128::Error| KernelError::InvalidParameter(format!("loudness measurement: {e}"));
+    let channels = audio.channel_count() as u32;
     let mut meter = ebur128::EbuR128::new(
-        audio.channel_count() as u32,
+        channels,
         audio.sample_rate,
-        ebur128::Mode::I,
+        ebur128::Mode::I | ebur128::Mode::TRUE_PEAK,
     )
     .map_err(failed)?;
     meter.add_frames_f32(&audio.interleaved()).map_err(failed)?;
-    meter.loudness_global().map_err(failed)
+    let mut true_peak = 0.0f64;
+    for channel in 0..channels {
+        true_peak = true_peak.max(meter.true_peak(channel).map_err(failed)?);
+    }
+    Ok(Measured {
+        loudness_lufs: meter.loudness_global().map_err(failed)?,
+        true_peak_dbtp: 20.0 * true_peak.log10(),
+    })
 }
 
 /// CPU twin: the mix per sample, energies accumulated in f64.
@@ -304,8 +364,8 @@ mod tests {
                 gain_db: -20.0,
             },
         ];
-        let cpu = mixdown(&Engine::Cpu, &inputs, Some(-16.0)).expect("CPU mix");
-        let on_gpu = mixdown(&Engine::Gpu(gpu), &inputs, Some(-16.0)).expect("GPU mix");
+        let cpu = mixdown(&Engine::Cpu, &inputs, Some(-16.0), None).expect("CPU mix");
+        let on_gpu = mixdown(&Engine::Gpu(gpu), &inputs, Some(-16.0), None).expect("GPU mix");
         let snr = snr_db(&cpu.audio.interleaved(), &on_gpu.audio.interleaved());
         assert!(snr > 120.0, "GPU vs CPU mix SNR {snr:.1} dB");
         for (c, g) in cpu.stem_energy.iter().zip(&on_gpu.stem_energy) {
@@ -331,10 +391,10 @@ mod tests {
                 gain_db: -120.0,
             },
         ];
-        let mix = mixdown(&Engine::Cpu, &inputs, Some(-23.0)).expect("mix");
+        let mix = mixdown(&Engine::Cpu, &inputs, Some(-23.0), None).expect("mix");
         assert_eq!(mix.audio.channel_count(), 2);
         assert_eq!(mix.audio.frames(), 22_050);
-        let measured = integrated_loudness(&mix.audio).expect("measure");
+        let measured = measure(&mix.audio).expect("measure").loudness_lufs;
         assert!(
             (measured + 23.0).abs() < 0.1,
             "normalised to {measured:.2} LUFS"
@@ -356,7 +416,8 @@ mod tests {
         let other_rate = Audio::new(44_100, vec![vec![0.1; 100]]);
         let three = Audio::new(22_050, vec![vec![0.1; 100]; 3]);
         let silent = Audio::new(22_050, vec![vec![0.0; 22_050]]);
-        let bad = |inputs: &[StemInput<'_>], target| mixdown(&Engine::Cpu, inputs, target).is_err();
+        let bad =
+            |inputs: &[StemInput<'_>], target| mixdown(&Engine::Cpu, inputs, target, None).is_err();
         assert!(bad(&[], None));
         assert!(bad(
             &[
@@ -405,5 +466,111 @@ mod tests {
             }],
             Some(-14.0)
         ));
+        for ceiling in [0.5, -25.0, f64::NAN] {
+            let stem = StemInput {
+                audio: &stereo,
+                gain_db: 0.0,
+            };
+            assert!(mixdown(&Engine::Cpu, &[stem], Some(-14.0), Some(ceiling)).is_err());
+        }
+    }
+
+    /// A sine at a quarter of the sample rate, sampled 45° off its crests:
+    /// every sample is at 0.707 of the amplitude, so the sample peak is 3 dB
+    /// under the true peak that a reconstruction filter (and an encoder)
+    /// meets between them.
+    #[test]
+    fn the_true_peak_counts_the_crests_between_samples() {
+        let rate = 44_100;
+        let samples: Vec<f32> = (0..rate)
+            .map(|i| {
+                let phase = std::f64::consts::FRAC_PI_2 * i as f64 + std::f64::consts::FRAC_PI_4;
+                (0.9 * phase.sin()) as f32
+            })
+            .collect();
+        let sample_peak = samples.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!((20.0 * f64::from(sample_peak).log10() - (-3.93)).abs() < 0.01);
+        let measured = measure(&Audio::new(rate, vec![samples])).expect("measure");
+        let expected = 20.0 * 0.9f64.log10();
+        assert!(
+            (measured.true_peak_dbtp - expected).abs() < 0.2,
+            "true peak {:.2} dBTP, expected {expected:.2}",
+            measured.true_peak_dbtp
+        );
+    }
+
+    /// Clicks: loud peaks, little energy. At -14 LUFS their true peak would
+    /// be far above full scale, so the ceiling sets the gain instead.
+    #[test]
+    fn a_mix_too_peaky_for_its_target_is_published_quieter_under_the_ceiling() {
+        let rate = 44_100;
+        let clicks: Vec<f32> = (0..rate * 2)
+            .map(|i| match i % 441 {
+                0 => 0.5,
+                1 => -0.4,
+                _ => 0.0,
+            })
+            .collect();
+        let clicks = Audio::new(rate, vec![clicks.clone(), clicks]);
+        let stem = [StemInput {
+            audio: &clicks,
+            gain_db: 0.0,
+        }];
+        let unbounded = mixdown(&Engine::Cpu, &stem, Some(-14.0), None).expect("mix");
+        assert!(unbounded.true_peak_dbtp > 0.0, "{unbounded:?}");
+        assert!(!unbounded.ceiling_applied);
+
+        let bounded = mixdown(
+            &Engine::Cpu,
+            &stem,
+            Some(-14.0),
+            Some(PUBLISHED_TRUE_PEAK_CEILING_DBTP),
+        )
+        .expect("mix");
+        assert!(bounded.ceiling_applied);
+        let measured = measure(&bounded.audio).expect("measure");
+        assert!(
+            measured.true_peak_dbtp <= PUBLISHED_TRUE_PEAK_CEILING_DBTP,
+            "{measured:?}"
+        );
+        assert!(measured.true_peak_dbtp > PUBLISHED_TRUE_PEAK_CEILING_DBTP - 0.05);
+        assert!((measured.true_peak_dbtp - bounded.true_peak_dbtp).abs() < 1e-3);
+        assert!(measured.loudness_lufs < -14.5, "{measured:?}");
+        // The gain is the only change: the waveform's shape is the same.
+        let ratio = bounded.audio.channels[0][0] / unbounded.audio.channels[0][0];
+        for (b, u) in bounded.audio.channels[0]
+            .iter()
+            .zip(&unbounded.audio.channels[0])
+        {
+            assert!((b - u * ratio).abs() <= 1e-6);
+        }
+    }
+
+    /// Sines have peaks 3 dB above their mean: -14 LUFS leaves them well
+    /// under the ceiling, which then changes nothing.
+    #[test]
+    fn the_ceiling_leaves_a_mix_that_fits_under_it_at_the_target() {
+        let (stereo, mono, _) = stems();
+        let inputs = [
+            StemInput {
+                audio: &stereo,
+                gain_db: 0.0,
+            },
+            StemInput {
+                audio: &mono,
+                gain_db: 0.0,
+            },
+        ];
+        let free = mixdown(&Engine::Cpu, &inputs, Some(-14.0), None).expect("mix");
+        let bounded = mixdown(
+            &Engine::Cpu,
+            &inputs,
+            Some(-14.0),
+            Some(PUBLISHED_TRUE_PEAK_CEILING_DBTP),
+        )
+        .expect("mix");
+        assert!(!bounded.ceiling_applied);
+        assert!(bounded.true_peak_dbtp < PUBLISHED_TRUE_PEAK_CEILING_DBTP);
+        assert_eq!(free.audio.channels, bounded.audio.channels);
     }
 }

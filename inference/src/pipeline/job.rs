@@ -5,7 +5,7 @@ use super::licensing::{today, Licence, LicensedInputs};
 use super::request::{RequestError, ValidRequest};
 use super::steps::{
     MixParams, OpInput, OpOutput, OpParams, ShiftParams, StretchParams, VoiceParams,
-    TARGET_CENTI_LUFS,
+    PUBLISHED_CEILING_CENTI_DBTP, TARGET_CENTI_LUFS,
 };
 use super::{backend_of, content_hash, PipelineError};
 use crate::artifacts::{Artifact, ArtifactStore};
@@ -561,6 +561,7 @@ impl Generator<'_> {
                 OpParams::Mix(MixParams {
                     gains_mb: gains,
                     target_centi_lufs: Some(TARGET_CENTI_LUFS),
+                    true_peak_ceiling_centi_dbtp: Some(PUBLISHED_CEILING_CENTI_DBTP),
                 }),
                 &instrumental,
                 OUTPUT,
@@ -573,6 +574,7 @@ impl Generator<'_> {
                     OpParams::Mix(MixParams {
                         gains_mb: gains,
                         target_centi_lufs: None,
+                        true_peak_ceiling_centi_dbtp: None,
                     }),
                     &instrumental,
                     INSTRUMENTAL,
@@ -626,6 +628,7 @@ impl Generator<'_> {
                         OpParams::Mix(MixParams {
                             gains_mb: vec![0, plan.voice_gain_mb],
                             target_centi_lufs: Some(TARGET_CENTI_LUFS),
+                            true_peak_ceiling_centi_dbtp: Some(PUBLISHED_CEILING_CENTI_DBTP),
                         }),
                         &[&bus, &voice],
                         OUTPUT,
@@ -638,6 +641,7 @@ impl Generator<'_> {
                         OpParams::Mix(MixParams {
                             gains_mb: vec![0],
                             target_centi_lufs: Some(TARGET_CENTI_LUFS),
+                            true_peak_ceiling_centi_dbtp: Some(PUBLISHED_CEILING_CENTI_DBTP),
                         }),
                         &[&bus],
                         OUTPUT,

@@ -18,6 +18,10 @@ use std::collections::BTreeMap;
 /// streaming platforms normalise to, so a derivative plays at their level.
 pub const TARGET_CENTI_LUFS: i32 = -1400;
 
+/// The true-peak ceiling of every published output, centi-dBTP (EBU R128's
+/// -1 dBTP).
+pub const PUBLISHED_CEILING_CENTI_DBTP: i32 = -100;
+
 /// Parameters of `mix`: one gain per input, in input order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +30,11 @@ pub struct MixParams {
     /// Integrated loudness target (EBU R128) in centi-LUFS; `None` leaves
     /// the sum as it is (a bus feeding later steps).
     pub target_centi_lufs: Option<i32>,
+    /// True-peak ceiling (BS.1770) in centi-dBTP: the gain is lowered
+    /// below the target's where the peaks would pass it. Absent from the
+    /// events of mixes made before there was one, which replay as made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub true_peak_ceiling_centi_dbtp: Option<i32>,
 }
 
 /// Parameters of `time-stretch`.
@@ -248,7 +257,10 @@ fn mix_op(
         })
         .collect();
     let target = params.target_centi_lufs.map(|c| f64::from(c) / 100.0);
-    let mixdown = mix::mixdown(engine, &stems, target)?;
+    let ceiling = params
+        .true_peak_ceiling_centi_dbtp
+        .map(|c| f64::from(c) / 100.0);
+    let mixdown = mix::mixdown(engine, &stems, target, ceiling)?;
     let mut measurements = BTreeMap::new();
     if mixdown.loudness_lufs.is_finite() {
         measurements.insert(
@@ -262,8 +274,14 @@ fn mix_op(
             (mixdown.normalization_gain_db * 100.0).round() as i64,
         );
     }
-    // Peak in basis points of full scale: above 10 000 the file clips when
-    // written as integer PCM (no limiter is applied).
+    if mixdown.true_peak_dbtp.is_finite() {
+        measurements.insert(
+            "true_peak_centi_dbtp".to_string(),
+            (mixdown.true_peak_dbtp * 100.0).round() as i64,
+        );
+    }
+    // Sample peak in basis points of full scale: above 10 000 the file
+    // clips when written as integer PCM.
     measurements.insert(
         "peak_bp".to_string(),
         (f64::from(mixdown.peak) * 10_000.0).round() as i64,
@@ -286,6 +304,12 @@ mod tests {
             OpParams::Mix(MixParams {
                 gains_mb: vec![-300, 0],
                 target_centi_lufs: Some(TARGET_CENTI_LUFS),
+                true_peak_ceiling_centi_dbtp: Some(PUBLISHED_CEILING_CENTI_DBTP),
+            }),
+            OpParams::Mix(MixParams {
+                gains_mb: vec![0],
+                target_centi_lufs: None,
+                true_peak_ceiling_centi_dbtp: None,
             }),
             OpParams::TimeStretch(StretchParams {
                 rate_ppm: 1_250_000,
@@ -306,6 +330,18 @@ mod tests {
             &serde_json::json!({"gains_mb": [0], "target_centi_lufs": null, "x": 1})
         )
         .is_err());
+        // A mix recorded before the ceiling existed reads back without one.
+        assert_eq!(
+            OpParams::from_event(
+                StepOp::Mix,
+                &serde_json::json!({"gains_mb": [0], "target_centi_lufs": -1400})
+            ),
+            Ok(OpParams::Mix(MixParams {
+                gains_mb: vec![0],
+                target_centi_lufs: Some(-1400),
+                true_peak_ceiling_centi_dbtp: None,
+            }))
+        );
         assert!(OpParams::from_event(StepOp::LoadStems, &serde_json::json!({"x": 1})).is_err());
     }
 
@@ -324,6 +360,7 @@ mod tests {
         let params = OpParams::Mix(MixParams {
             gains_mb: vec![0, 0],
             target_centi_lufs: Some(TARGET_CENTI_LUFS),
+            true_peak_ceiling_centi_dbtp: Some(PUBLISHED_CEILING_CENTI_DBTP),
         });
         let out = params
             .execute(&Engine::Cpu, &[OpInput::Audio(loud), OpInput::Audio(quiet)])
@@ -335,7 +372,11 @@ mod tests {
             "{:?}",
             out.energy_bp
         );
-        let loudness = crate::kernels::mix::integrated_loudness(&out.audio[0]).unwrap();
-        assert!((loudness + 14.0).abs() < 0.1, "{loudness} LUFS");
+        let measured = crate::kernels::mix::measure(&out.audio[0]).unwrap();
+        assert!((measured.loudness_lufs + 14.0).abs() < 0.1, "{measured:?}");
+        assert_eq!(
+            out.measurements["true_peak_centi_dbtp"],
+            (measured.true_peak_dbtp * 100.0).round() as i64
+        );
     }
 }
