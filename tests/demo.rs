@@ -49,6 +49,8 @@ fn the_quick_start_demo_runs_twice_from_a_fresh_directory_and_the_log_verifies()
             "\"registered\"",
             "timbre cells learned",
             "generation.step voice-transfer",
+            "generation.step transcribe",
+            "\"op\":\"transcribe\",\"compared\":\"bytes\"",
             "generation.step time-stretch",
             "published at seq",
             "{\"kind\":\"voice\",\"ref\":\"voice-mara-v1\"",

@@ -28,8 +28,8 @@ use crate::runner::{ProjectionError, Projections};
 use ledger::store::{EventStore, InclusionProof, StoreError, StoredEvent};
 use rust_decimal::Decimal;
 use schemas::generation::{
-    generation_stream, AttributionKind, DerivativePublished, GenerationRequested,
-    GENERATION_REQUESTED,
+    generation_stream, model_stream, AttributionKind, DerivativePublished, GenerationRequested,
+    GenerationStep, ModelRegistered, StepOp, GENERATION_REQUESTED, GENERATION_STEP,
 };
 use schemas::ContentHash;
 use serde::{Deserialize, Serialize};
@@ -182,6 +182,10 @@ pub struct Lineage {
     pub recordings: BTreeMap<String, CatalogVersion>,
     pub works: BTreeMap<String, CatalogVersion>,
     pub voice_models: BTreeMap<String, CatalogVersion>,
+    /// The trained networks that shaped it (a cover's melody
+    /// transcription), by id: each one's `model.registered` event, with
+    /// the file's hash, licence and source.
+    pub models: BTreeMap<String, CatalogVersion>,
     /// The licence terms and consent in force when the derivative was
     /// requested; `None` for a job logged before licence terms.
     pub licensed: Option<LicensedWhenMade>,
@@ -335,9 +339,22 @@ async fn answer(
         .await?;
     let mut generation_steps = Vec::new();
     let mut licensed = None;
+    // (model id, file hash) of every network a step ran.
+    let mut networks: BTreeSet<(String, ContentHash)> = BTreeSet::new();
     for step in steps.iter().filter(|s| s.seq < as_of) {
         let envelope = step.envelope().map_err(StoreError::from)?;
         cited_seqs.insert(step.seq);
+        if envelope.event_type == GENERATION_STEP {
+            if let Ok(step) = GenerationStep::deserialize(&envelope.data) {
+                if let (StepOp::Transcribe, Some(model)) =
+                    (step.op, step.params.get("model").and_then(|m| m.as_str()))
+                {
+                    for input in step.inputs.iter().filter(|i| i.pcm.is_none()) {
+                        networks.insert((model.to_string(), input.file.clone()));
+                    }
+                }
+            }
+        }
         if envelope.event_type == GENERATION_REQUESTED {
             if let Ok(requested) = GenerationRequested::deserialize(&envelope.data) {
                 licensed = Some(licensed_when_made(store, &requested).await?);
@@ -393,6 +410,26 @@ async fn answer(
         {
             cite_unscoped(&mut cited_seqs, seq);
             voice_models.insert(component.reference.clone(), CatalogVersion { seq, data });
+        }
+    }
+
+    let mut models = BTreeMap::new();
+    for (model, file) in networks {
+        let registration = store.read_stream(&model_stream(&model), 0, 1).await?;
+        let Some(event) = registration.first().filter(|e| e.seq < as_of) else {
+            continue;
+        };
+        let envelope = event.envelope().map_err(StoreError::from)?;
+        if ModelRegistered::deserialize(&envelope.data).is_ok_and(|m| m.artifact == file) {
+            // A network's provenance holds no party's figures: cited for all.
+            cited_seqs.insert(event.seq);
+            models.insert(
+                model,
+                CatalogVersion {
+                    seq: event.seq,
+                    data: envelope.data,
+                },
+            );
         }
     }
 
@@ -517,6 +554,7 @@ async fn answer(
         recordings,
         works,
         voice_models,
+        models,
         licensed,
         usage,
         revenue,
@@ -856,6 +894,17 @@ pub fn render_text(answer: &LineageAnswer) -> String {
         out.push_str(&format!(
             "voice model {id} (seq {}): consent {}, training stems {}, likeness splits {}\n",
             v.seq, v.data["consent"], v.data["training_stems"], v.data["likeness_splits"]
+        ));
+    }
+    for (id, v) in &lineage.models {
+        out.push_str(&format!(
+            "network {id} (seq {}): file {}, licence {}, from {} {} ({})\n",
+            v.seq,
+            v.data["artifact"],
+            v.data["licence"],
+            v.data["source_package"],
+            v.data["source_version"],
+            v.data["authors"]
         ));
     }
     for r in &lineage.revenue {

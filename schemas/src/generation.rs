@@ -6,7 +6,9 @@
 //! Content Credentials in the output and appends
 //! `generation.credentials-issued` with the hashes of the file it hands out.
 //! Voice model training is recorded as
-//! `voice.model-trained` on [`voice_training_stream`].
+//! `voice.model-trained` on [`voice_training_stream`], and a trained
+//! network the engine runs (not trained here) as `model.registered` on
+//! [`model_stream`].
 //!
 //! Numbers in these payloads are integers in named units (millibels, parts
 //! per million, cents, basis points, milliseconds): the log carries no
@@ -25,6 +27,7 @@ pub const DERIVATIVE_PUBLISHED: &str = "generation.derivative-published";
 pub const GENERATION_ABANDONED: &str = "generation.abandoned";
 pub const CREDENTIALS_ISSUED: &str = "generation.credentials-issued";
 pub const VOICE_MODEL_TRAINED: &str = "voice.model-trained";
+pub const MODEL_REGISTERED: &str = "model.registered";
 /// Schema version of [`DerivativePublished`]. Version 2 added the optional
 /// `output_fingerprint`; version 1 payloads (without it) still parse.
 pub const DERIVATIVE_PUBLISHED_SCHEMA_VERSION: u32 = 2;
@@ -44,6 +47,12 @@ pub fn generation_stream(job: Uuid) -> String {
 /// a change to the voice model.
 pub fn voice_training_stream(voice_model: &str) -> String {
     format!("voice-training-{voice_model}")
+}
+
+/// The stream of a trained network's registration: one
+/// `model.registered` event, appended before the first step that runs it.
+pub fn model_stream(model: &str) -> String {
+    format!("model-{model}")
 }
 
 /// What a generation job makes.
@@ -273,8 +282,13 @@ pub enum StepOp {
     TimeStretch,
     /// Phase vocoder plus resampling.
     PitchShift,
-    /// f0 and loudness from a source vocal, sung by a voice model (DDSP).
+    /// f0 and loudness from a source vocal, sung by a voice model (DDSP);
+    /// with a melody's notes among its inputs, they set where the voice
+    /// sings and the pitch it aims at.
     VoiceTransfer,
+    /// A source vocal's melody transcribed by a trained network (Basic
+    /// Pitch) to notes; the output is the note list, not audio.
+    Transcribe,
 }
 
 impl StepOp {
@@ -285,6 +299,7 @@ impl StepOp {
             StepOp::TimeStretch => "time-stretch",
             StepOp::PitchShift => "pitch-shift",
             StepOp::VoiceTransfer => "voice-transfer",
+            StepOp::Transcribe => "transcribe",
         }
     }
 }
@@ -377,6 +392,31 @@ pub struct VoiceModelTrained {
     pub cells_filled: u64,
     pub cells_total: u64,
     pub duration_ms: u64,
+}
+
+/// `model.registered`: a trained network the engine runs, as an artifact
+/// with its own provenance: where the file comes from, under which
+/// licence, and its hash. A step that runs it names the same hash among
+/// its inputs, so a derivative's lineage reaches this event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRegistered {
+    /// The id steps name it by, e.g. `basic-pitch-icassp-2022`.
+    pub model: String,
+    /// What it does, for a reader of the log.
+    pub description: String,
+    /// Content hash of the model file's bytes, as stored in the artifact
+    /// store.
+    pub artifact: ContentHash,
+    /// SPDX licence identifier of the file.
+    pub licence: String,
+    /// Who made and published it.
+    pub authors: String,
+    /// The package it was taken from, e.g. `pypi:basic-pitch`.
+    pub source_package: String,
+    pub source_version: String,
+    /// The file's path inside that package.
+    pub source_path: String,
 }
 
 /// What a share of a derivative is attributed to.

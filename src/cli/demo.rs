@@ -239,7 +239,14 @@ pub async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<ExitCode> 
     )
     .await?;
 
-    println!("\n== 5. Replay the cover's voice transfer on the CPU twin and compare");
+    println!("\n== 5. Replay the cover's melody transcription and voice transfer on the CPU twin and compare");
+    println!(
+        "   The network's note list must come back byte for byte; the voice within its tolerance:"
+    );
+    let transcribe_step = cover
+        .transcribe_step_seq
+        .context("the cover recorded no transcribe step")?;
+    run_command(context, &["replay", "--seq", &transcribe_step.to_string()]).await?;
     let voice_step = cover
         .voice_step_seq
         .context("the cover recorded no voice-transfer step")?;
@@ -427,6 +434,7 @@ struct Generated {
     job: Uuid,
     published_seq: u64,
     voice_step_seq: Option<u64>,
+    transcribe_step_seq: Option<u64>,
     output_copy: PathBuf,
 }
 
@@ -495,14 +503,12 @@ async fn generate(
         output_copy.display(),
         png.display()
     );
+    let step_seq = |op| generated.steps.iter().find(|s| s.op == op).map(|s| s.seq);
     Ok(Generated {
         job,
         published_seq: generated.published_seq,
-        voice_step_seq: generated
-            .steps
-            .iter()
-            .find(|s| s.op == schemas::generation::StepOp::VoiceTransfer)
-            .map(|s| s.seq),
+        voice_step_seq: step_seq(schemas::generation::StepOp::VoiceTransfer),
+        transcribe_step_seq: step_seq(schemas::generation::StepOp::Transcribe),
         output_copy,
     })
 }

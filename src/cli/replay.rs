@@ -1,8 +1,10 @@
 //! `ledgerline replay --seq N`: reruns the generation step recorded at seq N
 //! on the CPU twin from its recorded inputs and parameters, and compares the
 //! result with the recorded output. Prints
-//! `{"seq","op","snr_db","tolerance_db","matches"}`; exits 1 when the rerun
-//! does not match within the tolerance.
+//! `{"seq","op","compared":"samples","snr_db","tolerance_db","matches"}` for
+//! an audio output, `{"seq","op","compared":"bytes","recorded","rerun","matches"}`
+//! for a file (a transcription's note list, by hash); exits 1 when the
+//! rerun does not match.
 
 use super::generate::pipeline_error;
 use super::Context;

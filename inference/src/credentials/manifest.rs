@@ -30,6 +30,8 @@ pub const TRAINED_ALGORITHMIC_MEDIA: &str =
     "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
 /// The voice model's ingredient label.
 const VOICE_LABEL: &str = "voice-model";
+/// The transcription network's ingredient label.
+const NETWORK_LABEL: &str = "transcription-model";
 
 /// `org.ledgerline.provenance`: the derivative's place in the log, provable
 /// offline with the log's verifier key.
@@ -69,11 +71,26 @@ pub struct VoiceIngredient {
     pub consent_reference: Option<String>,
 }
 
+/// A trained network a step ran (a cover's melody transcription), as its
+/// `model.registered` event describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkIngredient {
+    pub model: String,
+    /// Content hash of the model file.
+    pub artifact: ContentHash,
+    /// SPDX identifier of its licence.
+    pub licence: String,
+    pub authors: String,
+    /// Package and version it was taken from.
+    pub source: String,
+}
+
 /// Everything a derivative's manifest states.
 #[derive(Debug, Clone)]
 pub struct GenerationFacts {
     pub stems: Vec<StemIngredient>,
     pub voice: Option<VoiceIngredient>,
+    pub network: Option<NetworkIngredient>,
     /// The job's `generation.step` records, in order.
     pub steps: Vec<GenerationStep>,
     pub provenance: Provenance,
@@ -131,6 +148,20 @@ impl GenerationFacts {
             }));
         }
 
+        if let Some(network) = &self.network {
+            ingredients.push(json!({
+                "title": format!("trained network {}", network.model),
+                "format": "application/octet-stream",
+                "relationship": "inputTo",
+                "label": NETWORK_LABEL,
+                "instance_id": network.artifact.as_str(),
+                "description": format!(
+                    "Trained network {} by {}, licence {}, from {}; model hash {}",
+                    network.model, network.authors, network.licence, network.source, network.artifact.as_str()
+                ),
+            }));
+        }
+
         let mut actions = vec![json!({
             "action": "c2pa.created",
             "digitalSourceType": self.digital_source_type(),
@@ -151,6 +182,12 @@ impl GenerationFacts {
                     .is_some_and(|v| v.artifact == input.file)
                 {
                     VOICE_LABEL.to_string()
+                } else if self
+                    .network
+                    .as_ref()
+                    .is_some_and(|n| n.artifact == input.file)
+                {
+                    NETWORK_LABEL.to_string()
                 } else {
                     continue;
                 };

@@ -26,7 +26,9 @@ pub mod wav_chunk;
 
 pub use identity::SigningIdentity;
 pub use issue::{sign_wav, Issued};
-pub use manifest::{GenerationFacts, Provenance, StemIngredient, VoiceIngredient};
+pub use manifest::{
+    GenerationFacts, NetworkIngredient, Provenance, StemIngredient, VoiceIngredient,
+};
 pub use verify::{read_manifest_store, verify, Check, Verification};
 pub use wav_chunk::embed;
 

@@ -77,6 +77,13 @@ fn facts(log: &NoteSigner) -> GenerationFacts {
             artist: "Ada".into(),
             consent_reference: Some("consent-1".into()),
         }),
+        network: Some(NetworkIngredient {
+            model: "basic-pitch-icassp-2022".into(),
+            artifact: hash(5),
+            licence: "Apache-2.0".into(),
+            authors: "Spotify AB".into(),
+            source: "pypi:basic-pitch 0.4.0".into(),
+        }),
         steps: vec![step],
         provenance: Provenance {
             origin: ORIGIN.into(),
@@ -177,11 +184,22 @@ fn the_manifest_names_the_ai_source_type_the_stems_and_the_voice_model() {
         .collect();
     assert_eq!(
         titles,
-        ["GBAYE0601498 drums", "GBAYE0601498 bass", "voice model vm1"]
+        [
+            "GBAYE0601498 drums",
+            "GBAYE0601498 bass",
+            "voice model vm1",
+            "trained network basic-pitch-icassp-2022"
+        ]
     );
     assert_eq!(ingredients[0]["relationship"], "componentOf");
     assert_eq!(ingredients[0]["instance_id"], hash(1).as_str());
     assert_eq!(ingredients[2]["relationship"], "inputTo");
+    assert_eq!(ingredients[3]["relationship"], "inputTo");
+    assert_eq!(ingredients[3]["instance_id"], hash(5).as_str());
+    assert!(ingredients[3]["description"]
+        .as_str()
+        .unwrap()
+        .contains("Apache-2.0"));
     let text = store.to_string();
     assert!(
         text.contains(manifest::COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA),

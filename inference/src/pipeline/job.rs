@@ -4,24 +4,25 @@
 use super::licensing::{today, Licence, LicensedInputs};
 use super::request::{RequestError, ValidRequest};
 use super::steps::{
-    MixParams, OpInput, OpOutput, OpParams, ShiftParams, StretchParams, VoiceParams,
-    PUBLISHED_CEILING_CENTI_DBTP, TARGET_CENTI_LUFS,
+    MixParams, OpInput, OpOutput, OpParams, ShiftParams, StretchParams, TranscribeParams,
+    VoiceParams, PUBLISHED_CEILING_CENTI_DBTP, TARGET_CENTI_LUFS,
 };
 use super::{backend_of, content_hash, PipelineError};
 use crate::artifacts::{Artifact, ArtifactStore};
 use crate::audio::Audio;
 use crate::credentials::{
-    self, GenerationFacts, Provenance, SigningIdentity, StemIngredient, VoiceIngredient,
+    self, GenerationFacts, NetworkIngredient, Provenance, SigningIdentity, StemIngredient,
+    VoiceIngredient,
 };
 use crate::gpu::Engine;
 use ledger::tlog_proof::TlogProof;
 use ledger::{AppendRequest, Appended, EventStore, ExpectedVersion, NewEvent};
 use schemas::generation::{
     generation_stream, AttributionComponent, AttributionKind, ComputeBackend, CredentialsIssued,
-    DerivativePublished, GenerationRejected, GenerationRequested, GenerationStep, Recipe,
-    RecipeKind, StepArtifact, StepOp, VoiceModelUse, CREDENTIALS_ISSUED, DERIVATIVE_PUBLISHED,
-    DERIVATIVE_PUBLISHED_SCHEMA_VERSION, GENERATION_REJECTED, GENERATION_REQUESTED,
-    GENERATION_SCHEMA_VERSION, GENERATION_STEP, WEIGHT_BP_TOTAL,
+    DerivativePublished, GenerationRejected, GenerationRequested, GenerationStep, ModelRegistered,
+    Recipe, RecipeKind, StepArtifact, StepOp, VoiceModelUse, CREDENTIALS_ISSUED,
+    DERIVATIVE_PUBLISHED, DERIVATIVE_PUBLISHED_SCHEMA_VERSION, GENERATION_REJECTED,
+    GENERATION_REQUESTED, GENERATION_SCHEMA_VERSION, GENERATION_STEP, WEIGHT_BP_TOTAL,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -32,6 +33,10 @@ use uuid::Uuid;
 const RATE_PPM_UNIT: u32 = 1_000_000;
 /// The name of the voice model artifact among a step's inputs.
 pub const VOICE_MODEL_INPUT: &str = "voice-model";
+/// The name of the transcription network's file among a step's inputs.
+pub const TRANSCRIPTION_MODEL_INPUT: &str = "transcription-model";
+/// The name of a transcribed melody's note list among a step's outputs.
+const MELODY_NOTES: &str = "melody-notes";
 /// A catalog recording delivered without stems has only this one.
 const MIXTURE: &str = "mixture";
 const VOCALS: &str = "vocals";
@@ -317,6 +322,27 @@ impl Generator<'_> {
             None => None,
         };
         let load_ms = load_started.elapsed().as_millis() as u64;
+        // A cover's melody is transcribed by a trained network, whose file
+        // is registered in the log (once) before any step runs it.
+        let registered_network = match &voice_model {
+            Some(_) => Some(
+                super::model_registry::basic_pitch(
+                    self.store,
+                    self.artifacts,
+                    std::path::Path::new(crate::transcribe::model::VENDORED_PATH),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let network = registered_network.as_ref().map(|registered| Loaded {
+            record: StepArtifact {
+                name: TRANSCRIPTION_MODEL_INPUT.into(),
+                file: registered.registration.artifact.clone(),
+                pcm: None,
+            },
+            input: OpInput::Bytes(registered.bytes.clone()),
+        });
 
         let requested = GenerationRequested {
             job,
@@ -352,6 +378,7 @@ impl Generator<'_> {
             load_records,
             &OpOutput {
                 audio: Vec::new(),
+                files: Vec::new(),
                 measurements: BTreeMap::new(),
                 energy_bp: Vec::new(),
             },
@@ -361,7 +388,14 @@ impl Generator<'_> {
 
         let voice = licence.voice_model.as_ref().zip(voice_model.as_ref());
         let (output, energy_bp) = self
-            .render(&mut log, &request.recipe, &plan, &stem_inputs, voice)
+            .render(
+                &mut log,
+                &request.recipe,
+                &plan,
+                &stem_inputs,
+                voice,
+                network.as_ref(),
+            )
             .await?;
 
         // The recording's share is the energy of its (remixed) stems in the
@@ -426,6 +460,7 @@ impl Generator<'_> {
                 &licence,
                 artist,
                 &stem_inputs,
+                registered_network.as_ref().map(|r| &r.registration),
                 &artifact,
                 &published_event,
             )
@@ -453,6 +488,7 @@ impl Generator<'_> {
         licence: &Licence,
         artist: Option<String>,
         stems: &[Loaded],
+        network: Option<&ModelRegistered>,
         output: &Artifact,
         published: &Appended,
     ) -> Result<Credentialed, PipelineError> {
@@ -486,6 +522,13 @@ impl Generator<'_> {
                 artifact: m.artifact.clone(),
                 artist: artist.unwrap_or_else(|| "unknown".into()),
                 consent_reference: m.consent_reference.clone(),
+            }),
+            network: network.map(|n| NetworkIngredient {
+                model: n.model.clone(),
+                artifact: n.artifact.clone(),
+                licence: n.licence.clone(),
+                authors: n.authors.clone(),
+                source: format!("{} {}", n.source_package, n.source_version),
             }),
             steps: log.step_events.clone(),
             provenance: Provenance {
@@ -535,9 +578,10 @@ impl Generator<'_> {
 
     /// The ops of a job after loading: the instrumental stems mixed with
     /// their gains (into a bus when it is transformed further), time
-    /// stretch and key shift of the bus, a cover's voice transfer, and the
-    /// final mixdown normalised to the target loudness. Returns the output
-    /// and each final input's share of its energy.
+    /// stretch and key shift of the bus, a cover's melody transcription
+    /// (with `network`) and voice transfer, and the final mixdown
+    /// normalised to the target loudness. Returns the output and each final
+    /// input's share of its energy.
     async fn render(
         &self,
         log: &mut JobLog<'_>,
@@ -545,6 +589,7 @@ impl Generator<'_> {
         plan: &StemPlan,
         stems: &[Loaded],
         voice: Option<(&VoiceModelUse, &Loaded)>,
+        network: Option<&Loaded>,
     ) -> Result<(Intermediate, Vec<u32>), PipelineError> {
         let transformed = recipe.tempo_rate_ppm != RATE_PPM_UNIT || recipe.semitones_cents != 0;
         let instrumental_count = plan.instrumental.len();
@@ -610,6 +655,24 @@ impl Generator<'_> {
             match voice {
                 Some((model, model_input)) => {
                     let source = &stems[instrumental_count];
+                    let notes = match network {
+                        Some(network) => Some(
+                            self.run_file_step(
+                                log,
+                                OpParams::Transcribe(TranscribeParams {
+                                    model: crate::transcribe::MODEL_ID.into(),
+                                }),
+                                &[source, network],
+                                MELODY_NOTES,
+                            )
+                            .await?,
+                        ),
+                        None => None,
+                    };
+                    let mut inputs: Vec<&dyn StepInput> = vec![source, model_input];
+                    if let Some(notes) = &notes {
+                        inputs.push(notes);
+                    }
                     let voice = self
                         .run_step(
                             log,
@@ -618,7 +681,7 @@ impl Generator<'_> {
                                 cents: recipe.semitones_cents,
                                 rate_ppm: recipe.tempo_rate_ppm,
                             }),
-                            &[source, model_input],
+                            &inputs,
                             VOICE,
                         )
                         .await?
@@ -698,6 +761,50 @@ impl Generator<'_> {
             },
             out.energy_bp,
         ))
+    }
+
+    /// Runs an op whose output is a file, not audio (a note list), on the
+    /// job's engine, stores it by hash, appends its step event and returns
+    /// it as a later step's input.
+    async fn run_file_step(
+        &self,
+        log: &mut JobLog<'_>,
+        params: OpParams,
+        inputs: &[&dyn StepInput],
+        output_name: &str,
+    ) -> Result<Loaded, PipelineError> {
+        let op_inputs: Vec<OpInput> = inputs.iter().map(|i| i.op_input()).collect();
+        let started = Instant::now();
+        let mut out = params.execute(&self.engine, &op_inputs)?;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        if out.files.len() != 1 || !out.audio.is_empty() {
+            return Err(PipelineError::Step(format!(
+                "{} made {} files and {} audio outputs where the job expects one file",
+                params.op().as_str(),
+                out.files.len(),
+                out.audio.len()
+            )));
+        }
+        let bytes = out.files.remove(0);
+        let record = StepArtifact {
+            name: output_name.to_string(),
+            file: content_hash(&self.artifacts.put_bytes(&bytes)?),
+            pcm: None,
+        };
+        let records = inputs.iter().map(|i| i.record()).collect();
+        self.record_step(
+            log,
+            &params,
+            records,
+            vec![record.clone()],
+            &out,
+            duration_ms,
+        )
+        .await?;
+        Ok(Loaded {
+            record,
+            input: OpInput::Bytes(bytes),
+        })
     }
 
     async fn record_step(

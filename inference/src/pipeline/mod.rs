@@ -3,7 +3,7 @@
 //!
 //! A job ([`job::Generator::generate`]) appends to `generation-<job id>`:
 //! `generation.requested`, then one `generation.step` per op (`load-stems`,
-//! `mix`, `time-stretch`, `pitch-shift`, `voice-transfer`), each naming its
+//! `mix`, `time-stretch`, `pitch-shift`, `transcribe`, `voice-transfer`), each naming its
 //! inputs and outputs by content hash, its parameters in integer units, the
 //! kernels' source hashes, the backend and adapter and its duration; last,
 //! `generation.derivative-published` with the attribution measured on the
@@ -19,6 +19,8 @@
 //!   server deciding many requests.
 //! - [`steps`]: the ops, shared by the job and the replay.
 //! - [`training`]: the voice model training job.
+//! - [`model_registry`]: trained networks the engine runs, registered in
+//!   the log with their provenance.
 //!
 //! Jobs run their kernels on the calling task: the work is compute-bound
 //! and a job is one unit, so a server should run it on a blocking thread.
@@ -26,6 +28,7 @@
 pub mod job;
 pub mod licensing;
 pub mod licensing_index;
+pub mod model_registry;
 pub mod replay;
 pub mod request;
 pub mod steps;

@@ -3,6 +3,8 @@
 //! output. GPU floats may differ across devices, so a step matches when the
 //! SNR of the rerun against the record is above the op's tolerance
 //! ([`OpParams::tolerance_db`]); a step that ran on the CPU reruns exactly.
+//! A step whose output is a file of decisions (a transcription's note
+//! list) matches only when the rerun writes the same bytes.
 
 use super::job::VOICE_MODEL_INPUT;
 use super::steps::{OpInput, OpParams};
@@ -23,10 +25,19 @@ pub const SNR_DB_IDENTICAL: f64 = 300.0;
 pub struct ReplayReport {
     pub seq: u64,
     pub op: StepOp,
+    /// `samples` (audio, by SNR) or `bytes` (a file, by hash).
+    pub compared: &'static str,
     /// SNR of the rerun against the recorded output, dB, one decimal;
     /// [`SNR_DB_IDENTICAL`] when they are the same samples.
-    pub snr_db: f64,
-    pub tolerance_db: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snr_db: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tolerance_db: Option<f64>,
+    /// For a file: the recorded output's hash and the rerun's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<String>,
     pub matches: bool,
 }
 
@@ -121,6 +132,31 @@ pub async fn replay(
         .map(|record| load_recorded(artifacts, record))
         .collect::<Result<Vec<_>, _>>()?;
     let rerun = params.execute(&Engine::Cpu, &inputs)?;
+    if params.output_is_bytes() {
+        let [record] = step.outputs.as_slice() else {
+            return Err(PipelineError::Replay(format!(
+                "seq {seq}: a {} step records one output, not {}",
+                step.op.as_str(),
+                step.outputs.len()
+            )));
+        };
+        // The recorded file must still be there, under its hash.
+        artifacts.load_bytes(record.file.as_str())?;
+        let rerun_hash = match rerun.files.as_slice() {
+            [file] => crate::artifacts::file_hash(file),
+            _ => String::new(),
+        };
+        return Ok(ReplayReport {
+            seq,
+            op: step.op,
+            compared: "bytes",
+            snr_db: None,
+            tolerance_db: None,
+            matches: rerun_hash == record.file.as_str(),
+            recorded: Some(record.file.as_str().to_string()),
+            rerun: Some(rerun_hash),
+        });
+    }
     let recorded = step
         .outputs
         .iter()
@@ -149,8 +185,11 @@ pub async fn replay(
     Ok(ReplayReport {
         seq,
         op: step.op,
-        snr_db,
-        tolerance_db,
+        compared: "samples",
+        snr_db: Some(snr_db),
+        tolerance_db: Some(tolerance_db),
+        recorded: None,
+        rerun: None,
         matches: snr > tolerance_db,
     })
 }

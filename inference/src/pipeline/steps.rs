@@ -9,6 +9,8 @@ use crate::audio::Audio;
 use crate::gpu::Engine;
 use crate::kernels::mix::{self, StemInput};
 use crate::kernels::{phase_vocoder, resample, stft, KernelSource};
+use crate::onnx::gpu as onnx_gpu;
+use crate::transcribe::{self, melody::Melody, BasicPitch};
 use schemas::generation::{KernelRef, StepOp};
 use schemas::ContentHash;
 use serde::{Deserialize, Serialize};
@@ -62,6 +64,14 @@ pub struct VoiceParams {
     pub rate_ppm: u32,
 }
 
+/// Parameters of `transcribe`: which registered network transcribes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscribeParams {
+    /// The network's id, as its `model.registered` event names it.
+    pub model: String,
+}
+
 /// An op and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpParams {
@@ -71,10 +81,11 @@ pub enum OpParams {
     TimeStretch(StretchParams),
     PitchShift(ShiftParams),
     VoiceTransfer(VoiceParams),
+    Transcribe(TranscribeParams),
 }
 
 /// An input of an op: decoded audio, or the bytes of a non-audio artifact
-/// (a voice model).
+/// (a voice model, a network, a note list).
 #[derive(Debug, Clone)]
 pub enum OpInput {
     Audio(Audio),
@@ -85,6 +96,9 @@ pub enum OpInput {
 #[derive(Debug, Clone)]
 pub struct OpOutput {
     pub audio: Vec<Audio>,
+    /// Outputs that are not audio (a transcription's note list), stored
+    /// and hashed as they are.
+    pub files: Vec<Vec<u8>>,
     /// Measured values, in the units their names end with.
     pub measurements: BTreeMap<String, i64>,
     /// For `mix`: each input's share of the output energy, basis points
@@ -111,6 +125,7 @@ impl OpParams {
             OpParams::TimeStretch(_) => StepOp::TimeStretch,
             OpParams::PitchShift(_) => StepOp::PitchShift,
             OpParams::VoiceTransfer(_) => StepOp::VoiceTransfer,
+            OpParams::Transcribe(_) => StepOp::Transcribe,
         }
     }
 
@@ -122,6 +137,7 @@ impl OpParams {
             OpParams::TimeStretch(p) => serde_json::to_value(p),
             OpParams::PitchShift(p) => serde_json::to_value(p),
             OpParams::VoiceTransfer(p) => serde_json::to_value(p),
+            OpParams::Transcribe(p) => serde_json::to_value(p),
         };
         value.expect("op parameters serialize")
     }
@@ -140,6 +156,7 @@ impl OpParams {
             StepOp::TimeStretch => OpParams::TimeStretch(parse(params)?),
             StepOp::PitchShift => OpParams::PitchShift(parse(params)?),
             StepOp::VoiceTransfer => OpParams::VoiceTransfer(parse(params)?),
+            StepOp::Transcribe => OpParams::Transcribe(parse(params)?),
         })
     }
 
@@ -153,16 +170,24 @@ impl OpParams {
                 vec![&stft::SOURCE, &phase_vocoder::SOURCE, &resample::SOURCE]
             }
             OpParams::VoiceTransfer(_) => super::voice_transfer::kernels(),
+            OpParams::Transcribe(_) => vec![&onnx_gpu::SOURCE],
         };
         sources.into_iter().map(kernel_ref).collect()
     }
 
+    /// Whether a replay compares the output's bytes, not its samples: a
+    /// note list holds only decisions, so the CPU twin must give the same.
+    pub fn output_is_bytes(&self) -> bool {
+        matches!(self, OpParams::Transcribe(_))
+    }
+
     /// The SNR above which a CPU replay matches the recorded output: the
     /// tolerance each kernel's GPU-vs-CPU test states, less a margin for
-    /// other signals than the tests'. Decoding is exact.
+    /// other signals than the tests'. Decoding is exact; a note list is
+    /// compared byte for byte ([`OpParams::output_is_bytes`]).
     pub fn tolerance_db(&self) -> f64 {
         match self {
-            OpParams::LoadStems => 120.0,
+            OpParams::LoadStems | OpParams::Transcribe(_) => 120.0,
             OpParams::Mix(_) => 90.0,
             OpParams::TimeStretch(_) | OpParams::PitchShift(_) => 40.0,
             OpParams::VoiceTransfer(_) => super::voice_transfer::TOLERANCE_DB,
@@ -195,12 +220,14 @@ impl OpParams {
         };
         let plain = |audio: Audio| OpOutput {
             audio: vec![audio],
+            files: Vec::new(),
             measurements: BTreeMap::new(),
             energy_bp: Vec::new(),
         };
         match self {
             OpParams::LoadStems => Ok(OpOutput {
                 audio: audio_inputs()?.into_iter().cloned().collect(),
+                files: Vec::new(),
                 measurements: BTreeMap::new(),
                 energy_bp: Vec::new(),
             }),
@@ -216,24 +243,71 @@ impl OpParams {
                 f64::from(params.cents) / 100.0,
             )?)),
             OpParams::VoiceTransfer(params) => {
-                let (vocal, model) = match inputs {
-                    [OpInput::Audio(vocal), OpInput::Bytes(model)] => (vocal, model),
+                let (vocal, model, notes) = match inputs {
+                    [OpInput::Audio(vocal), OpInput::Bytes(model)] => (vocal, model, None),
+                    [OpInput::Audio(vocal), OpInput::Bytes(model), OpInput::Bytes(notes)] => {
+                        (vocal, model, Some(notes))
+                    }
                     _ => {
                         return Err(PipelineError::Step(
-                            "voice-transfer takes a source vocal and a voice model".into(),
+                            "voice-transfer takes a source vocal, a voice model and optionally the melody's notes".into(),
                         ))
                     }
                 };
+                let melody = notes
+                    .map(|bytes| Melody::from_bytes(bytes))
+                    .transpose()
+                    .map_err(|e| PipelineError::Step(format!("the melody's notes: {e}")))?;
                 Ok(plain(super::voice_transfer::run(
                     engine,
                     vocal,
                     model,
+                    melody.as_ref(),
                     f64::from(params.cents),
                     ppm_to_rate(params.rate_ppm),
                 )?))
             }
+            OpParams::Transcribe(params) => transcribe_op(engine, params, inputs),
         }
     }
+}
+
+/// Transcribes the source vocal with the network in the model artifact and
+/// keeps its melody ([`Melody::from_notes`]).
+fn transcribe_op(
+    engine: &Engine,
+    params: &TranscribeParams,
+    inputs: &[OpInput],
+) -> Result<OpOutput, PipelineError> {
+    let [OpInput::Audio(vocal), OpInput::Bytes(model_bytes)] = inputs else {
+        return Err(PipelineError::Step(
+            "transcribe takes a source vocal and the network's model file".into(),
+        ));
+    };
+    if params.model != transcribe::MODEL_ID {
+        return Err(PipelineError::Step(format!(
+            "transcribe runs {}, not {}",
+            transcribe::MODEL_ID,
+            params.model
+        )));
+    }
+    let failed = |e: &dyn std::fmt::Display| PipelineError::Step(format!("transcribe: {e}"));
+    let model = BasicPitch::from_bytes(model_bytes).map_err(|e| failed(&e))?;
+    let transcription =
+        transcribe::transcribe(&model, engine, vocal, |_, _| {}).map_err(|e| failed(&e))?;
+    let melody = Melody::from_notes(&transcription.notes);
+    let mut measurements = BTreeMap::new();
+    measurements.insert(
+        "notes_detected".to_string(),
+        transcription.notes.len() as i64,
+    );
+    measurements.insert("melody_notes".to_string(), melody.notes.len() as i64);
+    Ok(OpOutput {
+        audio: Vec::new(),
+        files: vec![melody.to_bytes()],
+        measurements,
+        energy_bp: Vec::new(),
+    })
 }
 
 fn mix_op(
@@ -288,6 +362,7 @@ fn mix_op(
     );
     Ok(OpOutput {
         audio: vec![mixdown.audio],
+        files: Vec::new(),
         measurements,
         energy_bp: mixdown.attribution_bp,
     })
@@ -319,6 +394,9 @@ mod tests {
                 voice_model: "vm1".into(),
                 cents: 300,
                 rate_ppm: 900_000,
+            }),
+            OpParams::Transcribe(TranscribeParams {
+                model: transcribe::MODEL_ID.into(),
             }),
         ];
         for params in cases {

@@ -269,7 +269,7 @@ async fn a_remix_records_every_step_and_publishes_the_whole_to_the_recording() {
     for step in &generated.steps {
         let report = replay(&f.store, &f.artifacts, step.seq).await.unwrap();
         assert!(report.matches, "{report:?}");
-        assert_eq!(report.snr_db, replay::SNR_DB_IDENTICAL);
+        assert_eq!(report.snr_db, Some(replay::SNR_DB_IDENTICAL));
     }
 }
 
@@ -410,10 +410,60 @@ async fn a_cover_is_attributed_to_the_recording_and_the_voice() {
             StepOp::LoadStems,
             StepOp::Mix,
             StepOp::PitchShift,
+            StepOp::Transcribe,
             StepOp::VoiceTransfer,
             StepOp::Mix
         ]
     );
+    // The network's file is registered once, with its provenance, and the
+    // transcription names it by that hash.
+    let registrations = f
+        .events(&schemas::generation::model_stream(
+            crate::transcribe::MODEL_ID,
+        ))
+        .await;
+    assert_eq!(registrations.len(), 1);
+    let registered: schemas::generation::ModelRegistered =
+        serde_json::from_value(registrations[0].data.clone()).unwrap();
+    assert_eq!(
+        registered.artifact.as_str(),
+        format!("sha256:{}", crate::transcribe::MODEL_SHA256)
+    );
+    assert_eq!(registered.licence, "Apache-2.0");
+    assert_eq!(registered.source_version, "0.4.0");
+    let transcribe: GenerationStep = serde_json::from_value(events[4].data.clone()).unwrap();
+    assert_eq!(
+        transcribe.params,
+        json!({"model": "basic-pitch-icassp-2022"})
+    );
+    assert_eq!(transcribe.inputs[0].name, "vocals");
+    assert_eq!(transcribe.inputs[1].name, "transcription-model");
+    assert_eq!(transcribe.inputs[1].file, registered.artifact);
+    assert_eq!(transcribe.outputs[0].name, "melody-notes");
+    assert_eq!(transcribe.outputs[0].pcm, None);
+    assert_eq!(transcribe.kernels[0].name, "onnx");
+    // The sample song sings E5 (MIDI 76) on its first two beats (0.625 s
+    // each at 96 bpm): the notes say so where each beat is steady.
+    let melody = crate::transcribe::melody::Melody::from_bytes(
+        &f.artifacts
+            .load_bytes(transcribe.outputs[0].file.as_str())
+            .unwrap(),
+    )
+    .unwrap();
+    for time_s in [0.3, 0.9] {
+        assert_eq!(
+            melody.note_at(time_s).map(|n| n.pitch_midi),
+            Some(76),
+            "{melody:?}"
+        );
+    }
+    assert_eq!(
+        transcribe.measurements["melody_notes"],
+        melody.notes.len() as i64
+    );
+    // The notes drive the voice.
+    let voice_step: GenerationStep = serde_json::from_value(events[5].data.clone()).unwrap();
+    assert_eq!(voice_step.inputs[2], transcribe.outputs[0]);
     let published: DerivativePublished =
         serde_json::from_value(events[events.len() - 2].data.clone()).unwrap();
     assert_eq!(published.weight_bp_sum(), 10_000);
@@ -434,6 +484,19 @@ async fn a_cover_is_attributed_to_the_recording_and_the_voice() {
         .clone();
     assert_eq!(voice["instance_id"], trained.artifact.as_str());
     assert!(voice["description"].as_str().unwrap().contains("consent"));
+    // ... and the network that transcribed the melody, with its licence.
+    let network = store["manifests"][label]["ingredients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["instance_id"] == registered.artifact.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(network["relationship"], "inputTo");
+    assert!(network["description"]
+        .as_str()
+        .unwrap()
+        .contains("Apache-2.0"));
     let kinds: Vec<(AttributionKind, &str)> = published
         .attribution
         .iter()
@@ -453,16 +516,34 @@ async fn a_cover_is_attributed_to_the_recording_and_the_voice() {
         published.attribution
     );
 
-    // The voice transfer replays on the CPU twin.
-    let voice_step = generated
+    // The transcription and the voice transfer replay on the CPU twin, the
+    // note list to the byte.
+    for op in [StepOp::Transcribe, StepOp::VoiceTransfer] {
+        let step = generated.steps.iter().find(|s| s.op == op).unwrap();
+        let report = replay(&f.store, &f.artifacts, step.seq).await.unwrap();
+        assert!(report.matches, "{report:?}");
+    }
+    let transcribed = generated
         .steps
         .iter()
-        .find(|s| s.op == StepOp::VoiceTransfer)
+        .find(|s| s.op == StepOp::Transcribe)
         .unwrap();
-    let report = replay(&f.store, &f.artifacts, voice_step.seq)
+    let report = replay(&f.store, &f.artifacts, transcribed.seq)
         .await
         .unwrap();
-    assert!(report.matches, "{report:?}");
+    assert_eq!(report.compared, "bytes");
+    assert_eq!(report.recorded, report.rerun);
+
+    // A second cover reuses the registration.
+    f.run(&request).await.unwrap();
+    assert_eq!(
+        f.events(&schemas::generation::model_stream(
+            crate::transcribe::MODEL_ID
+        ))
+        .await
+        .len(),
+        1
+    );
 }
 
 #[tokio::test]

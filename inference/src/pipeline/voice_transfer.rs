@@ -2,11 +2,18 @@
 //! (YIN), shifted in key and stretched in time to follow the remixed
 //! instrumental, drive harmonic-plus-noise synthesis with a voice model
 //! learned from the consenting artist's licensed stems.
+//!
+//! With the melody's notes (transcribed by the network), the notes decide
+//! where the voice sings and at what pitch: inside a note YIN's f0 is kept
+//! where it is within a semitone of the note (its vibrato and glides),
+//! and the note's own pitch stands in where YIN lost the tone or jumped
+//! an octave; outside every note the voice breathes but does not sing.
 
 use super::PipelineError;
 use crate::audio::Audio;
 use crate::gpu::Engine;
 use crate::kernels::{phase_vocoder, yin, KernelSource};
+use crate::transcribe::melody::Melody;
 use crate::voice::ddsp::{self, Controls};
 use crate::voice::VoiceModel;
 
@@ -20,6 +27,39 @@ pub const TOLERANCE_DB: f64 = 25.0;
 /// the synthesis.
 pub fn kernels() -> Vec<&'static KernelSource> {
     vec![&yin::SOURCE, &ddsp::KERNEL]
+}
+
+/// How far YIN's f0 may stray from the note it sings, cents, and still be
+/// kept: beyond it YIN has most likely locked onto an overtone or a
+/// subharmonic.
+const NOTE_TRUST_CENTS: f64 = 100.0;
+
+/// `controls` with f0 set by `melody`: each frame inside a note keeps YIN's
+/// f0 within [`NOTE_TRUST_CENTS`] of the note, else takes the note's pitch;
+/// frames outside every note are unvoiced (0 Hz). Loudness is unchanged.
+pub fn follow_melody(controls: &Controls, melody: &Melody) -> Controls {
+    let hop_s = controls.hop as f64 / f64::from(controls.sample_rate);
+    let f0_hz = controls
+        .f0_hz
+        .iter()
+        .enumerate()
+        .map(|(i, &tracked)| match melody.note_at(i as f64 * hop_s) {
+            None => 0.0,
+            Some(note) => {
+                let target = note.pitch_hz();
+                let off_cents = 1200.0 * (f64::from(tracked) / target).log2().abs();
+                if tracked > 0.0 && off_cents <= NOTE_TRUST_CENTS {
+                    tracked
+                } else {
+                    target as f32
+                }
+            }
+        })
+        .collect();
+    Controls {
+        f0_hz,
+        ..controls.clone()
+    }
 }
 
 /// Controls `controls` stretched by `rate` (2.0 = half as many frames) and
@@ -63,18 +103,23 @@ pub fn retime_controls(controls: &Controls, rate: f64, cents: f64) -> Controls {
 }
 
 /// Sings `vocal`'s melody with the voice model in `model_bytes`, `cents`
-/// higher and `rate` times faster; the result is mono and as long as the
-/// phase vocoder makes the instrumental at that rate.
+/// higher and `rate` times faster, following `melody`'s notes when given;
+/// the result is mono and as long as the phase vocoder makes the
+/// instrumental at that rate.
 pub fn run(
     engine: &Engine,
     vocal: &Audio,
     model_bytes: &[u8],
+    melody: Option<&Melody>,
     cents: f64,
     rate: f64,
 ) -> Result<Audio, PipelineError> {
     let model = VoiceModel::from_bytes(model_bytes)
         .map_err(|e| PipelineError::Step(format!("the voice model artifact: {e}")))?;
-    let controls = ddsp::controls_from(engine, vocal)?;
+    let mut controls = ddsp::controls_from(engine, vocal)?;
+    if let Some(melody) = melody {
+        controls = follow_melody(&controls, melody);
+    }
     let controls = retime_controls(&controls, rate, cents);
     let len_samples = phase_vocoder::stretched_len(vocal.frames(), rate);
     let samples = ddsp::synthesize(engine, &model, &controls, len_samples)?;
@@ -102,5 +147,30 @@ mod tests {
         assert_eq!(octave_up_half_speed.loudness[1], 0.5);
         let double = retime_controls(&controls, 2.0, 0.0);
         assert_eq!(double.f0_hz, vec![220.0, 0.0, 440.0]);
+    }
+
+    #[test]
+    fn notes_keep_yins_f0_near_them_correct_it_far_off_and_silence_the_rest() {
+        use crate::transcribe::melody::MelodyNote;
+        // Frames every 100 ms.
+        let controls = Controls {
+            f0_hz: vec![300.0, 442.0, 880.0, 0.0, 430.0, 500.0],
+            loudness: vec![-20.0; 6],
+            hop: 4_410,
+            sample_rate: 44_100,
+        };
+        let melody = Melody {
+            notes: vec![MelodyNote {
+                start_ms: 100,
+                end_ms: 450,
+                pitch_midi: 69,
+            }],
+        };
+        let followed = follow_melody(&controls, &melody);
+        // Before the note: unvoiced. 442 Hz is within a semitone of A4 and
+        // kept; an octave up and an unvoiced frame take the note's 440 Hz;
+        // 430 Hz is kept; after the note: unvoiced.
+        assert_eq!(followed.f0_hz, vec![0.0, 442.0, 440.0, 440.0, 430.0, 0.0]);
+        assert_eq!(followed.loudness, controls.loudness);
     }
 }

@@ -6,6 +6,7 @@
 //! ([`notes`]) as the reference implementation does, so its frames and
 //! notes line up with the reference's.
 
+pub mod melody;
 pub mod midi;
 pub mod model;
 pub mod notes;
@@ -14,7 +15,7 @@ pub mod windows;
 use crate::audio::Audio;
 use crate::gpu::{Engine, Gpu};
 use crate::kernels::{resample, KernelError};
-pub use model::{BasicPitch, ModelFileError, MODEL_NAME, MODEL_SHA256};
+pub use model::{BasicPitch, ModelFileError, MODEL_ID, MODEL_NAME, MODEL_SHA256};
 use model::{CONTOUR_BINS, NOTE_BINS};
 pub use notes::Note;
 use serde_json::{json, Value};

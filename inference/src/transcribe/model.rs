@@ -9,6 +9,16 @@ use std::path::{Path, PathBuf};
 
 /// What the network is called in events and output.
 pub const MODEL_NAME: &str = "basic-pitch icassp_2022 nmp.onnx";
+/// The id steps and its `model.registered` event name it by.
+pub const MODEL_ID: &str = "basic-pitch-icassp-2022";
+/// Where the file comes from and under which terms, as its
+/// `model.registered` event records them (`models/basic-pitch/README.md`).
+pub const MODEL_LICENCE: &str = "Apache-2.0";
+pub const MODEL_AUTHORS: &str =
+    "Spotify AB (Bittner, Bosch, Rubinstein, Meseguer-Brocal and Ewert, ICASSP 2022)";
+pub const MODEL_SOURCE_PACKAGE: &str = "pypi:basic-pitch";
+pub const MODEL_SOURCE_VERSION: &str = "0.4.0";
+pub const MODEL_SOURCE_PATH: &str = "basic_pitch/saved_models/icassp_2022/nmp.onnx";
 /// The SHA-256 of `nmp.onnx` in the `basic-pitch` 0.4.0 wheel.
 pub const MODEL_SHA256: &str = "2c3c1d144bfa61ad236e92e169c13535c880469a12a047d4e73451f2c059a0ec";
 /// Where the repository keeps the file (`models/basic-pitch/`, with its
@@ -34,6 +44,8 @@ pub enum ModelFileError {
     },
     #[error("{} is not Basic Pitch's nmp.onnx: its SHA-256 is {found}, the published file's is {MODEL_SHA256} (scripts/fetch-basic-pitch-model restores it)", .path.display())]
     NotTheModel { path: PathBuf, found: String },
+    #[error("the model artifact is not Basic Pitch's nmp.onnx: its SHA-256 is {found}, the published file's is {MODEL_SHA256}")]
+    NotTheModelArtifact { found: String },
     #[error(transparent)]
     Parse(#[from] ModelError),
     #[error("the model's graph is not Basic Pitch's: {0}")]
@@ -70,14 +82,23 @@ impl BasicPitch {
             path: path.to_owned(),
             source,
         })?;
-        let found = hex::encode(Sha256::digest(&bytes));
-        if found != MODEL_SHA256 {
-            return Err(ModelFileError::NotTheModel {
+        BasicPitch::from_bytes(&bytes).map_err(|error| match error {
+            ModelFileError::NotTheModelArtifact { found } => ModelFileError::NotTheModel {
                 path: path.to_owned(),
                 found,
-            });
+            },
+            other => other,
+        })
+    }
+
+    /// Parses the model from its bytes (an artifact the log names by hash),
+    /// refusing any that are not the published file's before parsing.
+    pub fn from_bytes(bytes: &[u8]) -> Result<BasicPitch, ModelFileError> {
+        let found = hex::encode(Sha256::digest(bytes));
+        if found != MODEL_SHA256 {
+            return Err(ModelFileError::NotTheModelArtifact { found });
         }
-        let model = Model::parse(&bytes)?;
+        let model = Model::parse(bytes)?;
         let position = |name: &str| {
             model
                 .outputs

@@ -101,6 +101,13 @@ function showInputs(answer) {
       `artist ${model.data.artist}; consent ${consent.reference ?? "none recorded"}${consent.granted === false ? " (not granted)" : ""}`,
     ]);
   }
+  for (const [id, model] of Object.entries(answer.models ?? {})) {
+    row(table, [
+      "Network",
+      id,
+      `${model.data.licence}, ${model.data.authors}; ${model.data.source_package} ${model.data.source_version}; file ${model.data.artifact}; registered at seq ${model.seq}`,
+    ]);
+  }
 }
 
 function showSteps(answer) {
