@@ -135,24 +135,47 @@ fn generate_and_replay_from_the_command_line() {
     assert_eq!(lineage["derivative"]["attribution"], covered["attribution"]);
     assert_eq!(
         lineage["generation_steps"].as_array().unwrap().len(),
-        8,
-        "requested, five steps, published, credentials issued"
+        9,
+        "requested, six steps (a transcription among them), published, credentials issued"
     );
+    // ... and the network that transcribed its melody, with its provenance.
+    let network = &lineage["models"]["basic-pitch-icassp-2022"];
+    assert_eq!(network["data"]["licence"], "Apache-2.0", "{lineage}");
+    assert_eq!(
+        network["data"]["artifact"],
+        format!("sha256:{}", inference::transcribe::MODEL_SHA256)
+    );
+    let network_seq = network["seq"].as_u64().unwrap();
+    assert!(lineage["cited"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["seq"] == network_seq));
 
     let steps: Vec<u64> = events(data)
         .into_iter()
         .filter(|(_, kind, _)| kind == "generation.step")
         .map(|(seq, _, _)| seq)
         .collect();
-    assert_eq!(steps.len(), 10, "five steps per job");
+    assert_eq!(
+        steps.len(),
+        11,
+        "five steps for the remix, six for the cover"
+    );
     for seq in steps {
         let report = ok_json(data, &["replay", "--seq", &seq.to_string()]);
         assert_eq!(report["seq"], seq);
         assert_eq!(report["matches"], true, "{report}");
-        assert!(
-            report["snr_db"].as_f64().unwrap() > report["tolerance_db"].as_f64().unwrap(),
-            "{report}"
-        );
+        if report["op"] == "transcribe" {
+            // The note list, byte for byte.
+            assert_eq!(report["compared"], "bytes");
+            assert_eq!(report["recorded"], report["rerun"]);
+        } else {
+            assert!(
+                report["snr_db"].as_f64().unwrap() > report["tolerance_db"].as_f64().unwrap(),
+                "{report}"
+            );
+        }
     }
     // A seq that is not a step is refused as bad input.
     let output = run(data, &["replay", "--seq", "0"]);

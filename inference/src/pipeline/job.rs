@@ -457,10 +457,12 @@ impl Generator<'_> {
         let credentialed = self
             .credential(
                 &mut log,
-                &licence,
-                artist,
-                &stem_inputs,
-                registered_network.as_ref().map(|r| &r.registration),
+                ingredients(
+                    &licence,
+                    artist,
+                    &stem_inputs,
+                    registered_network.as_ref().map(|r| &r.registration),
+                ),
                 &artifact,
                 &published_event,
             )
@@ -485,10 +487,7 @@ impl Generator<'_> {
     async fn credential(
         &self,
         log: &mut JobLog<'_>,
-        licence: &Licence,
-        artist: Option<String>,
-        stems: &[Loaded],
-        network: Option<&ModelRegistered>,
+        ingredients: Ingredients,
         output: &Artifact,
         published: &Appended,
     ) -> Result<Credentialed, PipelineError> {
@@ -509,27 +508,9 @@ impl Generator<'_> {
             checkpoint_note: checkpoint.note,
         };
         let facts = GenerationFacts {
-            stems: stems
-                .iter()
-                .map(|l| StemIngredient {
-                    isrc: licence.recording.isrc.clone(),
-                    stem: l.record.name.clone(),
-                    file: l.record.file.clone(),
-                })
-                .collect(),
-            voice: licence.voice_model.as_ref().map(|m| VoiceIngredient {
-                model: m.id.clone(),
-                artifact: m.artifact.clone(),
-                artist: artist.unwrap_or_else(|| "unknown".into()),
-                consent_reference: m.consent_reference.clone(),
-            }),
-            network: network.map(|n| NetworkIngredient {
-                model: n.model.clone(),
-                artifact: n.artifact.clone(),
-                licence: n.licence.clone(),
-                authors: n.authors.clone(),
-                source: format!("{} {}", n.source_package, n.source_version),
-            }),
+            stems: ingredients.stems,
+            voice: ingredients.voice,
+            network: ingredients.network,
             steps: log.step_events.clone(),
             provenance: Provenance {
                 origin: self.store.verifier().name().to_string(),
@@ -857,6 +838,47 @@ impl Generator<'_> {
             duration_ms,
         });
         Ok(())
+    }
+}
+
+/// What a derivative's Content Credentials name as its ingredients.
+struct Ingredients {
+    stems: Vec<StemIngredient>,
+    voice: Option<VoiceIngredient>,
+    network: Option<NetworkIngredient>,
+}
+
+/// The ingredients of a job: the licensed stems it loaded, the voice
+/// model of `artist` it sang with and the network that transcribed the
+/// melody, if any.
+fn ingredients(
+    licence: &Licence,
+    artist: Option<String>,
+    stems: &[Loaded],
+    network: Option<&ModelRegistered>,
+) -> Ingredients {
+    Ingredients {
+        stems: stems
+            .iter()
+            .map(|l| StemIngredient {
+                isrc: licence.recording.isrc.clone(),
+                stem: l.record.name.clone(),
+                file: l.record.file.clone(),
+            })
+            .collect(),
+        voice: licence.voice_model.as_ref().map(|m| VoiceIngredient {
+            model: m.id.clone(),
+            artifact: m.artifact.clone(),
+            artist: artist.unwrap_or_else(|| "unknown".into()),
+            consent_reference: m.consent_reference.clone(),
+        }),
+        network: network.map(|n| NetworkIngredient {
+            model: n.model.clone(),
+            artifact: n.artifact.clone(),
+            licence: n.licence.clone(),
+            authors: n.authors.clone(),
+            source: format!("{} {}", n.source_package, n.source_version),
+        }),
     }
 }
 
