@@ -23,7 +23,11 @@ const RANK: usize = 6;
 /// The output channels and columns one conv2d thread computes (`M_TILE`
 /// and `W_TILE` in `onnx.wgsl`, at most 32 sums): 8 × 4, or 16 columns of
 /// a single channel. Of the tiles tried on lavapipe (4 × 2 to 16 × 2, and
-/// 1 × 8 to 1 × 32 for one channel) these were the fastest.
+/// 1 × 8 to 1 × 32 for one channel) these were the fastest. Two other
+/// layouts measured no better there: whole workgroups an output row (so
+/// every lane loads the same weights), within the bench's run-to-run
+/// spread; and shifting the input tile one column a tap (one load a tap
+/// instead of `W_TILE`), 20% slower.
 fn conv_tile(out_channels: usize) -> (usize, usize) {
     if out_channels == 1 {
         (1, 16)

@@ -148,7 +148,8 @@ pub enum GenerationState {
 pub struct StepSummary {
     /// The step event's seq in the log.
     seq: u64,
-    /// `load-stems`, `mix`, `time-stretch`, `pitch-shift` or `voice-transfer`.
+    /// `load-stems`, `mix`, `time-stretch`, `pitch-shift`, `transcribe` or
+    /// `voice-transfer`.
     op: String,
     duration_ms: u64,
     /// `gpu` or `cpu`.
