@@ -100,7 +100,54 @@ fn stem_label(stem: &StemIngredient) -> String {
     format!("stem-{}", stem.stem)
 }
 
+/// A model file a step read (the voice model, the transcription network):
+/// its ingredient label and content hash.
+struct ModelFile<'a> {
+    label: &'static str,
+    artifact: &'a ContentHash,
+}
+
 impl GenerationFacts {
+    /// The model files among the ingredients, each with its title and
+    /// description.
+    fn model_ingredients(&self) -> Vec<(ModelFile<'_>, String, String)> {
+        let voice = self.voice.as_ref().map(|voice| {
+            let consent = voice
+                .consent_reference
+                .as_deref()
+                .unwrap_or("none recorded");
+            (
+                ModelFile {
+                    label: VOICE_LABEL,
+                    artifact: &voice.artifact,
+                },
+                format!("voice model {}", voice.model),
+                format!(
+                    "Voice model {} of {}, trained on the artist's licensed stems; model hash {}; consent reference {}",
+                    voice.model, voice.artist, voice.artifact.as_str(), consent
+                ),
+            )
+        });
+        let network = self.network.as_ref().map(|network| {
+            (
+                ModelFile {
+                    label: NETWORK_LABEL,
+                    artifact: &network.artifact,
+                },
+                format!("trained network {}", network.model),
+                format!(
+                    "Trained network {} by {}, licence {}, from {}; model hash {}",
+                    network.model,
+                    network.authors,
+                    network.licence,
+                    network.source,
+                    network.artifact.as_str()
+                ),
+            )
+        });
+        voice.into_iter().chain(network).collect()
+    }
+
     /// The IPTC digital source type of the output.
     pub fn digital_source_type(&self) -> &'static str {
         if self.stems.is_empty() {
@@ -113,6 +160,7 @@ impl GenerationFacts {
     /// The c2pa manifest definition (the `c2pa` crate's JSON form), without
     /// the provenance assertion, which is added as JSON when signing.
     pub(crate) fn definition(&self) -> Value {
+        let models = self.model_ingredients();
         let mut ingredients: Vec<Value> = self
             .stems
             .iter()
@@ -130,35 +178,14 @@ impl GenerationFacts {
                 })
             })
             .collect();
-        if let Some(voice) = &self.voice {
-            let consent = voice
-                .consent_reference
-                .as_deref()
-                .unwrap_or("none recorded");
+        for (model, title, description) in &models {
             ingredients.push(json!({
-                "title": format!("voice model {}", voice.model),
+                "title": title,
                 "format": "application/octet-stream",
                 "relationship": "inputTo",
-                "label": VOICE_LABEL,
-                "instance_id": voice.artifact.as_str(),
-                "description": format!(
-                    "Voice model {} of {}, trained on the artist's licensed stems; model hash {}; consent reference {}",
-                    voice.model, voice.artist, voice.artifact.as_str(), consent
-                ),
-            }));
-        }
-
-        if let Some(network) = &self.network {
-            ingredients.push(json!({
-                "title": format!("trained network {}", network.model),
-                "format": "application/octet-stream",
-                "relationship": "inputTo",
-                "label": NETWORK_LABEL,
-                "instance_id": network.artifact.as_str(),
-                "description": format!(
-                    "Trained network {} by {}, licence {}, from {}; model hash {}",
-                    network.model, network.authors, network.licence, network.source, network.artifact.as_str()
-                ),
+                "label": model.label,
+                "instance_id": model.artifact.as_str(),
+                "description": description,
             }));
         }
 
@@ -176,18 +203,10 @@ impl GenerationFacts {
             for input in &step.inputs {
                 let label = if let Some(stem) = self.stems.iter().find(|s| s.file == input.file) {
                     stem_label(stem)
-                } else if self
-                    .voice
-                    .as_ref()
-                    .is_some_and(|v| v.artifact == input.file)
+                } else if let Some((model, _, _)) =
+                    models.iter().find(|(m, _, _)| *m.artifact == input.file)
                 {
-                    VOICE_LABEL.to_string()
-                } else if self
-                    .network
-                    .as_ref()
-                    .is_some_and(|n| n.artifact == input.file)
-                {
-                    NETWORK_LABEL.to_string()
+                    model.label.to_string()
                 } else {
                     continue;
                 };

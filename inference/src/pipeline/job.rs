@@ -706,34 +706,25 @@ impl Generator<'_> {
         inputs: &[&dyn StepInput],
         output_name: &str,
     ) -> Result<(Intermediate, Vec<u32>), PipelineError> {
-        let op_inputs: Vec<OpInput> = inputs.iter().map(|i| i.op_input()).collect();
-        let started = Instant::now();
-        let mut out = params.execute(&self.engine, &op_inputs)?;
-        let duration_ms = started.elapsed().as_millis() as u64;
-        if out.audio.len() != 1 {
-            return Err(PipelineError::Step(format!(
-                "{} made {} outputs where the job expects one",
-                params.op().as_str(),
-                out.audio.len()
-            )));
-        }
-        let audio = out.audio.remove(0);
-        let artifact = self.artifacts.write_wav(&audio)?;
-        let record = StepArtifact {
-            name: output_name.to_string(),
-            file: content_hash(&artifact.file_hash),
-            pcm: Some(content_hash(&artifact.pcm_hash)),
-        };
-        let records = inputs.iter().map(|i| i.record()).collect();
-        self.record_step(
-            log,
-            &params,
-            records,
-            vec![record.clone()],
-            &out,
-            duration_ms,
-        )
-        .await?;
+        let (out, (record, artifact, audio)) = self
+            .run_and_record(log, params, inputs, |params, out| {
+                if out.audio.len() != 1 {
+                    return Err(PipelineError::Step(format!(
+                        "{} made {} outputs where the job expects one",
+                        params.op().as_str(),
+                        out.audio.len()
+                    )));
+                }
+                let audio = out.audio.remove(0);
+                let artifact = self.artifacts.write_wav(&audio)?;
+                let record = StepArtifact {
+                    name: output_name.to_string(),
+                    file: content_hash(&artifact.file_hash),
+                    pcm: Some(content_hash(&artifact.pcm_hash)),
+                };
+                Ok((record.clone(), (record, artifact, audio)))
+            })
+            .await?;
         Ok((
             Intermediate {
                 record,
@@ -754,38 +745,53 @@ impl Generator<'_> {
         inputs: &[&dyn StepInput],
         output_name: &str,
     ) -> Result<Loaded, PipelineError> {
+        let (_, loaded) = self
+            .run_and_record(log, params, inputs, |params, out| {
+                if out.files.len() != 1 || !out.audio.is_empty() {
+                    return Err(PipelineError::Step(format!(
+                        "{} made {} files and {} audio outputs where the job expects one file",
+                        params.op().as_str(),
+                        out.files.len(),
+                        out.audio.len()
+                    )));
+                }
+                let bytes = out.files.remove(0);
+                let record = StepArtifact {
+                    name: output_name.to_string(),
+                    file: content_hash(&self.artifacts.put_bytes(&bytes)?),
+                    pcm: None,
+                };
+                Ok((
+                    record.clone(),
+                    Loaded {
+                        record,
+                        input: OpInput::Bytes(bytes),
+                    },
+                ))
+            })
+            .await?;
+        Ok(loaded)
+    }
+
+    /// Runs `params` on the job's engine over `inputs`, timed; `store`
+    /// takes the one output the job keeps out of the op's output, stores
+    /// it and returns its record. The step event is then appended.
+    async fn run_and_record<T>(
+        &self,
+        log: &mut JobLog<'_>,
+        params: OpParams,
+        inputs: &[&dyn StepInput],
+        store: impl FnOnce(&OpParams, &mut OpOutput) -> Result<(StepArtifact, T), PipelineError>,
+    ) -> Result<(OpOutput, T), PipelineError> {
         let op_inputs: Vec<OpInput> = inputs.iter().map(|i| i.op_input()).collect();
         let started = Instant::now();
         let mut out = params.execute(&self.engine, &op_inputs)?;
         let duration_ms = started.elapsed().as_millis() as u64;
-        if out.files.len() != 1 || !out.audio.is_empty() {
-            return Err(PipelineError::Step(format!(
-                "{} made {} files and {} audio outputs where the job expects one file",
-                params.op().as_str(),
-                out.files.len(),
-                out.audio.len()
-            )));
-        }
-        let bytes = out.files.remove(0);
-        let record = StepArtifact {
-            name: output_name.to_string(),
-            file: content_hash(&self.artifacts.put_bytes(&bytes)?),
-            pcm: None,
-        };
+        let (record, kept) = store(&params, &mut out)?;
         let records = inputs.iter().map(|i| i.record()).collect();
-        self.record_step(
-            log,
-            &params,
-            records,
-            vec![record.clone()],
-            &out,
-            duration_ms,
-        )
-        .await?;
-        Ok(Loaded {
-            record,
-            input: OpInput::Bytes(bytes),
-        })
+        self.record_step(log, &params, records, vec![record], &out, duration_ms)
+            .await?;
+        Ok((out, kept))
     }
 
     async fn record_step(
